@@ -1,0 +1,19 @@
+"""Project exception types. Messages say what went wrong and what to do next."""
+
+from __future__ import annotations
+
+
+class StatarbError(Exception):
+    """Base class of every error statarb_kit raises on purpose."""
+
+
+class InvalidParameter(StatarbError, ValueError):
+    """A user-supplied parameter (symbol, timeframe, threshold, capacity...) is out of range."""
+
+
+class StoreLockedError(StatarbError):
+    """The DuckDB file is already open for writing by another process."""
+
+
+class SessionStateError(StatarbError, RuntimeError):
+    """A Session method was called in the wrong state (e.g. start() twice, no event loop)."""

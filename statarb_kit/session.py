@@ -1,0 +1,363 @@
+"""Session: owns the pipeline's background tasks, from a source to stored bars.
+
+    source --(ingest task)--> TickRing --(writer task)--> TickStore.insert_ticks (dedup)
+        --> BarBuilder.update --> TickStore.write_bars, live views, bar subscribers
+
+Both tasks run on the caller's event loop (a notebook kernel's or ``asyncio.run``'s); DuckDB
+calls run on one dedicated worker thread, so inserts never block the notebook.
+``stop()`` drains the ring and writes the forming bars: a clean stop loses no tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .bars import DEFAULT_TIMEFRAMES, BarBuilder, BarChanges
+from .buffer import TickRing
+from .errors import InvalidParameter, SessionStateError
+from .sources import Source, SyntheticPair
+from .store import TickStore
+from .ticks import TickBatch, normalize_symbol, now_ms
+
+log = logging.getLogger(__name__)
+
+#: Called with (timeframe, newly final bars, corrected bars), both BAR_DTYPE arrays.
+BarListener = Callable[[str, np.ndarray, np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class SessionStatus:
+    """A snapshot of the pipeline's figures. Times in ms UTC; rates per second."""
+
+    state: str
+    source: str
+    source_state: str
+    symbols: tuple[str, ...]
+    last_tick_age_s: float | None
+    ticks_per_s: float
+    ticks_received: int
+    ticks_stored: int
+    rows_in_store: int
+    duplicates: int
+    pending: int
+    overwritten: int
+    late_ticks: int
+    corrected_bars: int
+    reconnects: int
+    gaps_found: int
+    gaps_filled: int
+    malformed: int
+    errors: int
+    last_error: str
+
+
+class Session:
+    """Runs one source into one DuckDB store and keeps live pandas views.
+
+    Parameters: ``source`` (default: a real-time synthetic cointegrated pair), ``db`` (file path
+    or ``":memory:"``), ``timeframes`` to build, ring ``buffer_capacity`` (rows), writer
+    ``batch_rows`` (size trigger) and ``flush_interval_s`` (time trigger), bar ``grace_ms``,
+    and how many bars / ticks per symbol the live views keep in memory.
+
+    Use ``start()`` then ``await stop()`` (notebook), or ``async with Session(...) as s:``.
+    """
+
+    def __init__(
+        self,
+        source: Source | None = None,
+        db: str | Path = ":memory:",
+        timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES,
+        buffer_capacity: int = 1_000_000,
+        batch_rows: int = 100_000,
+        flush_interval_s: float = 0.25,
+        grace_ms: int = 2_000,
+        retain_bars: int = 50_000,
+        retain_ticks: int = 100_000,
+    ) -> None:
+        if batch_rows < 1 or flush_interval_s <= 0:
+            raise InvalidParameter("batch_rows must be >= 1 and flush_interval_s > 0")
+        self.source: Source = source if source is not None else SyntheticPair()
+        self.symbols = self.source.symbols
+        self.db = str(db)
+        self.ring = TickRing(buffer_capacity)
+        self.builder = BarBuilder(len(self.symbols), timeframes, retain=retain_bars, grace_ms=grace_ms)
+        self._history = [TickRing(retain_ticks) for _ in self.symbols]
+        self._batch_rows = batch_rows
+        self._flush_interval_s = flush_interval_s
+        self._listeners: list[BarListener] = []
+        self._lock = threading.Lock()  # guards builder and history: written on the store thread
+        self._store: TickStore | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._wake: asyncio.Event | None = None
+        self._space: asyncio.Event | None = None
+        self._ingest_done = False
+        self._closing = False
+        self._state = "new"
+        self._rows_at_start = 0
+        self._rate = 0.0
+        self._rate_mark = (time.monotonic(), 0)
+        self._errors = 0
+        self._last_error = ""
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> Session:
+        """Open the store, load recent history into the views, start the tasks. Returns self.
+
+        Needs a running event loop (a notebook cell has one; in a script use ``async with``).
+        Raises StoreLockedError when another process writes the same file.
+        """
+        if self._state != "new":
+            raise SessionStateError(f"start() called on a session that is {self._state}")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise SessionStateError(
+                "Session.start() needs a running event loop: call it in a notebook cell, or in a "
+                "script use `async with Session(...) as s:` inside asyncio.run(...)"
+            ) from None
+        self._store = TickStore(self.db)
+        self._store.ensure_bars_tables(self.builder.timeframes)
+        self._rows_at_start = self._store.tick_count()
+        self._load_bars()
+        self._load_ticks()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statarb-store")
+        self._wake, self._space = asyncio.Event(), asyncio.Event()
+        self._tasks = [
+            loop.create_task(self._ingest(), name="statarb-ingest"),
+            loop.create_task(self._write_loop(), name="statarb-writer"),
+        ]
+        self._state = "running"
+        log.info("session started: %s -> %s", self.source.status.name, self.db)
+        return self
+
+    def _load_bars(self) -> None:
+        """Seed the bar series with the newest stored bars: the database is the truth."""
+        for code, symbol in enumerate(self.symbols):
+            for tf in self.builder.timeframes:
+                series = self.builder.series[tf][code]
+                series.load(self._store.load_bars(tf, symbol, code, series.retain))
+
+    def _load_ticks(self) -> None:
+        for code, symbol in enumerate(self.symbols):
+            recent = self._store.last_ticks(symbol, self._history[code].capacity)
+            if len(recent):
+                recent = recent.assign(sym=code)
+                self._history[code].extend(TickBatch.from_columns(**{c: recent[c].to_numpy() for c in recent}))
+                self._history[code].mark_drained()
+
+    async def stop(self) -> None:
+        """Stop the source, write every buffered tick and the forming bars, close the store."""
+        if self._state != "running":
+            return
+        self._state = "stopping"
+        self._closing = True
+        ingest, writer = self._tasks
+        ingest.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ingest
+        self._ingest_done = True
+        self._wake.set()
+        try:
+            await writer
+            forming = {tf: BarChanges(final=[rows]) for tf, rows in self.builder.forming().items()}
+            await self._run(self._commit_bars, forming)
+        finally:
+            await self._run(self._store.close)
+            self._executor.shutdown(wait=True)
+            self._state = "stopped"
+            log.info("session stopped: %d ticks stored", self._store.inserted)
+
+    async def wait(self) -> None:
+        """Wait until a finite source is exhausted and all its ticks are stored (then stop)."""
+        if self._state != "running":
+            raise SessionStateError(f"wait() needs a running session, this one is {self._state}")
+        await asyncio.shield(self._tasks[0])
+        await self.stop()
+
+    async def __aenter__(self) -> Session:
+        return self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    # ---- tasks -------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _ingest(self) -> None:
+        try:
+            async for batch in self.source.stream():
+                if not self.source.realtime:
+                    # a replay may wait for the writer; a live feed cannot, so it may overwrite
+                    while self.ring.free < len(batch) and len(self.ring):
+                        self._space.clear()
+                        self._wake.set()
+                        await self._space.wait()
+                self.ring.extend(batch)
+                if len(self.ring) >= self._batch_rows:
+                    self._wake.set()
+        except Exception as exc:  # a broken source must not take the session down
+            self._note_error("source", exc)
+        finally:
+            self._ingest_done = True
+            self._wake.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._flush_interval_s)
+            self._wake.clear()
+            try:
+                while len(self.ring):
+                    batch = self.ring.drain(self._batch_rows)
+                    try:
+                        changes = await self._run(self._cycle, batch)
+                    except Exception:
+                        self.ring.extend(batch)  # nothing of it was committed: retry, never lose it
+                        raise
+                    self._space.set()
+                    self._notify(changes)
+                if self.source.realtime:
+                    self._notify(await self._run(self._close_due, now_ms()))
+            except Exception as exc:
+                self._note_error("writer", exc)
+                if self._closing:
+                    raise
+                await asyncio.sleep(self._flush_interval_s)
+            self._update_rate()
+            if self._ingest_done and not len(self.ring):
+                return
+
+    def _cycle(self, batch: TickBatch) -> dict[str, BarChanges]:
+        """Store thread: insert new ticks and their bar changes in one transaction."""
+        try:
+            with self._store.transaction():
+                fresh = self._store.insert_ticks(batch, self.symbols)
+                with self._lock:
+                    changes = self.builder.update(fresh)
+                self._write_bars(changes)
+        except Exception:
+            with self._lock:
+                self._load_bars()  # the transaction rolled back: memory follows the database
+            raise
+        with self._lock:
+            for code, hist in enumerate(self._history):
+                rows = fresh.take(fresh.sym == code)
+                if len(rows):
+                    hist.extend(rows)
+                    hist.mark_drained()
+        return changes
+
+    def _close_due(self, clock_ms: int) -> dict[str, BarChanges]:
+        """Store thread: finalize and store bars whose end plus grace the clock has passed."""
+        with self._lock:
+            changes = self.builder.close_due(clock_ms)
+        self._commit_bars(changes)
+        return changes
+
+    def _commit_bars(self, changes: dict[str, BarChanges]) -> None:
+        if any(changes.values()):
+            with self._store.transaction():
+                self._write_bars(changes)
+
+    def _write_bars(self, changes: dict[str, BarChanges]) -> None:
+        for tf, change in changes.items():
+            if change:
+                self._store.write_bars(tf, *change.arrays(), self.symbols)
+
+    def _notify(self, changes: dict[str, BarChanges]) -> None:
+        """Loop thread: hand newly final and corrected bars to the subscribers."""
+        for tf, change in changes.items():
+            if not (change.final or change.corrected):
+                continue
+            final, corrected, _ = change.arrays()
+            for listener in list(self._listeners):
+                try:
+                    listener(tf, final, corrected)
+                except Exception as exc:
+                    self._note_error("bar listener", exc)
+
+    def _note_error(self, where: str, exc: BaseException) -> None:
+        self._errors += 1
+        self._last_error = f"{where}: {type(exc).__name__}: {exc}"
+        log.error("%s failed", where, exc_info=exc)
+
+    def _update_rate(self) -> None:
+        t0, n0 = self._rate_mark
+        t1, n1 = time.monotonic(), self.ring.appended
+        if t1 - t0 >= 1.0:
+            self._rate = (n1 - n0) / (t1 - t0)
+            self._rate_mark = (t1, n1)
+
+    # ---- views -------------------------------------------------------------------------
+
+    def subscribe_bars(self, listener: BarListener) -> Callable[[], None]:
+        """Call ``listener(tf, final, corrected)`` after bars are stored; returns unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def _code(self, symbol: str) -> int:
+        s = normalize_symbol(symbol)
+        if s not in self.symbols:
+            raise InvalidParameter(f"{s} is not a symbol of this session: {', '.join(self.symbols)}")
+        return self.symbols.index(s)
+
+    def ticks(self, symbol: str, last: int = 1_000) -> pd.DataFrame:
+        """Newest ``last`` stored ticks of ``symbol`` (at most ``retain_ticks``), oldest first,
+        indexed by exchange time (UTC DatetimeIndex). Reads memory only."""
+        code = self._code(symbol)
+        with self._lock:
+            rows = self._history[code].tail(last)
+        return rows.to_view(self.symbols).drop(columns=["symbol"])
+
+    def bars(self, symbol: str, timeframe: str = "1m", last: int | None = 500) -> pd.DataFrame:
+        """Newest ``last`` bars of ``symbol`` (None: all held), indexed by bar open time (UTC).
+        The newest bar has ``final`` False while it is still forming. Reads memory only."""
+        code = self._code(symbol)
+        with self._lock:
+            return self.builder.view(code, timeframe, last)
+
+    def status(self) -> SessionStatus:
+        src = self.source.status
+        stored = self._store.inserted if self._store else 0
+        return SessionStatus(
+            state=self._state,
+            source=src.name,
+            source_state=src.state,
+            symbols=self.symbols,
+            last_tick_age_s=src.age_s(),
+            ticks_per_s=self._rate,
+            ticks_received=self.ring.appended,
+            ticks_stored=stored,
+            rows_in_store=self._rows_at_start + stored,
+            duplicates=self._store.duplicates if self._store else 0,
+            pending=len(self.ring),
+            overwritten=self.ring.overwritten,
+            late_ticks=self.builder.late_ticks,
+            corrected_bars=self.builder.corrected_bars,
+            reconnects=src.reconnects,
+            gaps_found=src.gaps_found,
+            gaps_filled=src.gaps_filled,
+            malformed=src.malformed,
+            errors=self._errors,
+            last_error=self._last_error or src.last_error,
+        )

@@ -1,0 +1,167 @@
+"""A seeded cointegrated pair of trade streams: the default source.
+
+Model, on a grid of ``step_ms`` (exchange time):
+    log y_t is a random walk with volatility ``vol_y`` (per sqrt(day)),
+    s_t is an Ornstein-Uhlenbeck spread with the given half-life and stationary std ``spread_std``,
+    x_t = alpha + beta * y_t + s_t.
+Each symbol trades as a Poisson process of ``rate`` trades/s; a trade prints at the mid plus or
+minus half a tick by side, rounded to the tick size, with log-normal sizes rounded to the lot.
+The same seed and ``start_ms`` give the same trades.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import lfilter
+
+from ..errors import InvalidParameter
+from ..ticks import TickBatch, normalize_symbol, now_ms
+from .base import SourceStatus
+
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class PairModel:
+    """Parameters of the synthetic pair. Prices in quote currency, times in seconds."""
+
+    beta: float = 20.0
+    alpha: float = 0.0
+    y0: float = 3_000.0
+    vol_y: float = 0.03  # daily log-volatility of y
+    half_life_s: float = 300.0  # mean-reversion half-life of the spread
+    spread_std: float = 25.0  # stationary std of the spread, in price units of x
+    rate: float = 20.0  # trades per second per symbol
+    tick_size: tuple[float, float] = (0.1, 0.01)
+    lot: tuple[float, float] = (0.001, 0.001)
+    mean_qty: tuple[float, float] = (0.05, 0.5)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "beta": self.beta > 0,
+            "y0": self.y0 > 0,
+            "vol_y": self.vol_y >= 0,
+            "half_life_s": self.half_life_s > 0,
+            "spread_std": self.spread_std >= 0,
+            "rate": self.rate > 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise InvalidParameter(f"synthetic pair parameters out of range: {bad}")
+
+
+class SyntheticPair:
+    """Source of a cointegrated pair ``symbols = (x, y)``.
+
+    ``realtime=True`` paces trades on the wall clock (tick time = now); otherwise trades are
+    produced as fast as the consumer takes them, from ``start_ms``, in chunks of ``chunk_s``
+    simulated seconds, until ``max_ticks`` (or forever when None).
+    """
+
+    def __init__(
+        self,
+        symbols: tuple[str, str] = ("BTCUSDT", "ETHUSDT"),
+        model: PairModel | None = None,
+        seed: int = 7,
+        realtime: bool = True,
+        start_ms: int | None = None,
+        max_ticks: int | None = None,
+        step_ms: int = 100,
+        chunk_s: float = 10.0,
+    ) -> None:
+        if len(symbols) != 2:
+            raise InvalidParameter(f"a synthetic pair needs exactly two symbols, got {symbols!r}")
+        self.symbols = tuple(normalize_symbol(s) for s in symbols)
+        if self.symbols[0] == self.symbols[1]:
+            raise InvalidParameter("the two symbols of a pair must differ")
+        if step_ms < 1 or chunk_s * 1000 < step_ms:
+            raise InvalidParameter("need step_ms >= 1 and chunk_s * 1000 >= step_ms")
+        self.model = model or PairModel()
+        self.realtime = realtime
+        self.status = SourceStatus(name="synthetic")
+        self.max_ticks = max_ticks
+        self._rng = np.random.default_rng(seed)
+        self._step_ms = step_ms
+        self._chunk_steps = int(chunk_s * 1000 // step_ms)
+        self._t_ms = (now_ms() if start_ms is None else start_ms) // step_ms * step_ms
+        m = self.model
+        self._log_y = math.log(m.y0)
+        self._spread = 0.0
+        self._next_id = [int(self._rng.integers(1_000_000, 5_000_000)) for _ in range(2)]
+        dt_s = step_ms / 1000
+        self._ar = math.exp(-math.log(2) / m.half_life_s * dt_s)
+        self._spread_sd = m.spread_std * math.sqrt(1 - self._ar**2)
+        self._y_sd = m.vol_y * math.sqrt(step_ms / _DAY_MS)
+
+    def _mids(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Advance the latent process by ``steps`` grid points; return mid prices of x and y."""
+        log_y = self._log_y + np.cumsum(self._rng.normal(0.0, self._y_sd, steps))
+        shocks = self._rng.normal(0.0, self._spread_sd, steps)
+        spread, _ = lfilter([1.0], [1.0, -self._ar], shocks, zi=[self._ar * self._spread])
+        self._log_y, self._spread = float(log_y[-1]), float(spread[-1])
+        y = np.exp(log_y)
+        return self.model.alpha + self.model.beta * y + spread, y
+
+    def _trades(self, steps: int) -> TickBatch:
+        """Trades of both symbols over the next ``steps`` grid points, sorted by time."""
+        m, rng = self.model, self._rng
+        mids = self._mids(steps)
+        t0 = self._t_ms
+        cols: dict[str, list[np.ndarray]] = {k: [] for k in ("sym", "trade_id", "ts", "price", "qty", "ibm")}
+        for k in (0, 1):
+            counts = rng.poisson(m.rate * self._step_ms / 1000, steps)
+            n = int(counts.sum())
+            step = np.repeat(np.arange(steps), counts)
+            ts = np.sort(t0 + step * self._step_ms + rng.integers(0, self._step_ms, n))
+            sell = rng.random(n) < 0.5
+            tick = m.tick_size[k]
+            price = np.round((mids[k][step] + np.where(sell, -0.5, 0.5) * tick) / tick) * tick
+            qty = np.maximum(
+                m.lot[k], np.round(rng.lognormal(math.log(m.mean_qty[k]) - 0.5, 1.0, n) / m.lot[k]) * m.lot[k]
+            )
+            cols["sym"].append(np.full(n, k))
+            cols["trade_id"].append(self._next_id[k] + np.arange(n))
+            self._next_id[k] += n
+            cols["ts"].append(ts)
+            cols["price"].append(price)
+            cols["qty"].append(qty)
+            cols["ibm"].append(sell)  # the taker sold: the buyer was the maker
+        self._t_ms = t0 + steps * self._step_ms
+        flat = {k: np.concatenate(v) for k, v in cols.items()}
+        order = np.argsort(flat["ts"], kind="stable")
+        return TickBatch.from_columns(
+            sym=flat["sym"][order],
+            trade_id=flat["trade_id"][order],
+            ts=flat["ts"][order],
+            price=flat["price"][order],
+            qty=flat["qty"][order],
+            is_buyer_maker=flat["ibm"][order],
+        )
+
+    async def stream(self) -> AsyncIterator[TickBatch]:
+        self.status.state = "streaming"
+        produced = 0
+        try:
+            while self.max_ticks is None or produced < self.max_ticks:
+                if self.realtime:
+                    wait_ms = self._t_ms + self._step_ms - now_ms()
+                    if wait_ms > 0:
+                        await asyncio.sleep(wait_ms / 1000)
+                    steps = max(1, (now_ms() - self._t_ms) // self._step_ms)
+                else:
+                    steps = self._chunk_steps
+                    await asyncio.sleep(0)  # let the consumer and the notebook breathe
+                batch = self._trades(steps)
+                if self.max_ticks is not None and produced + len(batch) > self.max_ticks:
+                    batch = batch.take(np.arange(self.max_ticks - produced))
+                produced += len(batch)
+                self.status.record(batch)
+                if len(batch):
+                    yield batch
+        finally:
+            self.status.state = "finished"

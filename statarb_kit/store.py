@@ -1,0 +1,317 @@
+"""DuckDB persistence: ``ticks`` and ``bars_<tf>`` tables, one writer per database file.
+
+Ticks are inserted in large batches from pandas frames (never row by row) and deduplicated on
+(symbol, trade_id): an in-memory watermark (highest stored id per symbol) lets ordinary
+in-order ticks skip any lookup; only rows at or below it (reconnect overlap, backfill, a file
+replayed twice) are checked against the table, over a bounded id and time range. The ``ticks``
+table has no primary-key index on purpose: such an index costs insert speed and grows in RAM
+with the history.
+
+Bars tables hold one row per (symbol, start), kept so by the writer rather than by an index
+(upserts through a primary key cost ~3 ms a call here): newly final bars are appended,
+corrected bars replace their row, and late partials for bars no longer in memory are merged
+with the stored row by ``bars.merge_bars``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .bars import BAR_DTYPE, BAR_FIELDS, merge_bars
+from .errors import InvalidParameter, StoreLockedError
+from .ticks import TickBatch
+
+log = logging.getLogger(__name__)
+
+#: Duplicates of an incoming row are looked for this far (ms) around the incoming times.
+DEDUP_TS_SLACK_MS = 3_600_000
+
+_TICKS_DDL = """
+CREATE TABLE IF NOT EXISTS ticks (
+    symbol VARCHAR NOT NULL,
+    trade_id BIGINT NOT NULL,
+    ts BIGINT NOT NULL,            -- exchange trade time, ms since epoch, UTC
+    price DOUBLE NOT NULL,
+    qty DOUBLE NOT NULL,
+    is_buyer_maker BOOLEAN NOT NULL,
+    recv_ts BIGINT NOT NULL,       -- local receive time, ms UTC
+    backfilled BOOLEAN NOT NULL
+)"""
+
+_BARS_DDL = """
+CREATE TABLE IF NOT EXISTS {table} (
+    symbol VARCHAR NOT NULL,
+    start BIGINT NOT NULL,         -- bar open time, ms since epoch, UTC
+    open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE,
+    volume DOUBLE, quote_volume DOUBLE, trades BIGINT, taker_buy_volume DOUBLE,
+    first_trade_id BIGINT, last_trade_id BIGINT,
+    vwap DOUBLE
+)"""
+
+_BAR_COLS = ", ".join(["symbol", "start", *BAR_FIELDS[2:], "vwap"])
+
+_LOCK_RE = re.compile(r"Conflicting lock is held in (?P<prog>.*?) \(PID (?P<pid>\d+)\)")
+
+
+def _symbol_array(codes: np.ndarray, symbols: tuple[str, ...]) -> pa.Array:
+    """Symbol names for integer codes, as a plain Arrow string column."""
+    return pa.array(np.asarray(symbols, dtype=object)[codes], pa.string())
+
+
+def bars_table(tf: str) -> str:
+    """Table name for a timeframe: ``"1m"`` -> ``bars_1m``."""
+    if not re.fullmatch(r"\d+[smh]", tf):
+        raise InvalidParameter(f"timeframe {tf!r} is not valid: use e.g. '1s', '1m', '5m'")
+    return f"bars_{tf}"
+
+
+class TickStore:
+    """A DuckDB database (file path or ``":memory:"``) holding ticks and bars.
+
+    Not thread-safe: a Session calls it from one worker thread at a time.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", read_only: bool = False) -> None:
+        self.path = str(path)
+        self.read_only = read_only
+        self.con = self._connect()
+        if not read_only:
+            self.con.execute(_TICKS_DDL)
+        self._watermark = self._load_watermarks()
+        self.inserted = 0  # rows stored by this object
+        self.duplicates = 0  # rows skipped because (symbol, trade_id) was already stored
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return duckdb.connect(self.path, read_only=self.read_only)
+        except duckdb.IOException as exc:
+            m = _LOCK_RE.search(str(exc))
+            if m is None and "lock" not in str(exc).lower():
+                raise
+            holder = f"{m['prog']} (PID {m['pid']})" if m else "another process"
+            raise StoreLockedError(
+                f"{self.path} is locked by {holder}, which has it open for writing. DuckDB lets one "
+                f"process write a file and no other process read it meanwhile. Either stop that "
+                f"session (afterwards any number of processes can open the file with "
+                f"TickStore({self.path!r}, read_only=True)), or use another file or ':memory:' here."
+            ) from None
+
+    def _load_watermarks(self) -> dict[str, int]:
+        if not self._has_table("ticks"):
+            return {}
+        rows = self.con.execute("SELECT symbol, max(trade_id) FROM ticks GROUP BY symbol").fetchall()
+        return {sym: int(mx) for sym, mx in rows}
+
+    def _has_table(self, name: str) -> bool:
+        return bool(self._scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", name))
+
+    def _scalar(self, sql: str, *args: object) -> object:
+        """First value of a one-row query (fetches the whole result, as DuckDB 2 requires)."""
+        return self.con.execute(sql, list(args)).fetchall()[0][0]
+
+    @contextlib.contextmanager
+    def _registered(self, name: str, frame: pa.Table) -> Iterator[None]:
+        """Expose ``frame`` to SQL as view ``name`` for the duration of the block."""
+        self.con.register(name, frame)
+        try:
+            yield
+        finally:
+            self.con.unregister(name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes in the block commit together or not at all (in-memory marks follow)."""
+        saved = (dict(self._watermark), self.inserted, self.duplicates)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            self._watermark, self.inserted, self.duplicates = saved
+            raise
+        self.con.execute("COMMIT")
+
+    def ensure_bars_tables(self, timeframes: tuple[str, ...]) -> None:
+        for tf in timeframes:
+            self.con.execute(_BARS_DDL.format(table=bars_table(tf)))
+
+    def close(self) -> None:
+        self.con.close()
+
+    # ---- ticks -------------------------------------------------------------------------
+
+    def insert_ticks(self, batch: TickBatch, symbols: tuple[str, ...]) -> TickBatch:
+        """Store the rows of ``batch`` not stored yet; return exactly those rows.
+
+        ``symbols`` names the batch's ``sym`` codes. Duplicates inside the batch and against
+        the table are dropped (the first occurrence wins) and counted in ``duplicates``.
+        """
+        if self.read_only:
+            raise InvalidParameter(f"{self.path} is open read-only: ticks cannot be written")
+        if not len(batch):
+            return batch
+        key_order = np.lexsort((batch.trade_id, batch.sym))
+        s, t = batch.sym[key_order], batch.trade_id[key_order]
+        first = np.ones(len(s), dtype=bool)
+        first[1:] = (s[1:] != s[:-1]) | (t[1:] != t[:-1])
+        keep = np.sort(key_order[first])  # unique rows, back in arrival order
+        fresh = batch.take(keep) if len(keep) < len(batch) else batch
+        fresh = self._drop_stored(fresh, symbols)
+        if len(fresh):
+            with self._registered("incoming_ticks", fresh.to_arrow(symbols)):
+                self.con.execute("INSERT INTO ticks SELECT * FROM incoming_ticks")
+            for code in np.unique(fresh.sym):
+                mx = int(fresh.trade_id[fresh.sym == code].max())
+                name = symbols[code]
+                self._watermark[name] = max(mx, self._watermark.get(name, mx))
+        self.inserted += len(fresh)
+        self.duplicates += len(batch) - len(fresh)
+        return fresh
+
+    def _drop_stored(self, batch: TickBatch, symbols: tuple[str, ...]) -> TickBatch:
+        """Drop rows already in the table; only rows at or below the watermark are looked up."""
+        marks = np.array([self._watermark.get(s, np.iinfo(np.int64).min) for s in symbols], dtype=np.int64)
+        suspect = np.flatnonzero(batch.trade_id <= marks[batch.sym])
+        if not len(suspect):
+            return batch
+        cand = batch.take(suspect)
+        cand_frame = pa.table(
+            {
+                "i": np.arange(len(cand), dtype=np.int64),
+                "symbol": _symbol_array(cand.sym, symbols),
+                "trade_id": cand.trade_id,
+            }
+        )
+        with self._registered("cand_frame", cand_frame):
+            stored = self.con.execute(
+                """SELECT c.i FROM cand_frame c SEMI JOIN (
+                       SELECT symbol, trade_id FROM ticks
+                       WHERE trade_id BETWEEN ? AND ? AND ts BETWEEN ? AND ?) t
+                   ON c.symbol = t.symbol AND c.trade_id = t.trade_id""",
+                [
+                    int(cand.trade_id.min()),
+                    int(cand.trade_id.max()),
+                    int(cand.ts.min()) - DEDUP_TS_SLACK_MS,
+                    int(cand.ts.max()) + DEDUP_TS_SLACK_MS,
+                ],
+            ).fetchnumpy()["i"]
+        if not len(stored):
+            return batch
+        drop = np.zeros(len(batch), dtype=bool)
+        drop[suspect[stored]] = True
+        return batch.take(~drop)
+
+    def tick_count(self) -> int:
+        if not self._has_table("ticks"):
+            return 0
+        return int(self._scalar("SELECT count(*) FROM ticks"))
+
+    def last_ticks(self, symbol: str, n: int) -> pd.DataFrame:
+        """Newest ``n`` stored ticks of one symbol, oldest first, in storage layout."""
+        if not self._has_table("ticks"):
+            return pd.DataFrame()
+        return self.con.execute(
+            "SELECT * FROM (SELECT * FROM ticks WHERE symbol = ? ORDER BY ts DESC, trade_id DESC LIMIT ?) "
+            "ORDER BY ts, trade_id",
+            [symbol, n],
+        ).df()
+
+    # ---- bars --------------------------------------------------------------------------
+
+    @staticmethod
+    def _bars_frame(bars: np.ndarray, symbols: tuple[str, ...]) -> pa.Table:
+        cols = {"symbol": _symbol_array(bars["sym"], symbols)}
+        cols.update({name: np.ascontiguousarray(bars[name]) for name in BAR_FIELDS[1:]})
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vwap = bars["quote_volume"] / bars["volume"]
+        cols["vwap"] = pa.array(vwap, mask=~(bars["volume"] > 0))  # NULL for a zero-volume bar
+        return pa.table(cols)
+
+    def write_bars(
+        self,
+        tf: str,
+        final: np.ndarray,
+        corrected: np.ndarray,
+        merge: np.ndarray,
+        symbols: tuple[str, ...],
+    ) -> None:
+        """Store bars of one timeframe (BAR_DTYPE rows; the table must exist).
+
+        ``final``: bars not stored yet, appended. ``corrected``: complete bars replacing their
+        stored row (or filling a period that had none). ``merge``: partial bars to combine with
+        the stored row of the same (symbol, start), if any.
+        """
+        table = bars_table(tf)
+        if len(merge):
+            stored = self._read_bar_rows(table, merge, symbols)
+            if len(stored):
+                key = {(int(r["sym"]), int(r["start"])): i for i, r in enumerate(stored)}
+                hit = np.array([(int(r["sym"]), int(r["start"])) in key for r in merge], dtype=bool)
+                at = np.array([key[(int(r["sym"]), int(r["start"]))] for r in merge[hit]], dtype=np.int64)
+                merged = merge.copy()
+                merged[hit] = merge_bars(stored[at], merge[hit])
+                merge = merged
+            corrected = np.concatenate((corrected, merge))
+        if len(corrected):
+            with self._registered("incoming", self._bars_frame(corrected, symbols)):
+                self.con.execute(
+                    f"DELETE FROM {table} WHERE start BETWEEN ? AND ? AND (symbol, start) IN "
+                    "(SELECT symbol, start FROM incoming)",
+                    [int(corrected["start"].min()), int(corrected["start"].max())],
+                )
+                self.con.execute(f"INSERT INTO {table} SELECT {_BAR_COLS} FROM incoming")
+        if len(final):
+            with self._registered("incoming", self._bars_frame(final, symbols)):
+                self.con.execute(f"INSERT INTO {table} SELECT {_BAR_COLS} FROM incoming")
+
+    def _read_bar_rows(self, table: str, keys: np.ndarray, symbols: tuple[str, ...]) -> np.ndarray:
+        """Stored rows of ``table`` whose (symbol, start) matches a row of ``keys``."""
+        wanted = pa.table({"symbol": _symbol_array(keys["sym"], symbols), "start": np.ascontiguousarray(keys["start"])})
+        cols = ", ".join(f"b.{c}" for c in BAR_FIELDS[1:])
+        with self._registered("wanted", wanted):
+            got = self.con.execute(
+                f"SELECT b.symbol, {cols} FROM {table} b SEMI JOIN wanted w "
+                "ON b.symbol = w.symbol AND b.start = w.start WHERE b.start BETWEEN ? AND ?",
+                [int(keys["start"].min()), int(keys["start"].max())],
+            ).fetchnumpy()
+        return self._bar_rows(got, np.array([symbols.index(s) for s in got["symbol"]], dtype=np.int64))
+
+    @staticmethod
+    def _bar_rows(got: dict[str, np.ndarray], sym: np.ndarray | int) -> np.ndarray:
+        out = np.empty(len(got["start"]), dtype=BAR_DTYPE)
+        out["sym"] = sym
+        for name in BAR_FIELDS[1:]:
+            out[name] = got[name]
+        return out
+
+    def load_bars(self, tf: str, symbol: str, sym_code: int, last: int) -> np.ndarray:
+        """Newest ``last`` stored bars of one symbol as BAR_DTYPE rows (code ``sym_code``)."""
+        table = bars_table(tf)
+        if not self._has_table(table):
+            return np.empty(0, dtype=BAR_DTYPE)
+        cols = ", ".join(BAR_FIELDS[1:])
+        got = self.con.execute(
+            f"SELECT * FROM (SELECT {cols} FROM {table} WHERE symbol = ? ORDER BY start DESC LIMIT ?) "
+            "ORDER BY start",
+            [symbol, last],
+        ).fetchnumpy()
+        return self._bar_rows(got, sym_code)
+
+    def bars(self, tf: str, symbol: str | None = None) -> pd.DataFrame:
+        """All stored bars of a timeframe (optionally one symbol), sorted by symbol and start."""
+        table = bars_table(tf)
+        if not self._has_table(table):
+            return pd.DataFrame(columns=["symbol", *BAR_FIELDS[1:], "vwap"])
+        where, args = ("WHERE symbol = ?", [symbol]) if symbol else ("", [])
+        return self.con.execute(f"SELECT * FROM {table} {where} ORDER BY symbol, start", args).df()

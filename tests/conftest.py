@@ -1,0 +1,53 @@
+"""Shared test helpers: tick factories and a source that replays prepared batches."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from statarb_kit.sources import SourceStatus
+from statarb_kit.ticks import TickBatch
+
+
+def make_ticks(
+    n: int, sym: int = 0, first_id: int = 1, t0: int = 1_700_000_000_000, spacing_ms: int = 10, seed: int = 0
+) -> TickBatch:
+    """``n`` consecutive trades of one symbol with dyadic prices and sizes (exact float sums)."""
+    rng = np.random.default_rng(seed)
+    return TickBatch.from_columns(
+        sym=np.full(n, sym),
+        trade_id=first_id + np.arange(n),
+        ts=t0 + np.arange(n) * spacing_ms,
+        price=100 + rng.integers(-640, 640, n) / 64,
+        qty=rng.integers(1, 512, n) / 256,
+        is_buyer_maker=rng.random(n) < 0.5,
+        recv_ts=np.zeros(n),
+    )
+
+
+class ListSource:
+    """A Source that yields prepared batches, then ends. ``delay_s`` paces them."""
+
+    def __init__(
+        self, batches: list[TickBatch], symbols=("AAAUSDT", "BBBUSDT"), realtime: bool = False, delay_s: float = 0.0
+    ) -> None:
+        self.batches = batches
+        self.symbols = tuple(symbols)
+        self.realtime = realtime
+        self.delay_s = delay_s
+        self.status = SourceStatus(name="list")
+
+    async def stream(self) -> AsyncIterator[TickBatch]:
+        for batch in self.batches:
+            await asyncio.sleep(self.delay_s)
+            self.status.record(batch)
+            yield batch
+        self.status.state = "finished"
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "ticks.duckdb"

@@ -1,0 +1,51 @@
+"""The project's own files agree with each other: dependency lists, README and CI."""
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ \[]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_lists_the_same_runtime_dependencies_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    deps = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip_part = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
+    conda = {_name(d): d.replace(" ", "") for d in deps if _name(d) not in {"python", "pip"}}
+    pypi = {_name(d): d.replace(" ", "") for d in project["dependencies"]}
+    assert conda == pypi
+    assert "python>=3.11" in deps
+    assert pip_part == [["-e ."]]  # the package itself is installed with pip
+
+
+def test_named_dependencies_are_declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {_name(d) for d in project["dependencies"]}
+    test = {_name(d) for d in project["optional-dependencies"]["test"]}
+    assert {"jupyterlab", "ipywidgets", "bqplot", "websockets", "nest-asyncio", "duckdb", "pandas", "numpy",
+            "statsmodels", "voila", "papermill"} <= runtime
+    assert {"pytest", "nbval", "hypothesis"} <= test
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    commands = re.findall(r"```(?:bash|sh)\n(.*?)```", readme, flags=re.S)
+    assert len(commands) >= 2, "README must open with the install-and-run and the test commands"
+    test_cmd = commands[1].strip()
+    assert f'TEST_COMMAND=\'{test_cmd}\'' in ci
+
+
+def test_console_script_is_installed():
+    out = subprocess.run([sys.executable, "-m", "statarb_kit.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "record" in out.stdout

@@ -1,0 +1,138 @@
+import asyncio
+
+import numpy as np
+import pytest
+
+from statarb_kit import InvalidParameter, Session, SessionStateError, SyntheticPair, TickStore
+from tests.conftest import ListSource, make_ticks
+
+
+def stored(path) -> tuple[int, int]:
+    s = TickStore(path, read_only=True)
+    n, distinct = s.con.execute("SELECT count(*), count(DISTINCT (symbol, trade_id)) FROM ticks").fetchall()[0]
+    s.close()
+    return n, distinct
+
+
+def test_clean_stop_of_a_live_source_loses_no_tick(db_path):
+    async def go():
+        src = SyntheticPair(seed=1, model=None)  # real time, wall-clock paced
+        s = Session(source=src, db=db_path, flush_interval_s=10.0).start()  # the writer rarely wakes
+        await asyncio.sleep(1.5)
+        await s.stop()
+        return src, s
+
+    src, s = asyncio.run(go())
+    assert src.status.ticks > 20
+    assert stored(db_path) == (src.status.ticks, src.status.ticks)
+    st = s.status()
+    assert st.state == "stopped" and st.ticks_stored == src.status.ticks and st.pending == 0
+    assert st.overwritten == 0 and st.errors == 0
+
+
+def test_fast_source_with_a_tiny_ring_waits_instead_of_overwriting(db_path):
+    async def go():
+        src = SyntheticPair(seed=2, realtime=False, start_ms=1_700_000_000_000, max_ticks=20_000)
+        async with Session(source=src, db=db_path, buffer_capacity=1_000, batch_rows=500) as s:
+            await s.wait()
+        return s
+
+    s = asyncio.run(go())
+    assert s.ring.overwritten == 0 and s.status().ticks_stored == 20_000
+    assert stored(db_path) == (20_000, 20_000)
+
+
+def test_kernel_style_restart_on_the_same_file(db_path):
+    def run(max_ticks):
+        src = SyntheticPair(seed=3, realtime=False, start_ms=1_700_000_000_000, max_ticks=max_ticks)
+
+        async def go():
+            async with Session(source=src, db=db_path) as s:
+                await s.wait()
+            return s
+
+        return asyncio.run(go())
+
+    first = run(5_000)
+    second = run(8_000)  # same seed: replays the first 5,000 then 3,000 new
+    assert second.status().duplicates == 5_000 and second.status().ticks_stored == 3_000
+    assert stored(db_path) == (8_000, 8_000)
+    # the restarted session's views continue the history loaded from the file
+    bars = second.bars("BTCUSDT", "1m", last=None)
+    assert bars.index.is_monotonic_increasing and bars.index[0] == first.bars("BTCUSDT", "1m", None).index[0]
+    assert int(bars["trades"].sum()) == len(second.ticks("BTCUSDT", last=10**9))
+
+
+def test_views_are_utc_and_bounded():
+    async def go():
+        b = make_ticks(2_000, sym=1, spacing_ms=5)
+        async with Session(source=ListSource([b]), retain_ticks=500) as s:
+            await asyncio.sleep(0.3)
+            return s.ticks("bbbusdt", last=10), s.ticks("BBBUSDT", last=10**6), s.ticks("AAAUSDT")
+
+    last10, capped, empty = asyncio.run(go())
+    assert str(last10.index.tz) == "UTC" and last10["trade_id"].tolist() == list(range(1991, 2001))
+    assert len(capped) == 500 and len(empty) == 0
+    assert last10.index[-1].value // 10**6 == 1_700_000_000_000 + 1999 * 5
+
+
+def test_start_without_event_loop_and_bad_symbol_give_clear_errors():
+    s = Session(source=ListSource([]))
+    with pytest.raises(SessionStateError, match="running event loop"):
+        s.start()
+    with pytest.raises(InvalidParameter, match="not a symbol of this session"):
+        s.bars("XRPUSDT")
+    with pytest.raises(InvalidParameter, match="timeframe"):
+        s.bars("AAAUSDT", "7q")
+
+
+def test_a_failing_listener_is_reported_not_fatal():
+    seen = []
+
+    def bad(tf, final, corrected):
+        raise RuntimeError("boom")
+
+    async def go():
+        async with Session(source=ListSource([make_ticks(500, spacing_ms=20)])) as s:
+            s.subscribe_bars(bad)
+            s.subscribe_bars(lambda tf, final, corrected: seen.append((tf, len(final))))
+            await s.wait()
+        return s
+
+    s = asyncio.run(go())
+    assert s.status().errors >= 1 and "boom" in s.status().last_error
+    assert sum(n for tf, n in seen if tf == "1s") >= 9  # the good listener still got every final bar
+
+
+def test_a_broken_source_is_reported_and_stored_ticks_survive(db_path):
+    class Broken(ListSource):
+        async def stream(self):
+            yield make_ticks(100)
+            raise ConnectionError("exchange went away")
+
+    async def go():
+        async with Session(source=Broken([]), db=db_path) as s:
+            await asyncio.sleep(0.5)
+            return s.status()
+
+    st = asyncio.run(go())
+    assert "exchange went away" in st.last_error and st.ticks_stored == 100
+    assert stored(db_path) == (100, 100)
+
+
+def test_synthetic_pair_is_seeded_and_realistic():
+    def take(seed):
+        async def go():
+            src = SyntheticPair(seed=seed, realtime=False, start_ms=1_700_000_000_000, max_ticks=4_000)
+            return [b async for b in src.stream()]
+        from statarb_kit import TickBatch
+        return TickBatch.concat(asyncio.run(go()))
+
+    a, b, c = take(5), take(5), take(6)
+    np.testing.assert_array_equal(a.price, b.price)
+    assert not np.array_equal(a.price[:100], c.price[:100])
+    for k in (0, 1):
+        ids = a.trade_id[a.sym == k]
+        assert (np.diff(ids) == 1).all()  # consecutive ids per symbol
+        assert (np.diff(a.ts[a.sym == k]) >= 0).all()
+    assert (a.qty > 0).all() and 0.3 < a.is_buyer_maker.mean() < 0.7
