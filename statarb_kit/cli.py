@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -39,14 +40,21 @@ def _status_line(session: Session, timeframe: str) -> str:
 
 async def _record(args: argparse.Namespace) -> None:
     source = SyntheticPair(symbols=tuple(args.symbols.split(",")), seed=args.seed)
-    async with Session(source=source, db=args.db) as session:
-        print(f"recording {', '.join(session.symbols)} from {source.status.name} into {args.db} "
-              f"(UTC times; Ctrl-C to stop)", flush=True)
-        loop = asyncio.get_running_loop()
-        deadline = None if args.duration is None else loop.time() + args.duration
+    session = Session(source=source, db=args.db).start()
+    print(f"recording {', '.join(session.symbols)} from {source.status.name} into {args.db} "
+          f"(UTC times; Ctrl-C to stop)", flush=True)
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    loop.add_signal_handler(signal.SIGTERM, main_task.cancel)  # `kill` stops as cleanly as Ctrl-C
+    deadline = None if args.duration is None else loop.time() + args.duration
+    try:
         while deadline is None or loop.time() < deadline:
             await asyncio.sleep(args.every)
             print(_status_line(session, args.timeframe), flush=True)
+    except asyncio.CancelledError:  # Ctrl-C or SIGTERM cancel this task: stop cleanly below
+        pass
+    finally:
+        await session.stop()
     print(f"stopped: {session.status().rows_in_store:,} ticks in {args.db}", flush=True)
 
 

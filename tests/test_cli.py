@@ -1,5 +1,7 @@
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -36,3 +38,19 @@ def test_bad_symbol_is_a_clear_error(tmp_path):
     out = subprocess.run(["statarb", "record", "--db", str(tmp_path / "x.duckdb"), "--symbols", "BTC-USDT,ETHUSDT",
                           "--duration", "1"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "not a valid symbol" in out.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_kill_stops_cleanly_and_keeps_every_tick(tmp_path, sig):
+    db = tmp_path / "rec.duckdb"
+    # a terminal delivers Ctrl-C; background jobs inherit SIGINT ignored, so restore the default
+    proc = subprocess.Popen(["statarb", "record", "--db", str(db), "--every", "0.3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    time.sleep(3)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    n = TickStore(db, read_only=True).tick_count()
+    assert n > 20 and out.splitlines()[-1] == f"stopped: {n:,} ticks in {db}"
