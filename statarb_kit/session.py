@@ -15,6 +15,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,10 +25,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .bars import DEFAULT_TIMEFRAMES, BarBuilder, BarChanges
+from .alerts import Alert, AlertRule, alerts_frame
+from .analytics import PairParams
+from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges
 from .buffer import TickRing
 from .errors import InvalidParameter, SessionStateError
 from .sources import Source, SyntheticPair
+from .pair import PairView
 from .store import TickStore
 from .ticks import TickBatch, normalize_symbol, now_ms
 
@@ -35,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Called with (timeframe, newly final bars, corrected bars), both BAR_DTYPE arrays.
 BarListener = Callable[[str, np.ndarray, np.ndarray], None]
+#: Called with each new alert.
+AlertListener = Callable[[Alert], None]
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,7 @@ class SessionStatus:
     gaps_found: int
     gaps_filled: int
     malformed: int
+    alerts: int
     errors: int
     last_error: str
 
@@ -85,6 +92,7 @@ class Session:
         grace_ms: int = 2_000,
         retain_bars: int = 50_000,
         retain_ticks: int = 100_000,
+        alert_log_size: int = 10_000,
     ) -> None:
         if batch_rows < 1 or flush_interval_s <= 0:
             raise InvalidParameter("batch_rows must be >= 1 and flush_interval_s > 0")
@@ -98,12 +106,18 @@ class Session:
         self._flush_interval_s = flush_interval_s
         self._listeners: list[BarListener] = []
         self._lock = threading.Lock()  # guards builder and history: written on the store thread
+        self._pairs: list[PairView] = []
+        self.alert_log: deque[Alert] = deque(maxlen=alert_log_size)  # newest last
+        self._alert_listeners: list[AlertListener] = []
+        self._alerts_to_store: list[Alert] = []
+        self.alerts_fired = 0
         self._store: TickStore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._wake: asyncio.Event | None = None
         self._space: asyncio.Event | None = None
         self._ingest_done = False
+        self._busy = False  # the writer is between draining the ring and notifying
         self._closing = False
         self._state = "new"
         self._rows_at_start = 0
@@ -165,6 +179,8 @@ class Session:
             return
         self._state = "stopping"
         self._closing = True
+        for view in self._pairs:
+            view.close()
         ingest, writer = self._tasks
         ingest.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -175,11 +191,18 @@ class Session:
             await writer
             forming = {tf: BarChanges(final=[rows]) for tf, rows in self.builder.forming().items()}
             await self._run(self._commit_bars, forming)
+            await self._flush_alerts()
         finally:
             await self._run(self._store.close)
             self._executor.shutdown(wait=True)
             self._state = "stopped"
             log.info("session stopped: %d ticks stored", self._store.inserted)
+
+    async def flush(self) -> None:
+        """Wait until every tick received so far is stored and its bars and views updated."""
+        while self.running and (len(self.ring) or self._busy):
+            self._wake.set()
+            await asyncio.sleep(0.002)
 
     async def wait(self) -> None:
         """Wait until a finite source is exhausted and all its ticks are stored (then stop)."""
@@ -226,6 +249,7 @@ class Session:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._flush_interval_s)
             self._wake.clear()
+            self._busy = True
             try:
                 while len(self.ring):
                     batch = self.ring.drain(self._batch_rows)
@@ -238,11 +262,14 @@ class Session:
                     self._notify(changes)
                 if self.source.realtime:
                     self._notify(await self._run(self._close_due, now_ms()))
+                await self._flush_alerts()
             except Exception as exc:
                 self._note_error("writer", exc)
                 if self._closing:
                     raise
                 await asyncio.sleep(self._flush_interval_s)
+            finally:
+                self._busy = False
             self._update_rate()
             if self._ingest_done and not len(self.ring):
                 return
@@ -296,6 +323,28 @@ class Session:
                 except Exception as exc:
                     self._note_error("bar listener", exc)
 
+    async def _flush_alerts(self) -> None:
+        if self._alerts_to_store:
+            pending, self._alerts_to_store = self._alerts_to_store, []
+            try:
+                await self._run(self._store.insert_alerts, alerts_frame(pending))
+            except Exception:
+                self._alerts_to_store[:0] = pending  # keep them for the next attempt
+                raise
+
+    def _publish_alerts(self, alerts: list[Alert]) -> None:
+        """Loop thread: log, queue for storage and hand new alerts to the subscribers."""
+        self.alert_log.extend(alerts)
+        self._alerts_to_store.extend(alerts)
+        self.alerts_fired += len(alerts)
+        for alert in alerts:
+            log.info("alert: %s", alert)
+            for listener in list(self._alert_listeners):
+                try:
+                    listener(alert)
+                except Exception as exc:
+                    self._note_error("alert listener", exc)
+
     def _note_error(self, where: str, exc: BaseException) -> None:
         self._errors += 1
         self._last_error = f"{where}: {type(exc).__name__}: {exc}"
@@ -314,6 +363,43 @@ class Session:
         """Call ``listener(tf, final, corrected)`` after bars are stored; returns unsubscribe."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    def subscribe_alerts(self, listener: AlertListener) -> Callable[[], None]:
+        """Call ``listener(alert)`` for every new alert of any pair; returns unsubscribe."""
+        self._alert_listeners.append(listener)
+        return lambda: self._alert_listeners.remove(listener)
+
+    def alerts(self, last: int | None = None) -> pd.DataFrame:
+        """The newest ``last`` alerts of this session (in memory), indexed by bar time (UTC)."""
+        items = list(self.alert_log)
+        return alerts_frame(items if last is None else items[-last:] if last > 0 else [])
+
+    def pair(
+        self,
+        x: str,
+        y: str,
+        timeframe: str = "1m",
+        params: PairParams | None = None,
+        rule: AlertRule | None = None,
+        **changes: object,
+    ) -> PairView:
+        """A live analytics view of ``x`` against ``y`` (x = alpha + beta * y) on ``timeframe``.
+
+        ``params`` (or keyword changes to the defaults, e.g. ``z_window=30``) set the analytics;
+        ``rule`` the alert rule. The view updates on each new final bar until the session stops.
+        """
+        params = (params or PairParams()).with_(**changes) if changes else (params or PairParams())
+        view = PairView(self, x, y, timeframe, params, rule or AlertRule(), self.builder.series[timeframe][0].retain
+                        if timeframe in self.builder.series else 0)
+        self._pairs.append(view)
+        return view
+
+    def _final_bars(self, code: int, timeframe: str) -> np.ndarray:
+        """A copy of the held final bars of one symbol (the forming bar left out)."""
+        with self._lock:
+            series = self.builder.series[timeframe][code]
+            bars = series.bars if series.last_final else series.bars[:-1]
+            return bars.copy() if len(bars) else np.empty(0, dtype=BAR_DTYPE)
 
     def _code(self, symbol: str) -> int:
         s = normalize_symbol(symbol)
@@ -358,6 +444,7 @@ class Session:
             gaps_found=src.gaps_found,
             gaps_filled=src.gaps_filled,
             malformed=src.malformed,
+            alerts=self.alerts_fired,
             errors=self._errors,
             last_error=self._last_error or src.last_error,
         )

@@ -59,6 +59,14 @@ CREATE TABLE IF NOT EXISTS {table} (
 
 _BAR_COLS = ", ".join(["symbol", "start", *BAR_FIELDS[2:], "vwap"])
 
+_ALERTS_DDL = """
+CREATE TABLE IF NOT EXISTS alerts (
+    time_ms BIGINT NOT NULL,       -- open time of the bar that fired, ms since epoch, UTC
+    pair VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, direction VARCHAR NOT NULL,
+    z DOUBLE, corr DOUBLE, alpha DOUBLE, beta DOUBLE, price_x DOUBLE, price_y DOUBLE,
+    rule VARCHAR
+)"""
+
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<prog>.*?) \(PID (?P<pid>\d+)\)")
 
 
@@ -86,6 +94,7 @@ class TickStore:
         self.con = self._connect()
         if not read_only:
             self.con.execute(_TICKS_DDL)
+            self.con.execute(_ALERTS_DDL)
         self._watermark = self._load_watermarks()
         self.inserted = 0  # rows stored by this object
         self.duplicates = 0  # rows skipped because (symbol, trade_id) was already stored
@@ -294,6 +303,18 @@ class TickStore:
         for name in BAR_FIELDS[1:]:
             out[name] = got[name]
         return out
+
+    def insert_alerts(self, alerts: pd.DataFrame) -> None:
+        """Append alerts (columns as ``alerts.ALERT_COLUMNS``)."""
+        if len(alerts):
+            with self._registered("incoming_alerts", pa.Table.from_pandas(alerts, preserve_index=False)):
+                self.con.execute("INSERT INTO alerts SELECT * FROM incoming_alerts")
+
+    def alerts(self) -> pd.DataFrame:
+        """All stored alerts, oldest first."""
+        if not self._has_table("alerts"):
+            return pd.DataFrame()
+        return self.con.execute("SELECT * FROM alerts ORDER BY time_ms, pair").df()
 
     def load_bars(self, tf: str, symbol: str, sym_code: int, last: int) -> np.ndarray:
         """Newest ``last`` stored bars of one symbol as BAR_DTYPE rows (code ``sym_code``)."""

@@ -51,3 +51,25 @@ class ListSource:
 @pytest.fixture
 def db_path(tmp_path):
     return tmp_path / "ticks.duckdb"
+
+
+class QueueSource:
+    """A Source fed by the test: ``await put(batch)``; ``close()`` ends the stream."""
+
+    def __init__(self, symbols=("AAAUSDT", "BBBUSDT"), realtime: bool = False) -> None:
+        self.symbols = tuple(symbols)
+        self.realtime = realtime
+        self.status = SourceStatus(name="queue")
+        self._queue: asyncio.Queue = asyncio.Queue()
+
+    async def put(self, batch: TickBatch) -> None:
+        await self._queue.put(batch)
+        await asyncio.sleep(0)  # let the ingest task take it
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def stream(self) -> AsyncIterator[TickBatch]:
+        while (batch := await self._queue.get()) is not None:
+            self.status.record(batch)
+            yield batch

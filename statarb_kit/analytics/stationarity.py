@@ -1,0 +1,166 @@
+"""On-demand tests of mean reversion: ADF on a spread, Engle-Granger on a pair, half-life.
+
+These call statsmodels (adfuller, coint) and are meant to run on demand, not per bar.
+
+Which critical values apply: when the hedge ratio was *estimated* on the same data, the
+residual spread looks more stationary than it is, and the plain ADF (Dickey-Fuller)
+critical values are too lenient; the Engle-Granger test uses MacKinnon's critical values for
+residuals of an estimated cointegrating regression, which are more negative. Plain ADF
+applies only to a spread whose hedge ratio was fixed in advance (e.g. fitted on earlier data).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from statsmodels.tsa.stattools import adfuller, coint
+
+from ..errors import InvalidParameter
+from .hedge import ols_hedge
+
+# statsmodels >= 0.15 warns unless told which return type is wanted; older versions lack the flag
+_TUPLE = {"result_object": False} if "result_object" in inspect.signature(adfuller).parameters else {}
+
+#: Fewest observations for ADF / Engle-Granger / half-life results.
+MIN_OBS_ADF = 20
+MIN_OBS_HALF_LIFE = 10
+
+
+@dataclass(frozen=True)
+class ADFResult:
+    """Augmented Dickey-Fuller test (constant, no trend). H0: a unit root (no mean reversion)."""
+
+    stat: float
+    pvalue: float
+    lags: int
+    n: int
+    critical: dict[str, float]
+    ok: bool = True
+    note: str = ""
+
+    def verdict(self, level: float = 0.05) -> str:
+        if not self.ok:
+            return self.note
+        if self.pvalue < level:
+            return f"stationary at {level:.0%} (p = {self.pvalue:.3g}): the spread mean-reverts"
+        return f"not stationary at {level:.0%} (p = {self.pvalue:.3g}): no evidence of mean reversion"
+
+
+@dataclass(frozen=True)
+class EngleGrangerResult:
+    """Engle-Granger two-step cointegration test of x on y. H0: no cointegration.
+
+    ``critical`` are MacKinnon's values for an estimated cointegrating vector (these apply);
+    ``adf_critical`` are the plain ADF values shown for comparison (they do not apply here).
+    """
+
+    stat: float
+    pvalue: float
+    lags: int
+    n: int
+    alpha: float
+    beta: float
+    critical: dict[str, float]
+    adf_critical: dict[str, float]
+    ok: bool = True
+    note: str = ""
+
+    def verdict(self, level: float = 0.05) -> str:
+        if not self.ok:
+            return self.note
+        if self.pvalue < level:
+            return f"cointegrated at {level:.0%} (p = {self.pvalue:.3g}, Engle-Granger)"
+        return f"not cointegrated at {level:.0%} (p = {self.pvalue:.3g}, Engle-Granger)"
+
+
+@dataclass(frozen=True)
+class HalfLife:
+    """Mean-reversion half-life (in bars) from the AR(1) fit s_t = c + phi * s_{t-1} + e.
+
+    ``bars`` is inf when phi >= 1 (no mean reversion) and NaN when phi <= 0 (the spread
+    flips sign every bar: an AR(1) half-life is not defined) or data is insufficient.
+    """
+
+    bars: float
+    phi: float
+    n: int
+    ok: bool = True
+    note: str = ""
+
+
+def _clean(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    return a[~np.isnan(a)]
+
+
+def _crit(values: dict | np.ndarray) -> dict[str, float]:
+    if isinstance(values, dict):
+        return {k: float(v) for k, v in values.items()}
+    return {"1%": float(values[0]), "5%": float(values[1]), "10%": float(values[2])}
+
+
+def _check_lags(lags: int | None) -> None:
+    if lags is not None and (not isinstance(lags, int) or lags < 0):
+        raise InvalidParameter(f"lags must be None (chosen by AIC) or an integer >= 0, got {lags!r}")
+
+
+def adf(spread: np.ndarray, lags: int | None = None) -> ADFResult:
+    """ADF on a spread (NaNs dropped). ``lags`` None: chosen by AIC up to Schwert's maximum;
+    an integer: exactly that many lagged differences."""
+    _check_lags(lags)
+    s = _clean(spread)
+    n = len(s)
+    nan = math.nan
+    if n < MIN_OBS_ADF:
+        return ADFResult(nan, nan, 0, n, {}, ok=False, note=f"insufficient data: {n} of {MIN_OBS_ADF} points")
+    if np.ptp(s) == 0:
+        return ADFResult(nan, nan, 0, n, {}, ok=False, note="the spread is constant: nothing to test")
+    if lags is None:
+        stat, p, used, nobs, crit, _ = adfuller(s, regression="c", autolag="AIC", **_TUPLE)
+    else:
+        stat, p, used, nobs, crit = adfuller(s, maxlag=lags, regression="c", autolag=None, **_TUPLE)
+    return ADFResult(float(stat), float(p), int(used), int(nobs), _crit(crit))
+
+
+def engle_granger(x: np.ndarray, y: np.ndarray, lags: int | None = None) -> EngleGrangerResult:
+    """Engle-Granger test of x on y with a constant (statsmodels ``coint``). NaN pairs dropped."""
+    _check_lags(lags)
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    n = len(x)
+    fit = ols_hedge(x, y)
+    nan = math.nan
+    if n < MIN_OBS_ADF or not fit.ok:
+        note = f"insufficient data: {n} of {MIN_OBS_ADF} points" if n < MIN_OBS_ADF else fit.note
+        return EngleGrangerResult(nan, nan, 0, n, nan, nan, {}, {}, ok=False, note=note)
+    autolag = "aic" if lags is None else None
+    stat, p, crit = coint(x, y, trend="c", maxlag=lags, autolag=autolag)
+    resid = x - (fit.alpha + fit.beta * y)
+    res = adfuller(resid, maxlag=lags, regression="n", autolag="AIC" if lags is None else None, **_TUPLE)
+    plain = adfuller(resid, maxlag=lags, regression="c", autolag="AIC" if lags is None else None, **_TUPLE)
+    return EngleGrangerResult(
+        stat=float(stat), pvalue=float(p), lags=int(res[2]), n=int(res[3]), alpha=fit.alpha, beta=fit.beta,
+        critical=_crit(crit), adf_critical=_crit(plain[4]),
+    )
+
+
+def half_life(spread: np.ndarray) -> HalfLife:
+    """Half-life of mean reversion in bars from an OLS AR(1) fit of the spread (NaNs dropped)."""
+    s = _clean(spread)
+    n = len(s)
+    if n < MIN_OBS_HALF_LIFE:
+        return HalfLife(math.nan, math.nan, n, ok=False, note=f"insufficient data: {n} of {MIN_OBS_HALF_LIFE} points")
+    fit = ols_hedge(s[1:], s[:-1])
+    if not fit.ok:
+        return HalfLife(math.nan, math.nan, n, ok=False, note="the spread is constant")
+    phi = fit.beta
+    if phi >= 1:
+        return HalfLife(math.inf, phi, n, note=f"no mean reversion (AR(1) coefficient {phi:.4f} >= 1)")
+    if phi <= 0:
+        return HalfLife(math.nan, phi, n, ok=False, note=f"AR(1) coefficient {phi:.4f} <= 0: half-life undefined")
+    return HalfLife(-math.log(2) / math.log(phi), phi, n)

@@ -1,0 +1,337 @@
+"""PairView: live pair analytics over a session's final bars, updated bar by bar.
+
+A row for bar time t is added once both symbols have a final bar at or after t (so each
+price at t is known: its own bar, or a carried-forward close within ``max_stale`` bars). Each
+new row costs O(window): the hedge ratio is fitted on the previous ``hedge_window`` rows (rolling),
+taken from the formation fit (fixed) or from one Kalman step; z and correlation are computed on
+the window tails with the same functions as the full frame. A parameter change, or a late
+correction of a bar already in the frame, recomputes the frame once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .alerts import Alert, AlertRule, alert_rows, direction_of
+from .analytics import (
+    ADFResult,
+    EngleGrangerResult,
+    HalfLife,
+    HedgeFit,
+    PairParams,
+    adf,
+    align_pair,
+    engle_granger,
+    half_life,
+    log_returns,
+    ols_hedge,
+    pair_frame,
+    rolling_corr,
+    rolling_zscore,
+)
+from .analytics.hedge import KalmanState
+from .analytics.signals import (
+    FLAG_FILLED_X,
+    FLAG_FILLED_Y,
+    REL_STD_FLOOR,
+    PairFrame,
+    pair_flags,
+)
+from .bars import timeframe_ms
+from .errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from .session import Session
+
+log = logging.getLogger(__name__)
+
+_COLS = ("time", *PairFrame.COLUMNS)
+_DTYPES = {"time": np.int64, "flags": np.int64}
+
+#: Called with (view, number of new rows) after rows are added or the frame recomputed.
+ViewListener = Callable[["PairView", int], None]
+
+
+@dataclass(frozen=True)
+class StationarityReport:
+    """On-demand tests of the pair over a window of rows."""
+
+    adf: ADFResult
+    engle_granger: EngleGrangerResult
+    half_life: HalfLife
+    rows: int
+
+
+@dataclass(frozen=True)
+class PairSummary:
+    """Hedge summary of the newest ``hedge_window`` rows: the fit, the spread's half-life
+    (in bars and seconds) over them, the mode, and the last bar time (ms UTC, 0 if none)."""
+
+    fit: HedgeFit
+    half_life: HalfLife
+    half_life_s: float
+    hedge_mode: str
+    last_time_ms: int
+    rows: int
+    warmup_needed: int
+
+
+class PairView:
+    """Live analytics of ``x`` against ``y`` on one timeframe of a session (see module doc).
+
+    Use ``session.pair(...)`` to create one. ``frame()`` is a DataFrame indexed by bar time
+    (UTC) with price_x, price_y, alpha, beta, spread, z, corr and flags (see
+    ``analytics.signals``); ``set_params`` / ``set_rule`` change it while it runs.
+    """
+
+    def __init__(
+        self, session: Session, x: str, y: str, timeframe: str, params: PairParams, rule: AlertRule, max_rows: int
+    ) -> None:
+        self._session = session
+        self.x, self.y = session._code(x), session._code(y)
+        if self.x == self.y:
+            raise InvalidParameter("a pair needs two different symbols")
+        if timeframe not in session.builder.timeframes:
+            raise InvalidParameter(f"timeframe {timeframe!r} is not built by this session: {session.builder.timeframes}")
+        self.symbols = (session.symbols[self.x], session.symbols[self.y])
+        self.name = f"{self.symbols[0]}/{self.symbols[1]}"
+        self.timeframe = timeframe
+        self.tf_ms = timeframe_ms(timeframe)
+        self.params = params
+        self.rule = rule
+        self.max_rows = max(max_rows, params.history + 1)
+        self._listeners: list[ViewListener] = []
+        self.recomputes = 0
+        self.dropped = 0
+        self._unsubscribe = session.subscribe_bars(self._on_bars)
+        self._recompute()
+
+    # ---- state -------------------------------------------------------------------------
+
+    def _recompute(self) -> None:
+        """Rebuild every row from the session's final bars (parameter change, correction)."""
+        self.recomputes += 1
+        bars = [self._session._final_bars(code, self.timeframe) for code in (self.x, self.y)]
+        aligned = align_pair(bars[0]["start"], bars[0]["close"], bars[1]["start"], bars[1]["close"],
+                             self.tf_ms, self.params.max_stale)
+        self.dropped = aligned.dropped
+        pf = pair_frame(aligned.time, aligned.x, aligned.y, self.params, aligned.flags)
+        self._cols = {c: getattr(pf, c).copy() for c in _COLS}
+        self._n = len(pf)
+        self._count = len(pf)  # rows ever added, for warm-up flags after old rows are dropped
+        self._kalman: KalmanState | None = pf.kalman_state
+        self._fixed = self._fixed_fit() if self.params.hedge_mode == "fixed" else None
+        self._last = [(int(b["start"][-1]), float(b["close"][-1])) if len(b) else None for b in bars]
+        self._pending: list[dict[int, float]] = [{}, {}]
+        self._bars_since_alert: int | None = None
+        self._trim()
+
+    def _fixed_fit(self) -> tuple[float, float] | None:
+        beta = self._cols["beta"][: self._n]
+        ok = np.flatnonzero(~np.isnan(beta))
+        return (float(self._cols["alpha"][ok[0]]), float(beta[ok[0]])) if len(ok) else None
+
+    def _trim(self) -> None:
+        """Keep at most ``max_rows`` rows (older ones are thinned away), with room to grow."""
+        if self._n > self.max_rows:
+            drop = self._n - self.max_rows
+            for c in _COLS:
+                self._cols[c][: self.max_rows] = self._cols[c][drop : self._n]
+            self._n = self.max_rows
+        cap = len(self._cols["time"])
+        if cap < self._n + 1 or cap < 64:
+            new_cap = max(64, 2 * (self._n + 1))
+            for c in _COLS:
+                grown = np.empty(new_cap, dtype=_DTYPES.get(c, np.float64))
+                grown[: self._n] = self._cols[c][: self._n]
+                self._cols[c] = grown
+
+    def _col(self, name: str) -> np.ndarray:
+        return self._cols[name][: self._n]
+
+    # ---- live updates ------------------------------------------------------------------
+
+    def _on_bars(self, tf: str, final: np.ndarray, corrected: np.ndarray) -> None:
+        if tf != self.timeframe:
+            return
+        mine = (corrected["sym"] == self.x) | (corrected["sym"] == self.y)
+        if mine.any() and self._n and corrected["start"][mine].min() <= self._col("time")[-1]:
+            self._recompute()  # a late tick changed a bar already in the frame
+            self._notify(0)
+            return
+        for side, code in enumerate((self.x, self.y)):
+            rows = final[final["sym"] == code]
+            self._pending[side].update(zip(rows["start"].tolist(), rows["close"].tolist()))
+        added = self._drain_pending()
+        if added:
+            self._notify(added)
+
+    def _drain_pending(self) -> int:
+        marks = [max([*self._pending[s].keys(), *( [self._last[s][0]] if self._last[s] else [])], default=None)
+                 for s in (0, 1)]
+        if None in marks:
+            return 0
+        ready = sorted(t for t in set(self._pending[0]) | set(self._pending[1]) if t <= min(marks))
+        last_time = int(self._col("time")[-1]) if self._n else None
+        added = 0
+        alerts: list[Alert] = []
+        for t in ready:
+            prices, flags = [], 0
+            for side, bit in ((0, FLAG_FILLED_X), (1, FLAG_FILLED_Y)):
+                p = self._pending[side].pop(t, None)
+                if p is not None:
+                    self._last[side] = (t, p)
+                elif self._last[side] and (t - self._last[side][0]) // self.tf_ms <= self.params.max_stale:
+                    p, flags = self._last[side][1], flags | bit
+                prices.append(p)
+            if None in prices or (last_time is not None and t <= last_time):
+                self.dropped += 1
+                continue
+            self._append(t, prices[0], prices[1], flags)
+            last_time = t
+            added += 1
+            alert = self._check_alert()
+            if alert is not None:
+                alerts.append(alert)
+        if alerts:
+            self._session._publish_alerts(alerts)
+        return added
+
+    def _append(self, t: int, px: float, py: float, filled: int) -> None:
+        """Add one row; O(window) once warm, a small full recompute while warming up."""
+        p = self.params
+        self._trim()
+        n = self._n
+        cols = self._cols
+        cols["time"][n], cols["price_x"][n], cols["price_y"][n] = t, px, py
+        cols["flags"][n] = filled
+        self._n, self._count = n + 1, self._count + 1
+        if self._count <= p.history:  # warming up: recompute the few rows there are
+            pf = pair_frame(self._col("time"), self._col("price_x"), self._col("price_y"), p,
+                            self._col("flags") & (FLAG_FILLED_X | FLAG_FILLED_Y))
+            for c in PairFrame.COLUMNS:
+                cols[c][: self._n] = getattr(pf, c)
+            self._kalman = pf.kalman_state
+            if p.hedge_mode == "fixed":
+                self._fixed = self._fixed_fit()
+            return
+        xs, ys = cols["price_x"][: n + 1], cols["price_y"][: n + 1]
+        if p.log_prices:
+            xs, ys = np.log(xs[-p.history :]), np.log(ys[-p.history :])
+        x_t, y_t = float(xs[-1]), float(ys[-1])
+        if p.hedge_mode == "rolling":
+            fit = ols_hedge(xs[-p.hedge_window - 1 : -1], ys[-p.hedge_window - 1 : -1])
+            a, b = fit.alpha, fit.beta
+        elif p.hedge_mode == "fixed":
+            a, b = self._fixed if self._fixed else (math.nan, math.nan)
+        else:
+            a, b = self._kalman.step(x_t, y_t)
+        cols["alpha"][n], cols["beta"][n] = a, b
+        cols["spread"][n] = x_t - (a + b * y_t)
+        tail = cols["spread"][n - p.z_window : n + 1]
+        floor = REL_STD_FLOOR * abs(x_t)
+        cols["z"][n] = rolling_zscore(tail, p.z_window, p.z_include_current, floor)[-1]
+        w = p.corr_window
+        if p.corr_of == "returns":
+            rx, ry = log_returns(cols["price_x"][n - w : n + 1]), log_returns(cols["price_y"][n - w : n + 1])
+        else:
+            rx, ry = cols["price_x"][n - w + 1 : n + 1], cols["price_y"][n - w + 1 : n + 1]
+        cols["corr"][n] = rolling_corr(rx, ry, w)[-1]
+        one = slice(n, n + 1)
+        cols["flags"][n] = pair_flags(np.array([self._count - 1]), p, cols["alpha"][one], cols["z"][one],
+                                      cols["corr"][one], cols["flags"][one])[0]
+
+    def _check_alert(self) -> Alert | None:
+        n = self._n - 1
+        z, corr = self._cols["z"][n : n + 1], self._cols["corr"][n : n + 1]
+        if self._bars_since_alert is not None:
+            self._bars_since_alert += 1  # distance from the last alert to this row
+        fired = len(alert_rows(z, corr, self.rule, self._bars_since_alert))
+        if not fired:
+            return None
+        self._bars_since_alert = 0
+        c = {k: float(self._cols[k][n]) for k in ("z", "corr", "alpha", "beta", "price_x", "price_y")}
+        return Alert(int(self._cols["time"][n]), self.name, self.timeframe, direction_of(c["z"]), c["z"],
+                     c["corr"], c["alpha"], c["beta"], c["price_x"], c["price_y"], self.rule.describe())
+
+    def _notify(self, added: int) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(self, added)
+            except Exception as exc:
+                self._session._note_error("pair view listener", exc)
+
+    # ---- public API --------------------------------------------------------------------
+
+    def subscribe(self, listener: ViewListener) -> Callable[[], None]:
+        """Call ``listener(view, n_new_rows)`` after each update (0 rows: recomputed)."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def set_params(self, **changes: object) -> None:
+        """Change analytics parameters (validated); the frame is recomputed once."""
+        self.params = self.params.with_(**changes)
+        self.max_rows = max(self.max_rows, self.params.history + 1)
+        self._recompute()
+        self._notify(0)
+
+    def set_rule(self, **changes: object) -> None:
+        """Change the alert rule (validated); it applies from the next bar."""
+        self.rule = AlertRule(**{**self.rule.__dict__, **changes})
+
+    def __len__(self) -> int:
+        return self._n
+
+    def arrays(self, last: int | None = None) -> dict[str, np.ndarray]:
+        """Copies of the newest ``last`` rows' columns (time in ms UTC)."""
+        lo = 0 if last is None else max(0, self._n - last)
+        return {c: self._cols[c][lo : self._n].copy() for c in _COLS}
+
+    def frame(self, last: int | None = None) -> pd.DataFrame:
+        """Newest ``last`` rows as a DataFrame indexed by bar time (UTC)."""
+        cols = self.arrays(last)
+        index = pd.DatetimeIndex(pd.to_datetime(cols.pop("time"), unit="ms", utc=True), name="time")
+        return pd.DataFrame(cols, index=index)
+
+    @property
+    def warming_up(self) -> bool:
+        """True until the first z-score can exist (``params.warmup`` rows)."""
+        return self._count < self.params.warmup
+
+    def summary(self) -> PairSummary:
+        """Hedge fit and half-life over the newest ``hedge_window`` rows."""
+        p = self.params
+        cols = self.arrays(p.hedge_window)
+        fit = ols_hedge(cols["price_x"], cols["price_y"], log_prices=p.log_prices)
+        hl = half_life(cols["spread"])
+        return PairSummary(fit, hl, hl.bars * self.tf_ms / 1000, p.hedge_mode,
+                           int(cols["time"][-1]) if len(cols["time"]) else 0, self._n, p.warmup)
+
+    def stationarity(self, last: int | None = None, lags: int | None = None) -> StationarityReport:
+        """ADF on the spread, Engle-Granger on the prices and the half-life, over the newest
+        ``last`` rows (all by default). Runs in the caller: see ``stationarity_async``."""
+        return _stationarity(self.arrays(last), self.params.log_prices, lags)
+
+    async def stationarity_async(self, last: int | None = None, lags: int | None = None) -> StationarityReport:
+        """``stationarity`` on a worker thread (on a snapshot), so live updates keep flowing."""
+        return await asyncio.to_thread(_stationarity, self.arrays(last), self.params.log_prices, lags)
+
+    def close(self) -> None:
+        """Stop following the session."""
+        self._unsubscribe()
+        self._listeners.clear()
+
+
+def _stationarity(cols: dict[str, np.ndarray], log_prices: bool, lags: int | None) -> StationarityReport:
+    x, y = cols["price_x"], cols["price_y"]
+    if log_prices:
+        x, y = np.log(x), np.log(y)
+    return StationarityReport(adf(cols["spread"], lags), engle_granger(x, y, lags), half_life(cols["spread"]), len(x))

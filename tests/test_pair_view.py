@@ -1,0 +1,176 @@
+"""The live pair view: incremental rows equal a full recompute; alerts equal brute force."""
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from statarb_kit import InvalidParameter, Session, SyntheticPair, TickBatch, TickStore
+from statarb_kit.alerts import LONG_SPREAD, SHORT_SPREAD, AlertRule
+from statarb_kit.analytics import PairParams, align_pair, pair_frame
+from tests.conftest import QueueSource
+
+START = 1_700_000_000_000
+
+
+def synthetic_batches(seconds: int, seed: int = 1, chunk_steps: int = 37) -> list[TickBatch]:
+    src = SyntheticPair(symbols=("AAAUSDT", "BBBUSDT"), realtime=False, start_ms=START, seed=seed)
+    return [src._trades(chunk_steps) for _ in range(seconds * 10 // chunk_steps)]
+
+
+def expected_frame(session: Session, view) -> dict[str, np.ndarray]:
+    bars = [session._final_bars(code, view.timeframe) for code in (view.x, view.y)]
+    al = align_pair(bars[0]["start"], bars[0]["close"], bars[1]["start"], bars[1]["close"], view.tf_ms,
+                    view.params.max_stale)
+    pf = pair_frame(al.time, al.x, al.y, view.params, al.flags)
+    return {c: getattr(pf, c) for c in ("time", *pf.COLUMNS)}
+
+
+async def drive(params: PairParams, rule: AlertRule, batches, tf="1s", change=None):
+    src = QueueSource()
+    session = Session(source=src, flush_interval_s=0.01).start()
+    view = session.pair("AAAUSDT", "BBBUSDT", tf, params=params, rule=rule)
+    for i, batch in enumerate(batches):
+        await src.put(batch)
+        await session.flush()
+        if change and i == change[0]:
+            change[1](view)
+    return session, view, src
+
+
+def assert_same(got: dict, want: dict, start: int = 0):
+    assert got["time"].tolist() == want["time"].tolist()
+    for col in ("price_x", "price_y", "alpha", "beta", "spread", "z", "corr", "flags"):
+        np.testing.assert_allclose(got[col][start:], want[col][start:], rtol=1e-9, atol=1e-9, err_msg=col)
+
+
+@pytest.mark.parametrize("params", [
+    PairParams(hedge_window=40, z_window=20, corr_window=15),
+    PairParams(hedge_mode="fixed", hedge_window=40, z_window=20, corr_window=15, z_include_current=True),
+    PairParams(hedge_mode="kalman", hedge_window=40, z_window=20, corr_window=15, log_prices=True),
+    PairParams(hedge_window=30, z_window=10, corr_window=10, corr_of="levels", max_stale=0),
+])
+def test_incremental_rows_equal_a_full_recompute(params):
+    async def go():
+        session, view, _ = await drive(params, AlertRule(), synthetic_batches(400))
+        got, want = view.arrays(), expected_frame(session, view)
+        recomputes = view.recomputes
+        await session.stop()
+        return got, want, recomputes
+
+    got, want, recomputes = asyncio.run(go())
+    assert len(got["time"]) > 300 and recomputes == 1  # only the initial (empty) computation
+    assert_same(got, want)
+    assert not np.isnan(got["z"][params.warmup :]).all()
+
+
+def brute_force_alerts(frame: dict, rule: AlertRule, rows: range) -> list[tuple[int, str]]:
+    out, last = [], None
+    for i in rows:
+        z, c = frame["z"][i], frame["corr"][i]
+        if np.isnan(z) or np.isnan(c) or not (abs(z) >= rule.z_threshold and c >= rule.corr_threshold):
+            continue
+        if rule.cooldown_bars and last is not None and i - last <= rule.cooldown_bars:
+            continue
+        last = i
+        out.append((int(frame["time"][i]), SHORT_SPREAD if z > 0 else LONG_SPREAD))
+    return out
+
+
+@pytest.mark.parametrize("rule", [AlertRule(1.5, 0.2), AlertRule(1.0, -1.0, cooldown_bars=5), AlertRule(0.0, 0.0)])
+def test_alerts_equal_brute_force_evaluation_and_are_persisted(rule, tmp_path):
+    db = tmp_path / "a.duckdb"
+
+    async def go():
+        src = QueueSource()
+        session = Session(source=src, db=db, flush_interval_s=0.01).start()
+        seen = []
+        session.subscribe_alerts(seen.append)
+        view = session.pair("AAAUSDT", "BBBUSDT", "1s", hedge_window=40, z_window=20, corr_window=15, rule=rule)
+        for batch in synthetic_batches(300, seed=2):
+            await src.put(batch)
+            await session.flush()
+        frame = view.arrays()
+        alerts = session.alerts()
+        await session.stop()
+        return frame, alerts, seen
+
+    frame, alerts, seen = asyncio.run(go())
+    want = brute_force_alerts(frame, rule, range(len(frame["time"])))
+    assert len(want) > 0
+    assert list(zip(alerts["time_ms"].tolist(), alerts["direction"].tolist())) == want
+    assert [a.time_ms for a in seen] == [t for t, _ in want]
+    stored = TickStore(db, read_only=True).alerts()
+    assert stored["time_ms"].tolist() == [t for t, _ in want]
+    assert (stored["rule"] == rule.describe()).all() and (stored["pair"] == "AAAUSDT/BBBUSDT").all()
+    row = alerts.iloc[0]
+    i = frame["time"].tolist().index(row["time_ms"])
+    assert (row["z"], row["corr"], row["beta"], row["price_x"]) == (
+        frame["z"][i], frame["corr"][i], frame["beta"][i], frame["price_x"][i])
+    assert str(alerts.index.tz) == "UTC"
+
+
+def test_no_alert_and_no_signal_before_the_windows_are_full():
+    async def go():
+        session, view, _ = await drive(PairParams(hedge_window=100, z_window=60), AlertRule(0.0, -1.0),
+                                       synthetic_batches(150))
+        out = (len(view), view.warming_up, view.arrays(), session.alerts_fired)
+        await session.stop()
+        return out
+
+    n, warming, frame, fired = asyncio.run(go())
+    assert 100 < n < 160 and warming and np.isnan(frame["z"]).all() and fired == 0
+
+
+def test_parameter_change_recomputes_once_and_rule_change_applies_from_next_bar():
+    changed_at = {}
+
+    def change(view):
+        changed_at["rows"] = len(view)
+        view.set_rule(z_threshold=0.0, corr_threshold=-1.0)  # everything alerts from now on
+
+    async def go():
+        session, view, _ = await drive(PairParams(hedge_window=30, z_window=10, corr_window=10),
+                                       AlertRule(z_threshold=50.0), synthetic_batches(200), change=(8, change))
+        before = view.recomputes
+        view.set_params(z_window=25)
+        after = view.recomputes
+        assert_same(view.arrays(), expected_frame(session, view))
+        times = session.alerts()["time_ms"].tolist()
+        rows = view.arrays()["time"]
+        await session.stop()
+        return before, after, times, rows
+
+    before, after, times, rows = asyncio.run(go())
+    assert after == before + 1
+    first_alert = rows.tolist().index(times[0])
+    assert first_alert >= changed_at["rows"]  # no alert re-evaluated for earlier bars
+    with pytest.raises(InvalidParameter):
+        AlertRule(z_threshold=-1)
+    with pytest.raises(InvalidParameter):
+        AlertRule(corr_threshold=1.5)
+
+
+def test_late_correction_of_a_bar_in_the_frame_recomputes():
+    async def go():
+        src = QueueSource()
+        session = Session(source=src, flush_interval_s=0.01).start()
+        view = session.pair("AAAUSDT", "BBBUSDT", "1s", hedge_window=20, z_window=10, corr_window=10)
+        batches = synthetic_batches(100)
+        for b in batches:
+            await src.put(b)
+            await session.flush()
+        t = int(view.arrays()["time"][-10])
+        late = TickBatch.from_columns(sym=[0], trade_id=[10**12], ts=[t + 5], price=[1e6], qty=[1.0],
+                                      is_buyer_maker=[False])
+        before = view.recomputes
+        await src.put(late)
+        await session.flush()
+        got, want = view.arrays(), expected_frame(session, view)
+        await session.stop()
+        return before, view.recomputes, got, want, t
+
+    before, after, got, want, t = asyncio.run(go())
+    assert after == before + 1
+    assert_same(got, want)
+    assert got["price_x"][got["time"].tolist().index(t)] == 1e6  # the close is the highest trade id's price
