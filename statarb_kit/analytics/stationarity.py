@@ -42,11 +42,7 @@ class ADFResult:
     note: str = ""
 
     def verdict(self, level: float = 0.05) -> str:
-        if not self.ok:
-            return self.note
-        if self.pvalue < level:
-            return f"stationary at {level:.0%} (p = {self.pvalue:.3g}): the spread mean-reverts"
-        return f"not stationary at {level:.0%} (p = {self.pvalue:.3g}): no evidence of mean reversion"
+        return _verdict(self, level, "stationary", "{}: the spread mean-reverts", "{}: no evidence of mean reversion")
 
 
 @dataclass(frozen=True)
@@ -69,11 +65,7 @@ class EngleGrangerResult:
     note: str = ""
 
     def verdict(self, level: float = 0.05) -> str:
-        if not self.ok:
-            return self.note
-        if self.pvalue < level:
-            return f"cointegrated at {level:.0%} (p = {self.pvalue:.3g}, Engle-Granger)"
-        return f"not cointegrated at {level:.0%} (p = {self.pvalue:.3g}, Engle-Granger)"
+        return _verdict(self, level, "cointegrated", "{} (Engle-Granger)", "{} (Engle-Granger)")
 
 
 @dataclass(frozen=True)
@@ -89,6 +81,14 @@ class HalfLife:
     n: int
     ok: bool = True
     note: str = ""
+
+
+def _verdict(result: ADFResult | EngleGrangerResult, level: float, what: str, yes: str, no: str) -> str:
+    """Plain words for a test at ``level``: '<what> at 5% (p = ...)' or 'not <what> ...'."""
+    if not result.ok:
+        return result.note
+    head = f"at {level:.0%} (p = {result.pvalue:.3g})"
+    return yes.format(f"{what} {head}") if result.pvalue < level else no.format(f"not {what} {head}")
 
 
 def _clean(a: np.ndarray) -> np.ndarray:
