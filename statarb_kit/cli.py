@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import subprocess
 import sys
 from collections.abc import Sequence
 
@@ -58,6 +60,26 @@ async def _record(args: argparse.Namespace) -> None:
     print(f"stopped: {session.status().rows_in_store:,} ticks in {args.db}", flush=True)
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    from .app import AppSettings, notebook_path
+
+    env = dict(os.environ)
+    for name in ("source", "symbols", "timeframe", "db"):
+        value = getattr(args, name)
+        if value is not None:
+            env[f"STATARB_{name.upper()}"] = value
+    AppSettings.parse("", env)  # report bad options here, before the server starts
+    cmd = [sys.executable, "-m", "voila", str(notebook_path()), "--no-browser", f"--port={args.port}",
+           f"--Voila.ip={args.ip}", "--show_tracebacks=True"]
+    print(f"statarb dashboard: open http://{args.ip}:{args.port}/ in a browser (Ctrl-C to stop)", flush=True)
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        return proc.wait()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="statarb", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -69,12 +91,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec.add_argument("--timeframe", default="1s", help="bars to print: 1s, 1m or 5m")
     rec.add_argument("--every", type=float, default=1.0, help="seconds between status lines")
     rec.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    dash = sub.add_parser("dashboard", help="serve the live dashboard with Voila")
+    dash.add_argument("--source", default=None, help="data source (default: synthetic)")
+    dash.add_argument("--symbols", default=None, help="comma-separated pair x,y (default: BTCUSDT,ETHUSDT)")
+    dash.add_argument("--timeframe", default=None, help="1s, 1m or 5m (default: 1s)")
+    dash.add_argument("--db", default=None, help="DuckDB file (default: in memory, one per browser tab)")
+    dash.add_argument("--port", type=int, default=8866, help="port (default: %(default)s)")
+    dash.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        if args.command == "dashboard":
+            return _dashboard(args)
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_record(args))
     except StatarbError as exc:

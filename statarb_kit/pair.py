@@ -109,6 +109,7 @@ class PairView:
         self.rule = rule
         self.max_rows = max(max_rows, params.history + 1)
         self._listeners: list[ViewListener] = []
+        self._closed = False
         self.recomputes = 0
         self.dropped = 0
         self._unsubscribe = session.subscribe_bars(self._on_bars)
@@ -325,9 +326,13 @@ class PairView:
         return await asyncio.to_thread(_stationarity, self.arrays(last), self.params.log_prices, lags)
 
     def close(self) -> None:
-        """Stop following the session."""
+        """Stop following the session (idempotent); the rows stay readable."""
+        if self._closed:
+            return
+        self._closed = True
         self._unsubscribe()
         self._listeners.clear()
+        self._session._forget(self)
 
 
 def _stationarity(cols: dict[str, np.ndarray], log_prices: bool, lags: int | None) -> StationarityReport:

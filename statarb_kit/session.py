@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +114,7 @@ class Session:
         self._store: TickStore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._owned: set[asyncio.Task[Any]] = set()  # tasks started with spawn() / every()
         self._wake: asyncio.Event | None = None
         self._space: asyncio.Event | None = None
         self._ingest_done = False
@@ -179,7 +180,10 @@ class Session:
             return
         self._state = "stopping"
         self._closing = True
-        for view in self._pairs:
+        for task in list(self._owned):
+            task.cancel()
+        await asyncio.gather(*self._owned, return_exceptions=True)
+        for view in list(self._pairs):
             view.close()
         ingest, writer = self._tasks
         ingest.cancel()
@@ -197,6 +201,41 @@ class Session:
             self._executor.shutdown(wait=True)
             self._state = "stopped"
             log.info("session stopped: %d ticks stored", self._store.inserted)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "statarb-task") -> asyncio.Task[Any]:
+        """Run ``coro`` as a task this session owns: its error goes to the status, and
+        ``stop()`` cancels it. Needs a running session."""
+        if self._state != "running":
+            coro.close()
+            raise SessionStateError(f"spawn() needs a running session, this one is {self._state}")
+
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._owned.add(task)
+        task.add_done_callback(self._owned_done)
+        return task
+
+    def _owned_done(self, task: asyncio.Task[Any]) -> None:
+        self._owned.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._note_error(task.get_name(), task.exception())
+
+    def every(self, interval_s: float, fn: Callable[[], Awaitable[None] | None], name: str) -> asyncio.Task[Any]:
+        """Call ``fn`` every ``interval_s`` seconds until the session stops; an error is
+        reported in the status and the calls go on."""
+        if interval_s <= 0:
+            raise InvalidParameter(f"interval_s must be > 0, got {interval_s}")
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    result = fn()
+                    if asyncio.iscoroutine(result):
+                        await result
+                except Exception as exc:
+                    self._note_error(name, exc)
+
+        return self.spawn(loop(), name)
 
     async def flush(self) -> None:
         """Wait until every tick received so far is stored and its bars and views updated."""
@@ -393,6 +432,10 @@ class Session:
                         if timeframe in self.builder.series else 0)
         self._pairs.append(view)
         return view
+
+    def _forget(self, view: PairView) -> None:
+        if view in self._pairs:
+            self._pairs.remove(view)
 
     def _final_bars(self, code: int, timeframe: str) -> np.ndarray:
         """A copy of the held final bars of one symbol (the forming bar left out)."""

@@ -1,0 +1,142 @@
+"""The dashboard app: settings from the URL query string / environment, source, session, UI.
+
+Precedence: Voila URL query (``?symbols=btcusdt,ethusdt&timeframe=1m&z=2.5``) over
+``STATARB_*`` environment variables (set by ``statarb dashboard``) over defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from .alerts import AlertRule
+from .analytics import PairParams
+from .errors import InvalidParameter
+from .session import Session
+from .sources import Source, SyntheticPair
+from .ticks import normalize_symbol, now_ms
+from .widgets import Dashboard
+
+SOURCES = ("synthetic",)
+TIMEFRAMES = ("1s", "1m", "5m")
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """What the dashboard shows. Windows in bars; ``history_min`` minutes of synthetic history
+    generated at start so analytics are warm at once; ``preview_s`` > 0 stops the app after that
+    many seconds (notebook test runs)."""
+
+    source: str = "synthetic"
+    symbols: tuple[str, str] = ("BTCUSDT", "ETHUSDT")
+    timeframe: str = "1s"
+    z: float = 2.0
+    corr: float = 0.5
+    z_window: int = 60
+    corr_window: int = 60
+    hedge_window: int = 120
+    hedge: str = "rolling"
+    seed: int = 7
+    history_min: float = 20.0
+    db: str = ":memory:"
+    preview_s: float = 0.0
+
+    @classmethod
+    def parse(cls, query: str = "", env: Mapping[str, str] | None = None) -> AppSettings:
+        """Settings from a query string and ``STATARB_<NAME>`` environment variables."""
+        env = os.environ if env is None else env
+        raw: dict[str, str] = {}
+        for f in fields(cls):
+            if f"STATARB_{f.name.upper()}" in env:
+                raw[f.name] = env[f"STATARB_{f.name.upper()}"]
+        for key, values in parse_qs(query.lstrip("?")).items():
+            if key not in {f.name for f in fields(cls)}:
+                raise InvalidParameter(f"unknown setting {key!r} in the URL: use one of "
+                                       f"{', '.join(f.name for f in fields(cls))}")
+            raw[key] = values[-1]
+        kw: dict[str, object] = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for key, text in raw.items():
+            try:
+                if key == "symbols":
+                    parts = [normalize_symbol(s) for s in text.split(",") if s.strip()]
+                    if len(parts) != 2 or parts[0] == parts[1]:
+                        raise InvalidParameter(f"symbols must be two different symbols, got {text!r}")
+                    kw[key] = (parts[0], parts[1])
+                elif types[key] in ("int", int):
+                    kw[key] = int(text)
+                elif types[key] in ("float", float):
+                    kw[key] = float(text)
+                else:
+                    kw[key] = text
+            except InvalidParameter:
+                raise
+            except ValueError:
+                raise InvalidParameter(f"setting {key}={text!r} is not a valid {types[key]}") from None
+        settings = cls(**kw)
+        if settings.timeframe not in TIMEFRAMES:
+            raise InvalidParameter(f"timeframe {settings.timeframe!r} is not one of {', '.join(TIMEFRAMES)}")
+        if settings.source not in SOURCES:
+            raise InvalidParameter(f"source {settings.source!r} is not available here: use one of {SOURCES}")
+        settings.params()  # validate early
+        settings.rule()
+        return settings
+
+    def params(self) -> PairParams:
+        return PairParams(hedge_mode=self.hedge, hedge_window=self.hedge_window, z_window=self.z_window,
+                          corr_window=self.corr_window)
+
+    def rule(self) -> AlertRule:
+        return AlertRule(z_threshold=self.z, corr_threshold=self.corr)
+
+    def make_source(self) -> Source:
+        start = now_ms() - int(self.history_min * 60_000)
+        return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=True, start_ms=start)
+
+
+def error_box(exc: Exception) -> "w.HTML":
+    """A readable error in place of the dashboard (bad URL settings, locked database...)."""
+    import html
+
+    import ipywidgets as w
+
+    return w.HTML(f"<div id='sak-error' style='color:#b00;font-size:14px;padding:8px'><b>statarb_kit could not "
+                  f"start:</b> {html.escape(str(exc))}</div>")
+
+
+def notebook_path(name: str = "dashboard.ipynb") -> Path:
+    """A notebook shipped with the package (wheel installs) or beside it (source checkouts)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "notebooks" / name, package.parent / "notebooks" / name):
+        if candidate.is_file():
+            return candidate
+    raise InvalidParameter(f"notebook {name!r} is not installed with statarb_kit")
+
+
+def served_by_voila() -> bool:
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("voila")
+
+
+class App:
+    """A running session with its dashboard. Create it in a notebook cell (it needs the
+    kernel's event loop); display ``app.widget``; ``await app.stop()`` ends it."""
+
+    def __init__(self, settings: AppSettings) -> None:
+        self.settings = settings
+        self.session = Session(source=settings.make_source(), db=settings.db,
+                               timeframes=TIMEFRAMES).start()
+        self.dashboard = Dashboard(self.session, *settings.symbols, timeframe=settings.timeframe,
+                                   params=settings.params(), rule=settings.rule())
+        self.widget = self.dashboard.widget
+
+    @classmethod
+    def from_environment(cls) -> App:
+        """Settings from Voila's ``QUERY_STRING`` and ``STATARB_*`` variables."""
+        return cls(AppSettings.parse(os.environ.get("QUERY_STRING", "")))
+
+    async def stop(self) -> None:
+        self.dashboard.close()
+        await self.session.stop()

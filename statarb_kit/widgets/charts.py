@@ -1,0 +1,169 @@
+"""bqplot charts of a pair view's rows: prices, spread, z-score with bands, correlation.
+
+Each chart is built once; ``reset(cols)`` redraws from a full snapshot and ``extend(cols)``
+appends new rows only. ``cols`` are PairView.arrays() dicts (``time`` in ms UTC).
+Horizontal threshold lines live on a fixed 0..1 x scale, so they never move with the data.
+"""
+
+from __future__ import annotations
+
+import bqplot as bq
+import numpy as np
+
+from .segments import SegmentedLine
+
+X_COLOR, Y_COLOR, SPREAD_COLOR, Z_COLOR, CORR_COLOR = "#1f77b4", "#ff7f0e", "#6a3d9a", "#2b2b2b", "#2ca02c"
+BAND_COLOR, LONG_COLOR, SHORT_COLOR = "#d62728", "#2ca02c", "#d62728"
+
+
+def _times(ms: np.ndarray) -> np.ndarray:
+    return np.asarray(ms, dtype="int64").astype("datetime64[ms]")
+
+
+class Chart:
+    """A figure with a UTC date axis and one SegmentedLine per (column, scale, colour)."""
+
+    def __init__(self, title: str, lines: list[tuple[str, str, str]], height: str = "240px",
+                 max_points: int = 4_000) -> None:
+        self.base_title = title
+        self.x = bq.DateScale()
+        self.y = {name: bq.LinearScale() for _, name, _ in lines}
+        self.lines = [
+            (col, SegmentedLine({"x": self.x, "y": self.y[scale]}, [color], max_points=max_points, stroke_width=1.5))
+            for col, scale, color in lines
+        ]
+        axes = [bq.Axis(scale=self.x, num_ticks=5, tick_format="%H:%M:%S")]
+        for i, (name, scale) in enumerate(self.y.items()):
+            color = next(c for _, s, c in lines if s == name)
+            axes.append(bq.Axis(scale=scale, side="left" if i == 0 else "right",
+                                color=color if len(self.y) > 1 else None, tick_format=",.6~g",
+                                grid_lines="solid" if i == 0 else "none"))
+        self.static: list[bq.Mark] = []
+        self.fixed: set[str] = set()  # y scales with a fixed domain
+        self._span: tuple[np.datetime64, np.datetime64] | None = None  # times of the rows shown
+        self.figure = bq.Figure(
+            marks=[], axes=axes, title=title, animation_duration=0,
+            fig_margin={"top": 32, "bottom": 28, "left": 62, "right": 62 if len(self.y) > 1 else 28},
+            layout={"height": height, "width": "100%", "min_width": "360px"},
+            title_style={"font-size": "13px"},
+        )
+        self._remark()
+
+    def _remark(self) -> None:
+        self.figure.marks = [*self.static, *(m for _, seg in self.lines for m in seg.marks)]
+
+    def _domains(self) -> None:
+        """A y scale without finite data has no domain (its axis would not render): give it
+        a placeholder until data comes; the fixed scales (correlation) are left alone."""
+        empty_chart = not any(seg.has_data for _, seg in self.lines)
+        span = self._span if empty_chart and self._span else (None, None)
+        if (self.x.min, self.x.max) != span:
+            with self.x.hold_sync():
+                self.x.min, self.x.max = span
+        for name, scale in self.y.items():
+            if name in self.fixed:
+                continue
+            empty = not any(seg.has_data for _, seg in self.lines if seg.scales["y"] is scale)
+            want = (0.0, 1.0) if empty else (None, None)
+            if (scale.min, scale.max) != want:
+                with scale.hold_sync():
+                    scale.min, scale.max = want
+
+    def _note_span(self, t: np.ndarray) -> None:
+        if len(t):
+            first = self._span[0] if self._span else t[0]
+            self._span = (first, t[-1]) if t[-1] > first else (first, first + np.timedelta64(1, "s"))
+
+    def reset(self, cols: dict[str, np.ndarray]) -> None:
+        t = _times(cols["time"])
+        self._span = None
+        self._note_span(t)
+        for col, seg in self.lines:
+            seg.reset(t, cols[col])
+        self._remark()
+        self._domains()
+
+    def extend(self, cols: dict[str, np.ndarray]) -> None:
+        t = _times(cols["time"])
+        self._note_span(t)
+        changed = [seg.extend(t, cols[col]) for col, seg in self.lines]
+        if any(changed):
+            self._remark()
+        self._domains()
+
+    def set_title(self, title: str) -> None:
+        if self.figure.title != title:
+            self.figure.title = title
+
+    @property
+    def points(self) -> int:
+        return sum(seg.points for _, seg in self.lines)
+
+    def close(self) -> None:
+        for _, seg in self.lines:
+            seg.close()
+        for m in self.static:
+            m.close()
+        self.figure.close()
+
+
+def _hline(y_scale: bq.LinearScale, value: float, color: str) -> bq.Lines:
+    """A horizontal line across the whole plot (x on its own fixed 0..1 scale)."""
+    return bq.Lines(x=[0.0, 1.0], y=[value, value], colors=[color], line_style="dashed", stroke_width=1,
+                    scales={"x": bq.LinearScale(min=0.0, max=1.0), "y": y_scale})
+
+
+class PriceChart(Chart):
+    def __init__(self, x_name: str, y_name: str, max_points: int = 4_000) -> None:
+        super().__init__(f"{x_name} (left) and {y_name} (right), close",
+                         [("price_x", "x", X_COLOR), ("price_y", "y", Y_COLOR)], max_points=max_points)
+
+
+class SpreadChart(Chart):
+    def __init__(self, max_points: int = 4_000) -> None:
+        super().__init__("spread = x - (alpha + beta * y)", [("spread", "s", SPREAD_COLOR)], max_points=max_points)
+
+
+class ZChart(Chart):
+    """z-score with the +/- threshold bands and alert markers."""
+
+    def __init__(self, threshold: float, max_points: int = 4_000) -> None:
+        super().__init__("z-score", [("z", "z", Z_COLOR)], max_points=max_points)
+        scale = self.y["z"]
+        self.upper, self.lower = _hline(scale, threshold, BAND_COLOR), _hline(scale, -threshold, BAND_COLOR)
+        self.long = self._markers(scale, "triangle-up", LONG_COLOR)
+        self.short = self._markers(scale, "triangle-down", SHORT_COLOR)
+        self.static = [self.upper, self.lower, self.long, self.short]
+        self.fixed = {"z"}  # the bands give the z scale its domain
+        self._remark()
+
+    def _markers(self, scale: bq.LinearScale, marker: str, color: str) -> bq.Scatter:
+        return bq.Scatter(x=np.empty(0, dtype="datetime64[ms]"), y=np.empty(0), colors=[color], default_size=40,
+                          marker=marker, scales={"x": self.x, "y": scale})
+
+    def set_threshold(self, threshold: float) -> None:
+        if self.upper.y[0] != threshold:
+            self.upper.y, self.lower.y = [threshold, threshold], [-threshold, -threshold]
+
+    def set_alerts(self, time_ms: np.ndarray, z: np.ndarray) -> None:
+        """Markers at alert bars: LONG_SPREAD (z < 0) up in green, SHORT_SPREAD (z > 0) down in red."""
+        z = np.asarray(z, dtype=float)
+        for mark, side in ((self.long, z < 0), (self.short, z > 0)):
+            with mark.hold_sync():
+                mark.x, mark.y = _times(np.asarray(time_ms)[side]), z[side]
+
+
+class CorrChart(Chart):
+    """Rolling correlation with the alert rule's minimum."""
+
+    def __init__(self, threshold: float, of: str, max_points: int = 4_000) -> None:
+        super().__init__(f"rolling correlation of {of}", [("corr", "c", CORR_COLOR)], max_points=max_points)
+        self.y["c"].min, self.y["c"].max = -1.0, 1.0
+        self.fixed = {"c"}
+        self.line = _hline(self.y["c"], threshold, BAND_COLOR)
+        self.static = [self.line]
+        self._remark()
+
+    def set_threshold(self, threshold: float) -> None:
+        if self.line.y[0] != threshold:
+            self.line.y = [threshold, threshold]

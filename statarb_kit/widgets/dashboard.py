@@ -1,0 +1,198 @@
+"""The dashboard: charts and panels composed around one live PairView.
+
+It observes the view and the session's alerts, and redraws at most every ``refresh_s``
+seconds (a task the session owns), sending only what changed: new chart points, changed
+panels. Until the z window is full the charts say 'warming up: n of N bars'.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import ipywidgets as w
+import numpy as np
+
+from ..alerts import Alert, AlertRule
+from ..analytics import PairParams
+from ..errors import StatarbError
+from ..export import alerts_csv, bars_csv, frame_csv
+from ..pair import PairView
+from ..session import Session
+from .charts import CorrChart, PriceChart, SpreadChart, ZChart
+from .panels import AlertLog, Controls, ExportPanel, HedgePanel, StatusBar, TestsPanel, css
+
+log = logging.getLogger(__name__)
+
+_PARAM_CONTROLS = ("hedge_mode", "hedge_window", "z_window", "corr_window")
+
+
+class Dashboard:
+    """Live dashboard of ``x`` against ``y`` on ``timeframe``; display ``dashboard.widget``."""
+
+    def __init__(self, session: Session, x: str | None = None, y: str | None = None, timeframe: str = "1m",
+                 params: PairParams | None = None, rule: AlertRule | None = None, refresh_s: float = 0.5,
+                 max_points: int = 4_000, title: str = "statarb_kit") -> None:
+        self.session = session
+        self.max_points = max_points
+        params, rule = params or PairParams(), rule or AlertRule()
+        x, y = x or session.symbols[0], y or session.symbols[1]
+        self.view: PairView = session.pair(x, y, timeframe, params=params, rule=rule)
+        self.controls = Controls(session.symbols, session.builder.timeframes, self.view.symbols[0],
+                                 self.view.symbols[1], timeframe, params, rule.z_threshold, rule.corr_threshold,
+                                 self._on_control)
+        self.status = StatusBar()
+        self.hedge = HedgePanel()
+        self.tests = TestsPanel(self.run_tests)
+        self.alert_log = AlertLog()
+        self.export = ExportPanel(self.export_files)
+        self.title = w.HTML()
+        self._title_text = title
+        self._alerts: deque[Alert] = deque(maxlen=500)
+        self._build_charts()
+        self._unsub_alerts = session.subscribe_alerts(self._on_alert)
+        self._bind(self.view)
+        self._top_row = w.HBox([self.price.figure, self.spread.figure], layout=w.Layout(width="100%"))
+        charts = w.VBox([self._top_row, w.HBox([self.z.figure, self.corr.figure], layout=w.Layout(width="100%")),
+                         self.alert_log.widget], layout=w.Layout(flex="1 1 auto", min_width="0"))
+        side = w.VBox([self.controls.widget, self.hedge.widget, self.tests.widget, self.export.widget],
+                      layout=w.Layout(width="340px", flex="0 0 340px", padding="0 8px 0 0"))
+        self.widget = w.VBox([css(), self.title, self.status.widget, w.HBox([side, charts])],
+                             layout=w.Layout(width="100%"))
+        self.refresh()
+        self._task = session.every(refresh_s, self.refresh, "dashboard refresh")
+
+    # ---- wiring ------------------------------------------------------------------------
+
+    def _build_charts(self) -> None:
+        v, m = self.view, self.max_points
+        self.price = PriceChart(*v.symbols, max_points=m)
+        self.spread = SpreadChart(max_points=m)
+        self.z = ZChart(v.rule.z_threshold, max_points=m)
+        of = "log returns" if v.params.corr_of == "returns" else "price levels"
+        self.corr = CorrChart(v.rule.corr_threshold, of, max_points=m)
+
+    @property
+    def charts(self) -> tuple:
+        return self.price, self.spread, self.z, self.corr
+
+    def _bind(self, view: PairView) -> None:
+        self.view = view
+        self._unsub_view = view.subscribe(self._on_view)
+        self._reset = True
+        self._new_rows = 0
+        self._dirty = True
+        self._alerts.clear()
+        self._alerts.extend(a for a in self.session.alert_log if self._mine(a))
+        self._alerts_dirty = True
+
+    def _mine(self, alert: Alert) -> bool:
+        return alert.pair == self.view.name and alert.timeframe == self.view.timeframe
+
+    def _on_view(self, view: PairView, added: int) -> None:
+        if added == 0:
+            self._reset = True
+        self._new_rows += added
+        self._dirty = True
+
+    def _on_alert(self, alert: Alert) -> None:
+        if self._mine(alert):
+            self._alerts.append(alert)
+            self._alerts_dirty = True
+
+    def _on_control(self, name: str, value: object) -> None:
+        try:
+            if name in ("x", "y", "timeframe"):
+                x, y, tf = self.controls.x.value, self.controls.y.value, self.controls.timeframe.value
+                if x == y:
+                    raise StatarbError("x and y must be different symbols")
+                old = self.view
+                new = self.session.pair(x, y, tf, params=old.params, rule=old.rule)
+                self._unsub_view()
+                old.close()
+                self.price.close()
+                self.price = PriceChart(*new.symbols, max_points=self.max_points)
+                self._bind(new)
+                self._top_row.children = [self.price.figure, self.spread.figure]
+            elif name in _PARAM_CONTROLS:
+                self.view.set_params(**{name: value})
+            elif name == "z_threshold":
+                self.view.set_rule(z_threshold=float(value))
+                self.z.set_threshold(float(value))
+            elif name == "corr_threshold":
+                self.view.set_rule(corr_threshold=float(value))
+                self.corr.set_threshold(float(value))
+            self.controls.show_error("")
+        except StatarbError as exc:
+            self.controls.show_error(str(exc))
+        self.refresh()
+
+    # ---- drawing -----------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Apply what changed since the last refresh (called by the session's timer)."""
+        self.status.update(self.session.status())
+        v = self.view
+        if self._reset:
+            cols = v.arrays()
+            for chart in self.charts:
+                chart.reset(cols)
+            self._reset, self._new_rows = False, 0
+        elif self._new_rows:
+            cols = v.arrays(last=self._new_rows)
+            for chart in self.charts:
+                chart.extend(cols)
+            self._new_rows = 0
+        if self._dirty:
+            self._dirty = False
+            self._titles()
+            self.hedge.update(v.summary(), v.timeframe, len(v))
+        if self._alerts_dirty:
+            self._alerts_dirty = False
+            mine = list(self._alerts)
+            self.z.set_alerts(np.array([a.time_ms for a in mine], dtype=np.int64), np.array([a.z for a in mine]))
+            self.alert_log.update(list(self.session.alert_log), self.session.alerts_fired)
+
+    def _titles(self) -> None:
+        v = self.view
+        n, need = len(v), v.params.warmup
+        warming = f" - warming up: {n} of {need} bars" if n < need else ""
+        self.z.set_title(f"z-score (window {v.params.z_window}, bands +/-{v.rule.z_threshold:g}){warming}")
+        self.spread.set_title(f"spread = x - (alpha + beta * y), {v.params.hedge_mode} hedge"
+                              + (f" - warming up: {n} of {v.params.hedge_window} bars" if n < v.params.hedge_window else ""))
+        corr_need = v.params.corr_window + 1
+        self.corr.set_title(f"rolling correlation of log returns (window {v.params.corr_window}, min "
+                            f"{v.rule.corr_threshold:g})" + (f" - warming up: {n} of {corr_need} bars" if n < corr_need else ""))
+        text = (f"<h3 style='margin:4px 0'>{self._title_text}: <span id='sak-pair'>{v.name}</span> "
+                f"<small>{v.timeframe} bars, UTC</small></h3>")
+        if self.title.value != text:
+            self.title.value = text
+
+    # ---- actions -----------------------------------------------------------------------
+
+    def run_tests(self) -> None:
+        """Run ADF and Engle-Granger on a worker thread; live updates keep flowing."""
+        self.tests.running()
+        self.session.spawn(self._tests(), "stationarity tests")
+
+    async def _tests(self) -> None:
+        try:
+            self.tests.show(await self.view.stationarity_async())
+        except Exception as exc:
+            self.tests.failed(f"tests failed: {exc}")
+            raise
+
+    def export_files(self) -> dict[str, str]:
+        v = self.view
+        stem = f"{v.symbols[0]}_{v.symbols[1]}_{v.timeframe}"
+        return {
+            f"bars_{stem}.csv": bars_csv(self.session, v.symbols, v.timeframe),
+            f"analytics_{stem}.csv": frame_csv(v),
+            f"alerts_{stem}.csv": alerts_csv(self.session),
+        }
+
+    def close(self) -> None:
+        self._task.cancel()
+        self._unsub_view()
+        self._unsub_alerts()
+        self.widget.close()

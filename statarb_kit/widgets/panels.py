@@ -1,0 +1,213 @@
+"""Small ipywidgets panels: controls, hedge summary, stationarity tests, alert log, CSV export
+and the status bar. Each builds its widgets once and updates only what changed."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Callable
+
+import ipywidgets as w
+import pandas as pd
+
+from ..alerts import Alert
+from ..analytics import PairParams
+from ..analytics.hedge import HEDGE_MODES
+from ..pair import PairSummary, StationarityReport
+from ..session import SessionStatus
+
+_CSS = """
+<style>
+.sak-table { border-collapse: collapse; font-size: 12px; width: 100%; }
+.sak-table td, .sak-table th { padding: 1px 6px; text-align: right; border-bottom: 1px solid #eee;
+  line-height: 18px; }
+.sak-table th { color: #555; font-weight: 600; }
+.sak-table td:first-child, .sak-table th:first-child { text-align: left; }
+.sak-long { color: #2ca02c; font-weight: 600; } .sak-short { color: #d62728; font-weight: 600; }
+.sak-status { font-size: 12px; color: #333; } .sak-err { color: #d62728; }
+.sak-muted { color: #777; font-size: 12px; }
+</style>"""
+
+
+def _fmt(v: float, spec: str = ".6g") -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def _utc(ms: int) -> str:
+    return "-" if not ms else pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in rows)
+    return f"<table class='sak-table'>{body}</table>"
+
+
+def set_value(widget: w.HTML, value: str) -> None:
+    """Assign only when different (no message to the browser otherwise)."""
+    if widget.value != value:
+        widget.value = value
+
+
+class Controls:
+    """Pair, timeframe, windows, thresholds and hedge mode. ``on_change(name, value)``."""
+
+    def __init__(self, symbols: tuple[str, ...], timeframes: tuple[str, ...], x: str, y: str, timeframe: str,
+                 params: PairParams, z_threshold: float, corr_threshold: float,
+                 on_change: Callable[[str, object], None]) -> None:
+        box = {"style": {"description_width": "100px"}, "layout": w.Layout(width="320px")}
+        slider = {**box, "continuous_update": False}
+        self.x = w.Dropdown(options=symbols, value=x, description="x (long)", **box)
+        self.y = w.Dropdown(options=symbols, value=y, description="y (hedge)", **box)
+        self.timeframe = w.ToggleButtons(options=timeframes, value=timeframe, description="timeframe",
+                                         style={"description_width": "100px", "button_width": "60px"})
+        self.hedge_mode = w.Dropdown(options=HEDGE_MODES, value=params.hedge_mode, description="hedge", **box)
+        self.hedge_window = w.IntSlider(value=params.hedge_window, min=10, max=2_000, step=10,
+                                        description="hedge window", **slider)
+        self.z_window = w.IntSlider(value=params.z_window, min=5, max=1_000, step=5, description="z window", **slider)
+        self.corr_window = w.IntSlider(value=params.corr_window, min=5, max=1_000, step=5,
+                                       description="corr window", **slider)
+        self.z_threshold = w.FloatSlider(value=z_threshold, min=0.0, max=5.0, step=0.1, description="z threshold",
+                                         readout_format=".1f", **slider)
+        self.corr_threshold = w.FloatSlider(value=corr_threshold, min=-1.0, max=1.0, step=0.05,
+                                            description="corr min", readout_format=".2f", **slider)
+        self.error = w.HTML()
+        names = ("x", "y", "timeframe", "hedge_mode", "hedge_window", "z_window", "corr_window", "z_threshold",
+                 "corr_threshold")
+        for name in names:
+            getattr(self, name).observe(lambda ch, name=name: on_change(name, ch["new"]), names="value")
+        self.widget = w.VBox([getattr(self, n) for n in names] + [self.error])
+
+    def show_error(self, text: str) -> None:
+        set_value(self.error, f"<span class='sak-err'>{html.escape(text)}</span>" if text else "")
+
+
+class HedgePanel:
+    """Alpha, beta, R², n, half-life, hedge mode and last update time."""
+
+    def __init__(self) -> None:
+        self.widget = w.HTML()
+
+    def update(self, s: PairSummary, timeframe: str, rows: int) -> None:
+        f = s.fit
+        if s.rows < s.warmup_needed:
+            head = f"<div class='sak-muted'>warming up: {s.rows} of {s.warmup_needed} bars</div>"
+        else:
+            head = ""
+        hl = s.half_life
+        hl_text = (f"{_fmt(hl.bars, '.1f')} bars ({_fmt(s.half_life_s / 60, '.1f')} min)"
+                   if hl.ok and math.isfinite(hl.bars) else html.escape(hl.note or "n/a"))
+        cells = [("alpha", _fmt(f.alpha)), ("beta", _fmt(f.beta)), ("se(beta)", _fmt(f.se_beta, ".3g")),
+                 ("R²", _fmt(f.r2, ".4f")), ("n", str(f.n)), ("mode", s.hedge_mode)]
+        pairs = "".join(f"<tr><th>{a}</th><td>{b}</td><th>{c}</th><td>{d}</td></tr>"
+                        for (a, b), (c, d) in zip(cells[::2], cells[1::2]))
+        set_value(self.widget, (
+            f"<b>Hedge ratio</b> <span class='sak-muted'>OLS, last {f.n} bars</span>{head}"
+            f"<table class='sak-table' id='sak-hedge'>{pairs}"
+            f"<tr><th>half-life</th><td colspan='3'>{hl_text}</td></tr>"
+            f"<tr><th>last bar</th><td colspan='3'>{_utc(s.last_time_ms)}</td></tr>"
+            f"<tr><th>rows</th><td colspan='3' id='sak-rows'>{rows:,} {timeframe} bars</td></tr>"
+            "</table>"))
+
+
+class TestsPanel:
+    """Button that runs ADF and Engle-Granger in the background, and their results."""
+
+    def __init__(self, on_run: Callable[[], None]) -> None:
+        self.button = w.Button(description="Run ADF / Engle-Granger", icon="flask", layout=w.Layout(width="320px"))
+        self.button.on_click(lambda _: on_run())
+        self.result = w.HTML("<span class='sak-muted'>Tests run on demand over the rows shown.</span>")
+        self.widget = w.VBox([self.button, self.result])
+
+    def running(self) -> None:
+        self.button.disabled = True
+        self.button.description = "running..."
+
+    def show(self, r: StationarityReport) -> None:
+        self.button.disabled = False
+        self.button.description = "Run ADF / Engle-Granger"
+        a, e = r.adf, r.engle_granger
+        crit = lambda d: ", ".join(f"{k} {v:.3f}" for k, v in d.items()) or "n/a"  # noqa: E731
+        self.result.value = (
+            f"<div id='sak-adf-result'><b>ADF</b> on the spread: {html.escape(a.verdict())}"
+            + _table([("statistic", _fmt(a.stat, ".4f")), ("p-value", _fmt(a.pvalue, ".4g")), ("lags", str(a.lags)),
+                      ("n", str(a.n)), ("critical (ADF)", crit(a.critical))])
+            + f"<b>Engle-Granger</b> on x, y: {html.escape(e.verdict())}"
+            + _table([("statistic", _fmt(e.stat, ".4f")), ("p-value", _fmt(e.pvalue, ".4g")), ("lags", str(e.lags)),
+                      ("n", str(e.n)), ("critical (MacKinnon, applies)", crit(e.critical)),
+                      ("critical (plain ADF, for comparison)", crit(e.adf_critical))])
+            + "<div class='sak-muted'>beta is estimated on these rows, so Engle-Granger's critical values "
+              "apply; plain ADF ones would overstate mean reversion.</div></div>"
+        )
+
+    def failed(self, text: str) -> None:
+        self.button.disabled = False
+        self.button.description = "Run ADF / Engle-Granger"
+        self.result.value = f"<span class='sak-err'>{html.escape(text)}</span>"
+
+
+class AlertLog:
+    """Newest alerts first, with a running count."""
+
+    def __init__(self, max_rows: int = 100) -> None:
+        self.max_rows = max_rows
+        self.count = w.HTML()
+        self.table = w.HTML(layout=w.Layout(max_height="190px", overflow="auto"))
+        self.widget = w.VBox([self.count, self.table])
+        self._shown: tuple[int, int] = (-1, -1)
+
+    def update(self, alerts: list[Alert], total: int) -> None:
+        key = (total, len(alerts))
+        if key == self._shown:
+            return
+        self._shown = key
+        set_value(self.count, f"<b>Alerts</b>: <span id='sak-alert-count'>{total}</span>")
+        rows = "".join(
+            f"<tr><td>{a.time:%Y-%m-%d %H:%M:%S}Z</td><td>{a.pair}</td><td>{a.timeframe}</td>"
+            f"<td class='{'sak-short' if a.direction == 'SHORT_SPREAD' else 'sak-long'}'>{a.direction}</td>"
+            f"<td>{a.z:+.2f}</td><td>{a.corr:.2f}</td><td>{a.beta:.4g}</td></tr>"
+            for a in reversed(alerts[-self.max_rows:])
+        )
+        head = "<tr><th>time (UTC)</th><th>pair</th><th>tf</th><th>direction</th><th>z</th><th>corr</th><th>beta</th></tr>"
+        set_value(self.table, f"<table class='sak-table' id='sak-alerts'>{head}{rows}</table>")
+
+
+class ExportPanel:
+    """Button that prepares CSV downloads (data links: they work in Voila and JupyterLab)."""
+
+    def __init__(self, make_files: Callable[[], dict[str, str]]) -> None:
+        self.make_files = make_files
+        self.button = w.Button(description="Export CSV", icon="download", layout=w.Layout(width="320px"))
+        self.button.on_click(lambda _: self.prepare())
+        self.links = w.HTML()
+        self.widget = w.VBox([self.button, self.links])
+
+    def prepare(self) -> None:
+        links = []
+        for name, text in self.make_files().items():
+            data = base64.b64encode(text.encode()).decode()
+            rows = max(0, text.count("\n") - 1)
+            links.append(f"<a class='sak-download' download='{html.escape(name)}' "
+                         f"href='data:text/csv;base64,{data}'>{html.escape(name)}</a> ({rows:,} rows)")
+        self.links.value = "<br>".join(links)
+
+
+class StatusBar:
+    """Source, connection state, rates, ages, gaps, malformed and dropped counts, rows stored."""
+
+    def __init__(self) -> None:
+        self.widget = w.HTML()
+
+    def update(self, st: SessionStatus) -> None:
+        age = "-" if st.last_tick_age_s is None else f"{st.last_tick_age_s:.1f} s"
+        err = f" | <span class='sak-err'>error: {html.escape(st.last_error)}</span>" if st.last_error else ""
+        set_value(self.widget, (
+            f"<div class='sak-status' id='sak-status'><b>{html.escape(st.source)}</b> {html.escape(st.source_state)}"
+            f" | {st.ticks_per_s:,.0f} ticks/s | last tick {age} | gaps filled {st.gaps_filled}/{st.gaps_found}"
+            f" | malformed {st.malformed} | dropped {st.overwritten} | duplicates {st.duplicates}"
+            f" | rows stored {st.rows_in_store:,} | reconnects {st.reconnects}{err}</div>"
+        ))
+
+
+def css() -> w.HTML:
+    return w.HTML(_CSS)

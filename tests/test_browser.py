@@ -1,0 +1,193 @@
+"""The Voila app in a real headless Chromium (Debian's), driven by Playwright.
+
+`statarb dashboard` serves it on a free 127.0.0.1 port. Screenshots go to
+$STATARB_SCREENSHOTS (default: the test's temporary directory).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: CI must install Debian's chromium and chromium-driver")
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium chromium-driver)", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+# Failed loads of outside resources are expected: this machine has no internet.
+OUTSIDE = re.compile(r"ERR_NAME_NOT_RESOLVED|ERR_INTERNET_DISCONNECTED|ERR_CONNECTION_REFUSED|ERR_ADDRESS_UNREACHABLE")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    env = {**os.environ, "STATARB_HISTORY_MIN": "6"}
+    env.pop("STATARB_PREVIEW_S", None)  # the served app keeps running
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "statarb_kit.cli", "dashboard", "--port", str(port)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if proc.poll() is not None:
+            raise RuntimeError(f"statarb dashboard exited: {log.read_text()[-2000:]}")
+        time.sleep(0.3)
+    yield f"http://127.0.0.1:{port}/"
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    out = Path(os.environ.get("STATARB_SCREENSHOTS", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class App:
+    """A browser page on the app, collecting JavaScript errors."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.page = browser.new_page(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.on("console", lambda m: m.type == "error" and not OUTSIDE.search(m.text)
+                     and self.errors.append(f"console: {m.text}"))
+        self.page.goto(url, timeout=120_000)
+        self.page.wait_for_selector("#sak-pair, #sak-error", timeout=120_000)
+
+    def points(self, title: str) -> int:
+        """Points drawn by the line marks of the chart whose title starts with ``title``."""
+        return self.page.evaluate("""(title) => {
+            const fig = [...document.querySelectorAll('.bqplot')].find(
+                f => (f.querySelector('.mainheading') || {}).textContent?.startsWith(title));
+            if (!fig) return -1;
+            return [...fig.querySelectorAll('path.line')].map(p => (p.getAttribute('d') || '').split('L').length - 1)
+                .reduce((a, b) => a + b, 0);
+        }""", title)
+
+    def text(self, selector: str) -> str:
+        return self.page.inner_text(selector)
+
+    def wait_for(self, predicate, timeout_s: float = 30.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            self.page.wait_for_timeout(250)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+def rows_stored(app: App) -> int:
+    return int(re.search(r"rows stored ([\d,]+)", app.text("#sak-status")).group(1).replace(",", ""))
+
+
+def test_dashboard_renders_live_charts_without_javascript_errors(server, browser, shots):
+    app = App(browser, server)
+    assert "BTCUSDT/ETHUSDT" in app.text("#sak-pair")
+    first = app.wait_for(lambda: app.points("z-score"), what="z points")
+    stored = rows_stored(app)
+    app.page.screenshot(path=str(shots / "dashboard.png"))
+    app.wait_for(lambda: app.points("z-score") > first and rows_stored(app) > stored, 20, "growing charts")
+    for title in ("BTCUSDT (left)", "spread", "rolling correlation"):
+        assert app.points(title) > 100, title
+    assert "warming up" not in app.text("body")  # six minutes of history fill a 180-bar warm-up
+    assert app.errors == []
+    app.page.close()
+
+
+def test_slider_changes_the_z_chart(server, browser, shots):
+    app = App(browser, server)
+    app.wait_for(lambda: app.points("z-score") > 0, what="z points")
+    before = app.page.get_attribute(".bqplot path.line >> nth=0", "d")
+    handle = app.page.locator(".widget-slider", has_text="z window").locator(".noUi-handle")
+    handle.focus()
+    for _ in range(4):
+        handle.press("ArrowRight")
+    app.wait_for(lambda: "z-score (window 80" in app.text("body"), 15, "z window 80 in the z chart title")
+    app.page.screenshot(path=str(shots / "dashboard_z_window_80.png"))
+    assert app.errors == []
+    assert before is not None
+    app.page.close()
+
+
+def test_adf_button_shows_a_result(server, browser, shots):
+    app = App(browser, server)
+    app.page.get_by_role("button", name="Run ADF / Engle-Granger").click()
+    app.page.wait_for_selector("#sak-adf-result", timeout=60_000)
+    result = app.text("#sak-adf-result")
+    for words in ("ADF", "Engle-Granger", "p-value", "critical (MacKinnon, applies)"):
+        assert words in result
+    assert re.search(r"(not )?(stationary|cointegrated) at 5%", result)
+    app.page.screenshot(path=str(shots / "dashboard_adf.png"), full_page=True)
+    assert app.errors == []
+    app.page.close()
+
+
+def test_alerts_appear_with_a_low_threshold_and_csv_downloads(server, browser, shots, tmp_path):
+    app = App(browser, server + "?z=0.5&corr=-1&timeframe=1s")
+    count = app.wait_for(lambda: int(app.text("#sak-alert-count")), 30, "alerts")
+    assert count > 0 and "SPREAD" in app.text("#sak-alerts")
+    app.page.screenshot(path=str(shots / "dashboard_alerts.png"))
+    app.page.get_by_role("button", name="Export CSV").click()
+    app.page.wait_for_selector("a.sak-download", timeout=30_000)
+    links = app.page.locator("a.sak-download")
+    assert links.count() == 3
+    for i in range(3):
+        with app.page.expect_download() as info:
+            links.nth(i).click()
+        download = info.value
+        path = tmp_path / download.suggested_filename
+        download.save_as(path)
+        lines = path.read_text().splitlines()
+        assert lines[0].startswith("time,") and len(lines) > 1, download.suggested_filename
+    assert app.errors == []
+    app.page.close()
+
+
+def test_two_tabs_at_once_each_have_their_own_session(server, browser):
+    a, b = App(browser, server), App(browser, server + "?symbols=ethusdt,btcusdt&timeframe=1m")
+    assert "BTCUSDT/ETHUSDT" in a.text("#sak-pair") and "ETHUSDT/BTCUSDT" in b.text("#sak-pair")
+    for app in (a, b):
+        stored = rows_stored(app)
+        app.wait_for(lambda app=app: rows_stored(app) > stored, 20, "ticks flowing")
+        assert app.page.query_selector("#sak-error") is None and app.errors == []
+    a.page.close()
+    b.page.close()
+
+
+def test_a_bad_url_setting_shows_a_clear_message(server, browser):
+    app = App(browser, server + "?timeframe=7q")
+    assert "timeframe '7q' is not one of 1s, 1m, 5m" in app.text("#sak-error")
+    app.page.close()

@@ -1,0 +1,217 @@
+"""Dashboard components, kernel side: incremental drawing, controls, tests, export, traffic."""
+
+import asyncio
+import base64
+import re
+
+import numpy as np
+import pytest
+
+from statarb_kit import Session
+from statarb_kit.alerts import AlertRule
+from statarb_kit.analytics import PairParams
+from statarb_kit.widgets import Dashboard
+from statarb_kit.widgets.segments import SegmentedLine, thin
+from statarb_kit.widgets.traffic import Traffic
+from tests.conftest import QueueSource
+from tests.test_pair_view import synthetic_batches
+
+PARAMS = PairParams(hedge_window=40, z_window=20, corr_window=20)
+
+
+async def dashboard_with(batches, rule=AlertRule(), params=PARAMS, **kw):
+    src = QueueSource()
+    session = Session(source=src, flush_interval_s=0.01).start()
+    dash = Dashboard(session, timeframe="1s", params=params, rule=rule, refresh_s=3600, **kw)  # refresh by hand
+    for b in batches:
+        await src.put(b)
+    await session.flush()
+    dash.refresh()
+    return session, dash, src
+
+
+def z_points(dash) -> int:
+    return dash.z.points
+
+
+def test_charts_follow_the_view_and_only_new_rows_are_appended():
+    async def go():
+        batches = synthetic_batches(400)
+        session, dash, src = await dashboard_with(batches[:40])
+        first = len(dash.view)
+        assert dash.z.points == dash.price.points // 2 == first
+        frozen_before = [m for _, seg in dash.z.lines for m in seg.marks[:-1]]
+        for b in batches[40:]:
+            await src.put(b)
+        await session.flush()
+        dash.refresh()
+        frozen_after = [m for _, seg in dash.z.lines for m in seg.marks[:-1]]
+        assert dash.z.points > first and dash.z.points - len(frozen_after) + 1 >= len(dash.view) - 400
+        assert frozen_after[: len(frozen_before)] == frozen_before  # old segments were not redrawn
+        got = np.concatenate([np.asarray(m.y) for m in dash.z.lines[0][1].marks])
+        z = dash.view.arrays()["z"]
+        np.testing.assert_array_equal(np.unique(got[~np.isnan(got)]), np.unique(z[~np.isnan(z)]))
+        await session.stop()
+
+    asyncio.run(go())
+
+
+def test_warming_up_message_until_the_z_window_is_full():
+    async def go():
+        session, dash, _ = await dashboard_with(synthetic_batches(40), params=PairParams(hedge_window=100, z_window=60))
+        title = dash.z.figure.title
+        assert re.search(r"warming up: \d+ of 160 bars", title), title
+        assert "warming up" in dash.hedge.widget.value
+        await session.stop()
+
+    asyncio.run(go())
+
+
+def test_controls_change_the_view_and_redraw():
+    async def go():
+        session, dash, _ = await dashboard_with(synthetic_batches(300), rule=AlertRule(50.0, 0.0))
+        z_before = np.asarray(dash.z.lines[0][1].live.y).copy()
+        dash.controls.z_window.value = 35
+        assert dash.view.params.z_window == 35 and "window 35" in dash.z.figure.title
+        assert not np.array_equal(np.asarray(dash.z.lines[0][1].live.y), z_before)
+        dash.controls.z_threshold.value = 1.2
+        assert dash.view.rule.z_threshold == 1.2 and list(dash.z.upper.y) == [1.2, 1.2]
+        dash.controls.corr_threshold.value = -0.3
+        assert list(dash.corr.line.y) == [-0.3, -0.3]
+        dash.controls.hedge_mode.value = "kalman"
+        assert dash.view.params.hedge_mode == "kalman" and "kalman hedge" in dash.spread.figure.title
+        dash.controls.x.value, dash.controls.y.value = "BBBUSDT", "AAAUSDT"
+        assert dash.view.name == "BBBUSDT/AAAUSDT" and "BBBUSDT (left)" in dash.price.figure.title
+        dash.controls.y.value = "BBBUSDT"  # same as x: refused, clearly
+        assert "different symbols" in dash.controls.error.value and dash.view.name == "BBBUSDT/AAAUSDT"
+        await session.stop()
+
+    asyncio.run(go())
+
+
+def test_adf_runs_in_the_background_and_shows_results():
+    async def go():
+        session, dash, _ = await dashboard_with(synthetic_batches(300))
+        dash.run_tests()
+        assert dash.tests.button.disabled
+        await asyncio.wait_for(asyncio.gather(*session._owned - {dash._task}), 30)
+        html = dash.tests.result.value
+        await session.stop()
+        return html, dash.tests.button.disabled
+
+    html, disabled = asyncio.run(go())
+    assert not disabled
+    for text in ("ADF", "Engle-Granger", "p-value", "critical (MacKinnon, applies)", "lags"):
+        assert text in html
+
+
+def test_alert_log_and_markers_show_alerts_newest_first():
+    async def go():
+        session, dash, _ = await dashboard_with(synthetic_batches(300), rule=AlertRule(1.0, -1.0))
+        out = dash.alert_log.table.value, dash.alert_log.count.value, list(session.alert_log)
+        markers = len(dash.z.long.x) + len(dash.z.short.x)
+        await session.stop()
+        return (*out, markers)
+
+    table, count, alerts, markers = asyncio.run(go())
+    assert len(alerts) > 0 and f">{len(alerts)}<" in count and markers == len(alerts)
+    times = re.findall(r"<td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)Z</td>", table)
+    assert times == sorted(times, reverse=True) and len(times) == min(len(alerts), 100)
+
+
+def test_export_produces_csv_files_with_header_and_rows(tmp_path):
+    from statarb_kit.export import export_csv
+
+    async def go():
+        session, dash, _ = await dashboard_with(synthetic_batches(200), rule=AlertRule(1.0, -1.0))
+        dash.export.prepare()
+        files = export_csv(session, dash.view, tmp_path)
+        html = dash.export.links.value
+        await session.stop()
+        return html, files
+
+    html, files = asyncio.run(go())
+    links = re.findall(r"download='([^']+)' href='data:text/csv;base64,([^']+)'", html)
+    assert [name for name, _ in links] == [f.name for f in files]
+    for (name, data), path in zip(links, files):
+        text = base64.b64decode(data).decode()
+        assert text == path.read_text()
+        lines = text.splitlines()
+        assert len(lines) > 2 and lines[0].startswith("time,")
+    assert "open,high,low,close" in files[0].read_text().splitlines()[0]
+
+
+def test_refresh_payload_is_proportional_to_new_rows_not_history():
+    async def median_bytes(session, dash, src, traffic, batches):
+        sizes = []
+        for b in batches:  # one batch (~3.7 s of 1s bars) per refresh
+            await src.put(b)
+            await session.flush()
+            traffic.reset()
+            dash.refresh()
+            sizes.append(traffic.bytes)
+        return float(np.median(sizes)), len(dash.view)
+
+    async def go():
+        batches = synthetic_batches(4_000)
+        with Traffic() as traffic:
+            session, dash, src = await dashboard_with(batches[:40])
+            short = await median_bytes(session, dash, src, traffic, batches[40:60])
+            for b in batches[60:900]:
+                await src.put(b)
+            await session.flush()
+            dash.refresh()
+            long = await median_bytes(session, dash, src, traffic, batches[900:920])
+            await session.stop()
+        return short, long
+
+    (small, rows_small), (large, rows_large) = asyncio.run(go())
+    assert rows_large > 5 * rows_small
+    assert 0 < large < 1.5 * small, (small, large)
+
+
+def test_thinning_bounds_points_and_keeps_extremes():
+    x = np.arange(100_000).astype("datetime64[ms]")
+    y = np.sin(np.arange(100_000) / 50.0)
+    y[12_345] = 9.0
+    tx, ty = thin(x, y, 2_000)
+    assert len(tx) <= 2_000 and ty.max() == 9.0 and np.all(np.diff(tx.astype(np.int64)) > 0)
+    import bqplot as bq
+    seg = SegmentedLine({"x": bq.DateScale(), "y": bq.LinearScale()}, ["black"], segment=100, max_points=1_000)
+    for i in range(0, 100_000, 250):
+        seg.extend(x[i:i + 250], y[i:i + 250])
+    assert seg.points <= 1_000 + 100 and 9.0 in np.concatenate([np.asarray(m.y) for m in seg.marks])
+
+
+def test_a_failing_refresh_is_reported_and_the_feed_goes_on():
+    async def go():
+        src = QueueSource()
+        session = Session(source=src, flush_interval_s=0.01).start()
+        dash = Dashboard(session, timeframe="1s", params=PARAMS, refresh_s=0.02)
+        dash.hedge.update = lambda *a: (_ for _ in ()).throw(RuntimeError("draw failed"))
+        for b in synthetic_batches(100):
+            await src.put(b)
+        await session.flush()
+        await asyncio.sleep(0.2)
+        st = session.status()
+        rows = len(dash.view)
+        await session.stop()
+        return st, rows
+
+    st, rows = asyncio.run(go())
+    assert st.errors >= 1 and "draw failed" in st.last_error and rows > 50
+
+
+def test_app_settings_from_query_string_and_environment():
+    from statarb_kit import InvalidParameter
+    from statarb_kit.app import AppSettings
+
+    s = AppSettings.parse("?symbols=ethusdt,btcusdt&timeframe=1m&z=2.5&z_window=30",
+                          {"STATARB_TIMEFRAME": "5m", "STATARB_CORR": "0.3"})
+    assert s.symbols == ("ETHUSDT", "BTCUSDT") and s.timeframe == "1m" and s.z == 2.5 and s.corr == 0.3
+    assert s.params().z_window == 30 and s.rule().z_threshold == 2.5
+    for bad, words in [("timeframe=7q", "not one of"), ("z=-1", "z_threshold"), ("symbols=btcusdt", "two different"),
+                       ("z_window=abc", "not a valid int"), ("colour=red", "unknown setting"),
+                       ("source=kraken", "not available"), ("z_window=1", "z_window")]:
+        with pytest.raises(InvalidParameter, match=words):
+            AppSettings.parse(bad, {})
