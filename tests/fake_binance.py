@@ -1,0 +1,258 @@
+"""A local fake Binance USD-M Futures: WebSocket trade streams and the REST endpoints the client
+uses, on one 127.0.0.1 port, speaking Binance's exact formats and misbehaving on command.
+
+A pre-generated trade tape per symbol plays in real time (``rate`` trades/s per symbol); every
+connected client subscribed to a symbol receives its trades as they print, like the exchange.
+REST ``aggTrades`` serves the printed part of the tape aggregated the way Binance does
+(consecutive trades with the same time, price and side form one aggregate).
+
+Misbehaviour on command: ``drop()`` (abrupt TCP abort, a 1006 for the client), ``close(code)``,
+``stall(seconds)`` (socket open, no data), ``inject(frame)`` (malformed JSON, unknown events,
+subscription errors), ``duplicate_every`` / ``swap_every`` (duplicated, out-of-order trades),
+``lifetime_s`` (the 24-hour close, shortened), ``rest_errors`` (HTTP 429/418 with Retry-After),
+``holes`` (ids Binance itself never printed), server pings that need pongs (``ping_interval``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import orjson
+import pandas as pd
+import websockets
+from websockets.datastructures import Headers
+from websockets.http11 import Response
+
+from statarb_kit.sources.binance_format import trade_frame
+
+
+@dataclass
+class Tape:
+    symbol: str
+    trade_id: np.ndarray
+    ts: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+    buyer_maker: np.ndarray
+
+
+def make_tape(symbol: str, n: int, t0: int, rate: float, seed: int, first_id: int = 1_000_000,
+              holes: dict[int, int] | None = None) -> Tape:
+    """``n`` trades; 30% repeat the previous trade's time, price and side (one aggregate).
+    ``holes`` maps a tape index to a number of ids skipped before it (an exchange gap)."""
+    rng = np.random.default_rng(seed)
+    steps = np.maximum(1, rng.exponential(1000.0 / rate, n)).astype(np.int64)
+    same = rng.random(n) < 0.3
+    same[0] = False
+    steps[same] = 0
+    ts = t0 + np.cumsum(steps)
+    price = np.round(100.0 * (1 + seed) + np.cumsum(rng.normal(0, 0.05, n)), 2)
+    side = rng.random(n) < 0.5
+    for i in np.flatnonzero(same):
+        price[i], side[i] = price[i - 1], side[i - 1]
+    ids = first_id + np.arange(n, dtype=np.int64)
+    for at, size in (holes or {}).items():
+        ids[at:] += size
+    qty = np.round(rng.uniform(0.001, 2.0, n), 3)
+    return Tape(symbol, ids, ts, price, qty, side)
+
+
+def aggregate(t: Tape, upto: int) -> list[dict]:
+    """Binance-style aggregate trades of the first ``upto`` tape rows."""
+    rows: list[dict] = []
+    for i in range(upto):
+        key = (int(t.ts[i]), float(t.price[i]), bool(t.buyer_maker[i]))
+        if rows and (rows[-1]["T"], float(rows[-1]["p"]), rows[-1]["m"]) == key and rows[-1]["l"] + 1 == t.trade_id[i]:
+            rows[-1]["l"] = int(t.trade_id[i])
+            rows[-1]["_q"] += float(t.qty[i])
+            continue
+        rows.append({"a": len(rows) + 1, "p": f"{t.price[i]:.2f}", "_q": float(t.qty[i]), "f": int(t.trade_id[i]),
+                     "l": int(t.trade_id[i]), "T": key[0], "m": key[2]})
+    for r in rows:
+        r["q"] = f"{r.pop('_q'):.3f}"
+    return rows
+
+
+@dataclass(eq=False)
+class Client:
+    ws: websockets.ServerConnection
+    symbols: set[str]
+    opened: float = field(default_factory=time.monotonic)
+
+
+class FakeBinance:
+    def __init__(self, symbols=("BTCUSDT", "ETHUSDT"), n: int = 2_000, rate: float = 200.0, seed: int = 0,
+                 holes: dict[str, dict[int, int]] | None = None, ping_interval: float | None = None,
+                 start_delay_s: float = 0.3) -> None:
+        self.t0 = int(time.time() * 1000) + int(start_delay_s * 1000)
+        self.tapes = {s: make_tape(s, n, self.t0, rate, seed + k, first_id=1_000_000 * (k + 1),
+                                   holes=(holes or {}).get(s)) for k, s in enumerate(symbols)}
+        self.printed = {s: 0 for s in symbols}  # tape rows already printed
+        self.clients: set[Client] = set()
+        self.stalled_until = 0.0
+        self.duplicate_every = 0
+        self.swap_every = 0
+        self.lifetime_s: float | None = None
+        self.rest_errors: list[tuple[int, float]] = []  # (status, Retry-After) for the next REST calls
+        self.rest_calls: list[str] = []
+        self.files: dict[str, bytes] = {}  # extra HTTP paths (history dumps for download tests)
+        self.connections = 0
+        self.ping_interval = ping_interval
+        self._server = None
+        self._player: asyncio.Task | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeBinance:
+        self._server = await websockets.serve(self._handler, "127.0.0.1", 0, process_request=self._http,
+                                              ping_interval=self.ping_interval, ping_timeout=self.ping_interval)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._player = asyncio.create_task(self._play())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self._player.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._player
+        self._server.close()
+        await self._server.wait_closed()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def done(self) -> bool:
+        return all(self.printed[s] == len(t.trade_id) for s, t in self.tapes.items())
+
+    async def wait_done(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.done:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the tape did not finish")
+            await asyncio.sleep(0.02)
+
+    def truth(self) -> pd.DataFrame:
+        """Every printed trade: the ground truth a client must end up storing."""
+        frames = [pd.DataFrame({"symbol": s, "trade_id": t.trade_id[: self.printed[s]], "ts": t.ts[: self.printed[s]],
+                                "price": t.price[: self.printed[s]], "qty": t.qty[: self.printed[s]],
+                                "is_buyer_maker": t.buyer_maker[: self.printed[s]]})
+                  for s, t in self.tapes.items()]
+        return pd.concat(frames, ignore_index=True).sort_values(["symbol", "trade_id"], ignore_index=True)
+
+    # ---- misbehaviour --------------------------------------------------------------------
+
+    def drop(self) -> None:
+        """Abort every connection's TCP stream: no close frame (the client sees 1006)."""
+        for c in list(self.clients):
+            c.ws.transport.abort()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await asyncio.gather(*(c.ws.close(code, reason) for c in list(self.clients)), return_exceptions=True)
+
+    def stall(self, seconds: float) -> None:
+        """Keep sockets open but send nothing (trades still print: the client must backfill)."""
+        self.stalled_until = time.monotonic() + seconds
+
+    async def inject(self, frame: bytes | str) -> None:
+        await asyncio.gather(*(c.ws.send(frame) for c in list(self.clients)), return_exceptions=True)
+
+    # ---- WebSocket -------------------------------------------------------------------------
+
+    async def _handler(self, ws: websockets.ServerConnection) -> None:
+        url = urlparse(ws.request.path)
+        if url.path.startswith("/ws/"):
+            streams = url.path[len("/ws/"):].split("/")
+        else:
+            streams = parse_qs(url.query).get("streams", [""])[0].split("/")
+        symbols = {s.split("@")[0].upper() for s in streams if s.endswith("@trade")}
+        client = Client(ws, symbols)
+        self.clients.add(client)
+        self.connections += 1
+        try:
+            if self.lifetime_s is None:
+                await ws.wait_closed()
+            else:
+                try:
+                    await asyncio.wait_for(ws.wait_closed(), self.lifetime_s)
+                except TimeoutError:
+                    await ws.close(1001, "connection lifetime exceeded")
+        finally:
+            self.clients.discard(client)
+
+    async def _play(self) -> None:
+        """Print the tapes in real time, sending each trade to the subscribed clients."""
+        count = 0
+        while not self.done:
+            now_ms = int(time.time() * 1000)
+            out: dict[str, list[bytes]] = {}
+            for s, t in self.tapes.items():
+                i = self.printed[s]
+                j = int(np.searchsorted(t.ts, now_ms, side="right"))
+                frames = []
+                for k in range(i, j):
+                    frames.append(trade_frame(s, int(t.trade_id[k]), int(t.ts[k]), float(t.price[k]),
+                                              float(t.qty[k]), bool(t.buyer_maker[k])))
+                    count += 1
+                    if self.duplicate_every and count % self.duplicate_every == 0:
+                        frames.append(frames[-1])
+                    if self.swap_every and count % self.swap_every == 0 and len(frames) >= 2:
+                        frames[-1], frames[-2] = frames[-2], frames[-1]
+                self.printed[s] = j
+                out[s] = frames
+            if time.monotonic() >= self.stalled_until:
+                for c in list(self.clients):
+                    for s in c.symbols:
+                        for f in out.get(s, ()):
+                            try:
+                                await c.ws.send(f)
+                            except websockets.ConnectionClosed:
+                                break
+            await asyncio.sleep(0.005)
+
+    # ---- REST ----------------------------------------------------------------------------
+
+    def _http(self, ws: websockets.ServerConnection, request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        url = urlparse(request.path)
+        self.rest_calls.append(request.path)
+        if url.path in self.files:
+            return self._reply(200, self.files[url.path], "application/octet-stream")
+        if self.rest_errors and url.path.startswith("/fapi/"):
+            status, retry = self.rest_errors.pop(0)
+            return self._reply(status, orjson.dumps({"code": -1003, "msg": "Too many requests"}),
+                               extra={"Retry-After": f"{retry:g}"})
+        q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if url.path == "/fapi/v1/exchangeInfo":
+            return self._json({"timezone": "UTC", "symbols": [{"symbol": s, "status": "TRADING"} for s in self.tapes]})
+        if url.path == "/fapi/v1/aggTrades":
+            s = q.get("symbol", "")
+            if s not in self.tapes:
+                return self._reply(400, orjson.dumps({"code": -1121, "msg": "Invalid symbol."}))
+            rows = aggregate(self.tapes[s], self.printed[s])
+            if "fromId" in q:
+                rows = [r for r in rows if r["a"] >= int(q["fromId"])]
+            if "startTime" in q:
+                rows = [r for r in rows if int(q["startTime"]) <= r["T"] <= int(q["endTime"])]
+            return self._json(rows[: int(q.get("limit", 500))])
+        return self._reply(404, b"not found")
+
+    def _json(self, obj) -> Response:
+        return self._reply(200, orjson.dumps(obj))
+
+    @staticmethod
+    def _reply(status: int, body: bytes, ctype: str = "application/json", extra: dict | None = None) -> Response:
+        headers = Headers({"Content-Type": ctype, "Content-Length": str(len(body)), "Connection": "close",
+                           **(extra or {})})
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 418: "I'm a teapot", 429: "Too Many Requests"}
+        return Response(status, reason.get(status, "Error"), headers, body)
