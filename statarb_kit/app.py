@@ -16,11 +16,11 @@ from .alerts import AlertRule
 from .analytics import PairParams
 from .errors import InvalidParameter
 from .session import Session
-from .sources import Source, SyntheticPair
+from .sources import BinanceConfig, BinanceLive, Source, SyntheticPair
 from .ticks import normalize_symbol, now_ms
 from .widgets import Dashboard
 
-SOURCES = ("synthetic",)
+SOURCES = ("synthetic", "live")
 TIMEFRAMES = ("1s", "1m", "5m")
 
 
@@ -43,6 +43,8 @@ class AppSettings:
     history_min: float = 20.0
     db: str = ":memory:"
     preview_s: float = 0.0
+    ws_url: str = BinanceConfig.ws_url
+    rest_url: str = BinanceConfig.rest_url
 
     @classmethod
     def parse(cls, query: str = "", env: Mapping[str, str] | None = None) -> AppSettings:
@@ -93,6 +95,8 @@ class AppSettings:
         return AlertRule(z_threshold=self.z, corr_threshold=self.corr)
 
     def make_source(self) -> Source:
+        if self.source == "live":
+            return BinanceLive(self.symbols, BinanceConfig(ws_url=self.ws_url, rest_url=self.rest_url))
         start = now_ms() - int(self.history_min * 60_000)
         return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=True, start_ms=start)
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from .errors import StatarbError
+from .errors import InvalidParameter, StatarbError
 from .session import Session
-from .sources import SyntheticPair
+from .sources import BinanceConfig, BinanceLive, Replay, Source, SyntheticPair, download
+from .sources.history import DATA_URL
+from .store import TickStore
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,26 @@ def _status_line(session: Session, timeframe: str) -> str:
     return " | ".join(parts)
 
 
-async def _record(args: argparse.Namespace) -> None:
-    source = SyntheticPair(symbols=tuple(args.symbols.split(",")), seed=args.seed)
+def _source(args: argparse.Namespace) -> Source:
+    """The source the command line asks for (live resumes after the trades stored in --db)."""
+    symbols = tuple(args.symbols.split(","))
+    if args.source == "synthetic":
+        return SyntheticPair(symbols=symbols, seed=args.seed)
+    if args.source == "live":
+        config = BinanceConfig(ws_url=args.ws_url, ws_path=args.ws_path, rest_url=args.rest_url)
+        resume = {}
+        if args.db != ":memory:" and Path(args.db).exists():
+            store = TickStore(args.db)
+            resume = {s: v for s, v in store.last_trades().items() if s in {x.upper() for x in symbols}}
+            store.close()
+        return BinanceLive(symbols, config, resume_from=resume)
+    if not args.files:
+        raise InvalidParameter("--source replay needs --files (Binance dump files, zipped or not)")
+    return Replay(args.files, speed=args.speed, skip_bad=args.skip_bad)
+
+
+async def _record(args: argparse.Namespace) -> int:
+    source = _source(args)
     session = Session(source=source, db=args.db).start()
     print(f"recording {', '.join(session.symbols)} from {source.status.name} into {args.db} "
           f"(UTC times; Ctrl-C to stop)", flush=True)
@@ -49,22 +71,49 @@ async def _record(args: argparse.Namespace) -> None:
     main_task = asyncio.current_task()
     loop.add_signal_handler(signal.SIGTERM, main_task.cancel)  # `kill` stops as cleanly as Ctrl-C
     deadline = None if args.duration is None else loop.time() + args.duration
+    ingest = session._tasks[0]
     try:
-        while deadline is None or loop.time() < deadline:
-            await asyncio.sleep(args.every)
+        while (deadline is None or loop.time() < deadline) and not ingest.done():
+            await asyncio.wait([ingest], timeout=args.every)
             print(_status_line(session, args.timeframe), flush=True)
     except asyncio.CancelledError:  # Ctrl-C or SIGTERM cancel this task: stop cleanly below
         pass
     finally:
         await session.stop()
-    print(f"stopped: {session.status().rows_in_store:,} ticks in {args.db}", flush=True)
+    st = session.status()
+    failed = ingest.done() and st.errors > 0  # the source itself gave up
+    if st.last_error:
+        print(f"statarb: {st.last_error}", file=sys.stderr, flush=True)
+    print(f"stopped: {st.rows_in_store:,} ticks in {args.db}", flush=True)
+    return 2 if failed else 0
+
+
+async def _download(args: argparse.Namespace) -> int:
+    start = dt.date.fromisoformat(args.start)
+    end = dt.date.fromisoformat(args.end or args.start)
+    report = await download(args.symbols, start, end, args.dir, kind=args.kind, base_url=args.base_url)
+    for name in report.missing:
+        print(f"not published: {name}", flush=True)
+    files = sorted(report.downloaded + report.skipped)
+    print(f"{len(report.downloaded)} downloaded, {len(report.skipped)} already present (checksums verified)",
+          flush=True)
+    if args.no_load or not files:
+        return 0
+    async with Session(source=Replay(files, skip_bad=args.skip_bad), db=args.db) as session:
+        await session.wait()
+    st = session.status()
+    print(f"loaded into {args.db}: {st.ticks_stored:,} new ticks, {st.duplicates:,} already stored", flush=True)
+    if st.last_error:
+        print(f"statarb: {st.last_error}", file=sys.stderr, flush=True)
+        return 2
+    return 0
 
 
 def _dashboard(args: argparse.Namespace) -> int:
     from .app import AppSettings, notebook_path
 
     env = dict(os.environ)
-    for name in ("source", "symbols", "timeframe", "db"):
+    for name in ("source", "symbols", "timeframe", "db", "ws_url", "rest_url"):
         value = getattr(args, name)
         if value is not None:
             env[f"STATARB_{name.upper()}"] = value
@@ -86,16 +135,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     rec = sub.add_parser("record", help="record a source into DuckDB, printing live bars and rates")
     rec.add_argument("--db", default="statarb.duckdb", help="DuckDB file (default: %(default)s)")
-    rec.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated pair (x,y)")
+    rec.add_argument("--source", choices=("synthetic", "live", "replay"), default="synthetic",
+                     help="synthetic pair (default), live Binance USD-M trades, or replay of dump files")
+    rec.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated symbols (x,y for a pair)")
     rec.add_argument("--seed", type=int, default=7, help="synthetic source seed")
+    rec.add_argument("--files", nargs="*", help="replay: Binance trades/aggTrades dump files (.zip or .csv)")
+    rec.add_argument("--speed", type=float, default=None, help="replay: times real time (default: as fast as possible)")
+    rec.add_argument("--skip-bad", action="store_true", help="replay: skip and count corrupt lines")
+    rec.add_argument("--ws-url", default=BinanceConfig.ws_url, help="live: WebSocket base URL")
+    rec.add_argument("--ws-path", default=BinanceConfig.ws_path, help="live: stream path (/stream, /market/stream)")
+    rec.add_argument("--rest-url", default=BinanceConfig.rest_url, help="live: REST base URL")
     rec.add_argument("--timeframe", default="1s", help="bars to print: 1s, 1m or 5m")
     rec.add_argument("--every", type=float, default=1.0, help="seconds between status lines")
     rec.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    dl = sub.add_parser("download", help="download Binance USD-M history dumps, verify them and load them")
+    dl.add_argument("symbols", nargs="+", help="symbols, e.g. BTCUSDT ETHUSDT")
+    dl.add_argument("--start", required=True, help="first day, YYYY-MM-DD (UTC)")
+    dl.add_argument("--end", default=None, help="last day, YYYY-MM-DD (default: the start day)")
+    dl.add_argument("--kind", choices=("trades", "aggTrades"), default="trades", help="dump kind")
+    dl.add_argument("--dir", default="data", help="where the files go (default: %(default)s)")
+    dl.add_argument("--db", default="statarb.duckdb", help="DuckDB file to load them into")
+    dl.add_argument("--base-url", default=DATA_URL, help="public data site (default: Binance's)")
+    dl.add_argument("--no-load", action="store_true", help="download only")
+    dl.add_argument("--skip-bad", action="store_true", help="skip and count corrupt lines when loading")
     dash = sub.add_parser("dashboard", help="serve the live dashboard with Voila")
-    dash.add_argument("--source", default=None, help="data source (default: synthetic)")
+    dash.add_argument("--source", default=None, help="synthetic (default) or live (Binance USD-M)")
     dash.add_argument("--symbols", default=None, help="comma-separated pair x,y (default: BTCUSDT,ETHUSDT)")
     dash.add_argument("--timeframe", default=None, help="1s, 1m or 5m (default: 1s)")
     dash.add_argument("--db", default=None, help="DuckDB file (default: in memory, one per browser tab)")
+    dash.add_argument("--ws-url", default=None, help="live: Binance WebSocket base URL")
+    dash.add_argument("--rest-url", default=None, help="live: Binance REST base URL")
     dash.add_argument("--port", type=int, default=8866, help="port (default: %(default)s)")
     dash.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -106,8 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "dashboard":
             return _dashboard(args)
+        if args.command == "download":
+            return asyncio.run(_download(args))
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_record(args))
+            return asyncio.run(_record(args))
     except StatarbError as exc:
         print(f"statarb: {exc}", file=sys.stderr)
         return 2

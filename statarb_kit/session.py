@@ -29,7 +29,7 @@ from .alerts import Alert, AlertRule, alerts_frame
 from .analytics import PairParams
 from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges
 from .buffer import TickRing
-from .errors import InvalidParameter, SessionStateError
+from .errors import InvalidParameter, SessionStateError, StatarbError
 from .sources import Source, SyntheticPair
 from .pair import PairView
 from .store import TickStore
@@ -286,7 +286,8 @@ class Session:
     async def _write_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._flush_interval_s)
+                async with asyncio.timeout(self._flush_interval_s):  # wait_for can swallow a cancel on 3.11
+                    await self._wake.wait()
             self._wake.clear()
             self._busy = True
             try:
@@ -387,7 +388,10 @@ class Session:
     def _note_error(self, where: str, exc: BaseException) -> None:
         self._errors += 1
         self._last_error = f"{where}: {type(exc).__name__}: {exc}"
-        log.error("%s failed", where, exc_info=exc)
+        if isinstance(exc, StatarbError):  # an expected failure with a message that says it all
+            log.error("%s failed: %s", where, exc)
+        else:
+            log.error("%s failed", where, exc_info=exc)
 
     def _update_rate(self) -> None:
         t0, n0 = self._rate_mark

@@ -221,6 +221,13 @@ class TickStore:
         drop[suspect[stored]] = True
         return batch.take(~drop)
 
+    def last_trades(self) -> dict[str, tuple[int, int]]:
+        """Per symbol, the (trade id, time ms) of the newest stored trade."""
+        if not self._has_table("ticks"):
+            return {}
+        rows = self.con.execute("SELECT symbol, max(trade_id), arg_max(ts, trade_id) FROM ticks GROUP BY symbol").fetchall()
+        return {sym: (int(tid), int(ts)) for sym, tid, ts in rows}
+
     def tick_count(self) -> int:
         if not self._has_table("ticks"):
             return 0

@@ -1,8 +1,10 @@
+import asyncio
 import shutil
 import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 
 from statarb_kit import TickStore
@@ -54,3 +56,82 @@ def test_ctrl_c_or_kill_stops_cleanly_and_keeps_every_tick(tmp_path, sig):
     assert "Traceback" not in err
     n = TickStore(db, read_only=True).tick_count()
     assert n > 20 and out.splitlines()[-1] == f"stopped: {n:,} ticks in {db}"
+
+
+def _run_cli(*argv, timeout=60):
+    async def go():
+        proc = await asyncio.create_subprocess_exec("statarb", *argv, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            proc.kill()
+            out, err = await proc.communicate()
+            raise AssertionError(f"statarb {' '.join(argv)} still running after {timeout} s:\n"
+                                 f"{out.decode()}\n{err.decode()}") from None
+        return proc.returncode, out.decode(), err.decode()
+    return go()
+
+
+@pytest.mark.skipif(shutil.which("statarb") is None, reason="package not installed with pip")
+def test_record_live_against_local_binance_then_resume_with_backfill(tmp_path):
+    from tests.fake_binance import FakeBinance
+
+    db = tmp_path / "live.duckdb"
+
+    async def go():
+        # the tape prints from 3 s to ~7.5 s: run 1 records its start, run 2 outlives its end
+        async with FakeBinance(n=900, rate=200.0, start_delay_s=3.0) as fake:
+            urls = ["--ws-url", fake.ws_url, "--rest-url", fake.http_url]
+            rc1, out1, err1 = await _run_cli("record", "--source", "live", "--db", str(db), "--duration", "3",
+                                             "--every", "0.5", *urls)
+            await asyncio.sleep(1.0)  # trades print while nothing records
+            rc2, out2, err2 = await _run_cli("record", "--source", "live", "--db", str(db), "--duration", "6",
+                                             "--every", "0.5", *urls)
+            assert fake.done
+            truth = fake.truth()
+        return (rc1, out1, err1), (rc2, out2, err2), truth
+
+    (rc1, out1, err1), (rc2, out2, err2), truth = asyncio.run(go())
+    assert rc1 == 0 and rc2 == 0, (err1, err2)
+    assert "from binance" in out1
+    stored = TickStore(db, read_only=True).con.execute(
+        "SELECT symbol, trade_id, backfilled FROM ticks ORDER BY symbol, trade_id").df()
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        ids = stored[stored["symbol"] == symbol]["trade_id"].to_numpy()
+        want = truth[truth["symbol"] == symbol]["trade_id"].to_numpy()
+        # continuous from the first trade recorded to the last printed, across the two runs
+        assert ids.tolist() == want[want >= ids[0]].tolist()
+    assert stored["backfilled"].any()  # the second run filled the time nothing recorded
+
+
+@pytest.mark.skipif(shutil.which("statarb") is None, reason="package not installed with pip")
+def test_download_then_load_and_replay_errors(tmp_path):
+    import hashlib
+    import io
+    import zipfile
+
+    from tests.fake_binance import FakeBinance
+    from tests.test_replay import trades_rows
+
+    async def go():
+        async with FakeBinance(n=10) as fake:
+            name = "BTCUSDT-trades-2023-11-14.zip"
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as z:
+                z.writestr(name.replace(".zip", ".csv"), trades_rows(300).to_csv(index=False))
+            path = f"/data/futures/um/daily/trades/BTCUSDT/{name}"
+            fake.files[path] = buf.getvalue()
+            fake.files[path + ".CHECKSUM"] = f"{hashlib.sha256(buf.getvalue()).hexdigest()}  {name}".encode()
+            return await _run_cli("download", "BTCUSDT", "--start", "2023-11-14", "--dir", str(tmp_path / "d"),
+                                  "--db", str(tmp_path / "h.duckdb"), "--base-url", fake.http_url)
+
+    rc, out, err = asyncio.run(go())
+    assert rc == 0, err
+    assert "1 downloaded" in out and "300 new ticks" in out
+    assert TickStore(tmp_path / "h.duckdb", read_only=True).tick_count() == 300
+    bad = tmp_path / "ETHUSDT-trades-2023-11-14.csv"
+    bad.write_text("1,2,3\n")
+    out = subprocess.run(["statarb", "record", "--source", "replay", "--files", str(bad), "--db",
+                          str(tmp_path / "b.duckdb")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "ETHUSDT-trades-2023-11-14.csv" in out.stderr and "Traceback" not in out.stderr

@@ -1,6 +1,11 @@
-"""Market-data sources behind one interface (see ``base.Source``)."""
+"""Market-data sources behind one interface (see ``base.Source``): live Binance, replay of
+Binance history files, and a synthetic cointegrated pair."""
 
 from .base import Source, SourceStatus
+from .binance_live import BinanceConfig, BinanceLive
+from .history import HistoryFile, HistoryFileError, download, read_history
+from .replay import Replay
 from .synthetic import PairModel, SyntheticPair
 
-__all__ = ["PairModel", "Source", "SourceStatus", "SyntheticPair"]
+__all__ = ["BinanceConfig", "BinanceLive", "HistoryFile", "HistoryFileError", "PairModel", "Replay", "Source",
+           "SourceStatus", "SyntheticPair", "download", "read_history"]

@@ -4,8 +4,8 @@ Connection rules Binance imposes, and what this client does about them:
 - the server pings every 3 minutes and drops a connection without a pong within 10 minutes:
   the websockets library answers pings itself (and pings the server, closing a dead link);
 - a connection lives at most 24 hours: each connection is rotated after ``max_connection_age_s``,
-  the next one opened *before* the old one closes, so the cut loses nothing (the overlap is
-  deduplicated by trade id);
+  the next one opened *before* the old one closes, and the old one read for ``rotation_overlap_s``
+  more, so the cut loses nothing (the overlap is deduplicated by trade id);
 - at most 1024 streams per connection: symbols are sharded over connections of
   ``max_streams_per_connection``; streams are named in the URL, so no SUBSCRIBE frames are sent
   (and the 10 incoming messages/s limit is never approached).
@@ -57,6 +57,7 @@ class BinanceConfig:
     rest_url: str = "https://fapi.binance.com"
     max_streams_per_connection: int = 200
     max_connection_age_s: float = 23.5 * 3600
+    rotation_overlap_s: float = 2.0
     stall_timeout_s: float = 30.0
     symbol_silence_s: float = 120.0
     gap_grace_s: float = 1.0
@@ -76,6 +77,8 @@ class BinanceConfig:
             raise InvalidParameter("max_streams_per_connection must be within 1..1024 (Binance's limit)")
         if min(self.stall_timeout_s, self.max_connection_age_s, self.backoff_initial_s) <= 0:
             raise InvalidParameter("timeouts and backoff must be > 0")
+        if self.rotation_overlap_s < 0:
+            raise InvalidParameter("rotation_overlap_s must be >= 0")
 
 
 class Backoff:
@@ -193,7 +196,8 @@ class BinanceLive:
             code = self.code_of[normalize_symbol(s)]
             self._last_id[code], self._last_ts[code] = int(tid), int(ts)
         self._gaps: list[Gap] = []
-        self._resync: set[int] = set()  # symbols to catch up from REST after a reconnect
+        # symbols to catch up from REST: after a reconnect, and at once when resuming stored history
+        self._resync: set[int] = {c for c, last in enumerate(self._last_id) if last is not None}
 
     # ---- the stream ----------------------------------------------------------------------
 
@@ -219,7 +223,8 @@ class BinanceLive:
             try:
                 while True:
                     try:
-                        batch = await asyncio.wait_for(queue.get(), timeout=self.config.gap_grace_s / 2)
+                        async with asyncio.timeout(self.config.gap_grace_s / 2):  # not wait_for: on 3.11
+                            batch = await queue.get()  # it can swallow a cancellation (gh-86296)
                         batches = [batch]
                         while not queue.empty():
                             batches.append(queue.get_nowait())
@@ -265,31 +270,52 @@ class BinanceLive:
                 await asyncio.sleep(delay)
 
     async def _shard(self, url: str, queue: asyncio.Queue[TickBatch]) -> None:
-        backoff = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
+        c = self.config
+        backoff = Backoff(c.backoff_initial_s, c.backoff_max_s)
+        retiring: set[asyncio.Task[None]] = set()
         ws = await self._connect(url, backoff)
-        while True:
-            opened = time.monotonic()
-            self.status.state = "streaming"
-            reason = await self._read(ws, opened + self.config.max_connection_age_s, queue)
-            if time.monotonic() - opened >= self.config.stable_after_s:
-                backoff.reset()
-            if reason == "rotate":  # open the next connection before closing this one
-                nxt = await self._connect(url, backoff)
+        try:
+            while True:
+                opened = time.monotonic()
+                self.status.state = "streaming"
+                reason = await self._read(ws, opened + c.max_connection_age_s, queue)
+                if time.monotonic() - opened >= c.stable_after_s:
+                    backoff.reset()
+                if reason == "rotate":
+                    # open the next connection first, then keep reading the old one a little longer:
+                    # what it had in flight overlaps what the new one starts with (deduplicated)
+                    nxt = await self._connect(url, backoff)
+                    overlap = min(c.rotation_overlap_s, c.max_connection_age_s / 2)
+                    task = asyncio.create_task(self._retire(ws, overlap, queue), name="binance-retiring")
+                    retiring.add(task)
+                    task.add_done_callback(retiring.discard)
+                    ws = nxt
+                    continue
                 await ws.close()
-                ws = nxt
-                continue
+                self.status.reconnects += 1
+                self.status.state = "reconnecting"
+                self.status.last_error = f"connection {reason}: reconnecting"
+                log.warning("binance %s", self.status.last_error)
+                await asyncio.sleep(backoff.next())
+                ws = await self._connect(url, backoff)
+                # trades printed while away show as a gap only once a later trade arrives: ask now
+                self._resync.update(self.code_of[s.split("@")[0].upper()] for s in _streams_of(url))
+        finally:
+            for task in list(retiring):
+                task.cancel()
+            await asyncio.gather(*retiring, return_exceptions=True)
             await ws.close()
-            self.status.reconnects += 1
-            self.status.state = "reconnecting"
-            log.warning("binance connection %s: reconnecting", reason)
-            await asyncio.sleep(backoff.next())
-            ws = await self._connect(url, backoff)
-            # trades printed while away show as a gap only once a later trade arrives: ask now
-            self._resync.update(self.code_of[s.split("@")[0].upper()] for s in _streams_of(url))
+
+    async def _retire(self, ws: websockets.ClientConnection, seconds: float, queue: asyncio.Queue[TickBatch]) -> None:
+        """Read a rotated-out connection for ``seconds`` more, then close it."""
+        try:
+            await self._read(ws, time.monotonic() + seconds, queue)
+        finally:
+            await ws.close()
 
     async def _read(self, ws: websockets.ClientConnection, deadline: float, queue: asyncio.Queue[TickBatch]) -> str:
-        """Read until the connection closes ("closed"), stalls ("stall") or is due for
-        rotation ("rotate"), handing parsed trades to ``queue`` in small batches."""
+        """Read until the connection closes ("closed (code)"), stalls ("stalled for N s") or is
+        due for rotation ("rotate"), handing parsed trades to ``queue`` in small batches."""
         c = self.config
         frames: list[bytes | str] = []
         last_msg = flush_at = time.monotonic()
@@ -302,19 +328,18 @@ class BinanceLive:
                 if frames:
                     wait = min(wait, flush_at - now)
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), timeout=max(wait, 0.0))
+                    async with asyncio.timeout(max(wait, 0.0)):  # cancelling recv() loses nothing
+                        raw = await ws.recv()
                 except TimeoutError:
                     now = time.monotonic()
                     if frames and now >= flush_at:
                         self._emit(frames, queue)
                         frames = []
                     if now - last_msg >= c.stall_timeout_s:
-                        self.status.last_error = f"no message for {c.stall_timeout_s:g} s: reconnecting"
-                        return "stall"
+                        return f"stalled: no message for {c.stall_timeout_s:g} s"
                     continue
                 except websockets.ConnectionClosed as exc:
-                    self.status.last_error = f"connection closed ({exc.rcvd.code if exc.rcvd else 1006})"
-                    return "closed"
+                    return f"closed ({exc.rcvd.code if exc.rcvd else 1006})"
                 last_msg = time.monotonic()
                 if not frames:
                     flush_at = last_msg + c.batch_interval_s

@@ -1,0 +1,248 @@
+"""Binance's public history dumps for USD-M futures: read, name and download them.
+
+Files (``data/futures/um/{daily,monthly}/{trades,aggTrades}/SYMBOL/``), zipped CSV, with or
+without a header row (older files have none):
+- ``SYMBOL-trades-YYYY-MM-DD.zip``: id, price, qty, quote_qty, time, is_buyer_maker
+- ``SYMBOL-aggTrades-YYYY-MM-DD.zip``: agg_trade_id, price, quantity, first_trade_id,
+  last_trade_id, transact_time, is_buyer_maker
+Times are milliseconds, or microseconds in newer files: detected by magnitude. Each file has a
+``.CHECKSUM`` beside it: ``<sha256>  <file name>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import io
+import logging
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidParameter, StatarbError
+from ..ticks import TickBatch, normalize_symbol, now_ms
+
+log = logging.getLogger(__name__)
+
+DATA_URL = "https://data.binance.vision"
+COLUMNS = {
+    "trades": ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker"],
+    "aggTrades": ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
+                  "is_buyer_maker"],
+}
+_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades)-(?P<date>\d{4}-\d{2}(-\d{2})?)\.(csv|zip)$")
+_US_THRESHOLD = 10**14  # ms timestamps are ~1.7e12, microsecond ones ~1.7e15
+
+
+class HistoryFileError(StatarbError):
+    """A history file is corrupt or not in Binance's format; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class HistoryFile:
+    """What a dump file name says: symbol, kind and date (``YYYY-MM-DD`` or ``YYYY-MM``)."""
+
+    path: Path
+    symbol: str
+    kind: str
+    date: str
+
+    @classmethod
+    def of(cls, path: str | Path, symbol: str | None = None, kind: str | None = None) -> HistoryFile:
+        p = Path(path)
+        m = _NAME.match(p.name)
+        if m is None and (symbol is None or kind is None):
+            raise InvalidParameter(f"{p.name}: not a Binance dump name (SYMBOL-trades-YYYY-MM-DD.zip); "
+                                   "give the symbol and kind explicitly")
+        kind = kind or m["kind"]
+        if kind not in COLUMNS:
+            raise InvalidParameter(f"kind must be 'trades' or 'aggTrades', got {kind!r}")
+        return cls(p, normalize_symbol(symbol or m["symbol"]), kind, m["date"] if m else "")
+
+
+@dataclass
+class ReadResult:
+    """Trades of one file (sorted by trade id) and the count of skipped corrupt lines."""
+
+    frame: pd.DataFrame  # trade_id, ts, price, qty, is_buyer_maker
+    skipped: int = 0
+
+
+def _text(path: Path) -> str:
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith(".csv")]
+            if len(names) != 1:
+                raise HistoryFileError(f"{path}: expected one CSV inside the zip, found {names}")
+            return z.read(names[0]).decode()
+    return path.read_text()
+
+
+def read_history(f: HistoryFile, skip_bad: bool = False) -> ReadResult:
+    """Read one dump file into individual trades. aggTrades rows are expanded into their
+    ``last - first + 1`` trades (same price, side and time; quantity split evenly).
+
+    A corrupt line raises HistoryFileError naming the file and line, or with ``skip_bad`` is
+    skipped and counted.
+    """
+    try:
+        text = _text(f.path)
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        raise HistoryFileError(f"{f.path}: cannot read: {exc}") from None
+    first = text.split("\n", 1)[0]
+    header = 1 if first and not first[:1].isdigit() else 0
+    names = COLUMNS[f.kind]
+    try:  # the fast path: every line well formed
+        cols = _typed(text, header, names)
+        skipped = 0
+    except (ValueError, pd.errors.ParserError) as exc:  # find the bad line, or skip bad lines
+        cols, skipped = _checked(f, text, header, names, skip_bad, exc)
+    return ReadResult(_trades(f, cols), skipped)
+
+
+def _typed(text: str, header: int, names: list[str]) -> dict[str, np.ndarray]:
+    if not text.strip():
+        return {c: np.empty(0, dtype=np.int64 if c != "is_buyer_maker" else bool) for c in names}
+    dtypes = {c: np.int64 for c in names if c.endswith("id") or c.endswith("time")}
+    dtypes.update({c: np.float64 for c in ("price", "qty", "quote_qty", "quantity") if c in names})
+    frame = pd.read_csv(io.StringIO(text), header=None, skiprows=header, names=names, dtype=dtypes,
+                        true_values=["true", "True"], false_values=["false", "False"], engine="c")
+    if frame["is_buyer_maker"].dtype != bool:
+        raise ValueError("is_buyer_maker is not true/false on every line")
+    return {c: frame[c].to_numpy() for c in names}
+
+
+def _checked(f: HistoryFile, text: str, header: int, names: list[str], skip_bad: bool,
+             cause: Exception) -> tuple[dict[str, np.ndarray], int]:
+    """The slow path: parse as text, name the first bad line (or drop and count bad lines)."""
+    try:
+        raw = pd.read_csv(io.StringIO(text), header=None, skiprows=header, names=names, dtype=str,
+                          on_bad_lines="skip" if skip_bad else "error", engine="c")
+    except pd.errors.ParserError as exc:  # a line with the wrong number of fields
+        m = re.search(r"line (\d+)", str(exc))
+        where = f", line {int(m[1]) + header}" if m else ""
+        raise HistoryFileError(f"{f.path}{where}: not a {f.kind} row ({exc}); "
+                               "use --skip-bad to skip and count such lines") from None
+    lines = len([ln for ln in text.splitlines()[header:] if ln.strip()])
+    skipped = max(0, lines - len(raw))
+    num = {c: pd.to_numeric(raw[c], errors="coerce") for c in names if c != "is_buyer_maker"}
+    side = raw["is_buyer_maker"].str.strip().str.lower().map({"true": True, "false": False})
+    bad = side.isna().to_numpy().copy()
+    for c in num.values():
+        bad |= c.isna().to_numpy()
+    if bad.any() and not skip_bad:
+        row = int(np.flatnonzero(bad)[0])
+        raise HistoryFileError(f"{f.path}, line {row + header + 1}: not a valid {f.kind} row "
+                               f"{raw.iloc[row].tolist()!r}; use --skip-bad to skip and count such lines")
+    keep = ~bad
+    cols = {c: v.to_numpy()[keep].astype(np.float64 if c in ("price", "qty", "quote_qty", "quantity") else np.int64)
+            for c, v in num.items()}
+    cols["is_buyer_maker"] = side.to_numpy()[keep].astype(bool)
+    return cols, skipped + int(bad.sum())
+
+
+def _trades(f: HistoryFile, c: dict[str, np.ndarray]) -> pd.DataFrame:
+    time_col = c["time" if f.kind == "trades" else "transact_time"].astype(np.int64)
+    if len(time_col) and time_col.max() > _US_THRESHOLD:
+        time_col = time_col // 1000
+    if f.kind == "trades":
+        frame = pd.DataFrame({"trade_id": c["id"], "ts": time_col, "price": c["price"], "qty": c["qty"],
+                              "is_buyer_maker": c["is_buyer_maker"]})
+    else:
+        first_id = c["first_trade_id"]
+        count = c["last_trade_id"] - first_id + 1
+        if (count <= 0).any():
+            raise HistoryFileError(f"{f.path}: an aggregate has last_trade_id < first_trade_id "
+                                   f"(aggregate {int(c['agg_trade_id'][np.flatnonzero(count <= 0)[0]])})")
+        rep = np.repeat(np.arange(len(count)), count)
+        offset = np.arange(len(rep)) - np.repeat(np.cumsum(count) - count, count)
+        frame = pd.DataFrame({"trade_id": first_id[rep] + offset, "ts": time_col[rep], "price": c["price"][rep],
+                              "qty": (c["quantity"] / count)[rep], "is_buyer_maker": c["is_buyer_maker"][rep]})
+    return frame.sort_values("trade_id", kind="stable", ignore_index=True)
+
+
+def to_batch(frame: pd.DataFrame, code: int) -> TickBatch:
+    n = len(frame)
+    return TickBatch.from_columns(sym=np.full(n, code), trade_id=frame["trade_id"].to_numpy(),
+                                  ts=frame["ts"].to_numpy(), price=frame["price"].to_numpy(),
+                                  qty=frame["qty"].to_numpy(), is_buyer_maker=frame["is_buyer_maker"].to_numpy(),
+                                  recv_ts=np.full(n, now_ms()))
+
+
+# ---- download ------------------------------------------------------------------------------
+
+def daily_names(symbol: str, kind: str, start: dt.date, end: dt.date) -> list[tuple[str, str]]:
+    """(URL path, file name) of each daily dump from ``start`` to ``end`` inclusive."""
+    if end < start:
+        raise InvalidParameter(f"end {end} is before start {start}")
+    if kind not in COLUMNS:
+        raise InvalidParameter(f"kind must be 'trades' or 'aggTrades', got {kind!r}")
+    out = []
+    day = start
+    while day <= end:
+        name = f"{symbol}-{kind}-{day:%Y-%m-%d}.zip"
+        out.append((f"/data/futures/um/daily/{kind}/{symbol}/{name}", name))
+        day += dt.timedelta(days=1)
+    return out
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class DownloadReport:
+    downloaded: list[Path]
+    skipped: list[Path]  # already present with a matching checksum
+    missing: list[str]  # not published (404), e.g. today's file
+
+
+async def download(symbols: list[str], start: dt.date, end: dt.date, dest: str | Path, kind: str = "trades",
+                   base_url: str = DATA_URL, progress: bool = True) -> DownloadReport:
+    """Fetch daily dumps and their ``.CHECKSUM`` files into ``dest``; verify SHA-256; skip files
+    already present and verified. A checksum mismatch deletes the file and raises."""
+    from tqdm.auto import tqdm
+
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    report = DownloadReport([], [], [])
+    jobs = [(path, name) for s in symbols for path, name in daily_names(normalize_symbol(s), kind, start, end)]
+    async with httpx.AsyncClient(base_url=base_url, timeout=60.0, follow_redirects=True) as http:
+        for path, name in tqdm(jobs, desc="download", unit="file", disable=not progress):
+            target = dest / name
+            r = await http.get(path + ".CHECKSUM")
+            if r.status_code == 404:
+                report.missing.append(name)
+                continue
+            r.raise_for_status()
+            expected = r.text.split()[0].lower()
+            if target.exists() and sha256_of(target) == expected:
+                report.skipped.append(target)
+                continue
+            part = target.with_suffix(".part")
+            async with http.stream("GET", path) as resp:
+                if resp.status_code == 404:
+                    report.missing.append(name)
+                    continue
+                resp.raise_for_status()
+                with open(part, "wb") as fh:
+                    async for chunk in resp.aiter_bytes():
+                        fh.write(chunk)
+            got = await asyncio.to_thread(sha256_of, part)
+            if got != expected:
+                part.unlink()
+                raise HistoryFileError(f"{name}: SHA-256 {got} does not match the published {expected}; "
+                                       "the file was deleted, download it again")
+            part.replace(target)
+            report.downloaded.append(target)
+    return report
