@@ -314,39 +314,43 @@ class BinanceLive:
             await ws.close()
 
     async def _read(self, ws: websockets.ClientConnection, deadline: float, queue: asyncio.Queue[TickBatch]) -> str:
-        """Read until the connection closes ("closed (code)"), stalls ("stalled for N s") or is
-        due for rotation ("rotate"), handing parsed trades to ``queue`` in small batches."""
+        """Read until the connection closes ("closed (code)"), stalls ("stalled: ...") or is due
+        for rotation ("rotate"), handing parsed trades to ``queue`` in batches of at most
+        ``batch_interval_s``. One timer covers many messages: it is re-armed only when it fires
+        or when a batch opens, not per message (a timer per message costs more than the parse)."""
         c = self.config
+        loop = asyncio.get_running_loop()
         frames: list[bytes | str] = []
-        last_msg = flush_at = time.monotonic()
+        last_msg = flush_at = loop.time()
         try:
             while True:
-                now = time.monotonic()
-                if now >= deadline:
-                    return "rotate"
-                wait = min(c.stall_timeout_s - (now - last_msg), deadline - now)
-                if frames:
-                    wait = min(wait, flush_at - now)
-                try:
-                    async with asyncio.timeout(max(wait, 0.0)):  # cancelling recv() loses nothing
-                        raw = await ws.recv()
-                except TimeoutError:
-                    now = time.monotonic()
-                    if frames and now >= flush_at:
-                        self._emit(frames, queue)
-                        frames = []
-                    if now - last_msg >= c.stall_timeout_s:
-                        return f"stalled: no message for {c.stall_timeout_s:g} s"
-                    continue
-                except websockets.ConnectionClosed as exc:
-                    return f"closed ({exc.rcvd.code if exc.rcvd else 1006})"
-                last_msg = time.monotonic()
-                if not frames:
-                    flush_at = last_msg + c.batch_interval_s
-                frames.append(raw)
-                if len(frames) >= c.batch_max or last_msg >= flush_at:
+                now = loop.time()
+                if frames and now >= flush_at:
                     self._emit(frames, queue)
                     frames = []
+                if now >= deadline:
+                    return "rotate"
+                if now - last_msg >= c.stall_timeout_s:
+                    return f"stalled: no message for {c.stall_timeout_s:g} s"
+                wake = min(deadline, last_msg + c.stall_timeout_s, flush_at if frames else deadline)
+                try:
+                    async with asyncio.timeout_at(wake):  # cancelling recv() loses nothing
+                        while True:
+                            raw = await ws.recv(decode=False)  # orjson takes the bytes
+                            last_msg = loop.time()
+                            frames.append(raw)
+                            if len(frames) == 1:
+                                flush_at = last_msg + c.batch_interval_s
+                                break  # re-arm the timer for this batch's flush
+                            if len(frames) >= c.batch_max or last_msg >= flush_at:
+                                self._emit(frames, queue)
+                                frames = []
+                            if last_msg >= deadline:
+                                break
+                except TimeoutError:
+                    pass
+                except websockets.ConnectionClosed as exc:
+                    return f"closed ({exc.rcvd.code if exc.rcvd else 1006})"
         finally:
             if frames:
                 self._emit(frames, queue)

@@ -1,0 +1,29 @@
+"""The benchmarks still run (at toy sizes) and end with their JSON line; figures are not asserted."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+CASES = {
+    "bench_pipeline.py": (["--ticks", "20000", "--repeats", "1"], {"ticks_per_s", "incremental_vs_full_ratio"}),
+    "bench_analytics.py": (["--bars", "3000", "--repeats", "1"], set()),
+    "bench_dashboard.py": (["--points", "500", "--refreshes", "5"], set()),
+    "bench_ingest.py": (["--messages", "3000", "--naive", "200", "--replay-rows", "5000"],
+                        {"msgs_per_s", "vs_naive_ratio", "replay_rows_per_s"}),
+}
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_benchmark_runs_and_ends_with_its_json_line(script):
+    args, keys = CASES[script]
+    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["benchmark"] == script[len("bench_"):-len(".py")]
+    assert keys <= figures.keys()
+    assert all(v > 0 for k, v in figures.items() if k in keys)
