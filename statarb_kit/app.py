@@ -6,11 +6,14 @@ Precedence: Voila URL query (``?symbols=btcusdt,ethusdt&timeframe=1m&z=2.5``) ov
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import parse_qs
+
+import ipywidgets as w
 
 from .alerts import AlertRule
 from .analytics import PairParams
@@ -101,12 +104,8 @@ class AppSettings:
         return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=True, start_ms=start)
 
 
-def error_box(exc: Exception) -> "w.HTML":
+def error_box(exc: Exception) -> w.HTML:
     """A readable error in place of the dashboard (bad URL settings, locked database...)."""
-    import html
-
-    import ipywidgets as w
-
     return w.HTML(f"<div id='sak-error' style='color:#b00;font-size:14px;padding:8px'><b>statarb_kit could not "
                   f"start:</b> {html.escape(str(exc))}</div>")
 

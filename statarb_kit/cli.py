@@ -11,8 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
+
+import pandas as pd
 
 from .errors import InvalidParameter, StatarbError
 from .session import Session
@@ -109,6 +112,55 @@ async def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_GRID = ("z_entry=1.5,2,2.5,3", "z_window=30,60,120")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .backtest import BacktestParams, DataSpec, expand_grid, parse_grid_spec
+    from .backtest.reports import render_report
+    from .backtest.sweep import best, heatmap, run_sweep, write_results
+
+    data = DataSpec(symbols=args.pair, timeframe=args.timeframe, db=args.db,
+                    files=tuple(args.files) if args.files else None, hours=args.hours, seed=args.seed,
+                    start=args.start, end=args.end)
+    fixed = {}
+    for spec in args.set:
+        name, values = parse_grid_spec(spec)
+        if len(values) != 1:
+            raise InvalidParameter(f"--set {spec}: one value (use --grid for several)")
+        fixed[name] = values[0]
+    base = BacktestParams(**fixed)
+    specs = args.grid or list(DEFAULT_GRID)
+    grid = dict(parse_grid_spec(spec) for spec in specs)
+    combos = expand_grid(grid, base)
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    if not combos:
+        raise InvalidParameter(f"none of the {size} combinations of the grid is valid (e.g. z_exit < z_entry)")
+    print(f"grid: {'; '.join(specs)}{' (default)' if not args.grid else ''}: {len(combos)} combinations"
+          f"{f' ({size - len(combos)} invalid left out)' if size > len(combos) else ''}", flush=True)
+    bars = data.load()
+    print(f"data: {bars.origin}, {len(bars):,} aligned {bars.timeframe} bars of {'/'.join(bars.symbols)}", flush=True)
+    started = time.perf_counter()
+    results = run_sweep(bars, combos, jobs=args.jobs, progress=not args.quiet)
+    print(f"swept {len(combos)} combinations in {time.perf_counter() - started:.2f} s", flush=True)
+    if args.out:
+        print(f"results: {write_results(results, args.out, bars)}", flush=True)
+    varied = [name for name, values in grid.items() if len(values) > 1]
+    shown = [*varied, "trades", "total_return", "sharpe", "max_drawdown", "hit_rate", "time_in_market"]
+    top = best(results, args.metric, args.top, args.min_trades)
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        print(f"\nbest {len(top)} by {args.metric} (>= {args.min_trades} trades):\n{top[shown].to_string()}")
+        pair = args.heatmap.split(",") if args.heatmap else varied[:2]
+        if len(pair) == 2:
+            print(f"\n{args.metric} (max over the other parameters):\n{heatmap(results, *pair, args.metric)}")
+    for k, (i, _) in enumerate(top.head(args.report).iterrows(), start=1):
+        report, _ = render_report(data, combos[i], args.report_dir, f"report-{k:02d}-combo-{i}")
+        print(f"report {k}: {report}", flush=True)
+    return 0
+
+
 def _dashboard(args: argparse.Namespace) -> int:
     from .app import AppSettings, notebook_path
 
@@ -167,6 +219,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--rest-url", default=None, help="live: Binance REST base URL")
     dash.add_argument("--port", type=int, default=8866, help="port (default: %(default)s)")
     dash.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    sw = sub.add_parser("sweep", help="backtest a grid of alert-rule parameters on a pair, in parallel",
+                        description="Backtest every combination of a parameter grid on one pair. Data: --db "
+                        "(recorded bars), else --files (Binance dumps), else the synthetic pair.")
+    sw.add_argument("--grid", action="append", metavar="NAME=VALUES",
+                    help="parameter values: name=a,b,c or name=start:stop:step (stop included); repeat per "
+                         f"parameter (default: {' '.join(DEFAULT_GRID)})")
+    sw.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a fixed parameter for every combination, e.g. fee_bps=4")
+    sw.add_argument("--pair", default="BTCUSDT,ETHUSDT", help="x,y (default: %(default)s)")
+    sw.add_argument("--timeframe", default="1m", help="bars: 1s, 1m or 5m (default: %(default)s)")
+    sw.add_argument("--db", default=None, help="DuckDB file with recorded bars (opened read-only)")
+    sw.add_argument("--files", nargs="*", help="Binance trades/aggTrades dump files instead of --db")
+    sw.add_argument("--start", default=None, help="first UTC time to use, e.g. 2026-01-01")
+    sw.add_argument("--end", default=None, help="UTC time to stop before")
+    sw.add_argument("--hours", type=float, default=24.0, help="synthetic: hours of data (default: %(default)s)")
+    sw.add_argument("--seed", type=int, default=7, help="synthetic: seed (default: %(default)s)")
+    sw.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    sw.add_argument("--out", default=None, help="results table: .duckdb (appended), .parquet, .csv or .json")
+    sw.add_argument("--metric", default="sharpe", help="metric to rank by (default: %(default)s)")
+    sw.add_argument("--top", type=int, default=10, help="best combinations to print (default: %(default)s)")
+    sw.add_argument("--min-trades", type=int, default=1, help="rank only combinations with this many trades")
+    sw.add_argument("--heatmap", default=None, metavar="ROW,COL",
+                    help="two parameters for the heatmap (default: the first two varied)")
+    sw.add_argument("--report", type=int, default=0, metavar="N",
+                    help="render the backtest notebook (papermill) for the N best combinations")
+    sw.add_argument("--report-dir", default="reports", help="where reports go (default: %(default)s)")
+    sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -177,6 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dashboard(args)
         if args.command == "download":
             return asyncio.run(_download(args))
+        if args.command == "sweep":
+            return _sweep(args)
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(_record(args))
     except StatarbError as exc:

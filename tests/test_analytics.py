@@ -1,5 +1,6 @@
 """Every statistic against an independent reference (statsmodels, pandas), plus properties."""
 
+import inspect
 import math
 
 import numpy as np
@@ -16,10 +17,12 @@ from statarb_kit.analytics import (
     PairParams, adf, align_pair, engle_granger, half_life, hedge_path, log_returns, ols_hedge, pair_frame,
     rolling_corr, rolling_ols, rolling_zscore,
 )
-from statarb_kit.analytics.stationarity import _TUPLE
 from statarb_kit.analytics.signals import (
     FLAG_FILLED_X, FLAG_FILLED_Y, FLAG_WARMUP_CORR, FLAG_WARMUP_HEDGE, FLAG_WARMUP_Z,
 )
+
+# statsmodels >= 0.15 warns unless asked for tuples; older versions lack the flag
+_TUPLE = {"result_object": False} if "result_object" in inspect.signature(adfuller).parameters else {}
 
 
 def coint_pair(n, seed, beta=20.0, phi=0.9, noise=5.0, drift_vol=2e-3):

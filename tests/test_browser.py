@@ -37,26 +37,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = free_port()
-    env = {**os.environ, "STATARB_HISTORY_MIN": "6"}
-    env.pop("STATARB_PREVIEW_S", None)  # the served app keeps running
-    log = tmp_path_factory.mktemp("voila") / "voila.log"
+def serve(cmd: list[str], port: int, env: dict, log: Path):
+    """Start a server process, wait until ``port`` accepts connections, yield its base URL, stop it."""
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "statarb_kit.cli", "dashboard", "--port", str(port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
         if proc.poll() is not None:
-            raise RuntimeError(f"statarb dashboard exited: {log.read_text()[-2000:]}")
+            raise RuntimeError(f"{cmd[2:4]} exited: {log.read_text()[-2000:]}")
         time.sleep(0.3)
     yield f"http://127.0.0.1:{port}/"
     proc.terminate()
     proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    env = {**os.environ, "STATARB_HISTORY_MIN": "6"}
+    env.pop("STATARB_PREVIEW_S", None)  # the served app keeps running
+    log = tmp_path_factory.mktemp("voila") / "voila.log"
+    yield from serve([sys.executable, "-m", "statarb_kit.cli", "dashboard", "--port", str(port)], port, env, log)
+
+
+@pytest.fixture(scope="module")
+def backtest_server(tmp_path_factory):
+    """The backtest notebook served by Voila, as a report reads (its default: 24 h synthetic)."""
+    port = free_port()
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "backtest.ipynb"
+    log = tmp_path_factory.mktemp("voila") / "voila-backtest.log"
+    yield from serve([sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+                      "--Voila.ip=127.0.0.1"], port, dict(os.environ), log)
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +205,26 @@ def test_a_bad_url_setting_shows_a_clear_message(server, browser):
     app = App(browser, server + "?timeframe=7q")
     assert "timeframe '7q' is not one of 1s, 1m, 5m" in app.text("#sak-error")
     app.page.close()
+
+
+def test_backtest_report_shows_metrics_equity_and_trades(backtest_server, browser, shots):
+    page = browser.new_page(viewport={"width": 1366, "height": 2200})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(backtest_server, timeout=120_000)
+    page.wait_for_selector(".bqplot", timeout=120_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(shots / "backtest.png"), full_page=True)
+    titles = page.evaluate("[...document.querySelectorAll('.bqplot .mainheading')].map(e => e.textContent)")
+    assert titles[0].startswith("Equity: ") and " trades, Sharpe " in titles[0]
+    assert titles[1].startswith("z-score, entry ±2")
+    # the equity axis spans the data's UTC day (2026-01-01), as the z axis does
+    ticks = page.evaluate("""[...document.querySelectorAll('.bqplot')].map(f =>
+        [...f.querySelectorAll('.axis text')].map(t => t.textContent).join(' '))""")
+    assert "01-01" in ticks[0] and "01-01" in ticks[1]
+    lines = page.evaluate("[...document.querySelectorAll('.bqplot path.line')].map(p => (p.getAttribute('d') || '').length)")
+    assert min(lines[:2]) > 100
+    body = page.inner_text("body")
+    assert "total return" in body and "LONG_SPREAD" in body and "SHORT_SPREAD" in body
+    assert errors == []
+    page.close()

@@ -74,10 +74,12 @@ class PairParams:
         return max(self.hedge_window + self.z_window + 1, self.corr_window + 1)
 
 
-def rolling_zscore(spread: np.ndarray, w: int, include_current: bool = False, min_std: float = 0.0) -> np.ndarray:
+def rolling_zscore(spread: np.ndarray, w: int, include_current: bool = False,
+                   min_std: float | np.ndarray = 0.0) -> np.ndarray:
     """(s_t - mean) / std (ddof 1) over a window of ``w`` spreads: t-w..t-1 by default, or
     t-w+1..t with ``include_current``. NaN until the window is full, where it holds a NaN,
-    and where std <= ``min_std`` (0 by default: only an exactly constant window)."""
+    and where std <= ``min_std`` (a number, or one per bar; 0 by default: only an exactly
+    constant window)."""
     w = check_window(w, "z window")
     s = np.asarray(spread, dtype=np.float64)
     mean, var = rolling_mean_var(s, w)
@@ -143,8 +145,7 @@ def pair_frame(
     x, y = (np.log(px), np.log(py)) if params.log_prices else (px, py)
     alpha, beta, kstate = hedge_path(x, y, params.hedge_mode, params.hedge_window, params.kalman)
     spread = x - (alpha + beta * y)
-    level = float(np.median(np.abs(x))) if len(x) else 0.0
-    z = rolling_zscore(spread, params.z_window, params.z_include_current, REL_STD_FLOOR * level)
+    z = rolling_zscore(spread, params.z_window, params.z_include_current, REL_STD_FLOOR * np.abs(x))
     if params.corr_of == "returns":
         corr = rolling_corr(log_returns(px), log_returns(py), params.corr_window)
     else:

@@ -1,6 +1,7 @@
 """On-demand tests of mean reversion: ADF on a spread, Engle-Granger on a pair, half-life.
 
-These call statsmodels (adfuller, coint) and are meant to run on demand, not per bar.
+These call statsmodels (adfuller, coint) and are meant to run on demand, not per bar; statsmodels
+is imported on the first call (it takes about half a second), not with the package.
 
 Which critical values apply: when the hedge ratio was *estimated* on the same data, the
 residual spread looks more stationary than it is, and the plain ADF (Dickey-Fuller)
@@ -11,18 +12,28 @@ applies only to a spread whose hedge ratio was fixed in advance (e.g. fitted on 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from statsmodels.tsa.stattools import adfuller, coint
 
 from ..errors import InvalidParameter
 from .hedge import ols_hedge
 
-# statsmodels >= 0.15 warns unless told which return type is wanted; older versions lack the flag
-_TUPLE = {"result_object": False} if "result_object" in inspect.signature(adfuller).parameters else {}
+
+@functools.cache
+def _stattools() -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """statsmodels' (adfuller, coint); adfuller asked for tuples (statsmodels >= 0.15 warns
+    unless told which return type is wanted; older versions lack the flag)."""
+    from statsmodels.tsa.stattools import adfuller, coint
+
+    if "result_object" in inspect.signature(adfuller).parameters:
+        adfuller = functools.partial(adfuller, result_object=False)
+    return adfuller, coint
 
 #: Fewest observations for ADF / Engle-Granger / half-life results.
 MIN_OBS_ADF = 20
@@ -118,10 +129,11 @@ def adf(spread: np.ndarray, lags: int | None = None) -> ADFResult:
         return ADFResult(nan, nan, 0, n, {}, ok=False, note=f"insufficient data: {n} of {MIN_OBS_ADF} points")
     if np.ptp(s) == 0:
         return ADFResult(nan, nan, 0, n, {}, ok=False, note="the spread is constant: nothing to test")
+    adfuller, _ = _stattools()
     if lags is None:
-        stat, p, used, nobs, crit, _ = adfuller(s, regression="c", autolag="AIC", **_TUPLE)
+        stat, p, used, nobs, crit, _ = adfuller(s, regression="c", autolag="AIC")
     else:
-        stat, p, used, nobs, crit = adfuller(s, maxlag=lags, regression="c", autolag=None, **_TUPLE)
+        stat, p, used, nobs, crit = adfuller(s, maxlag=lags, regression="c", autolag=None)
     return ADFResult(float(stat), float(p), int(used), int(nobs), _crit(crit))
 
 
@@ -139,10 +151,11 @@ def engle_granger(x: np.ndarray, y: np.ndarray, lags: int | None = None) -> Engl
         note = f"insufficient data: {n} of {MIN_OBS_ADF} points" if n < MIN_OBS_ADF else fit.note
         return EngleGrangerResult(nan, nan, 0, n, nan, nan, {}, {}, ok=False, note=note)
     autolag = "aic" if lags is None else None
+    adfuller, coint = _stattools()
     stat, p, crit = coint(x, y, trend="c", maxlag=lags, autolag=autolag)
     resid = x - (fit.alpha + fit.beta * y)
-    res = adfuller(resid, maxlag=lags, regression="n", autolag="AIC" if lags is None else None, **_TUPLE)
-    plain = adfuller(resid, maxlag=lags, regression="c", autolag="AIC" if lags is None else None, **_TUPLE)
+    res = adfuller(resid, maxlag=lags, regression="n", autolag="AIC" if lags is None else None)
+    plain = adfuller(resid, maxlag=lags, regression="c", autolag="AIC" if lags is None else None)
     return EngleGrangerResult(
         stat=float(stat), pvalue=float(p), lags=int(res[2]), n=int(res[3]), alpha=fit.alpha, beta=fit.beta,
         critical=_crit(crit), adf_critical=_crit(plain[4]),

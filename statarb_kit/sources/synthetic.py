@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import lfilter
 
 from ..errors import InvalidParameter
 from ..ticks import TickBatch, normalize_symbol, now_ms
@@ -100,6 +99,8 @@ class SyntheticPair:
 
     def _mids(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """Advance the latent process by ``steps`` grid points; return mid prices of x and y."""
+        from scipy.signal import lfilter  # scipy.signal takes ~0.5 s to import: only when generating
+
         log_y = self._log_y + np.cumsum(self._rng.normal(0.0, self._y_sd, steps))
         shocks = self._rng.normal(0.0, self._spread_sd, steps)
         spread, _ = lfilter([1.0], [1.0, -self._ar], shocks, zi=[self._ar * self._spread])

@@ -1,0 +1,205 @@
+"""The aligned bars a backtest trades: from a DuckDB store, from replay files or synthetic.
+
+Files and the synthetic pair go through the same pipeline as live data (Session -> ticks ->
+bars in a temporary DuckDB file), so a backtest sees exactly the bars a recording would store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import tempfile
+from collections.abc import Coroutine
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+
+from ..analytics import align_pair
+from ..bars import timeframe_ms
+from ..errors import InvalidParameter
+from ..session import Session
+from ..sources import Replay, SyntheticPair
+from ..sources.synthetic import PairModel
+from ..store import TickStore
+from ..ticks import normalize_symbol
+from .engine import BacktestResult, backtest
+from .params import BacktestParams
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Bars a price may be carried forward when its symbol did not trade (as in the live view).
+MAX_STALE = 3
+#: Default first bar of synthetic data (UTC): fixed, so a seed always gives the same bars.
+SYNTHETIC_START = "2026-01-01"
+
+
+@dataclass(frozen=True, eq=False)
+class PairBars:
+    """Closes of a pair on common bar open times (ms UTC, ascending), and where they came from."""
+
+    symbols: tuple[str, str]
+    timeframe: str
+    time: np.ndarray
+    price_x: np.ndarray
+    price_y: np.ndarray
+    origin: str
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    @property
+    def close_time(self) -> np.ndarray:
+        """Bar close times (ms UTC): when a bar's close is known and an order on it fills."""
+        return self.time + timeframe_ms(self.timeframe)
+
+    def frame(self) -> pd.DataFrame:
+        """The closes as a DataFrame with a UTC DatetimeIndex, one column per symbol."""
+        index = pd.to_datetime(self.time, unit="ms", utc=True).rename("time")
+        return pd.DataFrame({self.symbols[0]: self.price_x, self.symbols[1]: self.price_y}, index=index)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where a backtest's bars come from, as plain values a notebook parameter cell can take:
+    ``db`` (a DuckDB file of recorded bars), else ``files`` (Binance dump files), else the
+    synthetic pair (``hours`` from ``start``, ``seed``). ``start``/``end`` bound a store (UTC)."""
+
+    symbols: str = "BTCUSDT,ETHUSDT"
+    timeframe: str = "1m"
+    db: str | None = None
+    files: tuple[str, ...] | None = None
+    hours: float = 24.0
+    seed: int = 7
+    start: str | None = None
+    end: str | None = None
+
+    def __post_init__(self) -> None:
+        _pair(self.symbols)
+        timeframe_ms(self.timeframe)
+
+    def load(self) -> PairBars:
+        if self.db:
+            return bars_from_store(self.db, self.symbols, self.timeframe, self.start, self.end)
+        if self.files:
+            return bars_from_files(list(self.files), self.symbols, self.timeframe)
+        return bars_synthetic(self.symbols, self.timeframe, self.hours, self.seed, self.start or SYNTHETIC_START)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as notebook parameters (files as a list)."""
+        d = asdict(self)
+        d["files"] = list(self.files) if self.files else None
+        return d
+
+
+def utc_ms(when: str | pd.Timestamp) -> int:
+    """Milliseconds since the epoch of a time; a time without a zone is taken as UTC."""
+    ts = pd.Timestamp(when)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return (ts - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+
+
+def _pair(symbols: tuple[str, str] | list[str] | str) -> tuple[str, str]:
+    if isinstance(symbols, str):
+        symbols = symbols.split(",")
+    pair = tuple(normalize_symbol(s) for s in symbols)
+    if len(pair) != 2 or pair[0] == pair[1]:
+        raise InvalidParameter(f"a pair needs two different symbols x,y, got {symbols!r}")
+    return pair  # type: ignore[return-value]
+
+
+def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: str = "1m",
+                    start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None,
+                    max_stale: int = MAX_STALE) -> PairBars:
+    """The stored final bars of a pair in DuckDB file ``db`` (opened read-only), aligned; optional
+    UTC ``start`` (inclusive) and ``end`` (exclusive) bounds."""
+    x, y = _pair(symbols)
+    if not Path(db).exists():
+        raise InvalidParameter(f"{db} does not exist: record or download data into it first")
+    store = TickStore(db, read_only=True)
+    try:
+        bx, by = store.bars(timeframe, x), store.bars(timeframe, y)
+    finally:
+        store.close()
+    for sym, b in ((x, bx), (y, by)):
+        if not len(b):
+            raise InvalidParameter(f"{db} has no {timeframe} bars of {sym}")
+    aligned = align_pair(bx["start"].to_numpy(np.int64), bx["close"].to_numpy(), by["start"].to_numpy(np.int64),
+                         by["close"].to_numpy(), timeframe_ms(timeframe), max_stale)
+    keep = np.ones(len(aligned), dtype=bool)
+    if start is not None:
+        keep &= aligned.time >= utc_ms(start)
+    if end is not None:
+        keep &= aligned.time < utc_ms(end)
+    return PairBars((x, y), timeframe, aligned.time[keep], aligned.x[keep], aligned.y[keep], f"store {db}")
+
+
+def bars_from_files(files: list[str | Path], symbols: tuple[str, str] | str, timeframe: str = "1m",
+                    skip_bad: bool = False, max_stale: int = MAX_STALE) -> PairBars:
+    """Bars of a pair from Binance dump files (trades or aggTrades, zipped or not), built by the
+    pipeline in a temporary DuckDB file."""
+    pair = _pair(symbols)
+    found = {f.symbol for f in Replay(files).files}
+    missing = [s for s in pair if s not in found]
+    if missing:
+        raise InvalidParameter(f"no file of {missing} among the {len(files)} given (found {sorted(found)})")
+    bars = _through_pipeline(lambda: Replay(files, skip_bad=skip_bad, progress=False), pair, timeframe, max_stale)
+    return PairBars(pair, timeframe, bars.time, bars.price_x, bars.price_y, f"{len(files)} replay file(s)")
+
+
+def bars_synthetic(symbols: tuple[str, str] | str = ("BTCUSDT", "ETHUSDT"), timeframe: str = "1m",
+                   hours: float = 24.0, seed: int = 7, start: str | pd.Timestamp = SYNTHETIC_START,
+                   model: PairModel | None = None, max_stale: int = MAX_STALE) -> PairBars:
+    """``hours`` of the seeded synthetic cointegrated pair from UTC ``start``, as bars."""
+    pair = _pair(symbols)
+    if not hours > 0:
+        raise InvalidParameter(f"hours must be > 0, got {hours!r}")
+    model = model or PairModel()
+    start_ms = utc_ms(start)
+    end_ms = start_ms + int(hours * 3_600_000)
+    ticks = int(2 * model.rate * hours * 3600)  # expected count; the bars are cut at end_ms below
+
+    def source() -> SyntheticPair:
+        return SyntheticPair(pair, model, seed=seed, realtime=False, start_ms=start_ms, max_ticks=int(ticks * 1.1) + 100)
+
+    bars = _through_pipeline(source, pair, timeframe, max_stale)
+    keep = bars.time + timeframe_ms(timeframe) <= end_ms
+    return PairBars(pair, timeframe, bars.time[keep], bars.price_x[keep], bars.price_y[keep],
+                    f"synthetic seed {seed}, {hours:g} h")
+
+
+def _through_pipeline(make_source: Callable[[], Any], pair: tuple[str, str], timeframe: str, max_stale: int) -> PairBars:
+    with tempfile.TemporaryDirectory(prefix="statarb-bt-") as tmp:
+        db = Path(tmp) / "bars.duckdb"
+
+        async def record() -> None:
+            source = make_source()
+            async with Session(source=source, db=db, timeframes=(timeframe,), retain_bars=1,
+                               retain_ticks=1) as session:
+                await session.wait()
+            if session.status().last_error:
+                raise InvalidParameter(f"loading bars failed: {session.status().last_error}")
+
+        run_sync(record())
+        return bars_from_store(db, pair, timeframe, max_stale=max_stale)
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code, also inside a notebook whose event loop
+    is already running (then on a worker thread with its own loop; the cell waits)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="statarb-load") as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def backtest_bars(bars: PairBars, params: BacktestParams) -> BacktestResult:
+    """Backtest ``params`` on ``bars``, fills at bar close times (as a sweep does)."""
+    return backtest(bars.close_time, bars.price_x, bars.price_y, params)

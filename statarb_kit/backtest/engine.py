@@ -1,0 +1,314 @@
+"""Vectorized backtest of a pair alert rule: trades, equity curve and metrics.
+
+Accounting (capital 1, not compounded): each trade opens legs worth 1 unit of gross notional at
+its entry fill. In price space (spread = x - alpha - beta*y) it holds q_x = s*k units of x and
+q_y = -s*beta*k of y, k = 1 / (P_x + |beta| P_y); on log prices the dollar amounts are
+s/(1+|beta|) of x and -s*beta/(1+|beta|) of y (s = +1 LONG_SPREAD, -1 SHORT_SPREAD; beta is the
+hedge at the signal bar). The units stay fixed until the exit fill. Each fill pays
+``fee_bps + slippage_bps`` on each leg's notional. Positions are marked to market at every bar's
+close; a position still open at the end is closed at the last bar (exit reason "end").
+
+Only the state machine's jumps (entry -> exit -> next entry) run in Python, once per trade, on
+"next bar where ..." index arrays built with numpy; everything per bar is array arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import pandas as pd
+
+from .frame import SignalFrame, signal_frame
+from .params import PARAM_NAMES, BacktestParams
+
+YEAR_S = 365.0 * 86_400.0  # crypto futures trade around the clock
+EXIT_REASONS = ("exit", "stop", "max_hold", "end")
+
+
+@dataclass(frozen=True)
+class TradeIndex:
+    """Trades as bar positions: signal and fill bars of entry and exit, side (+1 long spread,
+    -1 short spread) and exit reason code (index into EXIT_REASONS)."""
+
+    entry_signal: np.ndarray
+    entry_fill: np.ndarray
+    exit_signal: np.ndarray
+    exit_fill: np.ndarray
+    side: np.ndarray
+    reason: np.ndarray
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Figures of one backtest. Returns are in units of capital (1 = 100%), not compounded;
+    ``annual_return`` = total / years; ``sharpe`` of per-bar PnL, annualised with
+    sqrt(bars per year); ``max_drawdown`` as a fraction of the running equity peak;
+    ``turnover`` = filled notional / capital; ``time_in_market`` = fraction of bars holding a
+    position. NaN where undefined (no trades, flat equity)."""
+
+    total_return: float
+    annual_return: float
+    sharpe: float
+    max_drawdown: float
+    trades: int
+    long_trades: int
+    short_trades: int
+    hit_rate: float
+    avg_hold_bars: float
+    avg_hold_s: float
+    turnover: float
+    time_in_market: float
+    costs: float
+    bars: int
+    years: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+METRIC_NAMES = tuple(f.name for f in fields(Metrics))
+
+
+@dataclass(frozen=True, eq=False)
+class BacktestResult:
+    """``trades``: one row per trade (UTC fill times, fill prices, units, PnL gross and net of
+    costs); ``equity``: capital after each bar (UTC index); ``metrics``; the ``params`` used;
+    the signal ``frame`` traded."""
+
+    params: BacktestParams
+    trades: pd.DataFrame
+    equity: pd.Series
+    metrics: Metrics
+    frame: SignalFrame
+
+    def row(self) -> pd.DataFrame:
+        """Parameters then metrics in one row: the columns of a sweep's results."""
+        return result_rows([self.params], [self.metrics])
+
+
+def result_rows(params: list[BacktestParams], metrics: list[Metrics]) -> pd.DataFrame:
+    """One row per combination: its parameters, then its metrics."""
+    rows = pd.DataFrame([{**p.as_dict(), **m.as_dict()} for p, m in zip(params, metrics, strict=True)],
+                        columns=[*PARAM_NAMES, *METRIC_NAMES])
+    return rows.astype(OPTIONAL_DTYPES)  # None -> NaN / <NA>, whatever the rows hold
+
+
+#: dtypes of the parameters that may be None, so one row and many rows have the same columns.
+OPTIONAL_DTYPES = {"z_stop": "float64", "trade_window": "Int64", "max_hold": "Int64"}
+
+
+def _next_true(cond: np.ndarray) -> np.ndarray:
+    """nxt[i] = smallest j >= i with cond[j], else n; length n + 1 (nxt[n] = n)."""
+    n = len(cond)
+    idx = np.where(cond, np.arange(n), n)
+    out = np.empty(n + 1, dtype=np.int64)
+    out[n] = n
+    out[:n] = np.minimum.accumulate(idx[::-1])[::-1]
+    return out
+
+
+class SignalIndex:
+    """"Next bar where ..." arrays of one frame, memoised by level: the combinations of a sweep
+    that share a frame (and, say, a z_exit) build each array once."""
+
+    def __init__(self, f: SignalFrame) -> None:
+        self.f = f
+        self._cache: dict[tuple, np.ndarray] = {}
+        with np.errstate(invalid="ignore"):
+            self._usable = ~np.isnan(f.beta)
+        self._abs_z = np.abs(f.z)
+        self.dpx, self.dpy = np.diff(f.price_x), np.diff(f.price_y)  # price changes into each bar
+
+    def get(self, kind: str, level: float, corr_min: float = 0.0) -> np.ndarray:
+        """kind: "enter" (|z| >= level and corr >= corr_min, hedge known), "out_long" (z >= -level),
+        "out_short" (z <= level), "stop_long" (z <= -level), "stop_short" (z >= level),
+        "calm" (|z| < level). NaN z never qualifies."""
+        key = (kind, level, corr_min if kind == "enter" else None)
+        hit = self._cache.get(key)
+        if hit is None:
+            z = self.f.z
+            with np.errstate(invalid="ignore"):
+                cond = {
+                    "enter": lambda: self._usable & (self.f.corr >= corr_min) & (self._abs_z >= level),
+                    "out_long": lambda: z >= -level,
+                    "out_short": lambda: z <= level,
+                    "stop_long": lambda: z <= -level,
+                    "stop_short": lambda: z >= level,
+                    "calm": lambda: self._abs_z < level,
+                }[kind]()
+            hit = self._cache[key] = _next_true(cond)
+        return hit
+
+
+def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = None) -> TradeIndex:
+    """The trades ``p`` makes on frame ``f`` (see BacktestParams for the rule). ``index``: a
+    SignalIndex of ``f`` to share between calls."""
+    index = index or SignalIndex(f)
+    z, n = f.z, len(f)
+    enter = index.get("enter", p.z_entry, p.corr_min)
+    out_long, out_short = index.get("out_long", p.z_exit), index.get("out_short", p.z_exit)
+    if p.z_stop is not None:
+        stop_long, stop_short = index.get("stop_long", p.z_stop), index.get("stop_short", p.z_stop)
+        calm = index.get("calm", p.z_entry)
+    none = np.full(n + 1, n, dtype=np.int64)
+    if p.z_stop is None:
+        stop_long = stop_short = none
+    last_entry = n - 2 - p.lag  # the position must be held at least one bar
+    rows: list[tuple[int, int, int, int]] = []
+    i = 0
+    while i <= n:
+        e = int(enter[i])
+        if e > last_entry:
+            break
+        side = 1 if z[e] < 0 else -1
+        held = e + p.lag  # exits are judged from the close of the entry fill bar
+        out = int((out_long if side == 1 else out_short)[held])
+        stop = int((stop_long if side == 1 else stop_short)[held])
+        hold = max(e + p.max_hold, held) if p.max_hold is not None else n
+        x, reason = min((stop, 1), (out, 0), (hold, 2))
+        if x + p.lag > n - 1:
+            rows.append((e, min(x, n - 1), side, 3))
+            break
+        rows.append((e, x, side, reason))
+        i = x + p.lag  # flat again from the exit fill bar
+        if reason == 1:
+            i = int(calm[i])  # after a stop, wait for |z| < z_entry before a new entry
+    a = np.array(rows, dtype=np.int64).reshape(-1, 4)
+    entry_signal, exit_signal = a[:, 0], a[:, 1]
+    return TradeIndex(entry_signal, entry_signal + p.lag, exit_signal, np.minimum(exit_signal + p.lag, n - 1),
+                      a[:, 2], a[:, 3])
+
+
+@dataclass(frozen=True, eq=False)
+class _Book:
+    """Units and PnL of each trade, the filled notional, and the PnL of the bars where the equity
+    can move (``active``: each trade's entry fill bar through its exit fill bar; trades never
+    overlap, so these are ascending and unique). Every other bar's PnL is 0."""
+
+    units_x: np.ndarray
+    units_y: np.ndarray
+    beta: np.ndarray
+    gross: np.ndarray
+    costs: np.ndarray
+    active: np.ndarray
+    active_pnl: np.ndarray
+    notional: float
+    bars: int
+
+    def bar_pnl(self) -> np.ndarray:
+        """PnL of every bar."""
+        out = np.zeros(self.bars)
+        out[self.active] = self.active_pnl
+        return out
+
+
+def _book(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex) -> _Book:
+    px, py = f.price_x, f.price_y
+    beta = f.beta[t.entry_signal]
+    ex, ey = px[t.entry_fill], py[t.entry_fill]
+    xx, xy = px[t.exit_fill], py[t.exit_fill]
+    if p.log_prices:
+        gross_w = 1.0 + np.abs(beta)
+        qx, qy = t.side / gross_w / ex, -t.side * beta / gross_w / ey
+    else:
+        k = 1.0 / (ex + np.abs(beta) * ey)
+        qx, qy = t.side * k, -t.side * beta * k
+    gross = qx * (xx - ex) + qy * (xy - ey)
+    entry_notional = np.abs(qx) * ex + np.abs(qy) * ey
+    exit_notional = np.abs(qx) * xx + np.abs(qy) * xy
+    entry_cost, exit_cost = p.cost_rate * entry_notional, p.cost_rate * exit_notional
+    # bars entry_fill..exit_fill of each trade, concatenated; the position is held into bars after the entry
+    lengths = t.exit_fill - t.entry_fill + 1
+    last = np.cumsum(lengths) - 1
+    first = last - lengths + 1
+    trade = np.repeat(np.arange(len(lengths)), lengths)
+    active = np.arange(len(trade)) - np.repeat(first, lengths) + np.repeat(t.entry_fill, lengths)
+    moves = np.maximum(active - 1, 0)
+    pnl = qx[trade] * index.dpx[moves] + qy[trade] * index.dpy[moves] if len(index.dpx) else np.zeros(len(trade))
+    pnl[first] = -entry_cost
+    pnl[last] -= exit_cost
+    return _Book(qx, qy, beta, gross, entry_cost + exit_cost, active, pnl,
+                 float(entry_notional.sum() + exit_notional.sum()), len(f))
+
+
+def _metrics(t: TradeIndex, b: _Book, bar_s: float) -> Metrics:
+    n = b.bars
+    years = n * bar_s / YEAR_S
+    pnl = b.active_pnl  # the other bars' PnL is 0: sums over all bars need only these
+    total = float(pnl.sum())
+    mean = total / n if n else math.nan
+    var = (float(np.dot(pnl, pnl)) - n * mean * mean) / (n - 1) if n > 1 else math.nan
+    sd = math.sqrt(var) if var > 0 else 0.0 if n > 1 else math.nan
+    sharpe = mean / sd * math.sqrt(YEAR_S / bar_s) if sd > 0 else math.nan
+    equity = 1.0 + np.cumsum(pnl)  # the equity where it can move; flat in between
+    peak = np.maximum(np.maximum.accumulate(equity), 1.0)  # the start (capital 1) counts as a peak
+    drawdown = float(np.max((peak - equity) / peak)) if len(pnl) else 0.0
+    net = b.gross - b.costs
+    k = len(net)
+    hold = (t.exit_fill - t.entry_fill).astype(np.float64)
+    return Metrics(
+        total_return=total,
+        annual_return=total / years if years > 0 else math.nan,
+        sharpe=sharpe,
+        max_drawdown=drawdown,
+        trades=k,
+        long_trades=int((t.side == 1).sum()),
+        short_trades=int((t.side == -1).sum()),
+        hit_rate=float((net > 0).mean()) if k else math.nan,
+        avg_hold_bars=float(hold.mean()) if k else math.nan,
+        avg_hold_s=float(hold.mean()) * bar_s if k else math.nan,
+        turnover=b.notional,
+        time_in_market=float(hold.sum()) / n if n else 0.0,  # trades never overlap
+        costs=float(b.costs.sum()),
+        bars=n,
+        years=years,
+    )
+
+
+def bar_seconds(time: np.ndarray) -> float:
+    """The bar length in seconds: the most common step between bar times (ms)."""
+    steps = np.diff(np.asarray(time, dtype=np.int64))
+    if not len(steps):
+        return 1.0
+    values, counts = np.unique(steps, return_counts=True)
+    return float(values[np.argmax(counts)]) / 1000.0
+
+
+def evaluate(f: SignalFrame, p: BacktestParams, bar_s: float | None = None,
+             index: SignalIndex | None = None) -> Metrics:
+    """Only the metrics of ``p`` on frame ``f`` (the sweep's inner call; ``index`` shares the
+    signal arrays of ``f`` between calls)."""
+    index = index or SignalIndex(f)
+    t = find_trades(f, p, index)
+    return _metrics(t, _book(f, p, t, index), bar_s or bar_seconds(f.time))
+
+
+def run_backtest(f: SignalFrame, p: BacktestParams, bar_s: float | None = None) -> BacktestResult:
+    """Trades, equity curve and metrics of ``p`` on frame ``f``. Times are those of the frame's
+    rows: pass bar close times, the moments the fills happen."""
+    bar_s = bar_s or bar_seconds(f.time)
+    index = SignalIndex(f)
+    t = find_trades(f, p, index)
+    b = _book(f, p, t, index)
+    ts = pd.to_datetime(f.time, unit="ms", utc=True)
+    trades = pd.DataFrame({
+        "entry_time": ts[t.entry_fill], "exit_time": ts[t.exit_fill],
+        "direction": np.where(t.side == 1, "LONG_SPREAD", "SHORT_SPREAD"),
+        "entry_z": f.z[t.entry_signal], "exit_z": f.z[t.exit_signal],
+        "reason": np.array(EXIT_REASONS, dtype=object)[t.reason],
+        "beta": b.beta, "units_x": b.units_x, "units_y": b.units_y,
+        "entry_x": f.price_x[t.entry_fill], "entry_y": f.price_y[t.entry_fill],
+        "exit_x": f.price_x[t.exit_fill], "exit_y": f.price_y[t.exit_fill],
+        "hold_bars": t.exit_fill - t.entry_fill,
+        "gross_pnl": b.gross, "costs": b.costs, "pnl": b.gross - b.costs,
+    })
+    equity = pd.Series(1.0 + np.cumsum(b.bar_pnl()), index=ts, name="equity")
+    return BacktestResult(p, trades, equity, _metrics(t, b, bar_s), f)
+
+
+def backtest(time: np.ndarray, price_x: np.ndarray, price_y: np.ndarray, p: BacktestParams,
+             bar_s: float | None = None) -> BacktestResult:
+    """Backtest ``p`` on an aligned pair: bar close times (ms UTC) and closes of x and y."""
+    return run_backtest(signal_frame(time, price_x, price_y, p), p, bar_s)

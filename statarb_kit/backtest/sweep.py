@@ -1,0 +1,169 @@
+"""Parameter sweeps: every combination of a grid backtested on one pair, over the cores.
+
+Combinations that share a signal frame (same hedge mode and windows) are evaluated together on
+one frame and one SignalIndex; groups are cut into chunks so every core has work (each chunk
+carries the prices: 2 MB for a day of 1s bars, small next to its work). Results: one row per combination, the
+parameters then the metrics, in grid order.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import logging
+import multiprocessing
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ..errors import InvalidParameter
+from .data import PairBars
+from .engine import METRIC_NAMES, Metrics, SignalIndex, bar_seconds, evaluate, result_rows
+from .frame import signal_frame
+from .params import PARAM_NAMES, BacktestParams
+
+log = logging.getLogger(__name__)
+
+RESULTS_TABLE = "backtest_results"
+#: combinations x bars from which a sweep uses worker processes by default: about 3 s of work in
+#: one process. Below it, starting workers (~0.5 s) costs more than it saves; the work is memory-
+#: bound, and on the 2-vCPU machines here two processes run it no faster than one (see benchmarks/).
+PARALLEL_MIN_WORK = 500_000_000
+
+
+@dataclass(frozen=True, eq=False)
+class _Prices:
+    time: np.ndarray
+    price_x: np.ndarray
+    price_y: np.ndarray
+    bar_s: float
+
+
+def _evaluate_chunk(combos: list[tuple[int, BacktestParams]], prices: _Prices) -> list[tuple[int, Metrics]]:
+    """Metrics of combinations that share one signal frame, with their positions in the grid."""
+    frame = signal_frame(prices.time, prices.price_x, prices.price_y, combos[0][1])
+    index = SignalIndex(frame)
+    return [(i, evaluate(frame, p, prices.bar_s, index)) for i, p in combos]
+
+
+def _chunks(combos: list[BacktestParams], jobs: int) -> list[list[tuple[int, BacktestParams]]]:
+    """Grid positions grouped by frame, each group cut so there are about 4 chunks per job."""
+    groups: dict[tuple, list[tuple[int, BacktestParams]]] = defaultdict(list)
+    for i, p in enumerate(combos):
+        groups[p.frame_key()].append((i, p))
+    size = max(1, -(-len(combos) // (4 * jobs)))
+    return [g[lo : lo + size] for g in groups.values() for lo in range(0, len(g), size)]
+
+
+def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = None,
+              progress: bool = True) -> pd.DataFrame:
+    """Backtest each of ``combos`` on ``bars``: one row per combination (parameters, then
+    metrics), in the order given. ``jobs``: worker processes (1 runs here; default: one per core
+    when combinations x bars >= PARALLEL_MIN_WORK, else 1).
+    Results equal ``backtest(...)`` of each combination run alone."""
+    if not combos:
+        raise InvalidParameter("the grid has no valid combination")
+    if len(bars) < 3:
+        raise InvalidParameter(f"{len(bars)} aligned bars: too few to backtest")
+    if jobs is None:
+        jobs = (os.cpu_count() or 1) if len(combos) * len(bars) >= PARALLEL_MIN_WORK else 1
+    jobs = max(1, min(jobs, len(combos)))
+    prices = _Prices(bars.close_time, bars.price_x, bars.price_y, bar_seconds(bars.time))
+    chunks = _chunks(combos, jobs)
+    metrics: list[Metrics | None] = [None] * len(combos)
+    bar = tqdm(total=len(combos), desc="sweep", unit="combo", disable=not progress)
+    try:
+        if jobs == 1:
+            for chunk in chunks:
+                for i, m in _evaluate_chunk(chunk, prices):
+                    metrics[i] = m
+                bar.update(len(chunk))
+        else:
+            ctx = multiprocessing.get_context("spawn")  # never fork a kernel with live threads
+            with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+                futures = [pool.submit(_evaluate_chunk, c, prices) for c in chunks]
+                for done in concurrent.futures.as_completed(futures):
+                    rows = done.result()
+                    for i, m in rows:
+                        metrics[i] = m
+                    bar.update(len(rows))
+    finally:
+        bar.close()
+    return result_rows(combos, metrics)  # type: ignore[arg-type]
+
+
+def best(results: pd.DataFrame, metric: str = "sharpe", n: int = 10, min_trades: int = 1) -> pd.DataFrame:
+    """The ``n`` combinations with the highest ``metric`` among those with >= ``min_trades``
+    trades (NaN metrics last)."""
+    _check_metric(results, metric)
+    ok = results[results["trades"] >= min_trades]
+    return ok.sort_values(metric, ascending=False, na_position="last").head(n)
+
+
+def heatmap(results: pd.DataFrame, row: str, col: str, metric: str = "sharpe", agg: str = "max") -> pd.DataFrame:
+    """``metric`` over two parameters (rows x columns), aggregated (max, mean, median...) over
+    the grid's other parameters."""
+    _check_metric(results, metric)
+    for name in (row, col):
+        if name not in PARAM_NAMES:
+            raise InvalidParameter(f"{name!r} is not a backtest parameter; known: {', '.join(PARAM_NAMES)}")
+    return results.pivot_table(index=row, columns=col, values=metric, aggfunc=agg, dropna=False)
+
+
+def _check_metric(results: pd.DataFrame, metric: str) -> None:
+    if metric not in METRIC_NAMES or metric not in results:
+        raise InvalidParameter(f"{metric!r} is not a metric; known: {', '.join(METRIC_NAMES)}")
+
+
+def write_results(results: pd.DataFrame, path: str | Path, bars: PairBars) -> Path:
+    """Write ``results`` with the run's UTC time, pair, timeframe and data origin. ``.duckdb`` /
+    ``.db``: rows are appended to table ``backtest_results`` (created on first use), so runs
+    accumulate; ``.parquet``, ``.csv``, ``.json`` (records): the file is replaced."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".duckdb", ".db", ".parquet", ".pq", ".csv", ".json"):
+        raise InvalidParameter(f"results go to a .duckdb, .parquet, .csv or .json file, not {path.name!r}")
+    out = results.copy()
+    out.insert(0, "run_at", pd.Timestamp(dt.datetime.now(dt.UTC)))
+    for i, (name, value) in enumerate((("x", bars.symbols[0]), ("y", bars.symbols[1]),
+                                       ("timeframe", bars.timeframe), ("data", bars.origin)), start=1):
+        out.insert(i, name, value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        out.to_csv(path, index=False)
+    elif suffix == ".json":
+        out.to_json(path, orient="records", date_format="iso", indent=1, double_precision=15)
+    else:
+        with duckdb.connect(str(path) if suffix in (".duckdb", ".db") else ":memory:") as con:
+            con.register("results", out)
+            if suffix in (".parquet", ".pq"):
+                con.execute(f"COPY results TO '{_sql_path(path)}' (FORMAT parquet)")
+            else:
+                con.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} AS SELECT * FROM results LIMIT 0")
+                con.execute(f"INSERT INTO {RESULTS_TABLE} BY NAME SELECT * FROM results")
+    return path
+
+
+def read_results(path: str | Path) -> pd.DataFrame:
+    """Results written by ``write_results`` (every run, for a DuckDB file)."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidParameter(f"{path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix == ".json":
+        return pd.read_json(path, orient="records")
+    with duckdb.connect(str(path), read_only=True) if suffix in (".duckdb", ".db") else duckdb.connect() as con:
+        source = RESULTS_TABLE if suffix in (".duckdb", ".db") else f"read_parquet('{_sql_path(path)}')"
+        return con.execute(f"SELECT * FROM {source}").df()
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")

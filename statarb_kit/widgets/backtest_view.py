@@ -1,0 +1,83 @@
+"""bqplot figures of a backtest result: the equity curve, and z-score with the trades on it."""
+
+from __future__ import annotations
+
+import bqplot as bq
+import ipywidgets as w
+import numpy as np
+
+from ..backtest.engine import BacktestResult
+from .charts import BAND_COLOR, LONG_COLOR, SHORT_COLOR, Z_COLOR
+
+EQUITY_COLOR = "#1f77b4"
+
+
+def envelope(t: np.ndarray, v: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``max_points`` points of (t, v) that keep each bucket's first, minimum and
+    maximum value, so peaks and drawdowns survive the thinning (NaN values are dropped)."""
+    keep = ~np.isnan(v)
+    t, v = t[keep], v[keep]
+    n = len(v)
+    if n <= max_points:
+        return t, v
+    size = -(-n // max(1, max_points // 3))
+    rows = -(-n // size)
+    block = np.full(rows * size, np.nan)
+    block[:n] = v
+    block = block.reshape(rows, size)  # one row per bucket; only the last is padded with NaN
+    starts = np.arange(rows) * size
+    i_lo = starts + np.nanargmin(block, axis=1)
+    i_hi = starts + np.nanargmax(block, axis=1)
+    idx = np.unique(np.concatenate((starts, i_lo, i_hi, [n - 1])))
+    return t[idx], v[idx]
+
+
+def _figure(title: str, marks: list[bq.Mark], axes: list[bq.Axis], height: str) -> bq.Figure:
+    return bq.Figure(marks=marks, axes=axes, title=title, animation_duration=0,
+                     fig_margin={"top": 32, "bottom": 28, "left": 62, "right": 28},
+                     layout={"height": height, "width": "100%", "min_width": "360px"},
+                     title_style={"font-size": "13px"})
+
+
+def equity_figure(result: BacktestResult, max_points: int = 4_000, height: str = "260px") -> bq.Figure:
+    """Equity (capital 1 at the start) over UTC time."""
+    eq = result.equity
+    t, v = envelope(eq.index.as_unit("ms").asi8, eq.to_numpy(), max_points)
+    x, y = bq.DateScale(), bq.LinearScale()
+    line = bq.Lines(x=t.astype("datetime64[ms]"), y=v, scales={"x": x, "y": y}, colors=[EQUITY_COLOR],
+                    stroke_width=1.5)
+    m = result.metrics
+    title = (f"Equity: {m.total_return:+.2%} over {m.trades} trades, Sharpe {m.sharpe:.2f}, "
+             f"max drawdown {m.max_drawdown:.2%}")
+    axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
+            bq.Axis(scale=y, orientation="vertical", tick_format=",.4f", grid_lines="solid")]
+    return _figure(title, [line], axes, height)
+
+
+def signal_figure(result: BacktestResult, max_points: int = 4_000, height: str = "260px") -> bq.Figure:
+    """z-score with the entry and exit levels and a marker at each entry fill (green: long
+    spread, red: short spread) and exit fill (grey)."""
+    f, p, trades = result.frame, result.params, result.trades
+    t, z = envelope(f.time, f.z, max_points)
+    x, y = bq.DateScale(), bq.LinearScale()
+    marks: list[bq.Mark] = [bq.Lines(x=t.astype("datetime64[ms]"), y=z, scales={"x": x, "y": y}, colors=[Z_COLOR],
+                                     stroke_width=1)]
+    if len(t):
+        ends = np.array([t[0], t[-1]]).astype("datetime64[ms]")
+        for level, style in ((p.z_entry, "dashed"), (-p.z_entry, "dashed"), (p.z_exit, "dotted"), (-p.z_exit, "dotted")):
+            marks.append(bq.Lines(x=ends, y=[level, level], scales={"x": x, "y": y}, colors=[BAND_COLOR],
+                                  line_style=style, stroke_width=1))
+    pos = np.searchsorted(f.time, trades["entry_time"].to_numpy().astype("datetime64[ms]").astype(np.int64))
+    out = np.searchsorted(f.time, trades["exit_time"].to_numpy().astype("datetime64[ms]").astype(np.int64))
+    long = (trades["direction"] == "LONG_SPREAD").to_numpy()
+    for sel, color in ((pos[long], LONG_COLOR), (pos[~long], SHORT_COLOR), (out, "#888888")):
+        marks.append(bq.Scatter(x=f.time[sel].astype("datetime64[ms]"), y=f.z[sel], scales={"x": x, "y": y},
+                                colors=[color], default_size=24, stroke="white"))
+    axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
+            bq.Axis(scale=y, orientation="vertical", tick_format=".1f", grid_lines="solid")]
+    return _figure(f"z-score, entry ±{p.z_entry:g} (dashed), exit ±{p.z_exit:g} (dotted)", marks, axes, height)
+
+
+def backtest_figures(result: BacktestResult, max_points: int = 4_000) -> w.VBox:
+    """The equity curve above the z-score with the trades."""
+    return w.VBox([equity_figure(result, max_points), signal_figure(result, max_points)])

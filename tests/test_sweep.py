@@ -1,0 +1,183 @@
+"""Sweeps, data loading, results tables, the papermill notebook and `statarb sweep`: the same
+numbers whatever runs the backtest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from statarb_kit import InvalidParameter, Session, SyntheticPair, TickStore
+from statarb_kit.analytics import align_pair
+from statarb_kit.backtest import BacktestParams, DataSpec, backtest_bars, bars_from_files, bars_from_store, expand_grid
+from statarb_kit.backtest.engine import METRIC_NAMES
+from statarb_kit.backtest.params import PARAM_NAMES
+from statarb_kit.backtest.sweep import _chunks, best, heatmap, read_results, run_sweep, write_results
+from statarb_kit.cli import main
+from tests.test_replay import T0, trades_rows, write
+
+SMALL = BacktestParams(z_window=20, corr_window=20, hedge_window=40, fee_bps=1.0)
+GRID = {"z_entry": [1.0, 1.5, 2.0], "z_exit": [-0.5, 0.0], "hedge_mode": ["rolling", "walk_forward"],
+        "z_stop": [None, 3.0]}
+
+
+@pytest.fixture(scope="module")
+def bars():
+    return DataSpec(timeframe="1m", hours=4, seed=3).load()
+
+
+def assert_rows_equal(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_exact=True)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sweep_rows_equal_each_backtest_run_alone(bars, jobs):
+    combos = expand_grid(GRID, SMALL)
+    assert len(combos) == 24
+    results = run_sweep(bars, combos, jobs=jobs, progress=False)
+    assert list(results.columns) == [*PARAM_NAMES, *METRIC_NAMES]
+    alone = pd.concat([backtest_bars(bars, p).row() for p in combos])
+    assert_rows_equal(results, alone)
+    assert results["trades"].sum() > 0
+
+
+def test_chunks_share_frames_and_cover_every_combination_once():
+    combos = expand_grid(GRID, SMALL)
+    chunks = _chunks(combos, jobs=2)
+    for chunk in chunks:
+        assert len({p.frame_key() for _, p in chunk}) == 1
+    assert sorted(i for chunk in chunks for i, _ in chunk) == list(range(len(combos)))
+
+
+def test_best_and_heatmap(bars):
+    results = run_sweep(bars, expand_grid(GRID, SMALL), jobs=1, progress=False)
+    top = best(results, "total_return", n=5, min_trades=2)
+    assert len(top) <= 5 and (top["trades"] >= 2).all()
+    assert top["total_return"].is_monotonic_decreasing
+    assert top["total_return"].iloc[0] == results.loc[results.trades >= 2, "total_return"].max()
+    hm = heatmap(results, "z_entry", "z_exit", "total_return")
+    want = results.groupby(["z_entry", "z_exit"])["total_return"].max().unstack()
+    pd.testing.assert_frame_equal(hm, want, check_names=False)
+    with pytest.raises(InvalidParameter, match="not a metric"):
+        best(results, "alpha")
+    with pytest.raises(InvalidParameter, match="not a backtest parameter"):
+        heatmap(results, "z_entry", "sharpe")
+
+
+def test_results_tables_parquet_replaced_duckdb_appended(bars, tmp_path):
+    results = run_sweep(bars, expand_grid({"z_entry": [1.0, 2.0]}, SMALL), jobs=1, progress=False)
+    for name in ("r.parquet", "r.csv", "r.json"):
+        write_results(results, tmp_path / name, bars)
+        write_results(results, tmp_path / name, bars)
+        back = read_results(tmp_path / name)
+        assert len(back) == 2 and list(back["z_entry"]) == [1.0, 2.0]
+        assert (back["x"] == "BTCUSDT").all() and (back["timeframe"] == "1m").all()
+        np.testing.assert_allclose(back["total_return"], results["total_return"], rtol=1e-12)
+    write_results(results, tmp_path / "r.duckdb", bars)
+    write_results(results, tmp_path / "r.duckdb", bars)
+    assert len(read_results(tmp_path / "r.duckdb")) == 4  # runs accumulate
+    with pytest.raises(InvalidParameter, match="parquet"):
+        write_results(results, tmp_path / "r.xlsx", bars)
+
+
+def test_sweep_refuses_an_empty_grid_or_too_little_data(bars):
+    with pytest.raises(InvalidParameter, match="no valid"):
+        run_sweep(bars, [], progress=False)
+    with pytest.raises(InvalidParameter, match="too few"):
+        run_sweep(DataSpec(timeframe="1h", hours=2).load(), [SMALL], progress=False)
+
+
+def record_synthetic(db, hours: float) -> None:
+    async def go():
+        src = SyntheticPair(realtime=False, start_ms=T0, max_ticks=int(hours * 3600 * 40), seed=11)
+        async with Session(source=src, db=db) as s:
+            await s.wait()
+
+    import asyncio
+
+    asyncio.run(go())
+
+
+def test_bars_from_a_store_are_the_stored_bars_aligned(tmp_path):
+    db = tmp_path / "rec.duckdb"
+    record_synthetic(db, 0.5)
+    got = bars_from_store(db, "btcusdt,ETHUSDT", "1s")
+    store = TickStore(db, read_only=True)
+    bx, by = store.bars("1s", "BTCUSDT"), store.bars("1s", "ETHUSDT")
+    store.close()
+    want = align_pair(bx.start.to_numpy(), bx.close.to_numpy(), by.start.to_numpy(), by.close.to_numpy(), 1000, 3)
+    assert len(got) > 1500
+    np.testing.assert_array_equal(got.time, want.time)
+    np.testing.assert_array_equal(got.price_x, want.x)
+    np.testing.assert_array_equal(got.close_time, want.time + 1000)
+    half = pd.Timestamp(int(got.time[len(got) // 2]), unit="ms", tz="UTC")
+    assert bars_from_store(db, "BTCUSDT,ETHUSDT", "1s", start=half).time[0] == got.time[len(got) // 2]
+    with pytest.raises(InvalidParameter, match="no 1s bars of SOLUSDT"):
+        bars_from_store(db, "BTCUSDT,SOLUSDT", "1s")
+    with pytest.raises(InvalidParameter, match="does not exist"):
+        bars_from_store(tmp_path / "nope.duckdb", "BTCUSDT,ETHUSDT")
+    with pytest.raises(InvalidParameter, match="two different symbols"):
+        bars_from_store(db, "BTCUSDT")
+
+
+def test_bars_from_dump_files_go_through_the_pipeline(tmp_path):
+    day = dt_name = "2023-11-14"
+    fx = tmp_path / f"BTCUSDT-trades-{dt_name}.zip"
+    fy = tmp_path / f"ETHUSDT-trades-{day}.csv"
+    write(fx, trades_rows(4000, seed=1), zipped=True)
+    y = trades_rows(4000, seed=2)
+    y["price"] = np.round(y["price"] / 15, 2)
+    write(fy, y)
+    got = bars_from_files([fx, fy], "BTCUSDT,ETHUSDT", "1s")
+    assert len(got) > 100 and got.origin == "2 replay file(s)"
+    ticks = trades_rows(4000, seed=1)
+    closes = ticks.groupby(ticks.time // 1000 * 1000)["price"].last()
+    np.testing.assert_array_equal(got.price_x[: 50], closes.to_numpy()[: 50])
+    with pytest.raises(InvalidParameter, match="no file of"):
+        bars_from_files([fx], "BTCUSDT,ETHUSDT", "1s")
+
+
+def test_notebook_runs_under_papermill_and_matches_the_sweep(tmp_path):
+    """papermill's command line with -p on a tiny synthetic dataset: the notebook's metrics row
+    equals the sweep's row for the same combination."""
+    metrics = tmp_path / "m.json"
+    cmd = [sys.executable, "-m", "papermill", "notebooks/backtest.ipynb", str(tmp_path / "out.ipynb"),
+           "-p", "hours", "3", "-p", "seed", "3", "-p", "z_entry", "1.5", "-p", "z_window", "20",
+           "-p", "corr_window", "20", "-p", "hedge_window", "40", "-p", "hedge_mode", "rolling",
+           "-p", "fee_bps", "1.0", "-p", "metrics_path", str(metrics), "--no-progress-bar"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    row = pd.DataFrame(json.loads(metrics.read_text()))
+    p = BacktestParams(z_entry=1.5, z_exit=0.0, z_window=20, corr_window=20, hedge_window=40, fee_bps=1.0)
+    want = run_sweep(DataSpec(timeframe="1m", hours=3, seed=3).load(), [p], jobs=1, progress=False)
+    assert row.loc[0, "trades"] == want.loc[0, "trades"] > 0
+    for name in METRIC_NAMES:
+        assert row.loc[0, name] == pytest.approx(want.loc[0, name], rel=1e-9, nan_ok=True), name
+    nb = json.loads((tmp_path / "out.ipynb").read_text())
+    outputs = [o for c in nb["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)  # the figures
+
+
+def test_statarb_sweep_command(tmp_path, capsys):
+    out = tmp_path / "res.duckdb"
+    code = main(["sweep", "-q", "--hours", "3", "--seed", "3", "--grid", "z_entry=1:2:0.5", "--grid",
+                 "z_exit=0,1.2", "--set", "z_window=20", "--set", "hedge_window=40", "--set", "corr_window=20",
+                 "--out", str(out), "--jobs", "1", "--report", "1", "--report-dir", str(tmp_path / "rep")])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert "5 combinations (1 invalid left out)" in text  # of 6: z_exit 1.2 >= z_entry 1.0
+    assert "best" in text and "sharpe (max over the other parameters)" in text
+    results = read_results(out)
+    assert len(results) == 5 and (results["z_window"] == 20).all()
+    reports = sorted((tmp_path / "rep").glob("*.json"))
+    assert len(reports) == 1
+    row = json.loads(reports[0].read_text())[0]
+    match = results[(results.z_entry == row["z_entry"]) & (results.z_exit == row["z_exit"])]
+    assert row["sharpe"] == pytest.approx(match["sharpe"].iloc[0], rel=1e-9)
+    assert main(["sweep", "--grid", "bogus=1"]) == 2
+    assert "unknown backtest parameter 'bogus'" in capsys.readouterr().err
