@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -115,31 +116,42 @@ async def _download(args: argparse.Namespace) -> int:
 DEFAULT_GRID = ("z_entry=1.5,2,2.5,3", "z_window=30,60,120")
 
 
-def _sweep(args: argparse.Namespace) -> int:
-    from .backtest import BacktestParams, DataSpec, expand_grid, parse_grid_spec
-    from .backtest.reports import render_report
-    from .backtest.sweep import best, heatmap, run_sweep, write_results
+def _sweep_grid(args: argparse.Namespace) -> tuple[dict[str, list], list]:
+    """The grid of ``--grid`` specs over the ``--set`` values, and its valid combinations."""
+    from .backtest import BacktestParams, expand_grid, parse_grid_spec
 
-    data = DataSpec(symbols=args.pair, timeframe=args.timeframe, db=args.db,
-                    files=tuple(args.files) if args.files else None, hours=args.hours, seed=args.seed,
-                    start=args.start, end=args.end)
     fixed = {}
     for spec in args.set:
         name, values = parse_grid_spec(spec)
         if len(values) != 1:
             raise InvalidParameter(f"--set {spec}: one value (use --grid for several)")
         fixed[name] = values[0]
-    base = BacktestParams(**fixed)
-    specs = args.grid or list(DEFAULT_GRID)
-    grid = dict(parse_grid_spec(spec) for spec in specs)
-    combos = expand_grid(grid, base)
-    size = 1
-    for values in grid.values():
-        size *= len(values)
+    grid = dict(parse_grid_spec(spec) for spec in args.grid or DEFAULT_GRID)
+    combos = expand_grid(grid, BacktestParams(**fixed))
+    size = math.prod(len(v) for v in grid.values())
     if not combos:
         raise InvalidParameter(f"none of the {size} combinations of the grid is valid (e.g. z_exit < z_entry)")
-    print(f"grid: {'; '.join(specs)}{' (default)' if not args.grid else ''}: {len(combos)} combinations"
-          f"{f' ({size - len(combos)} invalid left out)' if size > len(combos) else ''}", flush=True)
+    print(f"grid: {'; '.join(args.grid or DEFAULT_GRID)}{'' if args.grid else ' (default)'}: {len(combos)} "
+          f"combinations{f' ({size - len(combos)} invalid left out)' if size > len(combos) else ''}", flush=True)
+    return grid, combos
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .backtest import DataSpec
+    from .backtest.engine import METRIC_NAMES
+    from .backtest.params import PARAM_NAMES
+    from .backtest.reports import render_report
+    from .backtest.sweep import best, heatmap, run_sweep, write_results
+
+    data = DataSpec(symbols=args.pair, timeframe=args.timeframe, db=args.db,
+                    files=tuple(args.files) if args.files else None, hours=args.hours, seed=args.seed,
+                    start=args.start, end=args.end)
+    if args.metric not in METRIC_NAMES:
+        raise InvalidParameter(f"--metric {args.metric!r} is not a metric; known: {', '.join(METRIC_NAMES)}")
+    shape = args.heatmap.split(",") if args.heatmap else []
+    if args.heatmap and (len(shape) != 2 or not set(shape) <= set(PARAM_NAMES)):
+        raise InvalidParameter(f"--heatmap {args.heatmap!r}: two parameters ROW,COL of {', '.join(PARAM_NAMES)}")
+    grid, combos = _sweep_grid(args)
     bars = data.load()
     print(f"data: {bars.origin}, {len(bars):,} aligned {bars.timeframe} bars of {'/'.join(bars.symbols)}", flush=True)
     started = time.perf_counter()
@@ -148,13 +160,17 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.out:
         print(f"results: {write_results(results, args.out, bars)}", flush=True)
     varied = [name for name, values in grid.items() if len(values) > 1]
-    shown = [*varied, "trades", "total_return", "sharpe", "max_drawdown", "hit_rate", "time_in_market"]
     top = best(results, args.metric, args.top, args.min_trades)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
-        print(f"\nbest {len(top)} by {args.metric} (>= {args.min_trades} trades):\n{top[shown].to_string()}")
-        pair = args.heatmap.split(",") if args.heatmap else varied[:2]
-        if len(pair) == 2:
-            print(f"\n{args.metric} (max over the other parameters):\n{heatmap(results, *pair, args.metric)}")
+        if top.empty:
+            print(f"\nno combination has {args.min_trades} trade(s) or more on {len(bars):,} bars (the first signal "
+                  f"waits for the hedge, z and correlation windows): use more data or shorter windows")
+        else:
+            shown = [*varied, "trades", "total_return", "sharpe", "max_drawdown", "hit_rate", "time_in_market"]
+            print(f"\nbest {len(top)} by {args.metric} (>= {args.min_trades} trades):\n{top[shown].to_string()}")
+        if len(shape or varied) >= 2:
+            row, col = (shape or varied)[:2]
+            print(f"\n{args.metric} (max over the other parameters):\n{heatmap(results, row, col, args.metric)}")
     for k, (i, _) in enumerate(top.head(args.report).iterrows(), start=1):
         report, _ = render_report(data, combos[i], args.report_dir, f"report-{k:02d}-combo-{i}")
         print(f"report {k}: {report}", flush=True)

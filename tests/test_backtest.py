@@ -187,7 +187,8 @@ def test_walk_forward_fits_on_the_formation_window_only():
 @pytest.mark.parametrize("bad", [
     dict(z_entry=0), dict(z_exit=2.5), dict(z_exit=-2.0), dict(z_stop=1.5), dict(corr_min=1.5),
     dict(lag=0), dict(lag=1.5), dict(max_hold=0), dict(hedge_mode="magic"), dict(z_window=1),
-    dict(fee_bps=-1), dict(trade_window=0), dict(z_entry=math.nan),
+    dict(fee_bps=-1), dict(trade_window=0), dict(z_entry=math.nan), dict(z_entry="2"), dict(log_prices=1),
+    dict(z_window=60.0), dict(hedge_mode=None),
 ])
 def test_bad_params_are_refused_clearly(bad):
     with pytest.raises(InvalidParameter):
@@ -206,7 +207,7 @@ def test_grid_specs_and_expansion():
     assert parse_grid_spec("z_window=30:90:30") == ("z_window", [30, 60, 90])
     assert parse_grid_spec("hedge_mode=rolling,kalman") == ("hedge_mode", ["rolling", "kalman"])
     assert parse_grid_spec("z_stop=none,3") == ("z_stop", [None, 3])
-    for bad in ("z_entry", "nope=1,2", "z_entry=3:1:-1", "z_entry="):
+    for bad in ("z_entry", "nope=1,2", "z_entry=3:1:-1", "z_entry=", "z_entry=abc", "z_window=1.5", "max_hold=x"):
         with pytest.raises(InvalidParameter):
             parse_grid_spec(bad)
     combos = expand_grid({"z_entry": [1.0, 2.0], "z_exit": [0.0, 1.5]})

@@ -179,5 +179,11 @@ def test_statarb_sweep_command(tmp_path, capsys):
     row = json.loads(reports[0].read_text())[0]
     match = results[(results.z_entry == row["z_entry"]) & (results.z_exit == row["z_exit"])]
     assert row["sharpe"] == pytest.approx(match["sharpe"].iloc[0], rel=1e-9)
-    assert main(["sweep", "--grid", "bogus=1"]) == 2
-    assert "unknown backtest parameter 'bogus'" in capsys.readouterr().err
+    for argv, message in ((["--grid", "bogus=1"], "unknown backtest parameter 'bogus'"),
+                          (["--grid", "z_entry=abc"], "z_entry must be a number, got 'abc'"),
+                          (["--set", "z_entry=1,2"], "one value"),
+                          (["--heatmap", "z_entry,sharpe"], "two parameters ROW,COL"),
+                          (["--metric", "beta"], "not a metric"),
+                          (["--db", str(tmp_path / "none.duckdb")], "does not exist")):
+        assert main(["sweep", "-q", *argv]) == 2, argv
+        assert message in capsys.readouterr().err, argv

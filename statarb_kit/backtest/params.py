@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+import numpy as np
 
 from ..analytics.hedge import HEDGE_MODES
 from ..analytics.rolling import check_window
@@ -13,6 +16,30 @@ from ..errors import InvalidParameter
 
 #: Hedge modes of a backtest: the pair analytics' modes plus walk-forward blocks.
 BACKTEST_HEDGE_MODES: tuple[str, ...] = (*HEDGE_MODES, "walk_forward")
+
+#: What each parameter may hold (None only where listed).
+_TYPES: dict[str, tuple[str, bool]] = {
+    "z_entry": ("number", False), "z_exit": ("number", False), "z_stop": ("number", True),
+    "corr_min": ("number", False), "z_window": ("integer", False), "corr_window": ("integer", False),
+    "hedge_mode": ("text", False), "hedge_window": ("integer", False), "trade_window": ("integer", True),
+    "log_prices": ("boolean", False), "fee_bps": ("number", False), "slippage_bps": ("number", False),
+    "max_hold": ("integer", True), "lag": ("integer", False),
+}
+_CHECKS = {
+    "number": lambda v: isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)),
+    "integer": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)),
+    "text": lambda v: isinstance(v, str),
+    "boolean": lambda v: isinstance(v, bool),
+}
+
+
+def check_type(name: str, value: Any) -> None:
+    """Raise InvalidParameter unless ``value`` has the kind parameter ``name`` takes."""
+    kind, optional = _TYPES[name]
+    if not ((optional and value is None) or _CHECKS[kind](value)):
+        raise InvalidParameter(f"{name} must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+                               f"{' or none' if optional else ''}, got {value!r}")
+
 
 #: Fields that change the signal frame (hedge ratio, z, correlation); the others only the trading.
 FRAME_FIELDS = ("hedge_mode", "hedge_window", "trade_window", "z_window", "corr_window", "log_prices")
@@ -51,6 +78,8 @@ class BacktestParams:
     lag: int = 1
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            check_type(f.name, getattr(self, f.name))
         check_window(self.z_window, "z_window")
         check_window(self.corr_window, "corr_window")
         check_window(self.hedge_window, "hedge_window")
@@ -136,6 +165,8 @@ def parse_grid_spec(spec: str) -> tuple[str, list]:
         values = [_value(v) for v in text.split(",") if v.strip()]
     if not values:
         raise InvalidParameter(f"grid spec {spec!r} has no values")
+    for v in values:
+        check_type(name, v)
     return name, values
 
 

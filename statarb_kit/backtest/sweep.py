@@ -86,13 +86,16 @@ def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = N
                 bar.update(len(chunk))
         else:
             ctx = multiprocessing.get_context("spawn")  # never fork a kernel with live threads
-            with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+            pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx)
+            try:
                 futures = [pool.submit(_evaluate_chunk, c, prices) for c in chunks]
                 for done in concurrent.futures.as_completed(futures):
                     rows = done.result()
                     for i, m in rows:
                         metrics[i] = m
                     bar.update(len(rows))
+            finally:  # on an error or Ctrl-C, drop the chunks not started instead of running them all
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     return result_rows(combos, metrics)  # type: ignore[arg-type]
