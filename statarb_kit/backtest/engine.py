@@ -4,7 +4,10 @@ Accounting (capital 1, not compounded): each trade opens legs worth 1 unit of gr
 its entry fill. In price space (spread = x - alpha - beta*y) it holds q_x = s*k units of x and
 q_y = -s*beta*k of y, k = 1 / (P_x + |beta| P_y); on log prices the dollar amounts are
 s/(1+|beta|) of x and -s*beta/(1+|beta|) of y (s = +1 LONG_SPREAD, -1 SHORT_SPREAD; beta is the
-hedge at the signal bar). The units stay fixed until the exit fill. Each fill pays
+hedge at the signal bar). The legs are in the hedge ratio, so the position's PnL is the change of
+the spread z is computed on; the net dollar exposure is s*k*(alpha + spread) in price space and
+s*(1-beta)/(1+|beta|) on logs, near 0 for a pair whose fit has alpha ~ 0 (resp. beta ~ 1), never
+forced to 0 at the cost of the hedge. The units stay fixed until the exit fill. Each fill pays
 ``fee_bps + slippage_bps`` on each leg's notional. Positions are marked to market at every bar's
 close; a position still open at the end is closed at the last bar (exit reason "end").
 
