@@ -163,6 +163,14 @@ class FakeBinance:
         """Keep sockets open but send nothing (trades still print: the client must backfill)."""
         self.stalled_until = time.monotonic() + seconds
 
+    def pause(self, seconds: float) -> None:
+        """A quiet market: nothing prints for ``seconds`` (the rest of each tape moves later)."""
+        now = int(time.time() * 1000)
+        for s, t in self.tapes.items():
+            i = self.printed[s]
+            if i < len(t.ts):
+                t.ts[i:] += max(0, now + int(seconds * 1000) - int(t.ts[i]))
+
     async def inject(self, frame: bytes | str) -> None:
         await asyncio.gather(*(c.ws.send(frame) for c in list(self.clients)), return_exceptions=True)
 
@@ -244,7 +252,10 @@ class FakeBinance:
                 rows = [r for r in rows if r["a"] >= int(q["fromId"])]
             if "startTime" in q:
                 rows = [r for r in rows if int(q["startTime"]) <= r["T"] <= int(q["endTime"])]
-            return self._json(rows[: int(q.get("limit", 500))])
+            limit = int(q.get("limit", 500))
+            if "fromId" not in q and "startTime" not in q:
+                return self._json(rows[-limit:])  # Binance: neither given, the most recent ones
+            return self._json(rows[:limit])
         return self._reply(404, b"not found")
 
     def _json(self, obj) -> Response:

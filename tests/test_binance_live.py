@@ -106,6 +106,21 @@ def test_silent_stall_is_detected_and_recovered(tmp_path):
     fake, src, _ = run(db, script)
     got = assert_stored_equals_truth(db, fake)
     assert src.status.reconnects >= 1 and got["backfilled"].any()
+    assert any("limit=1" in call for call in fake.rest_calls)  # asked REST: trades were missed
+
+
+def test_a_quiet_market_keeps_the_connection(tmp_path):
+    async def script(fake, src):
+        await until(lambda: src.status.ticks > 100, what="first trades")
+        fake.pause(1.5)  # nothing prints for longer than the 0.6 s stall timeout: not a stall
+        await until(lambda: src.status.state == "quiet", what="the quiet-market check")
+        await until(lambda: src.status.state == "streaming", what="trades again")
+
+    db = tmp_path / "l.duckdb"
+    fake, src, _ = run(db, script)
+    got = assert_stored_equals_truth(db, fake)
+    assert src.status.reconnects == 0 and fake.connections == 1 and not got["backfilled"].any()
+    assert any("limit=1" in call for call in fake.rest_calls) and src.status.last_error == ""
 
 
 def test_rotation_before_the_lifetime_cut_loses_nothing(tmp_path):

@@ -11,7 +11,9 @@ Connection rules Binance imposes, and what this client does about them:
   (and the 10 incoming messages/s limit is never approached).
 
 Robustness: reconnect with exponential backoff and jitter (reset after a stable period); a
-watchdog reconnects a connection that is open but silent for ``stall_timeout_s``; a per-symbol
+watchdog checks a connection that is open but silent for ``stall_timeout_s``: it is reconnected
+if REST shows trades it did not deliver (a stalled stream), kept if the market was just quiet
+(a dead link is closed by the websockets keepalive ping, then reconnected); a per-symbol
 watchdog reports a symbol with no trade for ``symbol_silence_s``; malformed and unknown frames are
 counted and sampled, never raised. ``@trade`` ids are consecutive per symbol, so a gap (a
 reconnect, a stall, the start after stored history) is visible: after ``gap_grace_s`` (late,
@@ -41,6 +43,7 @@ log = logging.getLogger(__name__)
 
 AGG_WINDOW_MS = 3_600_000  # Binance: startTime..endTime at most one hour per aggTrades call
 AGG_LIMIT = 1_000
+QUIET_CHECKS = 3  # symbols asked over REST whether a silent connection missed trades
 
 
 class RestError(StatarbError):
@@ -130,6 +133,11 @@ class RestClient:
         info = await self.get("/fapi/v1/exchangeInfo")
         return {s["symbol"] for s in info["symbols"]}
 
+    async def latest_trade_id(self, symbol: str) -> int | None:
+        """Id of the newest trade Binance has printed for ``symbol`` (None: none yet)."""
+        rows = await self.get("/fapi/v1/aggTrades", {"symbol": symbol, "limit": 1})  # the most recent
+        return int(rows[-1]["l"]) if rows else None
+
     async def agg_trades(self, symbol: str, start_ms: int, end_ms: int) -> list[dict]:
         """Every aggregate trade in [start_ms, end_ms], in one-hour windows, paginated."""
         rows: list[dict] = []
@@ -217,7 +225,7 @@ class BinanceLive:
         async with httpx.AsyncClient(base_url=self.config.rest_url, timeout=self.config.rest_timeout_s) as http:
             rest = RestClient(http, self.config, self.status)
             await self._check_symbols(rest)
-            tasks = [asyncio.create_task(self._shard(url, queue), name=f"binance-shard-{i}")
+            tasks = [asyncio.create_task(self._shard(url, queue, rest), name=f"binance-shard-{i}")
                      for i, url in enumerate(self.urls())]
             tasks.append(asyncio.create_task(self._watch_symbols(), name="binance-symbol-watchdog"))
             try:
@@ -269,15 +277,15 @@ class BinanceLive:
                 log.warning(self.status.last_error)
                 await asyncio.sleep(delay)
 
-    async def _shard(self, url: str, queue: asyncio.Queue[TickBatch]) -> None:
+    async def _shard(self, url: str, queue: asyncio.Queue[TickBatch], rest: RestClient) -> None:
         c = self.config
         backoff = Backoff(c.backoff_initial_s, c.backoff_max_s)
         retiring: set[asyncio.Task[None]] = set()
         ws = await self._connect(url, backoff)
+        opened = time.monotonic()
+        self.status.state = "streaming"
         try:
             while True:
-                opened = time.monotonic()
-                self.status.state = "streaming"
                 reason = await self._read(ws, opened + c.max_connection_age_s, queue)
                 if time.monotonic() - opened >= c.stable_after_s:
                     backoff.reset()
@@ -289,15 +297,18 @@ class BinanceLive:
                     task = asyncio.create_task(self._retire(ws, overlap, queue), name="binance-retiring")
                     retiring.add(task)
                     task.add_done_callback(retiring.discard)
-                    ws = nxt
+                    ws, opened = nxt, time.monotonic()
                     continue
+                if reason.startswith("stalled") and await self._quiet_market(url, rest):
+                    continue  # nothing to deliver: the connection is fine, keep it
                 await ws.close()
                 self.status.reconnects += 1
                 self.status.state = "reconnecting"
                 self.status.last_error = f"connection {reason}: reconnecting"
                 log.warning("binance %s", self.status.last_error)
                 await asyncio.sleep(backoff.next())
-                ws = await self._connect(url, backoff)
+                ws, opened = await self._connect(url, backoff), time.monotonic()
+                self.status.state = "streaming"
                 # trades printed while away show as a gap only once a later trade arrives: ask now
                 self._resync.update(self.code_of[s.split("@")[0].upper()] for s in _streams_of(url))
         finally:
@@ -305,6 +316,26 @@ class BinanceLive:
                 task.cancel()
             await asyncio.gather(*retiring, return_exceptions=True)
             await ws.close()
+
+    async def _quiet_market(self, url: str, rest: RestClient) -> bool:
+        """After ``stall_timeout_s`` without a message: is the market just quiet? True when Binance
+        has printed nothing past the last trade received of this connection's most recently active
+        symbols (at most QUIET_CHECKS REST calls, so a shard of hundreds of symbols stays within
+        the request weight); False when it has (a stalled stream) or REST cannot tell."""
+        codes = sorted((self.code_of[s.split("@")[0].upper()] for s in _streams_of(url)),
+                       key=lambda code: self._last_seen[code], reverse=True)[:QUIET_CHECKS]
+        for code in codes:
+            try:
+                latest = await rest.latest_trade_id(self.symbols[code])
+            except (RestError, KeyError, TypeError, ValueError):
+                return False
+            last = self._last_id[code]
+            if latest is not None and (last is None or latest > last):
+                return False
+        self.status.state = "quiet"  # until the next message (not an error: shown as the state)
+        log.info("quiet market: Binance printed no trade of %s in %g s; connection kept",
+                 ", ".join(self.symbols[k] for k in codes), self.config.stall_timeout_s)
+        return True
 
     async def _retire(self, ws: websockets.ClientConnection, seconds: float, queue: asyncio.Queue[TickBatch]) -> None:
         """Read a rotated-out connection for ``seconds`` more, then close it."""
@@ -356,6 +387,7 @@ class BinanceLive:
                 self._emit(frames, queue)
 
     def _emit(self, frames: list[bytes | str], queue: asyncio.Queue[TickBatch]) -> None:
+        self.status.state = "streaming"
         parsed = parse_frames(frames, self.code_of, now_ms())
         self.status.malformed += parsed.malformed + parsed.unknown
         self.status.last_message_ms = now_ms()
