@@ -119,6 +119,31 @@ def test_alert_log_and_markers_show_alerts_newest_first():
     assert times == sorted(times, reverse=True) and len(times) == min(len(alerts), 100)
 
 
+def test_markers_show_only_alerts_fired_on_the_z_line_drawn():
+    async def go():
+        batches = synthetic_batches(600)
+        half = len(batches) // 2
+        session, dash, src = await dashboard_with(batches[:half], rule=AlertRule(1.0, -1.0))
+        before = len(session.alert_log)
+        dash.controls.z_window.value = 30  # a new z line: the old markers no longer sit on it
+        dash.refresh()
+        cleared = len(dash.z.long.x) + len(dash.z.short.x)
+        for b in batches[half:]:
+            await src.put(b)
+        await session.flush()
+        dash.refresh()
+        since = list(session.alert_log)[before:]
+        drawn = sorted(np.concatenate([dash.z.long.x, dash.z.short.x]).astype("datetime64[ms]").astype(np.int64))
+        z_at = dict(zip(dash.view.arrays()["time"], dash.view.arrays()["z"]))
+        await session.stop()
+        return before, cleared, since, drawn, z_at
+
+    before, cleared, since, drawn, z_at = asyncio.run(go())
+    assert before > 0 and cleared == 0 and len(since) > 0
+    assert drawn == sorted(a.time_ms for a in since)
+    assert all(z_at[a.time_ms] == pytest.approx(a.z) for a in since)  # on the line drawn
+
+
 def test_export_produces_csv_files_with_header_and_rows(tmp_path):
     from statarb_kit.export import export_csv
 

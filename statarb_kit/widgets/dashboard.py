@@ -82,8 +82,12 @@ class Dashboard:
         self._reset = True
         self._new_rows = 0
         self._dirty = True
+        self._clear_markers()
+
+    def _clear_markers(self) -> None:
+        """Markers show the alerts fired on the z line drawn: those of the current view since its
+        analytics last changed (earlier ones sat on another line; the alert log keeps them all)."""
         self._alerts.clear()
-        self._alerts.extend(a for a in self.session.alert_log if self._mine(a))
         self._alerts_dirty = True
 
     def _mine(self, alert: Alert) -> bool:
@@ -116,6 +120,7 @@ class Dashboard:
                 self._top_row.children = [self.price.figure, self.spread.figure]
             elif name in _PARAM_CONTROLS:
                 self.view.set_params(**{name: value})
+                self._clear_markers()
             elif name == "z_threshold":
                 self.view.set_rule(z_threshold=float(value))
                 self.z.set_threshold(float(value))
