@@ -6,11 +6,11 @@ frames (rolling OLS hedge over 3,600 bars). Timed: ``run_sweep`` with its defaul
 (in-process below PARALLEL_MIN_WORK combinations x bars, as here), and with one worker process per
 core, for comparison. Baseline in the same run: the plain per-bar Python loop
 (``statarb_kit.backtest.reference.loop_backtest``, the engine's executable specification) on the
-same frames, timed on an evenly spaced sample of combinations and extrapolated to the grid (a
-full loop run takes minutes); each sampled loop result is checked against the sweep's.
+same frames, over the whole grid (about a minute), or with ``--sample N`` on N evenly spaced
+combinations, extrapolated (and said so); each loop result is checked against the sweep's.
 
 Ends with one JSON line: {"benchmark": "backtest", "grid_1000_s", "vs_loop_ratio", ...}.
-Usage: python benchmarks/bench_backtest.py [--bars 86400] [--sample 40] [--jobs N]
+Usage: python benchmarks/bench_backtest.py [--bars 86400] [--sample N] [--jobs N]
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ GRID = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bars", type=int, default=86_400, help="one-second bars (default: a day)")
-    ap.add_argument("--sample", type=int, default=40, help="combinations timed with the per-bar loop")
+    ap.add_argument("--sample", type=int, default=None,
+                    help="time the per-bar loop on this many combinations and extrapolate (default: all)")
     ap.add_argument("--jobs", type=int, default=None, help="sweep workers (default: run_sweep's choice)")
     args = ap.parse_args()
 
@@ -71,7 +72,8 @@ def main() -> None:
     first = {p.frame_key(): p for p in reversed(combos)}  # one combination per frame
     frames = {k: signal_frame(bars.close_time, bars.price_x, bars.price_y, p) for k, p in first.items()}
     frames_s = time.perf_counter() - t
-    picks = np.unique(np.linspace(0, len(combos) - 1, min(args.sample, len(combos))).astype(int))
+    sample = min(args.sample or len(combos), len(combos))
+    picks = np.unique(np.linspace(0, len(combos) - 1, sample).astype(int))
     loop_times = []
     for i in picks:
         p = combos[i]
@@ -82,13 +84,15 @@ def main() -> None:
         assert len(trades) == row.trades and math.isclose(equity[-1] - 1, row.total_return, rel_tol=1e-9, abs_tol=1e-12)
     loop_est = float(np.mean(loop_times)) * len(combos) + frames_s
     ratio = loop_est / sweep_s
-    print(f"per-bar loop: {np.mean(loop_times) * 1e3:.1f} ms per combination on {len(picks)} sampled "
-          f"(results equal the sweep's) + {frames_s:.2f} s of frames: about {loop_est:.1f} s for the grid, "
-          f"{ratio:.0f}x the sweep's time (extrapolated from the sample)")
+    how = ("over the whole grid" if len(picks) == len(combos)
+           else f"on {len(picks)} sampled combinations, extrapolated to the grid")
+    print(f"per-bar loop: {np.mean(loop_times) * 1e3:.1f} ms per combination {how} (every result equals the "
+          f"sweep's) + {frames_s:.2f} s of frames: {loop_est:.1f} s, {ratio:.0f}x the sweep's time")
     print(f"best Sharpe in the grid: {results['sharpe'].max():.2f} ({int(results['trades'].sum()):,} trades in all)")
     print(json.dumps({"benchmark": "backtest", "grid_1000_s": round(sweep_s, 3), "vs_loop_ratio": round(ratio, 1),
                       "parallel_s": round(parallel_s, 3), "combos": len(combos), "bars": len(bars),
-                      "loop_ms_per_combo": round(float(np.mean(loop_times)) * 1e3, 2), "data_s": round(data_s, 2)}))
+                      "loop_ms_per_combo": round(float(np.mean(loop_times)) * 1e3, 2), "loop_combos": len(picks),
+                      "data_s": round(data_s, 2)}))
 
 
 if __name__ == "__main__":

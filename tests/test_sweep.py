@@ -137,6 +137,9 @@ def test_bars_from_dump_files_go_through_the_pipeline(tmp_path):
     ticks = trades_rows(4000, seed=1)
     closes = ticks.groupby(ticks.time // 1000 * 1000)["price"].last()
     np.testing.assert_array_equal(got.price_x[: 50], closes.to_numpy()[: 50])
+    mid = pd.Timestamp(int(got.time[60]), unit="ms", tz="UTC")
+    bounded = DataSpec(symbols="BTCUSDT,ETHUSDT", timeframe="1s", files=(str(fx), str(fy)), start=mid).load()
+    np.testing.assert_array_equal(bounded.time, got.time[60:])
     with pytest.raises(InvalidParameter, match="no file of"):
         bars_from_files([fx], "BTCUSDT,ETHUSDT", "1s")
 

@@ -11,7 +11,7 @@ import concurrent.futures
 import logging
 import tempfile
 from collections.abc import Coroutine
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -58,6 +58,17 @@ class PairBars:
         """Bar close times (ms UTC): when a bar's close is known and an order on it fills."""
         return self.time + timeframe_ms(self.timeframe)
 
+    def between(self, start: str | pd.Timestamp | None, end: str | pd.Timestamp | None) -> PairBars:
+        """The bars from UTC ``start`` (inclusive) to ``end`` (exclusive); None: unbounded."""
+        keep = np.ones(len(self), dtype=bool)
+        if start is not None:
+            keep &= self.time >= utc_ms(start)
+        if end is not None:
+            keep &= self.time < utc_ms(end)
+        if keep.all():
+            return self
+        return replace(self, time=self.time[keep], price_x=self.price_x[keep], price_y=self.price_y[keep])
+
     def frame(self) -> pd.DataFrame:
         """The closes as a DataFrame with a UTC DatetimeIndex, one column per symbol."""
         index = pd.to_datetime(self.time, unit="ms", utc=True).rename("time")
@@ -68,7 +79,8 @@ class PairBars:
 class DataSpec:
     """Where a backtest's bars come from, as plain values a notebook parameter cell can take:
     ``db`` (a DuckDB file of recorded bars), else ``files`` (Binance dump files), else the
-    synthetic pair (``hours`` from ``start``, ``seed``). ``start``/``end`` bound a store (UTC)."""
+    synthetic pair (``hours`` from ``start``, ``seed``). ``start``/``end`` (UTC) bound the bars
+    of a store or files; for the synthetic pair ``start`` is its first bar."""
 
     symbols: str = "BTCUSDT,ETHUSDT"
     timeframe: str = "1m"
@@ -87,7 +99,7 @@ class DataSpec:
         if self.db:
             return bars_from_store(self.db, self.symbols, self.timeframe, self.start, self.end)
         if self.files:
-            return bars_from_files(list(self.files), self.symbols, self.timeframe)
+            return bars_from_files(list(self.files), self.symbols, self.timeframe).between(self.start, self.end)
         return bars_synthetic(self.symbols, self.timeframe, self.hours, self.seed, self.start or SYNTHETIC_START)
 
     def as_dict(self) -> dict[str, Any]:
@@ -131,12 +143,7 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
             raise InvalidParameter(f"{db} has no {timeframe} bars of {sym}")
     aligned = align_pair(bx["start"].to_numpy(np.int64), bx["close"].to_numpy(), by["start"].to_numpy(np.int64),
                          by["close"].to_numpy(), timeframe_ms(timeframe), max_stale)
-    keep = np.ones(len(aligned), dtype=bool)
-    if start is not None:
-        keep &= aligned.time >= utc_ms(start)
-    if end is not None:
-        keep &= aligned.time < utc_ms(end)
-    return PairBars((x, y), timeframe, aligned.time[keep], aligned.x[keep], aligned.y[keep], f"store {db}")
+    return PairBars((x, y), timeframe, aligned.time, aligned.x, aligned.y, f"store {db}").between(start, end)
 
 
 def bars_from_files(files: list[str | Path], symbols: tuple[str, str] | str, timeframe: str = "1m",
