@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statarb_kit import InvalidParameter
-from statarb_kit.analytics.hedge import ols_hedge
+from statarb_kit.analytics import PairParams, pair_frame
+from statarb_kit.analytics.hedge import KalmanParams, ols_hedge
 from statarb_kit.backtest import BacktestParams, SignalFrame, backtest, expand_grid, parse_grid_spec, run_backtest
 from statarb_kit.backtest.engine import EXIT_REASONS, find_trades
 from statarb_kit.backtest.frame import signal_frame
@@ -169,6 +170,20 @@ def test_no_look_ahead(mode, cut, seed):
     closed = a.trades[a.trades.exit_time <= pd.Timestamp(cut * 1000, unit="ms", tz="UTC")]
     assert len(closed) > 0
     pd.testing.assert_frame_equal(closed, b.trades.iloc[: len(closed)])
+
+
+def test_kalman_variances_reach_the_hedge_and_only_kalman_frames_depend_on_them():
+    t, px, py = coint_prices(300, 7)
+    p = BacktestParams(hedge_mode="kalman", hedge_window=50, z_window=20, kalman_q_beta=1e-4, kalman_q_alpha=0.0)
+    want = pair_frame(t, px, py, PairParams(hedge_mode="kalman", hedge_window=50, z_window=20,
+                                            kalman=KalmanParams(q_alpha=0.0, q_beta=1e-4)))
+    np.testing.assert_array_equal(signal_frame(t, px, py, p).beta, want.beta)
+    assert not np.array_equal(signal_frame(t, px, py, p.with_(kalman_q_beta=None)).beta, want.beta, equal_nan=True)
+    assert p.frame_key() != p.with_(kalman_q_beta=1e-2).frame_key()
+    rolling = p.with_(hedge_mode="rolling")
+    assert rolling.frame_key() == rolling.with_(kalman_q_beta=1e-2).frame_key()
+    with pytest.raises(InvalidParameter, match="kalman_q_beta"):
+        p.with_(kalman_q_beta=-1.0)
 
 
 def test_walk_forward_fits_on_the_formation_window_only():

@@ -4,8 +4,10 @@ numbers whatever runs the backtest."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ from statarb_kit.backtest.sweep import _chunks, best, heatmap, read_results, run
 from statarb_kit.cli import main
 from tests.test_replay import T0, trades_rows, write
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL = BacktestParams(z_window=20, corr_window=20, hedge_window=40, fee_bps=1.0)
 GRID = {"z_entry": [1.0, 1.5, 2.0], "z_exit": [-0.5, 0.0], "hedge_mode": ["rolling", "walk_forward"],
         "z_stop": [None, 3.0]}
@@ -142,6 +145,18 @@ def test_bars_from_dump_files_go_through_the_pipeline(tmp_path):
     np.testing.assert_array_equal(bounded.time, got.time[60:])
     with pytest.raises(InvalidParameter, match="no file of"):
         bars_from_files([fx], "BTCUSDT,ETHUSDT", "1s")
+
+
+def test_the_notebook_takes_every_data_and_rule_parameter():
+    """A report renders the notebook with every DataSpec and BacktestParams field: each must be a
+    parameter there and reach the rule (papermill would only warn about an unknown one)."""
+    nb = json.loads((ROOT / "notebooks" / "backtest.ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    cells = ["".join(c["source"]) for c in code]
+    params = next("".join(c["source"]) for c in code if "parameters" in c["metadata"].get("tags", []))
+    defined = set(re.findall(r"^(\w+) = ", params, flags=re.M))
+    assert {*PARAM_NAMES, *DataSpec().as_dict(), "metrics_path"} <= defined
+    assert all(re.search(rf"\b{name}={name}\b", "\n".join(cells)) for name in PARAM_NAMES)
 
 
 def test_notebook_runs_under_papermill_and_matches_the_sweep(tmp_path):

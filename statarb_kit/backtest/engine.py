@@ -99,7 +99,8 @@ def result_rows(params: list[BacktestParams], metrics: list[Metrics]) -> pd.Data
 
 
 #: dtypes of the parameters that may be None, so one row and many rows have the same columns.
-OPTIONAL_DTYPES = {"z_stop": "float64", "trade_window": "Int64", "max_hold": "Int64"}
+OPTIONAL_DTYPES = {"z_stop": "float64", "trade_window": "Int64", "max_hold": "Int64", "kalman_q_alpha": "float64",
+                   "kalman_q_beta": "float64"}
 
 
 def _next_true(cond: np.ndarray) -> np.ndarray:

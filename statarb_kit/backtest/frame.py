@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analytics.hedge import ols_hedge
+from ..analytics.hedge import KalmanParams, ols_hedge
 from ..analytics.signals import REL_STD_FLOOR, PairParams, log_returns, pair_frame, rolling_corr, rolling_zscore
 from ..errors import InvalidParameter
 from .params import BacktestParams
@@ -44,7 +44,8 @@ def signal_frame(time: np.ndarray, price_x: np.ndarray, price_y: np.ndarray, p: 
         raise InvalidParameter("prices must be finite and > 0")
     if p.hedge_mode != "walk_forward":
         pp = PairParams(hedge_mode=p.hedge_mode, hedge_window=p.hedge_window, z_window=p.z_window,
-                        corr_window=p.corr_window, log_prices=p.log_prices)
+                        corr_window=p.corr_window, log_prices=p.log_prices,
+                        kalman=KalmanParams(q_alpha=p.kalman_q_alpha, q_beta=p.kalman_q_beta))
         f = pair_frame(t, px, py, pp)
         return SignalFrame(t, px, py, f.alpha, f.beta, f.z, f.corr)
     alpha, beta, z = walk_forward(px, py, p)

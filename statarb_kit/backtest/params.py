@@ -24,6 +24,7 @@ _TYPES: dict[str, tuple[str, bool]] = {
     "hedge_mode": ("text", False), "hedge_window": ("integer", False), "trade_window": ("integer", True),
     "log_prices": ("boolean", False), "fee_bps": ("number", False), "slippage_bps": ("number", False),
     "max_hold": ("integer", True), "lag": ("integer", False),
+    "kalman_q_alpha": ("number", True), "kalman_q_beta": ("number", True),
 }
 _CHECKS = {
     "number": lambda v: isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)),
@@ -42,7 +43,8 @@ def check_type(name: str, value: Any) -> None:
 
 
 #: Fields that change the signal frame (hedge ratio, z, correlation); the others only the trading.
-FRAME_FIELDS = ("hedge_mode", "hedge_window", "trade_window", "z_window", "corr_window", "log_prices")
+FRAME_FIELDS = ("hedge_mode", "hedge_window", "trade_window", "z_window", "corr_window", "log_prices",
+                "kalman_q_alpha", "kalman_q_beta")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,9 @@ class BacktestParams:
     ``hedge_mode``: "rolling" (OLS over the previous ``hedge_window`` bars), "fixed" (the first
     ``hedge_window`` bars, traded after them), "kalman", or "walk_forward" (OLS on a formation
     window of ``hedge_window`` bars, traded on the following ``trade_window`` bars, refitted per
-    block: never traded on the data it was fitted on). ``fee_bps`` and ``slippage_bps`` are
+    block: never traded on the data it was fitted on). ``kalman_q_alpha`` / ``kalman_q_beta``: the
+    Kalman state variances per bar (None: set from the first ``hedge_window`` bars, see
+    KalmanParams). ``fee_bps`` and ``slippage_bps`` are
     charged per leg on each fill's notional (slippage as an adverse fill price: the same cost).
     """
 
@@ -76,6 +80,8 @@ class BacktestParams:
     slippage_bps: float = 1.0
     max_hold: int | None = None
     lag: int = 1
+    kalman_q_alpha: float | None = None
+    kalman_q_beta: float | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -101,6 +107,10 @@ class BacktestParams:
             raise InvalidParameter(f"max_hold must be an integer >= 1 bar (or None), got {self.max_hold!r}")
         if not isinstance(self.lag, int) or isinstance(self.lag, bool) or self.lag < 1:
             raise InvalidParameter(f"lag must be an integer >= 1 bar, got {self.lag!r}")
+        for name in ("kalman_q_alpha", "kalman_q_beta"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise InvalidParameter(f"{name} must be >= 0 (or None: automatic), got {value!r}")
 
     @property
     def block(self) -> int:
@@ -113,8 +123,10 @@ class BacktestParams:
         return (self.fee_bps + self.slippage_bps) / 1e4
 
     def frame_key(self) -> tuple:
-        """What the signal frame depends on: combinations sharing it share one frame."""
-        return tuple(getattr(self, f) for f in FRAME_FIELDS)
+        """What the signal frame depends on: combinations sharing it share one frame (the
+        Kalman variances count only in Kalman mode)."""
+        kalman = self.hedge_mode == "kalman"
+        return tuple(getattr(self, f) if kalman or not f.startswith("kalman_") else None for f in FRAME_FIELDS)
 
     def with_(self, **changes: Any) -> BacktestParams:
         return replace(self, **changes)
