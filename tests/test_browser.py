@@ -63,14 +63,24 @@ def server(tmp_path_factory):
     yield from serve([sys.executable, "-m", "statarb_kit.cli", "dashboard", "--port", str(port)], port, env, log)
 
 
-@pytest.fixture(scope="module")
-def backtest_server(tmp_path_factory):
-    """The backtest notebook served by Voila, as a report reads (its default: 24 h synthetic)."""
+def serve_notebook(name: str, tmp_path_factory):
+    """A notebook of notebooks/ served by Voila (with its default parameters)."""
     port = free_port()
-    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "backtest.ipynb"
-    log = tmp_path_factory.mktemp("voila") / "voila-backtest.log"
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / name
+    log = tmp_path_factory.mktemp("voila") / f"voila-{name}.log"
     yield from serve([sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
                       "--Voila.ip=127.0.0.1"], port, dict(os.environ), log)
+
+
+@pytest.fixture(scope="module")
+def backtest_server(tmp_path_factory):
+    """The backtest notebook, as a report reads (its default: 24 h synthetic)."""
+    yield from serve_notebook("backtest.ipynb", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def sweep_server(tmp_path_factory):
+    yield from serve_notebook("sweep.ipynb", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -207,24 +217,42 @@ def test_a_bad_url_setting_shows_a_clear_message(server, browser):
     app.page.close()
 
 
+class Report:
+    """A notebook page served by Voila, fully drawn, its screenshot saved, JavaScript errors kept."""
+
+    def __init__(self, browser, url: str, shot: Path, height: int) -> None:
+        self.page = browser.new_page(viewport={"width": 1366, "height": height})
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(url, timeout=120_000)
+        self.page.wait_for_selector(".bqplot", timeout=120_000)
+        self.page.wait_for_timeout(1500)
+        self.page.screenshot(path=str(shot), full_page=True)
+        self.titles = self.page.evaluate(
+            "[...document.querySelectorAll('.bqplot .mainheading')].map(e => e.textContent)")
+
+
 def test_backtest_report_shows_metrics_equity_and_trades(backtest_server, browser, shots):
-    page = browser.new_page(viewport={"width": 1366, "height": 2200})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(backtest_server, timeout=120_000)
-    page.wait_for_selector(".bqplot", timeout=120_000)
-    page.wait_for_timeout(1500)
-    page.screenshot(path=str(shots / "backtest.png"), full_page=True)
-    titles = page.evaluate("[...document.querySelectorAll('.bqplot .mainheading')].map(e => e.textContent)")
-    assert titles[0].startswith("Equity: ") and " trades, Sharpe " in titles[0]
-    assert titles[1].startswith("z-score, entry ±2")
+    r = Report(browser, backtest_server, shots / "backtest.png", 2200)
+    assert r.titles[0].startswith("Equity: ") and " trades, Sharpe " in r.titles[0]
+    assert r.titles[1].startswith("z-score: entries at |z| >= 2 (dashed)")
     # the equity axis spans the data's UTC day (2026-01-01), as the z axis does
-    ticks = page.evaluate("""[...document.querySelectorAll('.bqplot')].map(f =>
+    ticks = r.page.evaluate("""[...document.querySelectorAll('.bqplot')].map(f =>
         [...f.querySelectorAll('.axis text')].map(t => t.textContent).join(' '))""")
     assert "01-01" in ticks[0] and "01-01" in ticks[1]
-    lines = page.evaluate("[...document.querySelectorAll('.bqplot path.line')].map(p => (p.getAttribute('d') || '').length)")
+    lines = r.page.evaluate("[...document.querySelectorAll('.bqplot path.line')].map(p => (p.getAttribute('d') || '').length)")
     assert min(lines[:2]) > 100
-    body = page.inner_text("body")
+    body = r.page.inner_text("body")
     assert "total return" in body and "LONG_SPREAD" in body and "SHORT_SPREAD" in body
-    assert errors == []
-    page.close()
+    assert r.errors == []
+    r.page.close()
+
+
+def test_sweep_notebook_shows_best_combinations_and_a_heatmap(sweep_server, browser, shots):
+    r = Report(browser, sweep_server, shots / "sweep.png", 2000)
+    assert r.titles[0] == "sharpe: best over the other parameters" and r.titles[1].startswith("Equity: ")
+    labels = r.page.locator(".bqplot").first.locator("text").all_text_contents()
+    assert {"1.5", "3", "-0.5", "0.5", "z_entry", "z_exit"} <= set(labels)  # the 4 x 3 grid's axes
+    assert sum(1 for t in labels if re.fullmatch(r"-?\d+(\.\d+)?", t)) >= 12 + 7  # 12 cell values, 7 ticks
+    assert "Best combinations" in r.page.inner_text("body") and r.errors == []
+    r.page.close()

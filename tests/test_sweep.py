@@ -20,6 +20,7 @@ from statarb_kit.backtest.engine import METRIC_NAMES
 from statarb_kit.backtest.params import PARAM_NAMES
 from statarb_kit.backtest.sweep import _chunks, best, heatmap, read_results, run_sweep, write_results
 from statarb_kit.cli import main
+from statarb_kit.widgets.backtest_view import heatmap_figure
 from tests.test_replay import T0, trades_rows, write
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,16 @@ def test_best_and_heatmap(bars):
         best(results, "alpha")
     with pytest.raises(InvalidParameter, match="not a backtest parameter"):
         heatmap(results, "z_entry", "sharpe")
+
+
+def test_heatmap_figure_shows_the_table_values(bars):
+    results = run_sweep(bars, expand_grid(GRID, SMALL), jobs=1, progress=False)
+    table = heatmap(results, "z_entry", "z_exit", "total_return")
+    fig = heatmap_figure(table, "total_return")
+    grid = fig.marks[0]
+    np.testing.assert_array_equal(grid.color, table.to_numpy())
+    assert list(grid.row) == ["1", "1.5", "2"] and list(grid.column) == ["-0.5", "0"]
+    assert [a.label for a in fig.axes] == ["z_exit", "z_entry"]
 
 
 def test_results_tables_parquet_replaced_duckdb_appended(bars, tmp_path):

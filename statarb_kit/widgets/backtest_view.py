@@ -1,10 +1,11 @@
-"""bqplot figures of a backtest result: the equity curve, and z-score with the trades on it."""
+"""bqplot figures of backtests: a result's equity curve and z-score with its trades; a sweep's heatmap."""
 
 from __future__ import annotations
 
 import bqplot as bq
 import ipywidgets as w
 import numpy as np
+import pandas as pd
 
 from ..backtest.engine import BacktestResult
 from .charts import BAND_COLOR, LONG_COLOR, SHORT_COLOR, Z_COLOR
@@ -72,12 +73,34 @@ def signal_figure(result: BacktestResult, max_points: int = 4_000, height: str =
     long = (trades["direction"] == "LONG_SPREAD").to_numpy()
     for sel, color in ((pos[long], LONG_COLOR), (pos[~long], SHORT_COLOR), (out, "#888888")):
         marks.append(bq.Scatter(x=f.time[sel].astype("datetime64[ms]"), y=f.z[sel], scales={"x": x, "y": y},
-                                colors=[color], default_size=24, stroke="white"))
+                                colors=[color], default_size=48, stroke="white"))
     axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
             bq.Axis(scale=y, orientation="vertical", tick_format=".1f", grid_lines="solid")]
-    return _figure(f"z-score, entry ±{p.z_entry:g} (dashed), exit ±{p.z_exit:g} (dotted)", marks, axes, height)
+    title = (f"z-score: entries at |z| >= {p.z_entry:g} (dashed), exits at {-p.z_exit:+g} for a long and "
+             f"{p.z_exit:+g} for a short (dotted)")
+    return _figure(title, marks, axes, height)
 
 
 def backtest_figures(result: BacktestResult, max_points: int = 4_000) -> w.VBox:
     """The equity curve above the z-score with the trades."""
     return w.VBox([equity_figure(result, max_points), signal_figure(result, max_points)])
+
+
+def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px") -> bq.Figure:
+    """A sweep's metric over two parameters (``sweep.heatmap``: rows x columns), each cell
+    coloured (red below 0, green above) and labelled with its value; grey where no value."""
+    values = table.to_numpy(dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    span = float(np.max(np.abs(finite))) if len(finite) else 1.0
+    rows, cols = bq.OrdinalScale(reverse=True), bq.OrdinalScale()
+    color = bq.ColorScale(colors=["#e8705a", "#f7f7f7", "#6fbf73"], min=-span, max=span, mid=0.0)  # text stays legible
+    grid = bq.GridHeatMap(color=values, row=[f"{v:g}" if isinstance(v, float) else str(v) for v in table.index],
+                          column=[f"{v:g}" if isinstance(v, float) else str(v) for v in table.columns],
+                          scales={"row": rows, "column": cols, "color": color}, null_color="#dddddd",
+                          stroke="white", display_format=".3g", font_style={"font-size": "12px", "fill": "#222"})
+    axes = [bq.Axis(scale=cols, label=str(table.columns.name)),
+            bq.Axis(scale=rows, orientation="vertical", label=str(table.index.name))]  # values are on the cells
+    return bq.Figure(marks=[grid], axes=axes, title=title, padding_y=0.0, animation_duration=0,
+                     fig_margin={"top": 36, "bottom": 48, "left": 70, "right": 28},
+                     layout={"height": height, "width": "100%", "min_width": "360px"},
+                     title_style={"font-size": "13px"})
