@@ -51,7 +51,7 @@ def equity_figure(result: BacktestResult, max_points: int = 4_000, height: str =
     title = (f"Equity: {m.total_return:+.2%} over {m.trades} trades, Sharpe {m.sharpe:.2f}, "
              f"max drawdown {m.max_drawdown:.2%}")
     axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
-            bq.Axis(scale=y, orientation="vertical", tick_format=",.4f", grid_lines="solid")]
+            bq.Axis(scale=y, side="left", tick_format=",.4f", grid_lines="solid")]
     return _figure(title, [line], axes, height)
 
 
@@ -75,7 +75,7 @@ def signal_figure(result: BacktestResult, max_points: int = 4_000, height: str =
         marks.append(bq.Scatter(x=f.time[sel].astype("datetime64[ms]"), y=f.z[sel], scales={"x": x, "y": y},
                                 colors=[color], default_size=48, stroke="white"))
     axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
-            bq.Axis(scale=y, orientation="vertical", tick_format=".1f", grid_lines="solid")]
+            bq.Axis(scale=y, side="left", tick_format=".1f", grid_lines="solid")]
     title = (f"z-score: entries at |z| >= {p.z_entry:g} (dashed), exits at {-p.z_exit:+g} for a long and "
              f"{p.z_exit:+g} for a short (dotted)")
     return _figure(title, marks, axes, height)
@@ -99,7 +99,7 @@ def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px") -> bq
                           scales={"row": rows, "column": cols, "color": color}, null_color="#dddddd",
                           stroke="white", display_format=".3g", font_style={"font-size": "12px", "fill": "#222"})
     axes = [bq.Axis(scale=cols, label=str(table.columns.name)),
-            bq.Axis(scale=rows, orientation="vertical", label=str(table.index.name))]  # values are on the cells
+            bq.Axis(scale=rows, side="left", label=str(table.index.name))]  # values are on the cells
     return bq.Figure(marks=[grid], axes=axes, title=title, padding_y=0.0, animation_duration=0,
                      fig_margin={"top": 36, "bottom": 48, "left": 70, "right": 28},
                      layout={"height": height, "width": "100%", "min_width": "360px"},
