@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import logging
 import tempfile
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -30,7 +28,6 @@ from ..ticks import normalize_symbol
 from .engine import BacktestResult, backtest
 from .params import BacktestParams
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Bars a price may be carried forward when its symbol did not trade (as in the live view).

@@ -15,7 +15,7 @@ def loop_backtest(f: SignalFrame, p: BacktestParams) -> tuple[list[dict], list[f
     n = len(f)
     equity, cash = [], 1.0
     qx = qy = 0.0
-    state = "flat"  # flat | long | short | (pending orders carry their fill bar)
+    state = "flat"  # flat | long | short: the position held (an order waits in `pending`)
     pending: tuple | None = None  # ("open", fill bar, side, signal bar) or ("close", fill bar, reason, signal bar)
     waiting_calm = False
     trades: list[dict] = []

@@ -76,6 +76,8 @@ def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = N
     jobs = max(1, min(jobs, len(combos)))
     prices = _Prices(bars.close_time, bars.price_x, bars.price_y, bar_seconds(bars.time))
     chunks = _chunks(combos, jobs)
+    log.info("sweep: %d combinations over %d bars in %d chunks, %d process(es)", len(combos), len(bars),
+             len(chunks), jobs)
     metrics: list[Metrics | None] = [None] * len(combos)
     bar = tqdm(total=len(combos), desc="sweep", unit="combo", disable=not progress)
     try:
