@@ -21,7 +21,7 @@ from ..analytics import align_pair
 from ..bars import timeframe_ms
 from ..errors import InvalidParameter
 from ..session import Session
-from ..sources import Replay, SyntheticPair
+from ..sources import HistoryFile, Replay, SyntheticPair
 from ..sources.synthetic import PairModel
 from ..store import TickStore
 from ..ticks import normalize_symbol
@@ -148,12 +148,12 @@ def bars_from_files(files: list[str | Path], symbols: tuple[str, str] | str, tim
     """Bars of a pair from Binance dump files (trades or aggTrades, zipped or not), built by the
     pipeline in a temporary DuckDB file."""
     pair = _pair(symbols)
-    found = {f.symbol for f in Replay(files).files}
+    found = {HistoryFile.of(f).symbol for f in files}
     missing = [s for s in pair if s not in found]
     if missing:
         raise InvalidParameter(f"no file of {missing} among the {len(files)} given (found {sorted(found)})")
     bars = _through_pipeline(lambda: Replay(files, skip_bad=skip_bad, progress=False), pair, timeframe, max_stale)
-    return PairBars(pair, timeframe, bars.time, bars.price_x, bars.price_y, f"{len(files)} replay file(s)")
+    return replace(bars, origin=f"{len(files)} replay file(s)")
 
 
 def bars_synthetic(symbols: tuple[str, str] | str = ("BTCUSDT", "ETHUSDT"), timeframe: str = "1m",

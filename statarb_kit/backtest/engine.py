@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .frame import SignalFrame, signal_frame
-from .params import PARAM_NAMES, BacktestParams
+from .params import OPTIONAL_DTYPES, PARAM_NAMES, BacktestParams
 
 YEAR_S = 365.0 * 86_400.0  # crypto futures trade around the clock
 EXIT_REASONS = ("exit", "stop", "max_hold", "end")
@@ -98,11 +98,6 @@ def result_rows(params: list[BacktestParams], metrics: list[Metrics]) -> pd.Data
     return rows.astype(OPTIONAL_DTYPES)  # None -> NaN / <NA>, whatever the rows hold
 
 
-#: dtypes of the parameters that may be None, so one row and many rows have the same columns.
-OPTIONAL_DTYPES = {"z_stop": "float64", "trade_window": "Int64", "max_hold": "Int64", "kalman_q_alpha": "float64",
-                   "kalman_q_beta": "float64"}
-
-
 def _next_true(cond: np.ndarray) -> np.ndarray:
     """nxt[i] = smallest j >= i with cond[j], else n; length n + 1 (nxt[n] = n)."""
     n = len(cond)
@@ -132,18 +127,25 @@ class SignalIndex:
         key = (kind, level, corr_min if kind == "enter" else None)
         hit = self._cache.get(key)
         if hit is None:
-            z = self.f.z
-            with np.errstate(invalid="ignore"):
-                cond = {
-                    "enter": lambda: self._usable & (self.f.corr >= corr_min) & (self._abs_z >= level),
-                    "out_long": lambda: z >= -level,
-                    "out_short": lambda: z <= level,
-                    "stop_long": lambda: z <= -level,
-                    "stop_short": lambda: z >= level,
-                    "calm": lambda: self._abs_z < level,
-                }[kind]()
-            hit = self._cache[key] = _next_true(cond)
+            hit = self._cache[key] = _next_true(self._condition(kind, level, corr_min))
         return hit
+
+    def _condition(self, kind: str, level: float, corr_min: float) -> np.ndarray:
+        z = self.f.z
+        with np.errstate(invalid="ignore"):
+            if kind == "enter":
+                return self._usable & (self.f.corr >= corr_min) & (self._abs_z >= level)
+            if kind == "out_long":
+                return z >= -level
+            if kind == "out_short":
+                return z <= level
+            if kind == "stop_long":
+                return z <= -level
+            if kind == "stop_short":
+                return z >= level
+            if kind == "calm":
+                return self._abs_z < level
+        raise ValueError(f"unknown signal kind {kind!r}")
 
 
 def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = None) -> TradeIndex:
@@ -152,13 +154,8 @@ def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = N
     index = index or SignalIndex(f)
     z, n = f.z, len(f)
     enter = index.get("enter", p.z_entry, p.corr_min)
-    out_long, out_short = index.get("out_long", p.z_exit), index.get("out_short", p.z_exit)
-    if p.z_stop is not None:
-        stop_long, stop_short = index.get("stop_long", p.z_stop), index.get("stop_short", p.z_stop)
-        calm = index.get("calm", p.z_entry)
-    none = np.full(n + 1, n, dtype=np.int64)
-    if p.z_stop is None:
-        stop_long = stop_short = none
+    outs = {1: index.get("out_long", p.z_exit), -1: index.get("out_short", p.z_exit)}
+    stops = None if p.z_stop is None else {1: index.get("stop_long", p.z_stop), -1: index.get("stop_short", p.z_stop)}
     last_entry = n - 2 - p.lag  # the position must be held at least one bar
     rows: list[tuple[int, int, int, int]] = []
     i = 0
@@ -168,8 +165,8 @@ def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = N
             break
         side = 1 if z[e] < 0 else -1
         held = e + p.lag  # exits are judged from the close of the entry fill bar
-        out = int((out_long if side == 1 else out_short)[held])
-        stop = int((stop_long if side == 1 else stop_short)[held])
+        out = int(outs[side][held])
+        stop = int(stops[side][held]) if stops else n
         hold = max(e + p.max_hold, held) if p.max_hold is not None else n
         x, reason = min((stop, 1), (out, 0), (hold, 2))
         if x + p.lag > n - 1:
@@ -177,8 +174,8 @@ def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = N
             break
         rows.append((e, x, side, reason))
         i = x + p.lag  # flat again from the exit fill bar
-        if reason == 1:
-            i = int(calm[i])  # after a stop, wait for |z| < z_entry before a new entry
+        if reason == 1:  # after a stop, wait for |z| < z_entry before a new entry
+            i = int(index.get("calm", p.z_entry)[i])
     a = np.array(rows, dtype=np.int64).reshape(-1, 4)
     entry_signal, exit_signal = a[:, 0], a[:, 1]
     return TradeIndex(entry_signal, entry_signal + p.lag, exit_signal, np.minimum(exit_signal + p.lag, n - 1),
@@ -244,8 +241,7 @@ def _metrics(t: TradeIndex, b: _Book, bar_s: float) -> Metrics:
     total = float(pnl.sum())
     mean = total / n if n else math.nan
     var = (float(np.dot(pnl, pnl)) - n * mean * mean) / (n - 1) if n > 1 else math.nan
-    sd = math.sqrt(var) if var > 0 else 0.0 if n > 1 else math.nan
-    sharpe = mean / sd * math.sqrt(YEAR_S / bar_s) if sd > 0 else math.nan
+    sharpe = mean / math.sqrt(var) * math.sqrt(YEAR_S / bar_s) if var > 0 else math.nan
     equity = 1.0 + np.cumsum(pnl)  # the equity where it can move; flat in between
     peak = np.maximum(np.maximum.accumulate(equity), 1.0)  # the start (capital 1) counts as a peak
     drawdown = float(np.max((peak - equity) / peak)) if len(pnl) else 0.0

@@ -26,6 +26,9 @@ _TYPES: dict[str, tuple[str, bool]] = {
     "max_hold": ("integer", True), "lag": ("integer", False),
     "kalman_q_alpha": ("number", True), "kalman_q_beta": ("number", True),
 }
+#: dtypes of the parameters that may be None, so one row and many rows of results have the same columns.
+OPTIONAL_DTYPES = {name: "float64" if kind == "number" else "Int64" for name, (kind, optional) in _TYPES.items()
+                   if optional}
 _CHECKS = {
     "number": lambda v: isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)),
     "integer": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)),

@@ -2,7 +2,7 @@
 
 Combinations that share a signal frame (same hedge mode and windows) are evaluated together on
 one frame and one SignalIndex; groups are cut into chunks so every core has work (each chunk
-carries the prices: 2 MB for a day of 1s bars, small next to its work). Results: one row per combination, the
+carries the bars: 2 MB for a day of 1s bars, small next to its work). Results: one row per combination, the
 parameters then the metrics, in grid order.
 """
 
@@ -14,11 +14,9 @@ import logging
 import multiprocessing
 import os
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -37,19 +35,11 @@ RESULTS_TABLE = "backtest_results"
 PARALLEL_MIN_WORK = 500_000_000
 
 
-@dataclass(frozen=True, eq=False)
-class _Prices:
-    time: np.ndarray
-    price_x: np.ndarray
-    price_y: np.ndarray
-    bar_s: float
-
-
-def _evaluate_chunk(combos: list[tuple[int, BacktestParams]], prices: _Prices) -> list[tuple[int, Metrics]]:
+def _evaluate_chunk(combos: list[tuple[int, BacktestParams]], bars: PairBars, bar_s: float) -> list[tuple[int, Metrics]]:
     """Metrics of combinations that share one signal frame, with their positions in the grid."""
-    frame = signal_frame(prices.time, prices.price_x, prices.price_y, combos[0][1])
+    frame = signal_frame(bars.close_time, bars.price_x, bars.price_y, combos[0][1])
     index = SignalIndex(frame)
-    return [(i, evaluate(frame, p, prices.bar_s, index)) for i, p in combos]
+    return [(i, evaluate(frame, p, bar_s, index)) for i, p in combos]
 
 
 def _chunks(combos: list[BacktestParams], jobs: int) -> list[list[tuple[int, BacktestParams]]]:
@@ -74,7 +64,7 @@ def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = N
     if jobs is None:
         jobs = (os.cpu_count() or 1) if len(combos) * len(bars) >= PARALLEL_MIN_WORK else 1
     jobs = max(1, min(jobs, len(combos)))
-    prices = _Prices(bars.close_time, bars.price_x, bars.price_y, bar_seconds(bars.time))
+    bar_s = bar_seconds(bars.time)
     chunks = _chunks(combos, jobs)
     log.info("sweep: %d combinations over %d bars in %d chunks, %d process(es)", len(combos), len(bars),
              len(chunks), jobs)
@@ -83,14 +73,14 @@ def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = N
     try:
         if jobs == 1:
             for chunk in chunks:
-                for i, m in _evaluate_chunk(chunk, prices):
+                for i, m in _evaluate_chunk(chunk, bars, bar_s):
                     metrics[i] = m
                 bar.update(len(chunk))
         else:
             ctx = multiprocessing.get_context("spawn")  # never fork a kernel with live threads
             pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx)
             try:
-                futures = [pool.submit(_evaluate_chunk, c, prices) for c in chunks]
+                futures = [pool.submit(_evaluate_chunk, c, bars, bar_s) for c in chunks]
                 for done in concurrent.futures.as_completed(futures):
                     rows = done.result()
                     for i, m in rows:

@@ -8,44 +8,34 @@ import numpy as np
 import pandas as pd
 
 from ..backtest.engine import BacktestResult
-from .charts import BAND_COLOR, LONG_COLOR, SHORT_COLOR, Z_COLOR
+from .charts import BAND_COLOR, LONG_COLOR, SHORT_COLOR, Z_COLOR, datetimes
+from .segments import thin
 
 EQUITY_COLOR = "#1f77b4"
 
 
-def envelope(t: np.ndarray, v: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
-    """At most about ``max_points`` points of (t, v) that keep each bucket's first, minimum and
-    maximum value, so peaks and drawdowns survive the thinning (NaN values are dropped)."""
+def _thinned(t: np.ndarray, v: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """The finite points of (t ms, v), thinned to about ``max_points`` keeping each bucket's
+    extremes (peaks and drawdowns survive), times as datetime64."""
     keep = ~np.isnan(v)
-    t, v = t[keep], v[keep]
-    n = len(v)
-    if n <= max_points:
-        return t, v
-    size = -(-n // max(1, max_points // 3))
-    rows = -(-n // size)
-    block = np.full(rows * size, np.nan)
-    block[:n] = v
-    block = block.reshape(rows, size)  # one row per bucket; only the last is padded with NaN
-    starts = np.arange(rows) * size
-    i_lo = starts + np.nanargmin(block, axis=1)
-    i_hi = starts + np.nanargmax(block, axis=1)
-    idx = np.unique(np.concatenate((starts, i_lo, i_hi, [n - 1])))
-    return t[idx], v[idx]
+    t, v = thin(t[keep], v[keep], max_points)
+    return datetimes(t), v
 
 
-def _figure(title: str, marks: list[bq.Mark], axes: list[bq.Axis], height: str) -> bq.Figure:
+def _figure(title: str, marks: list[bq.Mark], axes: list[bq.Axis], height: str,
+            margin: dict | None = None, **figure_kw: object) -> bq.Figure:
     return bq.Figure(marks=marks, axes=axes, title=title, animation_duration=0,
-                     fig_margin={"top": 32, "bottom": 28, "left": 62, "right": 28},
+                     fig_margin=margin or {"top": 32, "bottom": 28, "left": 62, "right": 28},
                      layout={"height": height, "width": "100%", "min_width": "360px"},
-                     title_style={"font-size": "13px"})
+                     title_style={"font-size": "13px"}, **figure_kw)
 
 
 def equity_figure(result: BacktestResult, max_points: int = 4_000, height: str = "260px") -> bq.Figure:
     """Equity (capital 1 at the start) over UTC time."""
     eq = result.equity
-    t, v = envelope(eq.index.as_unit("ms").asi8, eq.to_numpy(), max_points)
+    t, v = _thinned(eq.index.as_unit("ms").asi8, eq.to_numpy(), max_points)
     x, y = bq.DateScale(), bq.LinearScale()
-    line = bq.Lines(x=t.astype("datetime64[ms]"), y=v, scales={"x": x, "y": y}, colors=[EQUITY_COLOR],
+    line = bq.Lines(x=t, y=v, scales={"x": x, "y": y}, colors=[EQUITY_COLOR],
                     stroke_width=1.5)
     m = result.metrics
     title = (f"Equity: {m.total_return:+.2%} over {m.trades} trades, Sharpe {m.sharpe:.2f}, "
@@ -59,20 +49,20 @@ def signal_figure(result: BacktestResult, max_points: int = 4_000, height: str =
     """z-score with the entry and exit levels and a marker at each entry fill (green: long
     spread, red: short spread) and exit fill (grey)."""
     f, p, trades = result.frame, result.params, result.trades
-    t, z = envelope(f.time, f.z, max_points)
+    t, z = _thinned(f.time, f.z, max_points)
     x, y = bq.DateScale(), bq.LinearScale()
-    marks: list[bq.Mark] = [bq.Lines(x=t.astype("datetime64[ms]"), y=z, scales={"x": x, "y": y}, colors=[Z_COLOR],
+    marks: list[bq.Mark] = [bq.Lines(x=t, y=z, scales={"x": x, "y": y}, colors=[Z_COLOR],
                                      stroke_width=1)]
     if len(t):
-        ends = np.array([t[0], t[-1]]).astype("datetime64[ms]")
+        ends = np.array([t[0], t[-1]])
         for level, style in ((p.z_entry, "dashed"), (-p.z_entry, "dashed"), (p.z_exit, "dotted"), (-p.z_exit, "dotted")):
             marks.append(bq.Lines(x=ends, y=[level, level], scales={"x": x, "y": y}, colors=[BAND_COLOR],
                                   line_style=style, stroke_width=1))
-    pos = np.searchsorted(f.time, trades["entry_time"].to_numpy().astype("datetime64[ms]").astype(np.int64))
-    out = np.searchsorted(f.time, trades["exit_time"].to_numpy().astype("datetime64[ms]").astype(np.int64))
+    pos = np.searchsorted(f.time, trades["entry_time"].dt.as_unit("ms").astype(np.int64))  # fill bars
+    out = np.searchsorted(f.time, trades["exit_time"].dt.as_unit("ms").astype(np.int64))
     long = (trades["direction"] == "LONG_SPREAD").to_numpy()
     for sel, color in ((pos[long], LONG_COLOR), (pos[~long], SHORT_COLOR), (out, "#888888")):
-        marks.append(bq.Scatter(x=f.time[sel].astype("datetime64[ms]"), y=f.z[sel], scales={"x": x, "y": y},
+        marks.append(bq.Scatter(x=datetimes(f.time[sel]), y=f.z[sel], scales={"x": x, "y": y},
                                 colors=[color], default_size=48, stroke="white"))
     axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
             bq.Axis(scale=y, side="left", tick_format=".1f", grid_lines="solid")]
@@ -86,6 +76,10 @@ def backtest_figures(result: BacktestResult, max_points: int = 4_000) -> w.VBox:
     return w.VBox([equity_figure(result, max_points), signal_figure(result, max_points)])
 
 
+def _label(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px") -> bq.Figure:
     """A sweep's metric over two parameters (``sweep.heatmap``: rows x columns), each cell
     coloured (red below 0, green above) and labelled with its value; grey where no value."""
@@ -94,13 +88,10 @@ def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px") -> bq
     span = float(np.max(np.abs(finite))) if len(finite) else 1.0
     rows, cols = bq.OrdinalScale(reverse=True), bq.OrdinalScale()
     color = bq.ColorScale(colors=["#e8705a", "#f7f7f7", "#6fbf73"], min=-span, max=span, mid=0.0)  # text stays legible
-    grid = bq.GridHeatMap(color=values, row=[f"{v:g}" if isinstance(v, float) else str(v) for v in table.index],
-                          column=[f"{v:g}" if isinstance(v, float) else str(v) for v in table.columns],
+    grid = bq.GridHeatMap(color=values, row=[_label(v) for v in table.index], column=[_label(v) for v in table.columns],
                           scales={"row": rows, "column": cols, "color": color}, null_color="#dddddd",
                           stroke="white", display_format=".3g", font_style={"font-size": "12px", "fill": "#222"})
     axes = [bq.Axis(scale=cols, label=str(table.columns.name)),
             bq.Axis(scale=rows, side="left", label=str(table.index.name))]  # values are on the cells
-    return bq.Figure(marks=[grid], axes=axes, title=title, padding_y=0.0, animation_duration=0,
-                     fig_margin={"top": 36, "bottom": 48, "left": 70, "right": 28},
-                     layout={"height": height, "width": "100%", "min_width": "360px"},
-                     title_style={"font-size": "13px"})
+    return _figure(title, [grid], axes, height, margin={"top": 36, "bottom": 48, "left": 70, "right": 28},
+                   padding_y=0.0)

@@ -16,7 +16,8 @@ X_COLOR, Y_COLOR, SPREAD_COLOR, Z_COLOR, CORR_COLOR = "#1f77b4", "#ff7f0e", "#6a
 BAND_COLOR, LONG_COLOR, SHORT_COLOR = "#d62728", "#2ca02c", "#d62728"
 
 
-def _times(ms: np.ndarray) -> np.ndarray:
+def datetimes(ms: np.ndarray) -> np.ndarray:
+    """Epoch milliseconds (UTC) as datetime64[ms], what a bqplot DateScale takes."""
     return np.asarray(ms, dtype="int64").astype("datetime64[ms]")
 
 
@@ -75,7 +76,7 @@ class Chart:
             self._span = (first, t[-1]) if t[-1] > first else (first, first + np.timedelta64(1, "s"))
 
     def reset(self, cols: dict[str, np.ndarray]) -> None:
-        t = _times(cols["time"])
+        t = datetimes(cols["time"])
         self._span = None
         self._note_span(t)
         for col, seg in self.lines:
@@ -84,7 +85,7 @@ class Chart:
         self._domains()
 
     def extend(self, cols: dict[str, np.ndarray]) -> None:
-        t = _times(cols["time"])
+        t = datetimes(cols["time"])
         self._note_span(t)
         changed = [seg.extend(t, cols[col]) for col, seg in self.lines]
         if any(changed):
@@ -150,7 +151,7 @@ class ZChart(Chart):
         z = np.asarray(z, dtype=float)
         for mark, side in ((self.long, z < 0), (self.short, z > 0)):
             with mark.hold_sync():
-                mark.x, mark.y = _times(np.asarray(time_ms)[side]), z[side]
+                mark.x, mark.y = datetimes(np.asarray(time_ms)[side]), z[side]
 
 
 class CorrChart(Chart):
