@@ -310,20 +310,23 @@ class BinanceLive:
                 ws, opened = await self._connect(url, backoff), time.monotonic()
                 self.status.state = "streaming"
                 # trades printed while away show as a gap only once a later trade arrives: ask now
-                self._resync.update(self.code_of[s.split("@")[0].upper()] for s in _streams_of(url))
+                self._resync.update(self._codes_of(url))
         finally:
             for task in list(retiring):
                 task.cancel()
             await asyncio.gather(*retiring, return_exceptions=True)
             await ws.close()
 
+    def _codes_of(self, url: str) -> list[int]:
+        """Codes of the symbols streamed by a connection URL."""
+        return [self.code_of[s.split("@")[0].upper()] for s in _streams_of(url)]
+
     async def _quiet_market(self, url: str, rest: RestClient) -> bool:
         """After ``stall_timeout_s`` without a message: is the market just quiet? True when Binance
         has printed nothing past the last trade received of this connection's most recently active
         symbols (at most QUIET_CHECKS REST calls, so a shard of hundreds of symbols stays within
         the request weight); False when it has (a stalled stream) or REST cannot tell."""
-        codes = sorted((self.code_of[s.split("@")[0].upper()] for s in _streams_of(url)),
-                       key=lambda code: self._last_seen[code], reverse=True)[:QUIET_CHECKS]
+        codes = sorted(self._codes_of(url), key=lambda code: self._last_seen[code], reverse=True)[:QUIET_CHECKS]
         for code in codes:
             try:
                 latest = await rest.latest_trade_id(self.symbols[code])

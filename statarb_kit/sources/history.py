@@ -15,7 +15,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import io
-import logging
 import re
 import zipfile
 from dataclasses import dataclass
@@ -24,11 +23,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from ..errors import InvalidParameter, StatarbError
 from ..ticks import TickBatch, normalize_symbol, now_ms
-
-log = logging.getLogger(__name__)
 
 DATA_URL = "https://data.binance.vision"
 COLUMNS = {
@@ -37,6 +35,7 @@ COLUMNS = {
                   "is_buyer_maker"],
 }
 _NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades)-(?P<date>\d{4}-\d{2}(-\d{2})?)\.(csv|zip)$")
+_FLOATS = ("price", "qty", "quote_qty", "quantity")  # the other columns are ids, times and the side
 _US_THRESHOLD = 10**14  # ms timestamps are ~1.7e12, microsecond ones ~1.7e15
 
 
@@ -110,7 +109,7 @@ def _typed(text: str, header: int, names: list[str]) -> dict[str, np.ndarray]:
     if not text.strip():
         return {c: np.empty(0, dtype=np.int64 if c != "is_buyer_maker" else bool) for c in names}
     dtypes = {c: np.int64 for c in names if c.endswith("id") or c.endswith("time")}
-    dtypes.update({c: np.float64 for c in ("price", "qty", "quote_qty", "quantity") if c in names})
+    dtypes.update({c: np.float64 for c in _FLOATS if c in names})
     frame = pd.read_csv(io.StringIO(text), header=None, skiprows=header, names=names, dtype=dtypes,
                         true_values=["true", "True"], false_values=["false", "False"], engine="c")
     if frame["is_buyer_maker"].dtype != bool:
@@ -141,7 +140,7 @@ def _checked(f: HistoryFile, text: str, header: int, names: list[str], skip_bad:
         raise HistoryFileError(f"{f.path}, line {row + header + 1}: not a valid {f.kind} row "
                                f"{raw.iloc[row].tolist()!r}; use --skip-bad to skip and count such lines")
     keep = ~bad
-    cols = {c: v.to_numpy()[keep].astype(np.float64 if c in ("price", "qty", "quote_qty", "quantity") else np.int64)
+    cols = {c: v.to_numpy()[keep].astype(np.float64 if c in _FLOATS else np.int64)
             for c, v in num.items()}
     cols["is_buyer_maker"] = side.to_numpy()[keep].astype(bool)
     return cols, skipped + int(bad.sum())
@@ -211,8 +210,6 @@ async def download(symbols: list[str], start: dt.date, end: dt.date, dest: str |
                    base_url: str = DATA_URL, progress: bool = True) -> DownloadReport:
     """Fetch daily dumps and their ``.CHECKSUM`` files into ``dest``; verify SHA-256; skip files
     already present and verified. A checksum mismatch deletes the file and raises."""
-    from tqdm.auto import tqdm
-
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     report = DownloadReport([], [], [])

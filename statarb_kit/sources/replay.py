@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -16,8 +15,6 @@ from ..errors import InvalidParameter
 from ..ticks import TickBatch
 from .base import SourceStatus
 from .history import HistoryFile, read_history, to_batch
-
-log = logging.getLogger(__name__)
 
 
 class Replay:
