@@ -75,17 +75,17 @@ async def _record(args: argparse.Namespace) -> int:
     main_task = asyncio.current_task()
     loop.add_signal_handler(signal.SIGTERM, main_task.cancel)  # `kill` stops as cleanly as Ctrl-C
     deadline = None if args.duration is None else loop.time() + args.duration
-    ingest = session._tasks[0]
+    source_ended = False
     try:
-        while (deadline is None or loop.time() < deadline) and not ingest.done():
-            await asyncio.wait([ingest], timeout=args.every)
+        while (deadline is None or loop.time() < deadline) and not source_ended:
+            source_ended = await session.wait_source(args.every)
             print(_status_line(session, args.timeframe), flush=True)
     except asyncio.CancelledError:  # Ctrl-C or SIGTERM cancel this task: stop cleanly below
         pass
     finally:
         await session.stop()
     st = session.status()
-    failed = ingest.done() and st.errors > 0  # the source itself gave up
+    failed = source_ended and st.errors > 0  # the source itself gave up (not stopped by the user)
     if st.last_error:
         print(f"statarb: {st.last_error}", file=sys.stderr, flush=True)
     print(f"stopped: {st.rows_in_store:,} ticks in {args.db}", flush=True)

@@ -243,6 +243,17 @@ class Session:
             self._wake.set()
             await asyncio.sleep(0.002)
 
+    @property
+    def source_done(self) -> bool:
+        """Whether the source has ended: a finite source exhausted, or one that gave up."""
+        return bool(self._tasks) and self._tasks[0].done()
+
+    async def wait_source(self, timeout: float | None = None) -> bool:
+        """Wait up to ``timeout`` seconds for the source to end, the session running on; True if it has."""
+        if self._tasks:
+            await asyncio.wait([self._tasks[0]], timeout=timeout)
+        return self.source_done
+
     async def wait(self) -> None:
         """Wait until a finite source is exhausted and all its ticks are stored (then stop)."""
         if self._state != "running":
