@@ -34,7 +34,7 @@ def test_named_dependencies_are_declared():
     test = {_name(d) for d in project["optional-dependencies"]["test"]}
     assert {"jupyterlab", "ipywidgets", "bqplot", "websockets", "nest-asyncio", "duckdb", "pandas", "numpy",
             "statsmodels", "voila", "papermill"} <= runtime
-    assert {"pytest", "nbval", "hypothesis"} <= test
+    assert {"pytest", "nbval", "hypothesis", "playwright"} <= test
 
 
 def test_ci_runs_exactly_the_readme_test_command():

@@ -71,8 +71,8 @@ def test_controls_change_the_view_and_redraw():
     async def go():
         session, dash, _ = await dashboard_with(synthetic_batches(300), rule=AlertRule(50.0, 0.0))
         z_before = np.asarray(dash.z.lines[0][1].live.y).copy()
-        dash.controls.z_window.value = 35
-        assert dash.view.params.z_window == 35 and "window 35" in dash.z.figure.title
+        dash.controls.z_window.value = 40
+        assert dash.view.params.z_window == 40 and "window 40" in dash.z.figure.title
         assert not np.array_equal(np.asarray(dash.z.lines[0][1].live.y), z_before)
         dash.controls.z_threshold.value = 1.2
         assert dash.view.rule.z_threshold == 1.2 and list(dash.z.upper.y) == [1.2, 1.2]

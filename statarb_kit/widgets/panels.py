@@ -49,6 +49,18 @@ def set_value(widget: w.HTML, value: str) -> None:
         widget.value = value
 
 
+#: Window lengths in bars offered by the sliders: roughly log-spaced, so that 10 and 1,000 bars are
+#: both a short drag away (a linear 5..1,000 slider crams the usual 20..300 into its first tenth).
+WINDOW_LADDER = (5, 10, 15, 20, 25, 30, 40, 50, 60, 70, 80, 90, 100, 120, 150, 180, 200, 240, 300, 360,
+                 480, 600, 720, 900, 1_200, 1_440, 1_800, 2_400, 3_600)
+
+
+def window_slider(value: int, least: int, description: str, **kw: object) -> w.SelectionSlider:
+    """A slider over WINDOW_LADDER from ``least`` bars; ``value`` is offered even off the ladder."""
+    options = sorted({v for v in WINDOW_LADDER if v >= least} | {int(value)})
+    return w.SelectionSlider(options=options, value=int(value), description=description, **kw)
+
+
 class Controls:
     """Pair, timeframe, windows, thresholds and hedge mode. ``on_change(name, value)``."""
 
@@ -62,11 +74,9 @@ class Controls:
         self.timeframe = w.ToggleButtons(options=timeframes, value=timeframe, description="timeframe",
                                          style={"description_width": "100px", "button_width": "60px"})
         self.hedge_mode = w.Dropdown(options=HEDGE_MODES, value=params.hedge_mode, description="hedge", **box)
-        self.hedge_window = w.IntSlider(value=params.hedge_window, min=10, max=2_000, step=10,
-                                        description="hedge window", **slider)
-        self.z_window = w.IntSlider(value=params.z_window, min=5, max=1_000, step=5, description="z window", **slider)
-        self.corr_window = w.IntSlider(value=params.corr_window, min=5, max=1_000, step=5,
-                                       description="corr window", **slider)
+        self.hedge_window = window_slider(params.hedge_window, 10, "hedge window", **slider)
+        self.z_window = window_slider(params.z_window, 5, "z window", **slider)
+        self.corr_window = window_slider(params.corr_window, 5, "corr window", **slider)
         self.z_threshold = w.FloatSlider(value=z_threshold, min=0.0, max=5.0, step=0.1, description="z threshold",
                                          readout_format=".1f", **slider)
         self.corr_threshold = w.FloatSlider(value=corr_threshold, min=-1.0, max=1.0, step=0.05,
