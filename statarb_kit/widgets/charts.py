@@ -27,7 +27,7 @@ class Chart:
     def __init__(self, title: str, lines: list[tuple[str, str, str]], height: str = "240px",
                  max_points: int = 4_000) -> None:
         self.base_title = title
-        self.x = bq.DateScale()
+        self.x = bq.DateScale(allow_padding=False)  # markers must not widen it: time axes line up
         self.y = {name: bq.LinearScale() for _, name, _ in lines}
         self.lines = [
             (col, SegmentedLine({"x": self.x, "y": self.y[scale]}, [color], max_points=max_points, stroke_width=1.5))
