@@ -25,6 +25,11 @@ from .widgets import Dashboard
 
 SOURCES = ("synthetic", "live")
 TIMEFRAMES = ("1s", "1m", "5m")
+#: Settings only the server's operator chooses (``statarb dashboard`` options / environment): a URL
+#: must not make the kernel write a file of its choosing or connect to a host of its choosing.
+SERVER_ONLY = ("db", "ws_url", "ws_path", "rest_url", "preview_s")
+#: Most synthetic history (minutes) generated at start: a day of trades is already ~3M ticks.
+MAX_HISTORY_MIN = 1_440.0
 
 
 @dataclass(frozen=True)
@@ -47,11 +52,14 @@ class AppSettings:
     db: str = ":memory:"
     preview_s: float = 0.0
     ws_url: str = BinanceConfig.ws_url
+    ws_path: str = BinanceConfig.ws_path
     rest_url: str = BinanceConfig.rest_url
 
     @classmethod
     def parse(cls, query: str = "", env: Mapping[str, str] | None = None) -> AppSettings:
-        """Settings from a query string and ``STATARB_<NAME>`` environment variables."""
+        """Settings from a query string and ``STATARB_<NAME>`` environment variables.
+
+        The query string may not set the SERVER_ONLY settings (InvalidParameter says where they go)."""
         env = os.environ if env is None else env
         raw: dict[str, str] = {}
         for f in fields(cls):
@@ -60,7 +68,10 @@ class AppSettings:
         for key, values in parse_qs(query.lstrip("?")).items():
             if key not in {f.name for f in fields(cls)}:
                 raise InvalidParameter(f"unknown setting {key!r} in the URL: use one of "
-                                       f"{', '.join(f.name for f in fields(cls))}")
+                                       f"{', '.join(f.name for f in fields(cls) if f.name not in SERVER_ONLY)}")
+            if key in SERVER_ONLY:
+                raise InvalidParameter(f"setting {key!r} is chosen when the server starts "
+                                       f"(statarb dashboard --{key.replace('_', '-')}), not in the URL")
             raw[key] = values[-1]
         kw: dict[str, object] = {}
         types = {f.name: f.type for f in fields(cls)}
@@ -84,6 +95,9 @@ class AppSettings:
         settings = cls(**kw)
         if settings.timeframe not in TIMEFRAMES:
             raise InvalidParameter(f"timeframe {settings.timeframe!r} is not one of {', '.join(TIMEFRAMES)}")
+        if not 0.0 <= settings.history_min <= MAX_HISTORY_MIN:
+            raise InvalidParameter(f"history_min must be between 0 and {MAX_HISTORY_MIN:g} minutes, "
+                                   f"got {settings.history_min:g}")
         if settings.source not in SOURCES:
             raise InvalidParameter(f"source {settings.source!r} is not available here: use one of {SOURCES}")
         settings.params()  # validate early
@@ -99,7 +113,8 @@ class AppSettings:
 
     def make_source(self) -> Source:
         if self.source == "live":
-            return BinanceLive(self.symbols, BinanceConfig(ws_url=self.ws_url, rest_url=self.rest_url))
+            return BinanceLive(self.symbols, BinanceConfig(ws_url=self.ws_url, ws_path=self.ws_path,
+                                                                    rest_url=self.rest_url))
         start = now_ms() - int(self.history_min * 60_000)
         return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=True, start_ms=start)
 

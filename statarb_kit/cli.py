@@ -181,7 +181,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     from .app import AppSettings, notebook_path
 
     env = dict(os.environ)
-    for name in ("source", "symbols", "timeframe", "db", "ws_url", "rest_url"):
+    for name in ("source", "symbols", "timeframe", "db", "ws_url", "ws_path", "rest_url"):
         value = getattr(args, name)
         if value is not None:
             env[f"STATARB_{name.upper()}"] = value
@@ -232,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--timeframe", default=None, help="1s, 1m or 5m (default: 1s)")
     dash.add_argument("--db", default=None, help="DuckDB file (default: in memory, one per browser tab)")
     dash.add_argument("--ws-url", default=None, help="live: Binance WebSocket base URL")
+    dash.add_argument("--ws-path", default=None, help="live: stream path (/stream, /market/stream)")
     dash.add_argument("--rest-url", default=None, help="live: Binance REST base URL")
     dash.add_argument("--port", type=int, default=8866, help="port (default: %(default)s)")
     dash.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: %(default)s)")

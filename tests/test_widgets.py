@@ -237,6 +237,13 @@ def test_app_settings_from_query_string_and_environment():
     assert s.params().z_window == 30 and s.rule().z_threshold == 2.5
     for bad, words in [("timeframe=7q", "not one of"), ("z=-1", "z_threshold"), ("symbols=btcusdt", "two different"),
                        ("z_window=abc", "not a valid int"), ("colour=red", "unknown setting"),
-                       ("source=kraken", "not available"), ("z_window=1", "z_window")]:
+                       ("source=kraken", "not available"), ("z_window=1", "z_window"),
+                       ("history_min=1e9", "history_min must be between 0 and 1440"),
+                       ("db=/tmp/x.duckdb", "'db' is chosen when the server starts"),
+                       ("ws_url=ws://10.0.0.1", "statarb dashboard --ws-url"), ("rest_url=http://x", "not in the URL")]:
         with pytest.raises(InvalidParameter, match=words):
             AppSettings.parse(bad, {})
+    # the operator's settings come from the environment that `statarb dashboard` sets
+    assert AppSettings.parse("?timeframe=1m", {"STATARB_DB": "x.duckdb"}).db == "x.duckdb"
+    live = AppSettings.parse("?source=live", {"STATARB_WS_PATH": "/market/stream", "STATARB_WS_URL": "ws://127.0.0.1:9"})
+    assert live.make_source().config.ws_path == "/market/stream"
