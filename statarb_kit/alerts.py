@@ -2,7 +2,8 @@
 
 Rule: |z| >= z_threshold AND corr >= corr_threshold, evaluated on each new final bar;
 SHORT_SPREAD when z > 0 (sell x, buy beta * y), LONG_SPREAD when z < 0. Every qualifying bar
-alerts (no suppression) unless an optional cooldown is set. NaN z or corr never qualifies.
+alerts (no suppression) unless an optional cooldown is set. NaN z or corr never qualifies, nor
+z == 0 (it has no direction).
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ class AlertRule:
         return text + (f", cooldown {self.cooldown_bars} bars" if self.cooldown_bars else "")
 
     def qualifies(self, z: np.ndarray, corr: np.ndarray) -> np.ndarray:
-        """Element-wise rule without cooldown; NaN never qualifies."""
+        """Element-wise rule without cooldown; NaN never qualifies, nor z == 0 (no direction,
+        which only a threshold of 0 could let through)."""
         with np.errstate(invalid="ignore"):
-            return (np.abs(z) >= self.z_threshold) & (corr >= self.corr_threshold)
+            return (np.abs(z) >= self.z_threshold) & (z != 0) & (corr >= self.corr_threshold)
 
 
 def alert_rows(z: np.ndarray, corr: np.ndarray, rule: AlertRule, bars_since_alert: int | None = None) -> np.ndarray:

@@ -68,7 +68,7 @@ def brute_force_alerts(frame: dict, rule: AlertRule, rows: range) -> list[tuple[
     out, last = [], None
     for i in rows:
         z, c = frame["z"][i], frame["corr"][i]
-        if np.isnan(z) or np.isnan(c) or not (abs(z) >= rule.z_threshold and c >= rule.corr_threshold):
+        if np.isnan(z) or np.isnan(c) or z == 0 or not (abs(z) >= rule.z_threshold and c >= rule.corr_threshold):
             continue
         if rule.cooldown_bars and last is not None and i - last <= rule.cooldown_bars:
             continue
