@@ -27,7 +27,9 @@ SOURCES = ("synthetic", "live")
 TIMEFRAMES = ("1s", "1m", "5m")
 #: Settings only the server's operator chooses (``statarb dashboard`` options / environment): a URL
 #: must not make the kernel write a file of its choosing or connect to a host of its choosing.
-SERVER_ONLY = ("db", "ws_url", "ws_path", "rest_url", "preview_s")
+#: Each maps to its ``statarb dashboard`` option, if it has one (all have a STATARB_<NAME> variable).
+SERVER_ONLY: dict[str, str | None] = {"db": "--db", "ws_url": "--ws-url", "ws_path": "--ws-path",
+                                      "rest_url": "--rest-url", "preview_s": None}
 #: Most synthetic history (minutes) generated at start: a day of trades is already ~3M ticks.
 MAX_HISTORY_MIN = 1_440.0
 
@@ -70,8 +72,10 @@ class AppSettings:
                 raise InvalidParameter(f"unknown setting {key!r} in the URL: use one of "
                                        f"{', '.join(f.name for f in fields(cls) if f.name not in SERVER_ONLY)}")
             if key in SERVER_ONLY:
-                raise InvalidParameter(f"setting {key!r} is chosen when the server starts "
-                                       f"(statarb dashboard --{key.replace('_', '-')}), not in the URL")
+                option = SERVER_ONLY[key]
+                where = f"statarb dashboard {option}, or " if option else ""
+                raise InvalidParameter(f"setting {key!r} is chosen when the server starts ({where}"
+                                       f"STATARB_{key.upper()} in its environment), not in the URL")
             raw[key] = values[-1]
         kw: dict[str, object] = {}
         types = {f.name: f.type for f in fields(cls)}
@@ -113,8 +117,8 @@ class AppSettings:
 
     def make_source(self) -> Source:
         if self.source == "live":
-            return BinanceLive(self.symbols, BinanceConfig(ws_url=self.ws_url, ws_path=self.ws_path,
-                                                                    rest_url=self.rest_url))
+            config = BinanceConfig(ws_url=self.ws_url, ws_path=self.ws_path, rest_url=self.rest_url)
+            return BinanceLive(self.symbols, config)
         start = now_ms() - int(self.history_min * 60_000)
         return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=True, start_ms=start)
 

@@ -240,7 +240,8 @@ def test_app_settings_from_query_string_and_environment():
                        ("source=kraken", "not available"), ("z_window=1", "z_window"),
                        ("history_min=1e9", "history_min must be between 0 and 1440"),
                        ("db=/tmp/x.duckdb", "'db' is chosen when the server starts"),
-                       ("ws_url=ws://10.0.0.1", "statarb dashboard --ws-url"), ("rest_url=http://x", "not in the URL")]:
+                       ("ws_url=ws://10.0.0.1", "statarb dashboard --ws-url"), ("rest_url=http://x", "not in the URL"),
+                       ("preview_s=5", r"server starts \(STATARB_PREVIEW_S in its environment\)")]:
         with pytest.raises(InvalidParameter, match=words):
             AppSettings.parse(bad, {})
     # the operator's settings come from the environment that `statarb dashboard` sets
