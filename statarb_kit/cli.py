@@ -252,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sw.add_argument("--end", default=None, help="UTC time to stop before")
     sw.add_argument("--hours", type=float, default=24.0, help="synthetic: hours of data (default: %(default)s)")
     sw.add_argument("--seed", type=int, default=7, help="synthetic: seed (default: %(default)s)")
-    sw.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    sw.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core for big sweeps, else 1)")
     sw.add_argument("--out", default=None, help="results table: .duckdb (appended), .parquet, .csv or .json")
     sw.add_argument("--metric", default="sharpe", help="metric to rank by (default: %(default)s)")
     sw.add_argument("--top", type=int, default=10, help="best combinations to print (default: %(default)s)")
