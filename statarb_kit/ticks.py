@@ -118,8 +118,8 @@ class TickBatch:
             return batches[0]
         return cls(**{k: np.concatenate([getattr(b, k) for b in batches]) for k in TICK_COLUMNS})
 
-    def take(self, index: np.ndarray) -> TickBatch:
-        """Rows selected by an integer index or boolean mask (a copy)."""
+    def take(self, index: np.ndarray | slice) -> TickBatch:
+        """Rows selected by an integer index or boolean mask (a copy), or by a slice (views)."""
         return TickBatch(**{k: getattr(self, k)[index] for k in TICK_COLUMNS})
 
     def columns(self) -> dict[str, np.ndarray]:

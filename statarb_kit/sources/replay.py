@@ -68,7 +68,7 @@ class Replay:
                 day = TickBatch.concat(parts)
                 day = day.take(np.lexsort((day.trade_id, day.sym, day.ts)))  # merged by time
                 for lo, hi in self._slices(day):
-                    batch = day.take(np.arange(lo, hi))
+                    batch = day.take(slice(lo, hi))  # views: the ring copies the rows in
                     if self.speed is not None:
                         t_first = int(batch.ts[0]) if t_first is None else t_first
                         due = wall_first + (int(batch.ts[-1]) - t_first) / 1000 / self.speed
