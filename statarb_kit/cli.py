@@ -95,7 +95,8 @@ async def _record(args: argparse.Namespace) -> int:
 async def _download(args: argparse.Namespace) -> int:
     start = dt.date.fromisoformat(args.start)
     end = dt.date.fromisoformat(args.end or args.start)
-    report = await download(args.symbols, start, end, args.dir, kind=args.kind, base_url=args.base_url)
+    report = await download(args.symbols, start, end, args.dir, kind=args.kind, base_url=args.base_url,
+                            market=args.market)
     for name in report.missing:
         print(f"not published: {name}", flush=True)
     files = sorted(report.downloaded + report.skipped)
@@ -221,6 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dl.add_argument("--start", required=True, help="first day, YYYY-MM-DD (UTC)")
     dl.add_argument("--end", default=None, help="last day, YYYY-MM-DD (default: the start day)")
     dl.add_argument("--kind", choices=("trades", "aggTrades"), default="trades", help="dump kind")
+    dl.add_argument("--market", choices=("um", "spot"), default="um", help="USD-M futures (default) or spot")
     dl.add_argument("--dir", default="data", help="where the files go (default: %(default)s)")
     dl.add_argument("--db", default="statarb.duckdb", help="DuckDB file to load them into")
     dl.add_argument("--base-url", default=DATA_URL, help="public data site (default: Binance's)")

@@ -304,8 +304,8 @@ class PairView:
 
     @property
     def warming_up(self) -> bool:
-        """True until the first z-score can exist (``params.warmup`` rows)."""
-        return self._count < self.params.warmup
+        """True until the view has a z-score (``params.rows_for_z`` rows)."""
+        return self._count < self.params.rows_for_z
 
     def summary(self) -> PairSummary:
         """Hedge fit and half-life over the newest ``hedge_window`` rows."""
@@ -314,7 +314,7 @@ class PairView:
         fit = ols_hedge(cols["price_x"], cols["price_y"], log_prices=p.log_prices)
         hl = half_life(cols["spread"])
         return PairSummary(fit, hl, hl.bars * self.tf_ms / 1000, p.hedge_mode,
-                           int(cols["time"][-1]) if len(cols["time"]) else 0, self._n, p.warmup)
+                           int(cols["time"][-1]) if len(cols["time"]) else 0, self._n, p.rows_for_z)
 
     def stationarity(self, last: int | None = None, lags: int | None = None) -> StationarityReport:
         """ADF on the spread, Engle-Granger on the prices and the half-life, over the newest

@@ -259,6 +259,7 @@ class Session:
         if self._state != "running":
             raise SessionStateError(f"wait() needs a running session, this one is {self._state}")
         await asyncio.shield(self._tasks[0])
+        await self.flush()  # views and subscribers see every tick before stop() detaches them
         await self.stop()
 
     async def __aenter__(self) -> Session:

@@ -229,3 +229,32 @@ def test_grid_specs_and_expansion():
     assert [(c.z_entry, c.z_exit) for c in combos] == [(1.0, 0.0), (2.0, 0.0), (2.0, 1.5)]  # 1.5 >= 1.0 left out
     with pytest.raises(InvalidParameter, match="unknown"):
         expand_grid({"zentry": [1]})
+
+
+def test_annualisation_uses_calendar_time_not_rows():
+    """Dropping 40% of the rows where the strategy is flat leaves the elapsed time, the PnL, the
+    annual return and the Sharpe unchanged (counting rows overstated them 1.67x and 1.29x)."""
+    rng = np.random.default_rng(11)
+    n = 5_000
+    y = 100 + np.cumsum(rng.normal(0, 0.1, n))
+    x = 2 * y + rng.normal(0, 0.3, n)
+    p = BacktestParams(z_entry=2.0, z_exit=0.0, hedge_window=120, z_window=60, corr_window=60)
+    t = np.arange(n, dtype=np.int64) * 1000
+    full = signal_frame(t, x, y, p)
+    r = run_backtest(full, p, bar_s=1.0)
+    assert r.metrics.trades > 5
+    tix = find_trades(full, p)
+    held = np.abs(full.z) >= p.z_entry  # every row that may decide an entry stays
+    for i, j in zip(tix.entry_signal, tix.exit_fill):
+        held[i : j + 1] = True
+    held[[0, n - 1]] = True  # the span stays the same
+    drop = ~held & (rng.random(n) < 0.6)
+    assert drop.mean() > 0.3
+    keep = ~drop
+    part = SignalFrame(*(getattr(full, c)[keep] for c in ("time", "price_x", "price_y", "alpha", "beta", "z", "corr")))
+    m, k = r.metrics, run_backtest(part, p, bar_s=1.0).metrics
+    assert k.trades == m.trades and k.total_return == pytest.approx(m.total_return, rel=1e-12)
+    assert k.years == pytest.approx(m.years, rel=1e-12) and k.periods == pytest.approx(n)
+    assert k.annual_return == pytest.approx(m.annual_return, rel=1e-12)
+    assert k.sharpe == pytest.approx(m.sharpe, rel=1e-9)
+    assert k.time_in_market == pytest.approx(m.time_in_market, rel=1e-12) and k.bars < 0.7 * n

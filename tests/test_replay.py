@@ -71,6 +71,34 @@ def test_agg_trades_expand_into_their_trades(tmp_path):
     assert got["ts"].tolist() == [T0] * 3 + [T0 + 5, T0 + 9, T0 + 9]
 
 
+@pytest.mark.parametrize("kind", ["trades", "aggTrades"])
+def test_spot_dumps_with_is_best_match_are_read(tmp_path, kind):
+    """Spot dumps: no header, a seventh (eighth) column is_best_match as True/False, µs times."""
+    rows = trades_rows(300)
+    if kind == "aggTrades":
+        rows = pd.DataFrame({"agg_trade_id": np.arange(300), "price": rows["price"], "quantity": rows["qty"],
+                             "first_trade_id": rows["id"], "last_trade_id": rows["id"],
+                             "transact_time": rows["time"], "is_buyer_maker": rows["is_buyer_maker"]})
+    rows["is_best_match"] = True
+    path = tmp_path / f"BTCUSDT-{kind}-2025-01-02.zip"
+    tcol = "time" if kind == "trades" else "transact_time"  # spot: True/False capitalised, µs times
+    text = rows.assign(**{tcol: rows[tcol] * 1000}).to_csv(index=False, header=False)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(path.name.replace(".zip", ".csv"), text)
+    got = read_history(HistoryFile.of(path)).frame
+    assert got["trade_id"].tolist() == trades_rows(300)["id"].tolist()
+    np.testing.assert_array_equal(got["price"], rows["price"])
+    assert got["ts"].tolist() == trades_rows(300)["time"].tolist()
+    assert got["is_buyer_maker"].tolist() == rows["is_buyer_maker"].tolist()
+
+
+def test_a_wrong_column_count_names_the_expected_columns(tmp_path):
+    path = tmp_path / "BTCUSDT-trades-2025-01-02.csv"
+    path.write_text("1,30000.5,0.1,3000.05\n2,30000.6,0.1,3000.06\n")
+    with pytest.raises(HistoryFileError, match=r"4 columns.*id, price, qty, quote_qty, time, is_buyer_maker.*spot"):
+        read_history(HistoryFile.of(path))
+
+
 @pytest.mark.parametrize("header", [True, False])
 def test_a_corrupt_line_names_file_and_line_or_is_skipped(tmp_path, header):
     path = tmp_path / "BTCUSDT-trades-2023-11-14.csv"

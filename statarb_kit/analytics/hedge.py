@@ -23,6 +23,8 @@ HEDGE_MODES: tuple[str, ...] = ("rolling", "fixed", "kalman")
 
 #: Fewest observations for an OLS fit with a standard error (n - 2 degrees of freedom).
 MIN_OBS_OLS = 3
+#: Relative size of rounding noise: deviations of y below this times |y| carry no slope.
+_NOISE = 64 * np.finfo(np.float64).eps
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,8 @@ class HedgeFit:
 
 
 def ols_hedge(x: np.ndarray, y: np.ndarray, log_prices: bool = False) -> HedgeFit:
-    """OLS of x on y with an intercept. NaN pairs are dropped. Needs >= 3 points and varying y.
+    """OLS of x on y with an intercept. NaN pairs are dropped. Needs >= 3 points and a y that
+    varies by more than rounding (a constant y, at any level, has no hedge ratio: ``ok`` False).
 
     With ``log_prices`` both series are logged first (prices must be positive).
     """
@@ -74,11 +77,13 @@ def ols_hedge(x: np.ndarray, y: np.ndarray, log_prices: bool = False) -> HedgeFi
     n = len(x)
     if n < MIN_OBS_OLS:
         return HedgeFit.insufficient(n, f"insufficient data: {n} of {MIN_OBS_OLS} points", log_prices)
+    if np.ptp(y) == 0:  # exact: the mean of identical floats need not equal them
+        return HedgeFit.insufficient(n, "y is constant: no hedge ratio", log_prices)
     mx, my = x.mean(), y.mean()
     dx, dy = x - mx, y - my
     syy = float(dy @ dy)
-    if syy == 0.0:
-        return HedgeFit.insufficient(n, "y is constant: no hedge ratio", log_prices)
+    if syy <= n * (_NOISE * float(np.abs(y).max())) ** 2:  # varies only at the last bits
+        return HedgeFit.insufficient(n, "y is constant to rounding: no hedge ratio", log_prices)
     beta = float(dx @ dy) / syy
     alpha = mx - beta * my
     resid = dx - beta * dy

@@ -6,13 +6,13 @@ wherever the window holds a NaN. Window sums come from cumulative sums taken blo
 (``BLOCK`` windows at a time), each block's data centred on the first value it reads: this
 keeps them within ~1e-12 relative of a direct two-pass computation however long the series,
 and makes element ``i`` depend on ``a[:i+1]`` only, bit for bit (no look-ahead, even in
-rounding). A window whose values are all equal reports variance exactly 0.
+rounding). A window whose values are all equal reports variance exactly 0, at any level
+(``constant_windows``: an exact test, not a tolerance that fails near zero).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import InvalidParameter
 
@@ -66,15 +66,16 @@ def _nan_windows(*arrays: np.ndarray, w: int) -> np.ndarray:
     return out
 
 
-def _zero_constant_windows(var: np.ndarray, mean: np.ndarray, a: np.ndarray, w: int) -> None:
-    """Set var to exactly 0 where the window ending at ``i`` holds one repeated value.
-
-    Only windows whose variance rounding left near zero are checked, element by element."""
-    with np.errstate(invalid="ignore"):
-        maybe = np.flatnonzero(var <= 1e-9 * (mean * mean) + 1e-300)
-    if len(maybe):
-        windows = sliding_window_view(a, w)[maybe - (w - 1)]
-        var[maybe[np.ptp(windows, axis=1) == 0]] = 0.0
+def constant_windows(a: np.ndarray, w: int) -> np.ndarray:
+    """True where the window of ``w`` values ending at ``i`` holds one repeated value, judged
+    exactly (no value differs from its neighbour), whatever the level: a window of zeros is as
+    constant as one of 1e6. False before the first full window; a NaN never equals anything."""
+    a = np.asarray(a, dtype=np.float64)
+    out = np.zeros(len(a), dtype=bool)
+    if len(a) >= w:
+        changes = np.concatenate(([0], np.cumsum(a[1:] != a[:-1])))  # changes up to each position
+        out[w - 1 :] = changes[w - 1 :] == changes[: len(a) - w + 1]
+    return out
 
 
 def rolling_mean_var(a: np.ndarray, w: int, ddof: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -82,12 +83,11 @@ def rolling_mean_var(a: np.ndarray, w: int, ddof: int = 1) -> tuple[np.ndarray, 
     w = check_window(w)
     a = np.asarray(a, dtype=np.float64)
     bad = _nan_windows(a, w=w)
-    clean = np.where(np.isnan(a), 0.0, a)
     m = _centred_sums(a, None, w)
     mean = m["sx"] / w
     var = np.maximum(m["sxx"] - m["sx"] * mean, 0.0) / (w - ddof)
     mean += m["ax"]
-    _zero_constant_windows(var, mean, clean, w)
+    var[constant_windows(a, w)] = 0.0  # rounding must not make a constant window vary
     mean[bad], var[bad] = np.nan, np.nan
     return mean, var
 
@@ -98,7 +98,6 @@ def rolling_cov(x: np.ndarray, y: np.ndarray, w: int, ddof: int = 1) -> dict[str
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     bad = _nan_windows(x, y, w=w)
-    cx, cy = np.where(np.isnan(x), 0.0, x), np.where(np.isnan(y), 0.0, y)
     m = _centred_sums(x, y, w)
     k = w - ddof
     out = {
@@ -108,8 +107,8 @@ def rolling_cov(x: np.ndarray, y: np.ndarray, w: int, ddof: int = 1) -> dict[str
         "vy": np.maximum(m["syy"] - m["sy"] * m["sy"] / w, 0.0) / k,
         "cxy": (m["sxy"] - m["sx"] * m["sy"] / w) / k,
     }
-    _zero_constant_windows(out["vx"], out["mx"], cx, w)
-    _zero_constant_windows(out["vy"], out["my"], cy, w)
+    out["vx"][constant_windows(x, w)] = 0.0
+    out["vy"][constant_windows(y, w)] = 0.0
     for v in out.values():
         v[bad] = np.nan
     return out

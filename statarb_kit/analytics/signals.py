@@ -65,8 +65,23 @@ class PairParams:
 
     @property
     def warmup(self) -> int:
-        """Bars before the first z-score can exist."""
+        """Rows before the first z-score: the row index of the first z (see ``rows_for_z``)."""
         return self.hedge_window + self.z_window - (1 if self.z_include_current else 0)
+
+    @property
+    def rows_for_spread(self) -> int:
+        """Rows needed for the first spread (its hedge ratio uses the ``hedge_window`` rows before)."""
+        return self.hedge_window + 1
+
+    @property
+    def rows_for_z(self) -> int:
+        """Rows needed for the first z-score (181 for hedge 120 / z 60, bar t outside its window)."""
+        return self.warmup + 1
+
+    @property
+    def rows_for_corr(self) -> int:
+        """Rows needed for the first correlation (returns need one row more than their window)."""
+        return self.corr_window + (1 if self.corr_of == "returns" else 0)
 
     @property
     def history(self) -> int:

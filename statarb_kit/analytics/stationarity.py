@@ -168,9 +168,11 @@ def half_life(spread: np.ndarray) -> HalfLife:
     n = len(s)
     if n < MIN_OBS_HALF_LIFE:
         return HalfLife(math.nan, math.nan, n, ok=False, note=f"insufficient data: {n} of {MIN_OBS_HALF_LIFE} points")
+    if np.ptp(s) == 0:
+        return HalfLife(math.nan, math.nan, n, ok=False, note="the spread is constant: no half-life")
     fit = ols_hedge(s[1:], s[:-1])
     if not fit.ok:
-        return HalfLife(math.nan, math.nan, n, ok=False, note="the spread is constant")
+        return HalfLife(math.nan, math.nan, n, ok=False, note=f"the spread is constant to rounding: {fit.note}")
     phi = fit.beta
     if phi >= 1:
         return HalfLife(math.inf, phi, n, note=f"no mean reversion (AR(1) coefficient {phi:.4f} >= 1)")

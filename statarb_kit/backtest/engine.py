@@ -45,11 +45,17 @@ class TradeIndex:
 
 @dataclass(frozen=True)
 class Metrics:
-    """Figures of one backtest. Returns are in units of capital (1 = 100%), not compounded;
-    ``annual_return`` = total / years; ``sharpe`` of per-bar PnL, annualised with
-    sqrt(bars per year); ``max_drawdown`` as a fraction of the running equity peak;
-    ``turnover`` = filled notional / capital; ``time_in_market`` = fraction of bars holding a
-    position. NaN where undefined (no trades, flat equity)."""
+    """Figures of one backtest. Returns are in units of capital (1 = 100%), not compounded.
+
+    Time is calendar time, not a count of rows: bars are missing where neither symbol traded
+    or a stale row was dropped, and counting rows would shorten the year and overstate both
+    figures. ``years`` = elapsed time from the first bar's open to the last bar's close;
+    ``annual_return`` = total / years; ``sharpe`` = mean / std of the PnL per bar period over
+    the ``periods`` elapsed (elapsed / bar length: a period without a row has PnL 0, a row after
+    a gap carries the PnL of the whole gap), times sqrt(periods per year). ``max_drawdown`` as a
+    fraction of the running equity peak; ``turnover`` = filled notional / capital;
+    ``time_in_market`` = time holding a position / elapsed time; ``avg_hold_s`` from fill
+    times. NaN where undefined (no trades, flat equity)."""
 
     total_return: float
     annual_return: float
@@ -65,6 +71,7 @@ class Metrics:
     time_in_market: float
     costs: float
     bars: int
+    periods: float
     years: float
 
     def as_dict(self) -> dict[str, float]:
@@ -234,13 +241,15 @@ def _book(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex) 
                  float(entry_notional.sum() + exit_notional.sum()), len(f))
 
 
-def _metrics(t: TradeIndex, b: _Book, bar_s: float) -> Metrics:
+def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics:
     n = b.bars
-    years = n * bar_s / YEAR_S
-    pnl = b.active_pnl  # the other bars' PnL is 0: sums over all bars need only these
+    elapsed_s = float(time[-1] - time[0]) / 1000.0 + bar_s if n else 0.0
+    periods = elapsed_s / bar_s
+    years = elapsed_s / YEAR_S
+    pnl = b.active_pnl  # the other bars' (and the missing periods') PnL is 0: sums need only these
     total = float(pnl.sum())
-    mean = total / n if n else math.nan
-    var = (float(np.dot(pnl, pnl)) - n * mean * mean) / (n - 1) if n > 1 else math.nan
+    mean = total / periods if periods else math.nan
+    var = (float(np.dot(pnl, pnl)) - periods * mean * mean) / (periods - 1) if periods > 1 else math.nan
     sharpe = mean / math.sqrt(var) * math.sqrt(YEAR_S / bar_s) if var > 0 else math.nan
     equity = 1.0 + np.cumsum(pnl)  # the equity where it can move; flat in between
     peak = np.maximum(np.maximum.accumulate(equity), 1.0)  # the start (capital 1) counts as a peak
@@ -248,6 +257,7 @@ def _metrics(t: TradeIndex, b: _Book, bar_s: float) -> Metrics:
     net = b.gross - b.costs
     k = len(net)
     hold = (t.exit_fill - t.entry_fill).astype(np.float64)
+    hold_s = (time[t.exit_fill] - time[t.entry_fill]).astype(np.float64) / 1000.0
     return Metrics(
         total_return=total,
         annual_return=total / years if years > 0 else math.nan,
@@ -258,11 +268,12 @@ def _metrics(t: TradeIndex, b: _Book, bar_s: float) -> Metrics:
         short_trades=int((t.side == -1).sum()),
         hit_rate=float((net > 0).mean()) if k else math.nan,
         avg_hold_bars=float(hold.mean()) if k else math.nan,
-        avg_hold_s=float(hold.mean()) * bar_s if k else math.nan,
+        avg_hold_s=float(hold_s.mean()) if k else math.nan,
         turnover=b.notional,
-        time_in_market=float(hold.sum()) / n if n else 0.0,  # trades never overlap
+        time_in_market=float(hold_s.sum()) / elapsed_s if elapsed_s > 0 else 0.0,  # trades never overlap
         costs=float(b.costs.sum()),
         bars=n,
+        periods=periods,
         years=years,
     )
 
@@ -282,7 +293,7 @@ def evaluate(f: SignalFrame, p: BacktestParams, bar_s: float | None = None,
     signal arrays of ``f`` between calls)."""
     index = index or SignalIndex(f)
     t = find_trades(f, p, index)
-    return _metrics(t, _book(f, p, t, index), bar_s or bar_seconds(f.time))
+    return _metrics(t, _book(f, p, t, index), f.time, bar_s or bar_seconds(f.time))
 
 
 def run_backtest(f: SignalFrame, p: BacktestParams, bar_s: float | None = None) -> BacktestResult:
@@ -305,7 +316,7 @@ def run_backtest(f: SignalFrame, p: BacktestParams, bar_s: float | None = None) 
         "gross_pnl": b.gross, "costs": b.costs, "pnl": b.gross - b.costs,
     })
     equity = pd.Series(1.0 + np.cumsum(b.bar_pnl()), index=ts, name="equity")
-    return BacktestResult(p, trades, equity, _metrics(t, b, bar_s), f)
+    return BacktestResult(p, trades, equity, _metrics(t, b, f.time, bar_s), f)
 
 
 def backtest(time: np.ndarray, price_x: np.ndarray, price_y: np.ndarray, p: BacktestParams,

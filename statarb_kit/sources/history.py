@@ -1,10 +1,12 @@
-"""Binance's public history dumps for USD-M futures: read, name and download them.
+"""Binance's public history dumps: read, name and download them.
 
-Files (``data/futures/um/{daily,monthly}/{trades,aggTrades}/SYMBOL/``), zipped CSV, with or
-without a header row (older files have none):
+USD-M futures files (``data/futures/um/{daily,monthly}/{trades,aggTrades}/SYMBOL/``), zipped CSV,
+with or without a header row (older files have none):
 - ``SYMBOL-trades-YYYY-MM-DD.zip``: id, price, qty, quote_qty, time, is_buyer_maker
 - ``SYMBOL-aggTrades-YYYY-MM-DD.zip``: agg_trade_id, price, quantity, first_trade_id,
   last_trade_id, transact_time, is_buyer_maker
+Spot files (``data/spot/...``) have no header and one more last column, ``is_best_match``
+(True/False); they are read too (``download(..., market="spot")`` fetches them).
 Times are milliseconds, or microseconds in newer files: detected by magnitude. Each file has a
 ``.CHECKSUM`` beside it: ``<sha256>  <file name>``.
 """
@@ -94,15 +96,29 @@ def read_history(f: HistoryFile, skip_bad: bool = False) -> ReadResult:
         text = _text(f.path)
     except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise HistoryFileError(f"{f.path}: cannot read: {exc}") from None
-    first = text.split("\n", 1)[0]
-    header = 1 if first and not first[:1].isdigit() else 0
-    names = COLUMNS[f.kind]
+    lines = text.split("\n", 2)
+    header = 1 if lines[0] and not lines[0][:1].isdigit() else 0
+    names = _columns(f, lines[header] if len(lines) > header else "")
     try:  # the fast path: every line well formed
         cols = _typed(text, header, names)
         skipped = 0
     except (ValueError, pd.errors.ParserError) as exc:  # find the bad line, or skip bad lines
         cols, skipped = _checked(f, text, header, names, skip_bad, exc)
     return ReadResult(_trades(f, cols), skipped)
+
+
+def _columns(f: HistoryFile, line: str) -> list[str]:
+    """The columns of a file from its first data line: USD-M futures dumps, or spot dumps, which
+    add a last column ``is_best_match``. Any other count is refused, naming both layouts."""
+    names = COLUMNS[f.kind]
+    fields = line.strip().split(",") if line.strip() else names
+    if len(fields) == len(names):
+        return names
+    if len(fields) == len(names) + 1 and fields[-1].strip().lower() in ("true", "false"):
+        return [*names, "is_best_match"]
+    raise HistoryFileError(
+        f"{f.path}: {len(fields)} columns, but Binance {f.kind} dumps have {len(names)} (USD-M futures: "
+        f"{', '.join(names)}) or {len(names) + 1} (spot: the same and is_best_match); first line: {line[:120]!r}")
 
 
 def _typed(text: str, header: int, names: list[str]) -> dict[str, np.ndarray]:
@@ -112,7 +128,7 @@ def _typed(text: str, header: int, names: list[str]) -> dict[str, np.ndarray]:
     dtypes.update({c: np.float64 for c in _FLOATS if c in names})
     frame = pd.read_csv(io.StringIO(text), header=None, skiprows=header, names=names, dtype=dtypes,
                         true_values=["true", "True"], false_values=["false", "False"], engine="c")
-    if frame["is_buyer_maker"].dtype != bool:
+    if frame["is_buyer_maker"].dtype != bool or ("is_best_match" in frame and frame["is_best_match"].dtype != bool):
         raise ValueError("is_buyer_maker is not true/false on every line")
     return {c: frame[c].to_numpy() for c in names}
 
@@ -130,7 +146,7 @@ def _checked(f: HistoryFile, text: str, header: int, names: list[str], skip_bad:
                                "use --skip-bad to skip and count such lines") from None
     lines = len([ln for ln in text.splitlines()[header:] if ln.strip()])
     skipped = max(0, lines - len(raw))
-    num = {c: pd.to_numeric(raw[c], errors="coerce") for c in names if c != "is_buyer_maker"}
+    num = {c: pd.to_numeric(raw[c], errors="coerce") for c in names if c not in ("is_buyer_maker", "is_best_match")}
     side = raw["is_buyer_maker"].str.strip().str.lower().map({"true": True, "false": False})
     bad = side.isna().to_numpy().copy()
     for c in num.values():
@@ -176,8 +192,15 @@ def to_batch(frame: pd.DataFrame, code: int) -> TickBatch:
 
 # ---- download ------------------------------------------------------------------------------
 
-def daily_names(symbol: str, kind: str, start: dt.date, end: dt.date) -> list[tuple[str, str]]:
-    """(URL path, file name) of each daily dump from ``start`` to ``end`` inclusive."""
+#: URL folder of each market's daily dumps.
+MARKETS = {"um": "/data/futures/um/daily", "spot": "/data/spot/daily"}
+
+
+def daily_names(symbol: str, kind: str, start: dt.date, end: dt.date, market: str = "um") -> list[tuple[str, str]]:
+    """(URL path, file name) of each daily dump from ``start`` to ``end`` inclusive; ``market``
+    "um" (USD-M futures) or "spot"."""
+    if market not in MARKETS:
+        raise InvalidParameter(f"market must be one of {', '.join(MARKETS)}, got {market!r}")
     if end < start:
         raise InvalidParameter(f"end {end} is before start {start}")
     if kind not in COLUMNS:
@@ -186,7 +209,7 @@ def daily_names(symbol: str, kind: str, start: dt.date, end: dt.date) -> list[tu
     day = start
     while day <= end:
         name = f"{symbol}-{kind}-{day:%Y-%m-%d}.zip"
-        out.append((f"/data/futures/um/daily/{kind}/{symbol}/{name}", name))
+        out.append((f"{MARKETS[market]}/{kind}/{symbol}/{name}", name))
         day += dt.timedelta(days=1)
     return out
 
@@ -207,13 +230,13 @@ class DownloadReport:
 
 
 async def download(symbols: list[str], start: dt.date, end: dt.date, dest: str | Path, kind: str = "trades",
-                   base_url: str = DATA_URL, progress: bool = True) -> DownloadReport:
+                   base_url: str = DATA_URL, progress: bool = True, market: str = "um") -> DownloadReport:
     """Fetch daily dumps and their ``.CHECKSUM`` files into ``dest``; verify SHA-256; skip files
     already present and verified. A checksum mismatch deletes the file and raises."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     report = DownloadReport([], [], [])
-    jobs = [(path, name) for s in symbols for path, name in daily_names(normalize_symbol(s), kind, start, end)]
+    jobs = [(path, name) for s in symbols for path, name in daily_names(normalize_symbol(s), kind, start, end, market)]
     async with httpx.AsyncClient(base_url=base_url, timeout=60.0, follow_redirects=True) as http:
         for path, name in tqdm(jobs, desc="download", unit="file", disable=not progress):
             target = dest / name

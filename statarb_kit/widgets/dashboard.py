@@ -160,14 +160,16 @@ class Dashboard:
 
     def _titles(self) -> None:
         v = self.view
-        n, need = len(v), v.params.warmup
-        warming = f" - warming up: {n} of {need} bars" if n < need else ""
-        self.z.set_title(f"z-score (window {v.params.z_window}, bands +/-{v.rule.z_threshold:g}){warming}")
-        self.spread.set_title(f"spread = x - (alpha + beta * y), {v.params.hedge_mode} hedge"
-                              + (f" - warming up: {n} of {v.params.hedge_window} bars" if n < v.params.hedge_window else ""))
-        corr_need = v.params.corr_window + 1
-        self.corr.set_title(f"rolling correlation of log returns (window {v.params.corr_window}, min "
-                            f"{v.rule.corr_threshold:g})" + (f" - warming up: {n} of {corr_need} bars" if n < corr_need else ""))
+        n, p = len(v), v.params
+
+        def warming(need: int) -> str:
+            return f" - warming up: {n} of {need} bars" if n < need else ""
+
+        self.z.set_title(f"z-score (window {p.z_window}, bands +/-{v.rule.z_threshold:g}){warming(p.rows_for_z)}")
+        self.spread.set_title(f"spread = x - (alpha + beta * y), {p.hedge_mode} hedge{warming(p.rows_for_spread)}")
+        of = "log returns" if p.corr_of == "returns" else "price levels"
+        self.corr.set_title(f"rolling correlation of {of} (window {p.corr_window}, min "
+                            f"{v.rule.corr_threshold:g}){warming(p.rows_for_corr)}")
         text = (f"<h3 style='margin:4px 0'>{self._title_text}: <span id='sak-pair'>{v.name}</span> "
                 f"<small>{v.timeframe} bars, UTC</small></h3>")
         if self.title.value != text:
