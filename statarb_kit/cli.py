@@ -10,7 +10,6 @@ import logging
 import math
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -188,14 +187,11 @@ def _dashboard(args: argparse.Namespace) -> int:
             env[f"STATARB_{name.upper()}"] = value
     AppSettings.parse("", env)  # report bad options here, before the server starts
     cmd = [sys.executable, "-m", "voila", str(notebook_path()), "--no-browser", f"--port={args.port}",
-           f"--Voila.ip={args.ip}", "--show_tracebacks=True"]
+           "--Voila.port_retries=0", f"--Voila.ip={args.ip}", "--show_tracebacks=True"]
     print(f"statarb dashboard: open http://{args.ip}:{args.port}/ in a browser (Ctrl-C to stop)", flush=True)
-    proc = subprocess.Popen(cmd, env=env)
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait()
+    # Become the server (same PID): SIGTERM from systemd, Docker or a CI runner, and Ctrl-C, reach
+    # Voila itself, which stops its kernels on either. A child process would be orphaned instead.
+    os.execve(sys.executable, cmd, env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

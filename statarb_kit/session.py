@@ -168,10 +168,9 @@ class Session:
 
     def _load_ticks(self) -> None:
         for code, symbol in enumerate(self.symbols):
-            recent = self._store.last_ticks(symbol, self._history[code].capacity)
+            recent = self._store.last_ticks(symbol, self._history[code].capacity, code)
             if len(recent):
-                recent = recent.assign(sym=code)
-                self._history[code].extend(TickBatch.from_columns(**{c: recent[c].to_numpy() for c in recent}))
+                self._history[code].extend(recent)
                 self._history[code].mark_drained()
 
     async def stop(self) -> None:
@@ -280,19 +279,29 @@ class Session:
     async def _ingest(self) -> None:
         try:
             async for batch in self.source.stream():
-                if not self.source.realtime:
-                    # a replay may wait for the writer; a live feed cannot, so it may overwrite
-                    while self.ring.free < len(batch) and len(self.ring):
-                        self._space.clear()
-                        self._wake.set()
-                        await self._space.wait()
-                self.ring.extend(batch)
-                if len(self.ring) >= self._batch_rows:
-                    self._wake.set()
+                await self._accept(batch)
         except Exception as exc:  # a broken source must not take the session down
             self._note_error("source", exc)
         finally:
             self._ingest_done = True
+            self._wake.set()
+
+    async def _accept(self, batch: TickBatch) -> None:
+        """Put a batch into the ring. History (a replay, a warm-up, a backfill: ``backlog``, or
+        any batch of a source that is not real-time) waits for the writer, in pieces that fit;
+        only the live edge of a real-time feed may overwrite, to stay live, and that is counted."""
+        if not (batch.backlog or not self.source.realtime):
+            self.ring.extend(batch)
+        else:
+            step = max(1, self.ring.capacity // 2)
+            for lo in range(0, len(batch), step):
+                piece = batch.take(slice(lo, lo + step))
+                while self.ring.free < len(piece):
+                    self._space.clear()
+                    self._wake.set()
+                    await self._space.wait()
+                self.ring.extend(piece)
+        if len(self.ring) >= self._batch_rows:
             self._wake.set()
 
     async def _write_loop(self) -> None:

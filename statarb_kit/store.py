@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from .bars import BAR_DTYPE, BAR_FIELDS, merge_bars
 from .errors import InvalidParameter, StoreLockedError
-from .ticks import TickBatch
+from .ticks import TICK_COLUMNS, VIA, VIA_CODE, TickBatch
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,15 @@ CREATE TABLE IF NOT EXISTS ticks (
     qty DOUBLE NOT NULL,
     is_buyer_maker BOOLEAN NOT NULL,
     recv_ts BIGINT NOT NULL,       -- local receive time, ms UTC
-    backfilled BOOLEAN NOT NULL
+    via VARCHAR NOT NULL           -- how the trade was obtained: one of ticks.VIA
 )"""
+#: Files written before ``via`` existed said only ``backfilled`` (aggregate trades split evenly).
+_MIGRATE_BACKFILLED = (
+    "ALTER TABLE ticks ADD COLUMN via VARCHAR",
+    "UPDATE ticks SET via = CASE WHEN backfilled THEN 'agg_split' ELSE 'stream' END",
+    "ALTER TABLE ticks ALTER COLUMN via SET NOT NULL",
+    "ALTER TABLE ticks DROP COLUMN backfilled",
+)
 
 _BARS_DDL = """
 CREATE TABLE IF NOT EXISTS {table} (
@@ -95,8 +102,10 @@ class TickStore:
         if not read_only:
             self.con.execute(_TICKS_DDL)
             self.con.execute(_ALERTS_DDL)
+            self._migrate()
         self._watermark = self._load_watermarks()
         self.inserted = 0  # rows stored by this object
+        self.inserted_via = np.zeros(len(VIA), dtype=np.int64)  # of which, per ``via`` code
         self.duplicates = 0  # rows skipped because (symbol, trade_id) was already stored
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
@@ -115,6 +124,18 @@ class TickStore:
                 f"session (afterwards any number of processes can open the file with "
                 f"TickStore({self.path!r}, read_only=True)), or use another file or ':memory:' here."
             ) from None
+
+    def _migrate(self) -> None:
+        """Bring a file of an older layout up to date, in one transaction (nothing is lost: the
+        old ``backfilled`` flag becomes ``via``)."""
+        cols = {r[0] for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'ticks'").fetchall()}
+        if "backfilled" in cols and "via" not in cols:
+            self.con.execute("BEGIN TRANSACTION")
+            for sql in _MIGRATE_BACKFILLED:
+                self.con.execute(sql)
+            self.con.execute("COMMIT")
+            log.info("%s: ticks.backfilled migrated to ticks.via", self.path)
 
     def _load_watermarks(self) -> dict[str, int]:
         if not self._has_table("ticks"):
@@ -141,13 +162,13 @@ class TickStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """All writes in the block commit together or not at all (in-memory marks follow)."""
-        saved = (dict(self._watermark), self.inserted, self.duplicates)
+        saved = (dict(self._watermark), self.inserted, self.inserted_via.copy(), self.duplicates)
         self.con.execute("BEGIN TRANSACTION")
         try:
             yield
         except BaseException:
             self.con.execute("ROLLBACK")
-            self._watermark, self.inserted, self.duplicates = saved
+            self._watermark, self.inserted, self.inserted_via, self.duplicates = saved
             raise
         self.con.execute("COMMIT")
 
@@ -179,12 +200,13 @@ class TickStore:
         fresh = self._drop_stored(fresh, symbols)
         if len(fresh):
             with self._registered("incoming_ticks", fresh.to_arrow(symbols)):
-                self.con.execute("INSERT INTO ticks SELECT * FROM incoming_ticks")
+                self.con.execute("INSERT INTO ticks BY NAME SELECT * FROM incoming_ticks")
             for code in np.unique(fresh.sym):
                 mx = int(fresh.trade_id[fresh.sym == code].max())
                 name = symbols[code]
                 self._watermark[name] = max(mx, self._watermark.get(name, mx))
         self.inserted += len(fresh)
+        self.inserted_via += np.bincount(fresh.via, minlength=len(VIA))
         self.duplicates += len(batch) - len(fresh)
         return fresh
 
@@ -233,15 +255,18 @@ class TickStore:
             return 0
         return int(self._scalar("SELECT count(*) FROM ticks"))
 
-    def last_ticks(self, symbol: str, n: int) -> pd.DataFrame:
-        """Newest ``n`` stored ticks of one symbol, oldest first, in storage layout."""
+    def last_ticks(self, symbol: str, n: int, code: int) -> TickBatch:
+        """Newest ``n`` stored ticks of one symbol, oldest first, as a batch with symbol code ``code``."""
         if not self._has_table("ticks"):
-            return pd.DataFrame()
-        return self.con.execute(
+            return TickBatch.empty()
+        got = self.con.execute(
             "SELECT * FROM (SELECT * FROM ticks WHERE symbol = ? ORDER BY ts DESC, trade_id DESC LIMIT ?) "
             "ORDER BY ts, trade_id",
             [symbol, n],
-        ).df()
+        ).fetchnumpy()
+        cols = {k: v for k, v in got.items() if k in TICK_COLUMNS and k != "via"}
+        via = np.array([VIA_CODE[v] for v in got["via"]], dtype=np.uint8)
+        return TickBatch.from_columns(**cols, sym=np.full(len(via), code), via=via)
 
     # ---- bars --------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import numpy as np
+import psutil
 import pytest
 
 from statarb_kit.sources import SourceStatus
@@ -73,3 +74,28 @@ class QueueSource:
         while (batch := await self._queue.get()) is not None:
             self.status.record(batch)
             yield batch
+
+
+def _cmd(p: psutil.Process) -> list[str]:
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_outlives_the_tests():
+    """Every server, kernel or worker a test starts is gone when the test session ends."""
+    yield
+    # multiprocessing's resource tracker lives as long as this interpreter, by design
+    left = [p for p in psutil.Process().children(recursive=True) if "resource_tracker" not in " ".join(_cmd(p))]
+    _, alive = psutil.wait_procs(left, timeout=15)  # reaps the ones that have exited
+    stray = []
+    for p in alive:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                stray.append((p.pid, " ".join(p.cmdline())[:120]))
+                p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    assert not stray, f"processes outlived the tests: {stray}"

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
@@ -55,8 +56,21 @@ def serve(cmd: list[str], port: int, env: dict, log: Path):
             raise RuntimeError(f"{cmd[2:4]} exited: {log.read_text()[-2000:]}")
         time.sleep(0.3)
     yield f"http://127.0.0.1:{port}/"
+    stop_and_check(proc, port)
+
+
+def stop_and_check(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
+    """SIGTERM the server as a process manager would; it and every process it started (the
+    kernels) must be gone and the port free within ``timeout_s``, else they are killed and the
+    test fails."""
+    family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
     proc.terminate()
-    proc.wait(timeout=30)
+    gone, alive = psutil.wait_procs(family, timeout=timeout_s)
+    for p in alive:
+        p.kill()
+    assert not alive, f"outlived SIGTERM: {[(p.pid, p.name()) for p in alive]}"
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still bound"
 
 
 @pytest.fixture(scope="module")
@@ -261,3 +275,27 @@ def test_sweep_notebook_shows_best_combinations_and_a_heatmap(sweep_server, brow
     assert sum(1 for t in labels if re.fullmatch(r"-?\d+(\.\d+)?", t)) >= 12 + 7  # 12 cell values, 7 ticks
     assert "Best combinations" in r.page.inner_text("body") and r.errors == []
     r.page.close()
+
+
+def test_sigterm_to_the_dashboard_stops_the_server_and_every_kernel(browser, tmp_path):
+    """`kill <pid of statarb dashboard>` (what systemd, Docker and CI runners send) leaves no
+    server, no kernel and no bound port behind, also with a --db file being recorded."""
+    port = free_port()
+    env = {**os.environ, "STATARB_HISTORY_MIN": "1"}
+    env.pop("STATARB_PREVIEW_S", None)
+    log = tmp_path / "voila.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "statarb_kit.cli", "dashboard", "--port", str(port),
+                                 "--db", str(tmp_path / "rec.duckdb")], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.3)
+        app = App(browser, f"http://127.0.0.1:{port}/")
+        app.wait_for(lambda: rows_stored(app) > 0, what="recording")
+        kernels = [p for p in psutil.Process(proc.pid).children(recursive=True) if "kernel" in " ".join(p.cmdline())]
+        assert kernels, "the page started no kernel"
+        app.page.close()
+    finally:
+        stop_and_check(proc, port)

@@ -60,7 +60,7 @@ def test_warming_up_message_until_the_z_window_is_full():
     async def go():
         session, dash, _ = await dashboard_with(synthetic_batches(40), params=PairParams(hedge_window=100, z_window=60))
         title = dash.z.figure.title
-        assert re.search(r"warming up: \d+ of 160 bars", title), title
+        assert re.search(r"warming up: \d+ of 161 bars", title), title  # hedge 100 + z 60 + the bar itself
         assert "warming up" in dash.hedge.widget.value
         await session.stop()
 

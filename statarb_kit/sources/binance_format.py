@@ -97,10 +97,9 @@ def _bad(out: ParsedFrames, raw: bytes | str, kind: str) -> None:
 
 
 def expand_agg_trades(rows: list[dict], code: int, lo_id: int, hi_id: int, recv_ms: int) -> TickBatch:
-    """Individual trades with ids in [lo_id, hi_id] from REST aggregate trades (backfilled=True).
-
-    Each aggregate's quantity is split evenly over its ``l - f + 1`` trades.
-    """
+    """Individual trades with ids in [lo_id, hi_id] from REST aggregate trades (via
+    ``agg_split``, a backlog batch). Each aggregate's quantity is split evenly over its
+    ``l - f + 1`` trades."""
     ids, ts, px, qty, ibm = [], [], [], [], []
     for r in rows:
         f, last = int(r["f"]), int(r["l"])
@@ -120,7 +119,7 @@ def expand_agg_trades(rows: list[dict], code: int, lo_id: int, hi_id: int, recv_
     return TickBatch.from_columns(
         sym=np.full(n, code), trade_id=np.concatenate(ids), ts=np.concatenate(ts), price=np.concatenate(px),
         qty=np.concatenate(qty), is_buyer_maker=np.concatenate(ibm), recv_ts=np.full(n, recv_ms),
-        backfilled=np.ones(n, dtype=bool),
+        via="agg_split", backlog=True,
     )
 
 

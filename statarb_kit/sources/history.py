@@ -182,12 +182,14 @@ def _trades(f: HistoryFile, c: dict[str, np.ndarray]) -> pd.DataFrame:
     return frame.sort_values("trade_id", kind="stable", ignore_index=True)
 
 
-def to_batch(frame: pd.DataFrame, code: int) -> TickBatch:
+def to_batch(frame: pd.DataFrame, code: int, kind: str = "trades") -> TickBatch:
+    """The trades of a file as a batch of symbol code ``code`` (via ``dump``, or
+    ``dump_agg_split`` for an aggTrades file)."""
     n = len(frame)
     return TickBatch.from_columns(sym=np.full(n, code), trade_id=frame["trade_id"].to_numpy(),
                                   ts=frame["ts"].to_numpy(), price=frame["price"].to_numpy(),
                                   qty=frame["qty"].to_numpy(), is_buyer_maker=frame["is_buyer_maker"].to_numpy(),
-                                  recv_ts=np.full(n, now_ms()))
+                                  recv_ts=np.full(n, now_ms()), via="dump" if kind == "trades" else "dump_agg_split")
 
 
 # ---- download ------------------------------------------------------------------------------

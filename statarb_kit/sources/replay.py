@@ -63,7 +63,7 @@ class Replay:
                 for f in by_date[date]:
                     result = await asyncio.to_thread(read_history, f, self.skip_bad)
                     self.status.malformed += result.skipped
-                    parts.append(to_batch(result.frame, code[f.symbol]))
+                    parts.append(to_batch(result.frame, code[f.symbol], f.kind))
                     bar.update(1)
                 day = TickBatch.concat(parts)
                 day = day.take(np.lexsort((day.trade_id, day.sym, day.ts)))  # merged by time

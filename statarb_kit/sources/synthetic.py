@@ -57,9 +57,10 @@ class PairModel:
 class SyntheticPair:
     """Source of a cointegrated pair ``symbols = (x, y)``.
 
-    ``realtime=True`` paces trades on the wall clock (tick time = now); otherwise trades are
-    produced as fast as the consumer takes them, from ``start_ms``, in chunks of ``chunk_s``
-    simulated seconds, until ``max_ticks`` (or forever when None).
+    ``realtime=True`` paces trades on the wall clock (tick time = now), after producing the
+    history from an earlier ``start_ms`` (a warm-up) at once, in backlog batches of ``chunk_s``
+    simulated seconds; otherwise trades are produced as fast as the consumer takes them, from
+    ``start_ms``, in chunks of ``chunk_s`` simulated seconds, until ``max_ticks`` (or forever).
     """
 
     def __init__(
@@ -142,6 +143,7 @@ class SyntheticPair:
             price=flat["price"][order],
             qty=flat["qty"][order],
             is_buyer_maker=flat["ibm"][order],
+            via="synthetic",
         )
 
     async def stream(self) -> AsyncIterator[TickBatch]:
@@ -149,15 +151,22 @@ class SyntheticPair:
         produced = 0
         try:
             while self.max_ticks is None or produced < self.max_ticks:
+                backlog = not self.realtime
                 if self.realtime:
                     wait_ms = self._t_ms + self._step_ms - now_ms()
                     if wait_ms > 0:
                         await asyncio.sleep(wait_ms / 1000)
-                    steps = max(1, (now_ms() - self._t_ms) // self._step_ms)
+                    behind = max(1, (now_ms() - self._t_ms) // self._step_ms)
+                    steps = min(behind, self._chunk_steps)  # history (a warm-up) in chunks, as backlog
+                    backlog = behind > steps
+                    if backlog:
+                        await asyncio.sleep(0)
                 else:
                     steps = self._chunk_steps
                     await asyncio.sleep(0)  # let the consumer and the notebook breathe
                 batch = self._trades(steps)
+                if backlog:
+                    batch = batch.as_backlog()
                 if self.max_ticks is not None and produced + len(batch) > self.max_ticks:
                     batch = batch.take(np.arange(self.max_ticks - produced))
                 produced += len(batch)
