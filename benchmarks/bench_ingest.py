@@ -73,7 +73,9 @@ def serve(n: int, ports: mp.Queue) -> None:
     def http(conn, request):
         if request.path.startswith("/fapi/v1/exchangeInfo"):
             return Response(200, "OK", Headers([("Content-Type", "application/json")]), info)
-        if not request.path.startswith("/stream"):
+        if request.path.startswith("/fapi/v1/trades"):  # nothing printed before the burst
+            return Response(200, "OK", Headers([("Content-Type", "application/json")]), b"[]")
+        if not request.path.split("?")[0].endswith("/stream"):  # /public/stream (the client), /stream (naive)
             return Response(404, "Not Found", Headers(), b"")
         return None
 

@@ -54,7 +54,7 @@ class AppSettings:
     db: str = ":memory:"
     preview_s: float = 0.0
     ws_url: str = BinanceConfig.ws_url
-    ws_path: str = BinanceConfig.ws_path
+    ws_path: str = ""  # "": by tier (@trade on /public/stream)
     rest_url: str = BinanceConfig.rest_url
 
     @classmethod
@@ -117,7 +117,8 @@ class AppSettings:
 
     def make_source(self) -> Source:
         if self.source == "live":
-            config = BinanceConfig(ws_url=self.ws_url, ws_path=self.ws_path, rest_url=self.rest_url)
+            config = BinanceConfig(ws_url=self.ws_url, ws_path=self.ws_path or None, rest_url=self.rest_url,
+                                   api_key=os.environ.get("STATARB_BINANCE_API_KEY") or None)
             return BinanceLive(self.symbols, config)
         start = now_ms() - int(self.history_min * 60_000)
         return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=True, start_ms=start)

@@ -23,6 +23,10 @@ from .sources import BinanceConfig, BinanceLive, Replay, Source, SyntheticPair, 
 from .sources.history import DATA_URL
 from .store import TickStore
 
+#: Environment variable with a Binance API key: exact fills of long gaps from historicalTrades.
+#: Read from the environment only, never from arguments or URLs, and never logged.
+API_KEY_ENV = "STATARB_BINANCE_API_KEY"
+
 log = logging.getLogger(__name__)
 
 
@@ -53,7 +57,8 @@ def _source(args: argparse.Namespace) -> Source:
     if args.source == "synthetic":
         return SyntheticPair(symbols=symbols, seed=args.seed)
     if args.source == "live":
-        config = BinanceConfig(ws_url=args.ws_url, ws_path=args.ws_path, rest_url=args.rest_url)
+        config = BinanceConfig(ws_url=args.ws_url, ws_path=args.ws_path, rest_url=args.rest_url,
+                               api_key=os.environ.get(API_KEY_ENV) or None)
         resume = {}
         if args.db != ":memory:" and Path(args.db).exists():
             store = TickStore(args.db)
@@ -208,7 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec.add_argument("--speed", type=float, default=None, help="replay: times real time (default: as fast as possible)")
     rec.add_argument("--skip-bad", action="store_true", help="replay: skip and count corrupt lines")
     rec.add_argument("--ws-url", default=BinanceConfig.ws_url, help="live: WebSocket base URL")
-    rec.add_argument("--ws-path", default=BinanceConfig.ws_path, help="live: stream path (/stream, /market/stream)")
+    rec.add_argument("--ws-path", default=None,
+                     help="live: stream path to try first (default: by tier, @trade on /public/stream; "
+                          "/market/stream, /public/ws, the legacy /stream); a silent one falls back to the other tier")
     rec.add_argument("--rest-url", default=BinanceConfig.rest_url, help="live: REST base URL")
     rec.add_argument("--timeframe", default="1s", help="bars to print: 1s, 1m or 5m")
     rec.add_argument("--every", type=float, default=1.0, help="seconds between status lines")
@@ -230,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--timeframe", default=None, help="1s, 1m or 5m (default: 1s)")
     dash.add_argument("--db", default=None, help="DuckDB file (default: in memory, one per browser tab)")
     dash.add_argument("--ws-url", default=None, help="live: Binance WebSocket base URL")
-    dash.add_argument("--ws-path", default=None, help="live: stream path (/stream, /market/stream)")
+    dash.add_argument("--ws-path", default=None, help="live: stream path to try first (default: /public/stream)")
     dash.add_argument("--rest-url", default=None, help="live: Binance REST base URL")
     dash.add_argument("--port", type=int, default=8866, help="port (default: %(default)s)")
     dash.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: %(default)s)")

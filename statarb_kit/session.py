@@ -33,7 +33,7 @@ from .errors import InvalidParameter, SessionStateError, StatarbError
 from .sources import Source, SyntheticPair
 from .pair import PairView
 from .store import TickStore
-from .ticks import TickBatch, normalize_symbol, now_ms
+from .ticks import VIA, TickBatch, normalize_symbol, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class SessionStatus:
     ticks_per_s: float
     ticks_received: int
     ticks_stored: int
+    stored_via: dict[str, int]  # ticks stored by this session per ``ticks.VIA`` (how obtained)
     rows_in_store: int
     duplicates: int
     pending: int
@@ -93,6 +94,7 @@ class Session:
         retain_bars: int = 50_000,
         retain_ticks: int = 100_000,
         alert_log_size: int = 10_000,
+        stop_timeout_s: float = 10.0,
     ) -> None:
         if batch_rows < 1 or flush_interval_s <= 0:
             raise InvalidParameter("batch_rows must be >= 1 and flush_interval_s > 0")
@@ -103,6 +105,7 @@ class Session:
         self.builder = BarBuilder(len(self.symbols), timeframes, retain=retain_bars, grace_ms=grace_ms)
         self._history = [TickRing(retain_ticks) for _ in self.symbols]
         self._batch_rows = batch_rows
+        self._stop_timeout_s = stop_timeout_s
         self._flush_interval_s = flush_interval_s
         self._listeners: list[BarListener] = []
         self._lock = threading.Lock()  # guards builder and history: written on the store thread
@@ -174,7 +177,8 @@ class Session:
                 self._history[code].mark_drained()
 
     async def stop(self) -> None:
-        """Stop the source, write every buffered tick and the forming bars, close the store."""
+        """Stop the source, reconcile a live one with the exchange up to now (see ``_reconcile``),
+        write every buffered tick and the forming bars, close the store."""
         if self._state != "running":
             return
         self._state = "stopping"
@@ -182,16 +186,18 @@ class Session:
         for task in list(self._owned):
             task.cancel()
         await asyncio.gather(*self._owned, return_exceptions=True)
-        for view in list(self._pairs):
-            view.close()
         ingest, writer = self._tasks
+        stop_ms = now_ms()
         ingest.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ingest
+        await self._reconcile(stop_ms)
         self._ingest_done = True
         self._wake.set()
         try:
             await writer
+            for view in list(self._pairs):  # after the writer: views see the last ticks too
+                view.close()
             forming = {tf: BarChanges(final=[rows]) for tf, rows in self.builder.forming().items()}
             await self._run(self._commit_bars, forming)
             await self._flush_alerts()
@@ -200,6 +206,21 @@ class Session:
             self._executor.shutdown(wait=True)
             self._state = "stopped"
             log.info("session stopped: %d ticks stored", self._store.inserted)
+
+    async def _reconcile(self, stop_ms: int) -> None:
+        """A live source checks what it has against the exchange up to the stop (``reconcile``):
+        trades withheld just before it, or gaps not filled yet, are stored too. Bounded by
+        ``stop_timeout_s``; what could not be checked is in the status."""
+        reconcile = getattr(self.source, "reconcile", None)
+        if reconcile is None:
+            return
+        try:
+            batch = await reconcile(stop_ms, self._stop_timeout_s)
+        except Exception as exc:  # the stop goes on: everything already received is written
+            self._note_error("reconcile at stop", exc)
+            return
+        if len(batch):
+            await self._accept(batch.as_backlog())
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "statarb-task") -> asyncio.Task[Any]:
         """Run ``coro`` as a task this session owns: its error goes to the status, and
@@ -283,8 +304,7 @@ class Session:
         except Exception as exc:  # a broken source must not take the session down
             self._note_error("source", exc)
         finally:
-            self._ingest_done = True
-            self._wake.set()
+            self._wake.set()  # write what it gave at once (the writer ends only in stop())
 
     async def _accept(self, batch: TickBatch) -> None:
         """Put a batch into the ring. History (a replay, a warm-up, a backfill: ``backlog``, or
@@ -502,6 +522,7 @@ class Session:
             ticks_per_s=self._rate,
             ticks_received=self.ring.appended,
             ticks_stored=stored,
+            stored_via={VIA[i]: int(n) for i, n in enumerate(self._store.inserted_via) if n} if self._store else {},
             rows_in_store=self._rows_at_start + stored,
             duplicates=self._store.duplicates if self._store else 0,
             pending=len(self.ring),

@@ -3,8 +3,19 @@ uses, on one 127.0.0.1 port, speaking Binance's exact formats and misbehaving on
 
 A pre-generated trade tape per symbol plays in real time (``rate`` trades/s per symbol); every
 connected client subscribed to a symbol receives its trades as they print, like the exchange.
-REST ``aggTrades`` serves the printed part of the tape aggregated the way Binance does
-(consecutive trades with the same time, price and side form one aggregate).
+
+Routing as Binance does since 2026-04 ("Base URL Split"): ``/public``, ``/market`` and
+``/private`` paths, each in ws mode (``/public/ws/<streams>``) or stream mode
+(``/public/stream?streams=...``); ``@trade`` is a public-tier stream (``tiers``), and the retired
+unrouted ``/ws`` and ``/stream`` still carry only the public tier. A stream on the wrong tier is
+accepted and stays silent, as on the exchange.
+
+REST: ``aggTrades`` serves the printed part of the tape aggregated the way Binance does
+(consecutive trades with the same time, price and side form one aggregate); ``trades`` the newest
+``limit`` (default 500, at most 1000) printed trades, exactly; ``historicalTrades`` from ``fromId``
+with an ``X-MBX-APIKEY`` header only (else HTTP 401, code -2014); each reply carries
+``X-MBX-USED-WEIGHT-1M``. ``recent_cap`` narrows what ``trades`` can reach back to (a busier
+market, where 1,000 trades are a few seconds).
 
 Misbehaviour on command: ``drop()`` (abrupt TCP abort, a 1006 for the client), ``close(code)``,
 ``stall(seconds)`` (socket open, no data), ``inject(frame)`` (malformed JSON, unknown events,
@@ -18,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlparse
 
@@ -101,7 +113,13 @@ class FakeBinance:
         self.rest_errors: list[tuple[int, float]] = []  # (status, Retry-After) for the next REST calls
         self.rest_calls: list[str] = []
         self.files: dict[str, bytes] = {}  # extra HTTP paths (history dumps for download tests)
+        self.tiers = {"trade": "public", "aggTrade": "market", "markPrice": "market"}  # stream kind -> tier
+        self.recent_cap = 1000
+        self.rest_down = False  # every REST call fails (HTTP 503)
+        self.weights: list[tuple[float, int]] = []  # (time, weight) of each REST call
+        self.api_keys_seen: list[str] = []
         self.connections = 0
+        self.silent_connections = 0  # accepted on a tier that does not carry their streams
         self.ping_interval = ping_interval
         self._server = None
         self._player: asyncio.Task | None = None
@@ -176,13 +194,23 @@ class FakeBinance:
 
     # ---- WebSocket -------------------------------------------------------------------------
 
-    async def _handler(self, ws: websockets.ServerConnection) -> None:
-        url = urlparse(ws.request.path)
-        if url.path.startswith("/ws/"):
-            streams = url.path[len("/ws/"):].split("/")
+    def routed_symbols(self, path: str) -> set[str]:
+        """Symbols whose @trade a connection to ``path`` receives: those whose stream's tier is the
+        path's tier (legacy unrouted paths: the public tier only)."""
+        url = urlparse(path)
+        parts = url.path.strip("/").split("/")
+        tier = parts[0] if parts and parts[0] in ("public", "market", "private") else "public"  # legacy
+        rest = parts[1:] if parts and parts[0] in ("public", "market", "private") else parts
+        if rest[:1] == ["ws"]:
+            streams = rest[1:]
         else:
             streams = parse_qs(url.query).get("streams", [""])[0].split("/")
-        symbols = {s.split("@")[0].upper() for s in streams if s.endswith("@trade")}
+        return {s.split("@")[0].upper() for s in streams
+                if "@" in s and self.tiers.get(s.split("@")[1]) == tier}
+
+    async def _handler(self, ws: websockets.ServerConnection) -> None:
+        symbols = self.routed_symbols(ws.request.path)
+        self.silent_connections += not symbols
         client = Client(ws, symbols)
         self.clients.add(client)
         self.connections += 1
@@ -241,12 +269,16 @@ class FakeBinance:
             return self._reply(status, orjson.dumps({"code": -1003, "msg": "Too many requests"}),
                                extra={"Retry-After": f"{retry:g}"})
         q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if self.rest_down and url.path.startswith("/fapi/"):
+            return self._reply(503, b'{"code": -1001, "msg": "Internal error"}')
+        weight = {"/fapi/v1/trades": 5, "/fapi/v1/historicalTrades": 20, "/fapi/v1/aggTrades": 20}.get(url.path, 1)
+        self.weights.append((time.monotonic(), weight))
         if url.path == "/fapi/v1/exchangeInfo":
             return self._json({"timezone": "UTC", "symbols": [{"symbol": s, "status": "TRADING"} for s in self.tapes]})
+        s = q.get("symbol", "")
+        if url.path.startswith("/fapi/v1/") and s not in self.tapes:
+            return self._reply(400, orjson.dumps({"code": -1121, "msg": "Invalid symbol."}))
         if url.path == "/fapi/v1/aggTrades":
-            s = q.get("symbol", "")
-            if s not in self.tapes:
-                return self._reply(400, orjson.dumps({"code": -1121, "msg": "Invalid symbol."}))
             rows = aggregate(self.tapes[s], self.printed[s])
             if "fromId" in q:
                 rows = [r for r in rows if r["a"] >= int(q["fromId"])]
@@ -256,14 +288,63 @@ class FakeBinance:
             if "fromId" not in q and "startTime" not in q:
                 return self._json(rows[-limit:])  # Binance: neither given, the most recent ones
             return self._json(rows[:limit])
+        if url.path in ("/fapi/v1/trades", "/fapi/v1/historicalTrades"):
+            limit = int(q.get("limit", 500))
+            if not 1 <= limit <= 1000:
+                return self._reply(400, orjson.dumps({"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}))
+            t, upto = self.tapes[s], self.printed[s]
+            if url.path == "/fapi/v1/trades":
+                lo = max(0, upto - min(limit, self.recent_cap))
+                hi = upto
+            else:
+                key = request.headers.get("X-MBX-APIKEY")
+                if not key:
+                    return self._reply(401, orjson.dumps({"code": -2014, "msg": "API-key format invalid."}))
+                self.api_keys_seen.append(key)
+                lo = int(np.searchsorted(t.trade_id[:upto], int(q["fromId"]))) if "fromId" in q else max(0, upto - limit)
+                hi = min(upto, lo + limit)
+            return self._json([{"id": int(t.trade_id[i]), "price": f"{t.price[i]:.2f}", "qty": f"{t.qty[i]:.3f}",
+                                "quoteQty": f"{t.price[i] * t.qty[i]:.5f}", "time": int(t.ts[i]),
+                                "isBuyerMaker": bool(t.buyer_maker[i])} for i in range(lo, hi)])
         return self._reply(404, b"not found")
 
     def _json(self, obj) -> Response:
-        return self._reply(200, orjson.dumps(obj))
+        return self._reply(200, orjson.dumps(obj), extra={"X-MBX-USED-WEIGHT-1M": str(self.weight_last_minute())})
+
+    def weight_last_minute(self) -> int:
+        now = time.monotonic()
+        return sum(w for t, w in self.weights if now - t < 60)
 
     @staticmethod
     def _reply(status: int, body: bytes, ctype: str = "application/json", extra: dict | None = None) -> Response:
         headers = Headers({"Content-Type": ctype, "Content-Length": str(len(body)), "Connection": "close",
                            **(extra or {})})
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 418: "I'm a teapot", 429: "Too Many Requests"}
+        reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 418: "I'm a teapot",
+                  429: "Too Many Requests", 503: "Service Unavailable"}
         return Response(status, reason.get(status, "Error"), headers, body)
+
+
+FAULTS = ("drop", "close-1001", "stall", "withheld", "duplicates", "all")
+
+
+async def misbehave(fake: FakeBinance, fault: str, started: Callable[[], bool]) -> None:
+    """Script one of FAULTS (or "all" of them) once ``started()`` says the client has trades:
+    withheld keeps the last quarter of the tape from the stream until after any stop."""
+    while not started():
+        await asyncio.sleep(0.01)
+    if fault in ("duplicates", "all"):
+        fake.duplicate_every, fake.swap_every = 7, 11
+    if fault in ("drop", "all"):
+        fake.drop()
+        fake.stall(0.3)
+    if fault in ("close-1001", "all"):
+        await asyncio.sleep(0.3)
+        await fake.close(1001, "going away")
+    if fault in ("stall", "all"):
+        await asyncio.sleep(0.2)
+        fake.stall(0.5)
+    if fault in ("withheld", "all"):
+        first = next(iter(fake.tapes))
+        while fake.printed[first] < 0.75 * len(fake.tapes[first].trade_id):
+            await asyncio.sleep(0.01)
+        fake.stall(60)

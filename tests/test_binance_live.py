@@ -19,7 +19,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
 
 def config(fake: FakeBinance, **kw) -> BinanceConfig:
-    base = dict(ws_url=fake.ws_url, rest_url=fake.http_url, stall_timeout_s=0.6, gap_grace_s=0.2,
+    base = dict(ws_url=fake.ws_url, rest_url=fake.http_url, stall_min_s=0.3, stall_timeout_s=0.6, gap_grace_s=0.2,
                 backoff_initial_s=0.05, backoff_max_s=0.4, rest_timeout_s=5.0, ping_interval_s=None,
                 batch_interval_s=0.02)
     return BinanceConfig(**{**base, **kw})
@@ -52,31 +52,43 @@ def run(db, script=None, fake_kw=None, symbols=SYMBOLS, **cfg_kw):
     return asyncio.run(go())
 
 
-def assert_stored_equals_truth(db, fake: FakeBinance) -> pd.DataFrame:
-    got = TickStore(db, read_only=True).con.execute("SELECT * FROM ticks ORDER BY symbol, trade_id").df()
+def stored(db) -> pd.DataFrame:
+    return TickStore(db, read_only=True).con.execute("SELECT * FROM ticks ORDER BY symbol, trade_id").df()
+
+
+def assert_stored_equals_truth(db, fake: FakeBinance, until_ms: int | None = None) -> pd.DataFrame:
+    """Every trade the fake printed (up to ``until_ms``) is stored once, with its exact fields;
+    only trades rebuilt from aggregates (via agg_split) carry their aggregate's average size."""
+    got = stored(db)
     truth = fake.truth()
+    if until_ms is not None:
+        truth = truth[truth["ts"] <= until_ms].reset_index(drop=True)
     assert len(got) == len(truth), (len(got), len(truth))
     assert got["symbol"].tolist() == truth["symbol"].tolist()
     for col in ("trade_id", "ts", "price", "is_buyer_maker"):
         np.testing.assert_array_equal(got[col].to_numpy(), truth[col].to_numpy(), err_msg=col)
-    live = ~got["backfilled"].to_numpy()
-    np.testing.assert_allclose(got["qty"].to_numpy()[live], truth["qty"].to_numpy()[live], rtol=1e-12)
-    # a backfilled trade carries its aggregate's quantity split evenly (all REST can tell)
+    exact = (got["via"] != "agg_split").to_numpy()
+    np.testing.assert_allclose(got["qty"].to_numpy()[exact], truth["qty"].to_numpy()[exact], rtol=1e-12)
     for s, tape in fake.tapes.items():
         share = {}
         for agg in aggregate(tape, fake.printed[s]):
             for tid in range(agg["f"], agg["l"] + 1):
                 share[tid] = float(agg["q"]) / (agg["l"] - agg["f"] + 1)
-        rows = got[(got["symbol"] == s) & got["backfilled"]]
+        rows = got[(got["symbol"] == s) & (got["via"] == "agg_split")]
         np.testing.assert_allclose(rows["qty"].to_numpy(), [share[t] for t in rows["trade_id"]], rtol=1e-12)
     return got
+
+
+def filled(got: pd.DataFrame) -> pd.Series:
+    return got["via"] != "stream"
 
 
 def test_clean_run_stores_exactly_the_tape(tmp_path):
     db = tmp_path / "l.duckdb"
     fake, src, session = run(db)
     got = assert_stored_equals_truth(db, fake)
-    assert not got["backfilled"].any() and src.status.reconnects == 0 and session.status().errors == 0
+    assert not filled(got).any() and src.status.reconnects == 0 and session.status().errors == 0
+    assert session.status().stored_via == {"stream": len(got)}
     bars = TickStore(db, read_only=True).bars("1s")
     assert set(bars["symbol"]) == set(SYMBOLS)
 
@@ -94,7 +106,7 @@ def test_reconnect_after_a_cut_backfills_the_gap(tmp_path, how):
     db = tmp_path / "l.duckdb"
     fake, src, _ = run(db, script)
     got = assert_stored_equals_truth(db, fake)
-    assert src.status.reconnects >= 1 and got["backfilled"].any() and src.status.gaps_filled >= 1
+    assert src.status.reconnects >= 1 and filled(got).any() and src.status.gaps_filled >= 1
 
 
 def test_silent_stall_is_detected_and_recovered(tmp_path):
@@ -105,7 +117,7 @@ def test_silent_stall_is_detected_and_recovered(tmp_path):
     db = tmp_path / "l.duckdb"
     fake, src, _ = run(db, script)
     got = assert_stored_equals_truth(db, fake)
-    assert src.status.reconnects >= 1 and got["backfilled"].any()
+    assert src.status.reconnects >= 1 and filled(got).any()
     assert any("limit=1" in call for call in fake.rest_calls)  # asked REST: trades were missed
 
 
@@ -119,7 +131,7 @@ def test_a_quiet_market_keeps_the_connection(tmp_path):
     db = tmp_path / "l.duckdb"
     fake, src, _ = run(db, script)
     got = assert_stored_equals_truth(db, fake)
-    assert src.status.reconnects == 0 and fake.connections == 1 and not got["backfilled"].any()
+    assert src.status.reconnects == 0 and fake.connections == 1 and not filled(got).any()
     assert any("limit=1" in call for call in fake.rest_calls) and src.status.last_error == ""
 
 
@@ -131,7 +143,7 @@ def test_rotation_before_the_lifetime_cut_loses_nothing(tmp_path):
     fake, src, _ = run(db, script, max_connection_age_s=0.5)
     got = assert_stored_equals_truth(db, fake)
     assert fake.connections >= 3 and src.status.reconnects == 0  # rotations, not reconnects
-    assert not got["backfilled"].any()  # the next connection was open before the old one closed
+    assert not filled(got).any()  # the next connection was open before the old one closed
 
 
 def test_the_server_lifetime_cut_itself_is_survived(tmp_path):
@@ -167,7 +179,7 @@ def test_duplicated_and_out_of_order_trades(tmp_path):
     db = tmp_path / "l.duckdb"
     fake, src, _ = run(db, script)
     got = assert_stored_equals_truth(db, fake)
-    assert src.duplicates > 50 and not got["backfilled"].any()
+    assert src.duplicates > 50 and not filled(got).any()
 
 
 def test_rest_rate_limits_are_honoured_during_backfill(tmp_path):
@@ -180,7 +192,7 @@ def test_rest_rate_limits_are_honoured_during_backfill(tmp_path):
     db = tmp_path / "l.duckdb"
     fake, src, _ = run(db, script)
     got = assert_stored_equals_truth(db, fake)
-    assert got["backfilled"].any() and not fake.rest_errors
+    assert filled(got).any() and not fake.rest_errors
 
 
 def test_an_exchange_hole_is_recorded_not_retried_forever(tmp_path):
@@ -188,8 +200,11 @@ def test_an_exchange_hole_is_recorded_not_retried_forever(tmp_path):
     fake, src, _ = run(db, fake_kw={"holes": {"ETHUSDT": {300: 5}}})
     assert_stored_equals_truth(db, fake)
     assert src.exchange_gaps == [("ETHUSDT", 2_000_300, 2_000_304)]
-    calls = [c for c in fake.rest_calls if "aggTrades" in c]
-    assert len(calls) == 1
+    assert not [c for c in fake.rest_calls if "aggTrades" in c]  # the recent trades covered it, exactly
+    fills = [c for c in fake.rest_calls if "trades?symbol=ETHUSDT&limit=1000" in c]
+    # the start's anchor, the trades between the start and the first streamed one, the gap once
+    # (recorded, not retried), the stop's check
+    assert len(fills) == 4
 
 
 def test_unknown_symbol_is_reported_clearly(tmp_path):
@@ -242,12 +257,12 @@ def test_going_live_after_stored_history_backfills_the_gap(tmp_path):
             await until(lambda: src.pending_gaps == 0 and session.status().ticks_stored >= 500, what="backfill")
             await session.stop()
             got = TickStore(tmp_path / "r.duckdb", read_only=True).con.execute(
-                "SELECT trade_id, backfilled FROM ticks ORDER BY trade_id").df()
+                "SELECT trade_id, via FROM ticks ORDER BY trade_id").df()
             return got, tape
 
     got, tape = asyncio.run(go())
     assert got["trade_id"].tolist() == tape.trade_id[100:].tolist()  # continuous from the stored history
-    assert got["backfilled"].iloc[0] and got["backfilled"].sum() >= 100
+    assert filled(got).iloc[0] and filled(got).sum() >= 100
 
 
 def test_parse_frames_formats():

@@ -96,13 +96,13 @@ def test_record_live_against_local_binance_then_resume_with_backfill(tmp_path):
     assert rc1 == 0 and rc2 == 0, (err1, err2)
     assert "from binance" in out1
     stored = TickStore(db, read_only=True).con.execute(
-        "SELECT symbol, trade_id, backfilled FROM ticks ORDER BY symbol, trade_id").df()
+        "SELECT symbol, trade_id, via FROM ticks ORDER BY symbol, trade_id").df()
     for symbol in ("BTCUSDT", "ETHUSDT"):
         ids = stored[stored["symbol"] == symbol]["trade_id"].to_numpy()
         want = truth[truth["symbol"] == symbol]["trade_id"].to_numpy()
         # continuous from the first trade recorded to the last printed, across the two runs
         assert ids.tolist() == want[want >= ids[0]].tolist()
-    assert stored["backfilled"].any()  # the second run filled the time nothing recorded
+    assert (stored["via"] == "recent_trades").any()  # the second run filled the time nothing recorded, exactly
 
 
 @pytest.mark.skipif(shutil.which("statarb") is None, reason="package not installed with pip")

@@ -3,9 +3,10 @@ Binance history files, and a synthetic cointegrated pair."""
 
 from .base import Source, SourceStatus
 from .binance_live import BinanceConfig, BinanceLive
+from .binance_rest import RestError
 from .history import HistoryFile, HistoryFileError, download, read_history
 from .replay import Replay
 from .synthetic import PairModel, SyntheticPair
 
-__all__ = ["BinanceConfig", "BinanceLive", "HistoryFile", "HistoryFileError", "PairModel", "Replay", "Source",
+__all__ = ["BinanceConfig", "BinanceLive", "HistoryFile", "HistoryFileError", "PairModel", "Replay", "RestError", "Source",
            "SourceStatus", "SyntheticPair", "download", "read_history"]

@@ -1,11 +1,12 @@
-"""Binance USD-M Futures message formats: WebSocket trade frames and REST aggregate trades.
+"""Binance USD-M Futures message formats: WebSocket trade frames and REST trades.
 
 Trade event (``<symbol>@trade``; combined streams wrap it as ``{"stream": ..., "data": ...}``):
     {"e": "trade", "E": 1700000000123, "T": 1700000000120, "s": "BTCUSDT", "t": 4211234567,
      "p": "37000.10", "q": "0.015", "X": "MARKET", "m": true}
 Subscription replies: ``{"result": null, "id": 1}``; errors ``{"error": {"code": 2, "msg": ...}, "id": 1}``.
 
-REST ``/fapi/v1/aggTrades`` rows: ``{"a": agg id, "p", "q" (summed), "f": first trade id,
+REST ``/fapi/v1/trades`` and ``historicalTrades`` rows: ``{"id", "price", "qty", "quoteQty", "time",
+"isBuyerMaker"}``, one exact trade each. REST ``/fapi/v1/aggTrades`` rows: ``{"a": agg id, "p", "q" (summed), "f": first trade id,
 "l": last trade id, "T": time, "m": buyer is maker}``: every trade of an aggregate has the same
 price, side and time, so expanding it into its ``l - f + 1`` trades (quantity split evenly) keeps
 bar OHLC, volume, VWAP, taker volume and trade counts exact.
@@ -120,6 +121,18 @@ def expand_agg_trades(rows: list[dict], code: int, lo_id: int, hi_id: int, recv_
         sym=np.full(n, code), trade_id=np.concatenate(ids), ts=np.concatenate(ts), price=np.concatenate(px),
         qty=np.concatenate(qty), is_buyer_maker=np.concatenate(ibm), recv_ts=np.full(n, recv_ms),
         via="agg_split", backlog=True,
+    )
+
+
+def rest_trades_batch(rows: list[dict], code: int, lo_id: int, hi_id: int, via: str, recv_ms: int) -> TickBatch:
+    """Exact trades with ids in [lo_id, hi_id] from REST ``/fapi/v1/trades`` or ``historicalTrades``
+    rows (``{"id", "price", "qty", "quoteQty", "time", "isBuyerMaker"}``), marked ``via``."""
+    rows = [r for r in rows if lo_id <= int(r["id"]) <= hi_id]
+    n = len(rows)
+    return TickBatch.from_columns(
+        sym=np.full(n, code), trade_id=[int(r["id"]) for r in rows], ts=[int(r["time"]) for r in rows],
+        price=[float(r["price"]) for r in rows], qty=[float(r["qty"]) for r in rows],
+        is_buyer_maker=[bool(r["isBuyerMaker"]) for r in rows], recv_ts=np.full(n, recv_ms), via=via, backlog=True,
     )
 
 

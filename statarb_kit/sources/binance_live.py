@@ -1,31 +1,36 @@
-"""Live Binance USD-M Futures trades: WebSocket combined streams with REST gap backfill.
+"""Live Binance USD-M Futures trades: WebSocket combined streams, exact REST fills, clean stops.
 
 Connection rules Binance imposes, and what this client does about them:
+- routed paths since 2026-04 (``binance_routes``): ``@trade`` is read on ``/public/stream`` by
+  default (``ws_path`` sets another); a wrong route is accepted and silent, so a connection
+  that delivers nothing while REST shows trades is reported as "silent route" (which streams,
+  which path, how many trades REST shows) and the other documented route is tried;
 - the server pings every 3 minutes and drops a connection without a pong within 10 minutes:
   the websockets library answers pings itself (and pings the server, closing a dead link);
 - a connection lives at most 24 hours: each connection is rotated after ``max_connection_age_s``,
   the next one opened *before* the old one closes, and the old one read for ``rotation_overlap_s``
   more, so the cut loses nothing (the overlap is deduplicated by trade id);
 - at most 1024 streams per connection: symbols are sharded over connections of
-  ``max_streams_per_connection``; streams are named in the URL, so no SUBSCRIBE frames are sent
-  (and the 10 incoming messages/s limit is never approached).
+  ``max_streams_per_connection``; streams are named in the URL, so no SUBSCRIBE frames are sent.
 
-Robustness: reconnect with exponential backoff and jitter (reset after a stable period); a
-watchdog checks a connection that is open but silent for ``stall_timeout_s``: it is reconnected
-if REST shows trades it did not deliver (a stalled stream), kept if the market was just quiet
-(a dead link is closed by the websockets keepalive ping, then reconnected); a per-symbol
-watchdog reports a symbol with no trade for ``symbol_silence_s``; malformed and unknown frames are
-counted and sampled, never raised. ``@trade`` ids are consecutive per symbol, so a gap (a
-reconnect, a stall, the start after stored history) is visible: after ``gap_grace_s`` (late,
-out-of-order trades may still fill it) it is fetched from ``/fapi/v1/aggTrades`` and the rows
-are marked ``backfilled``. A gap REST confirms empty is an exchange gap: recorded, not retried.
+Nothing the exchange printed is lost: ``@trade`` ids are consecutive per symbol, so a gap (a
+reconnect, a stall, a withheld run, the start after stored history) is visible; after
+``gap_grace_s`` (late, out-of-order trades may still fill it) it is fetched over REST
+(``binance_rest``: exact from the recent trades, else historicalTrades with a key, else split
+aggregates). The start is anchored on REST's newest trade, so a recording whose stream never
+delivers still stores every trade since it began. ``reconcile`` (called by ``Session.stop``)
+asks REST once per symbol for the trades after the last one received, up to the stop.
+
+Stalls are judged per connection against its own message rate (``rates``): silence of about
+``stall_expected_msgs`` messages, within [``stall_min_s``, ``stall_timeout_s``] (``stall_min_s`` for a
+connection that has delivered nothing and whose rate is unknown), triggers a REST check: trades missed -> a stalled stream, reconnected; none -> a quiet market, kept (the next
+check waits twice as long). Malformed and unknown frames are counted and sampled, never raised.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -34,34 +39,37 @@ import httpx
 import numpy as np
 import websockets
 
-from ..errors import InvalidParameter, StatarbError
+from ..errors import InvalidParameter
 from ..ticks import TickBatch, normalize_symbol, now_ms
 from .base import SourceStatus
-from .binance_format import SAMPLES, expand_agg_trades, parse_frames
+from .binance_format import SAMPLES, parse_frames
+from .binance_rest import Backoff, Fill, RestClient, RestError, WeightBudget
+from .binance_routes import route_candidates, stream_url
+from .rates import RateMeter, silence_limit
 
 log = logging.getLogger(__name__)
 
-AGG_WINDOW_MS = 3_600_000  # Binance: startTime..endTime at most one hour per aggTrades call
-AGG_LIMIT = 1_000
 QUIET_CHECKS = 3  # symbols asked over REST whether a silent connection missed trades
-
-
-class RestError(StatarbError):
-    """A Binance REST call failed after its retries."""
+RATE_TAU_S = 60.0  # time constant of the message-rate estimates
 
 
 @dataclass(frozen=True)
 class BinanceConfig:
-    """Endpoints and timings (seconds). ``ws_path``: "/stream" (combined streams, default),
-    "/market/stream" (Binance's newer market path) or "/ws" (raw streams)."""
+    """Endpoints and timings (seconds). ``ws_path`` None routes each stream by its tier
+    (``@trade``: ``/public/stream``); a path (``/public/stream``, ``/market/stream``, ``/public/ws``,
+    the legacy ``/stream``) is tried first, the other routed tiers after it if it is silent.
+    ``api_key`` (never logged) enables exact fills of long gaps from historicalTrades."""
 
     ws_url: str = "wss://fstream.binance.com"
-    ws_path: str = "/stream"
+    ws_path: str | None = None
     rest_url: str = "https://fapi.binance.com"
+    api_key: str | None = field(default=None, repr=False)
     max_streams_per_connection: int = 200
     max_connection_age_s: float = 23.5 * 3600
     rotation_overlap_s: float = 2.0
+    stall_min_s: float = 2.0
     stall_timeout_s: float = 30.0
+    stall_expected_msgs: float = 20.0
     symbol_silence_s: float = 120.0
     gap_grace_s: float = 1.0
     backoff_initial_s: float = 0.5
@@ -72,95 +80,23 @@ class BinanceConfig:
     rest_timeout_s: float = 10.0
     rest_retries: int = 5
     rest_max_wait_s: float = 60.0
+    rest_weight_per_min: int = 1_200
     batch_interval_s: float = 0.05
     batch_max: int = 5_000
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_streams_per_connection <= 1024:
             raise InvalidParameter("max_streams_per_connection must be within 1..1024 (Binance's limit)")
-        if min(self.stall_timeout_s, self.max_connection_age_s, self.backoff_initial_s) <= 0:
+        if min(self.stall_timeout_s, self.stall_min_s, self.max_connection_age_s, self.backoff_initial_s) <= 0:
             raise InvalidParameter("timeouts and backoff must be > 0")
+        if self.stall_min_s > self.stall_timeout_s:
+            raise InvalidParameter("stall_min_s must be <= stall_timeout_s")
         if self.rotation_overlap_s < 0:
             raise InvalidParameter("rotation_overlap_s must be >= 0")
-
-
-class Backoff:
-    """Exponential backoff with jitter: attempt k waits uniform(d/2, d), d = min(max, initial * 2^k)."""
-
-    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
-        self.initial, self.maximum, self.attempt = initial, maximum, 0
-        self._rng = rng or random.Random()
-
-    def next(self) -> float:
-        d = min(self.maximum, self.initial * 2**self.attempt)
-        self.attempt += 1
-        return self._rng.uniform(d / 2, d)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-class RestClient:
-    """The keyless Binance REST calls the live source needs, over httpx, honouring 429/418."""
-
-    def __init__(self, http: httpx.AsyncClient, config: BinanceConfig, status: SourceStatus) -> None:
-        self.http, self.config, self.status = http, config, status
-
-    async def get(self, path: str, params: dict | None = None) -> object:
-        backoff = Backoff(self.config.backoff_initial_s, self.config.rest_max_wait_s)
-        for attempt in range(self.config.rest_retries + 1):
-            try:
-                r = await self.http.get(path, params=params)
-            except httpx.HTTPError as exc:
-                if attempt == self.config.rest_retries:
-                    raise RestError(f"GET {path} failed: {exc}") from exc
-                await asyncio.sleep(backoff.next())
-                continue
-            if r.status_code in (418, 429) or r.status_code >= 500:
-                wait = _retry_after(r) or backoff.next()
-                self.status.last_error = f"REST {path}: HTTP {r.status_code}, retrying in {wait:.1f} s"
-                log.warning(self.status.last_error)
-                if attempt == self.config.rest_retries:
-                    break
-                await asyncio.sleep(min(wait, self.config.rest_max_wait_s))
-                continue
-            if r.status_code >= 400:
-                raise RestError(f"GET {path} {params}: HTTP {r.status_code}: {r.text[:200]}")
-            return r.json()
-        raise RestError(f"GET {path}: still rate limited after {self.config.rest_retries} retries")
-
-    async def symbols(self) -> set[str]:
-        info = await self.get("/fapi/v1/exchangeInfo")
-        return {s["symbol"] for s in info["symbols"]}
-
-    async def latest_trade_id(self, symbol: str) -> int | None:
-        """Id of the newest trade Binance has printed for ``symbol`` (None: none yet)."""
-        rows = await self.get("/fapi/v1/aggTrades", {"symbol": symbol, "limit": 1})  # the most recent
-        return int(rows[-1]["l"]) if rows else None
-
-    async def agg_trades(self, symbol: str, start_ms: int, end_ms: int) -> list[dict]:
-        """Every aggregate trade in [start_ms, end_ms], in one-hour windows, paginated."""
-        rows: list[dict] = []
-        lo = start_ms
-        while lo <= end_ms:
-            hi = min(end_ms, lo + AGG_WINDOW_MS - 1)
-            page = await self.get("/fapi/v1/aggTrades",
-                                  {"symbol": symbol, "startTime": lo, "endTime": hi, "limit": AGG_LIMIT})
-            rows.extend(page)
-            while len(page) == AGG_LIMIT:  # more in this window: continue by aggregate id
-                page = await self.get("/fapi/v1/aggTrades",
-                                      {"symbol": symbol, "fromId": page[-1]["a"] + 1, "limit": AGG_LIMIT})
-                page = [r for r in page if r["T"] <= hi]
-                rows.extend(page)
-            lo = hi + 1
-        return rows
-
-
-def _retry_after(r: httpx.Response) -> float | None:
-    try:
-        return float(r.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
+        if not 1 <= self.rest_weight_per_min <= 2_400:
+            raise InvalidParameter("rest_weight_per_min must be within 1..2400 (Binance's IP limit)")
+        if self.ws_path is not None and not self.ws_path.startswith("/"):
+            raise InvalidParameter(f"ws_path must start with '/', got {self.ws_path!r}")
 
 
 @dataclass
@@ -176,11 +112,29 @@ class Gap:
     next_try: float = 0.0
 
 
+@dataclass
+class Shard:
+    """One connection's streams, its route and its rate figures."""
+
+    codes: list[int]
+    streams: list[str]
+    routes: list[str]
+    route: int = 0
+    meter: RateMeter = field(default_factory=RateMeter)
+    delivered: int = 0  # trade messages on the current connection
+    quiet_factor: float = 1.0  # doubles after each quiet-market verdict, reset by a message
+
+    @property
+    def path(self) -> str:
+        return self.routes[self.route]
+
+
 class BinanceLive:
     """Source of live trades for ``symbols`` (upper case) from Binance USD-M Futures.
 
-    ``resume_from`` maps a symbol to the (trade id, time ms) of its last stored trade: the
-    first live trade then reveals the gap since, which is backfilled from REST.
+    ``resume_from`` maps a symbol to the (trade id, time ms) of its last stored trade: the gap
+    since is filled from REST at once. Without it, a symbol's recording starts at REST's newest
+    trade when the stream starts.
     """
 
     realtime = True
@@ -196,38 +150,56 @@ class BinanceLive:
         self.samples: list[str] = []  # a few malformed / unknown frames
         self.exchange_gaps: list[tuple[str, int, int]] = []  # confirmed empty by REST
         self.notes: dict[str, str] = {}  # per-symbol watchdog messages
+        self.unreconciled: list[str] = []  # what a stop could not check against REST
+        self.stall_checks: list[tuple[str, float, str]] = []  # (path, silence s, verdict)
         self.duplicates = 0
-        self._last_id: list[int | None] = [None] * len(self.symbols)
-        self._last_ts: list[int] = [0] * len(self.symbols)
-        self._last_seen: list[float] = [time.monotonic()] * len(self.symbols)
+        self.route_switches = 0
+        self.budget = WeightBudget(self.config.rest_weight_per_min)
+        n = len(self.symbols)
+        self._last_id: list[int | None] = [None] * n
+        self._last_ts: list[int] = [0] * n
+        self._last_seen: list[float] = [time.monotonic()] * n
+        self._meters = [RateMeter(RATE_TAU_S, now=time.monotonic()) for _ in range(n)]
+        self._first: list[tuple[int, int] | None] = [None] * n  # first streamed (id, time) per symbol
         for s, (tid, ts) in (resume_from or {}).items():
             code = self.code_of[normalize_symbol(s)]
             self._last_id[code], self._last_ts[code] = int(tid), int(ts)
         self._gaps: list[Gap] = []
         # symbols to catch up from REST: after a reconnect, and at once when resuming stored history
         self._resync: set[int] = {c for c, last in enumerate(self._last_id) if last is not None}
+        self._anchor: set[int] = {c for c, last in enumerate(self._last_id) if last is None}  # start not fixed yet
+        self._from_start: set[int] = set()  # nothing printed before the start: all trades since it belong
+        self._started_ms = 0
+        k = self.config.max_streams_per_connection
+        routes = route_candidates(self.config.ws_path, "trade")
+        self.shards = [Shard(list(range(i, min(i + k, n))), [f"{s.lower()}@trade" for s in self.symbols[i : i + k]],
+                             routes, meter=RateMeter(RATE_TAU_S, now=time.monotonic())) for i in range(0, n, k)]
 
     # ---- the stream ----------------------------------------------------------------------
 
     def urls(self) -> list[str]:
-        """One WebSocket URL per shard of at most ``max_streams_per_connection`` streams."""
+        """The current WebSocket URL of each shard (at most ``max_streams_per_connection`` streams)."""
+        return [stream_url(self.config.ws_url, sh.path, sh.streams) for sh in self.shards]
+
+    def _rest(self, http: httpx.AsyncClient) -> RestClient:
         c = self.config
-        streams = [f"{s.lower()}@trade" for s in self.symbols]
-        k = c.max_streams_per_connection
-        shards = [streams[i : i + k] for i in range(0, len(streams), k)]
-        if c.ws_path.rstrip("/").endswith("/ws"):
-            return [f"{c.ws_url}{c.ws_path.rstrip('/')}/{'/'.join(sh)}" for sh in shards]
-        return [f"{c.ws_url}{c.ws_path}?streams={'/'.join(sh)}" for sh in shards]
+        return RestClient(http, self.status, self.budget, retries=c.rest_retries, backoff_initial_s=c.backoff_initial_s,
+                          max_wait_s=c.rest_max_wait_s, api_key=c.api_key)
+
+    def _http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.config.rest_url, timeout=self.config.rest_timeout_s)
 
     async def stream(self) -> AsyncIterator[TickBatch]:
         queue: asyncio.Queue[TickBatch] = asyncio.Queue()
         self.status.state = "connecting"
-        async with httpx.AsyncClient(base_url=self.config.rest_url, timeout=self.config.rest_timeout_s) as http:
-            rest = RestClient(http, self.config, self.status)
+        self._started_ms = now_ms()
+        async with self._http() as http:
+            rest = self._rest(http)
             await self._check_symbols(rest)
-            tasks = [asyncio.create_task(self._shard(url, queue, rest), name=f"binance-shard-{i}")
-                     for i, url in enumerate(self.urls())]
+            tasks = [asyncio.create_task(self._run_shard(sh, queue, rest), name=f"binance-shard-{i}")
+                     for i, sh in enumerate(self.shards)]
             tasks.append(asyncio.create_task(self._watch_symbols(), name="binance-symbol-watchdog"))
+            tasks.append(asyncio.create_task(self._anchor_starts(rest), name="binance-anchor"))
             try:
                 while True:
                     try:
@@ -245,7 +217,7 @@ class BinanceLive:
                     filled = TickBatch.concat([await self._catch_up(rest), await self._backfill(rest)])
                     if len(filled):
                         self.status.record(filled)
-                        yield filled
+                        yield filled.as_backlog()
             finally:
                 for t in tasks:
                     t.cancel()
@@ -263,6 +235,46 @@ class BinanceLive:
         if unknown:
             raise InvalidParameter(f"Binance USD-M Futures has no symbol {', '.join(unknown)} (exchangeInfo)")
 
+    async def _anchor_starts(self, rest: RestClient) -> None:
+        """Fix where each new symbol's recording starts: REST's newest trade at the start. A stream
+        that is already delivering then shows the trades between as a gap; one that never
+        delivers is caught up from here. Also seeds each symbol's rate from its recent trades."""
+        for code in sorted(self._anchor):
+            symbol = self.symbols[code]
+            try:
+                rows = await rest.recent_trades(symbol)
+            except (RestError, KeyError, TypeError, ValueError) as exc:
+                log.warning("start of %s not anchored on REST (%s): it starts at its first streamed trade", symbol, exc)
+                self._anchor.discard(code)
+                continue
+            self._anchor.discard(code)
+            if len(rows) > 1:
+                span_s = (int(rows[-1]["time"]) - int(rows[0]["time"])) / 1000
+                if span_s > 0:
+                    self._meters[code].reset_prior((len(rows) - 1) / span_s, time.monotonic())
+            before = [r for r in rows if int(r["time"]) <= self._started_ms]
+            if before:
+                origin, origin_ts = int(before[-1]["id"]), int(before[-1]["time"])
+            elif rows:
+                origin, origin_ts = int(rows[0]["id"]) - 1, self._started_ms
+            else:  # nothing printed yet: every trade from the start time on belongs
+                if self._last_id[code] is None:
+                    self._from_start.add(code)
+                elif self._first[code] is not None:  # the stream began first: fetch what it missed
+                    self._from_start.add(code)
+                    self._resync.add(code)
+                continue
+            first = self._last_id[code]
+            if first is None:
+                self._last_id[code], self._last_ts[code] = origin, origin_ts
+            elif self._first[code] is not None and self._first[code][0] > origin + 1:
+                f_id, f_ts = self._first[code]
+                self._gaps.append(Gap(code, origin + 1, f_id - 1, origin_ts, f_ts))
+        for shard in self.shards:
+            priors = [self._meters[c].prior for c in shard.codes if self._meters[c].prior is not None]
+            if priors and not shard.delivered:
+                shard.meter.reset_prior(sum(priors), time.monotonic())
+
     # ---- connections ---------------------------------------------------------------------
 
     async def _connect(self, url: str, backoff: Backoff) -> websockets.ClientConnection:
@@ -277,81 +289,119 @@ class BinanceLive:
                 log.warning(self.status.last_error)
                 await asyncio.sleep(delay)
 
-    async def _shard(self, url: str, queue: asyncio.Queue[TickBatch], rest: RestClient) -> None:
+    def _url(self, shard: Shard) -> str:
+        return stream_url(self.config.ws_url, shard.path, shard.streams)
+
+    async def _run_shard(self, shard: Shard, queue: asyncio.Queue[TickBatch], rest: RestClient) -> None:
         c = self.config
         backoff = Backoff(c.backoff_initial_s, c.backoff_max_s)
         retiring: set[asyncio.Task[None]] = set()
-        ws = await self._connect(url, backoff)
-        opened = time.monotonic()
+        ws = await self._connect(self._url(shard), backoff)
+        opened, shard.delivered = time.monotonic(), 0
         self.status.state = "streaming"
         try:
             while True:
-                reason = await self._read(ws, opened + c.max_connection_age_s, queue)
+                reason = await self._read(ws, shard, opened + c.max_connection_age_s, queue)
                 if time.monotonic() - opened >= c.stable_after_s:
                     backoff.reset()
                 if reason == "rotate":
                     # open the next connection first, then keep reading the old one a little longer:
                     # what it had in flight overlaps what the new one starts with (deduplicated)
-                    nxt = await self._connect(url, backoff)
+                    nxt = await self._connect(self._url(shard), backoff)
                     overlap = min(c.rotation_overlap_s, c.max_connection_age_s / 2)
-                    task = asyncio.create_task(self._retire(ws, overlap, queue), name="binance-retiring")
+                    task = asyncio.create_task(self._retire(ws, shard, overlap, queue), name="binance-retiring")
                     retiring.add(task)
                     task.add_done_callback(retiring.discard)
                     ws, opened = nxt, time.monotonic()
                     continue
-                if reason.startswith("stalled") and await self._quiet_market(url, rest):
-                    continue  # nothing to deliver: the connection is fine, keep it
+                if reason.startswith("stalled"):
+                    verdict = await self._judge_silence(shard, rest, time.monotonic() - opened)
+                    if verdict == "quiet":
+                        continue  # nothing to deliver: the connection is fine, keep it
+                    if verdict == "silent route":
+                        shard.route = (shard.route + 1) % len(shard.routes)
+                        self.route_switches += 1
+                        reason = f"silent on its route: trying {shard.path}"
                 await ws.close()
                 self.status.reconnects += 1
-                self.status.state = "reconnecting"
-                self.status.last_error = f"connection {reason}: reconnecting"
-                log.warning("binance %s", self.status.last_error)
-                await asyncio.sleep(backoff.next())
-                ws, opened = await self._connect(url, backoff), time.monotonic()
-                self.status.state = "streaming"
+                if self.status.state != "silent route":
+                    self.status.state = "reconnecting"
+                    self.status.last_error = f"connection {reason}: reconnecting"
+                    log.warning("binance %s", self.status.last_error)
                 # trades printed while away show as a gap only once a later trade arrives: ask now
-                self._resync.update(self._codes_of(url))
+                self._resync.update(shard.codes)
+                await asyncio.sleep(backoff.next())
+                ws = await self._connect(self._url(shard), backoff)
+                opened, shard.delivered = time.monotonic(), 0
         finally:
             for task in list(retiring):
                 task.cancel()
             await asyncio.gather(*retiring, return_exceptions=True)
             await ws.close()
 
-    def _codes_of(self, url: str) -> list[int]:
-        """Codes of the symbols streamed by a connection URL."""
-        return [self.code_of[s.split("@")[0].upper()] for s in _streams_of(url)]
+    def silence_limit(self, shard: Shard) -> float:
+        """Seconds of silence after which ``shard``'s connection is checked (see module doc)."""
+        c = self.config
+        rate = shard.meter.rate(time.monotonic())
+        if rate == 0 and not shard.delivered:  # no rate known and nothing delivered: check early
+            return min(c.stall_timeout_s, c.stall_min_s * shard.quiet_factor)
+        base = silence_limit(rate, c.stall_expected_msgs, c.stall_min_s, c.stall_timeout_s)
+        return min(c.stall_timeout_s, base * shard.quiet_factor)
 
-    async def _quiet_market(self, url: str, rest: RestClient) -> bool:
-        """After ``stall_timeout_s`` without a message: is the market just quiet? True when Binance
-        has printed nothing past the last trade received of this connection's most recently active
-        symbols (at most QUIET_CHECKS REST calls, so a shard of hundreds of symbols stays within
-        the request weight); False when it has (a stalled stream) or REST cannot tell."""
-        codes = sorted(self._codes_of(url), key=lambda code: self._last_seen[code], reverse=True)[:QUIET_CHECKS]
-        for code in codes:
+    async def _judge_silence(self, shard: Shard, rest: RestClient, open_s: float) -> str:
+        """After a silence: "quiet" when Binance printed nothing past the last trade received of
+        the shard's most active symbols (at most QUIET_CHECKS REST calls, so a shard of hundreds
+        of symbols stays within the request weight), "silent route" when it did and this
+        connection has delivered nothing since it opened, else "stalled" (also when REST cannot
+        tell)."""
+        limit = self.silence_limit(shard)
+        codes = sorted(shard.codes, key=lambda code: self._meters[code].rate(time.monotonic()), reverse=True)
+        missed, checked = 0, []
+        for code in codes[:QUIET_CHECKS]:
             try:
-                latest = await rest.latest_trade_id(self.symbols[code])
+                latest = await rest.latest_trade(self.symbols[code])
             except (RestError, KeyError, TypeError, ValueError):
-                return False
+                self.stall_checks.append((shard.path, limit, "stalled"))
+                return "stalled"
             last = self._last_id[code]
-            if latest is not None and (last is None or latest > last):
-                return False
-        self.status.state = "quiet"  # until the next message (not an error: shown as the state)
-        log.info("quiet market: Binance printed no trade of %s in %g s; connection kept",
-                 ", ".join(self.symbols[k] for k in codes), self.config.stall_timeout_s)
-        return True
+            if latest is not None and (last is None or latest[0] > last):
+                missed += latest[0] - last if last is not None else 1
+                checked.append(self.symbols[code])
+        if not missed:
+            shard.quiet_factor *= 2
+            self.status.state = "quiet"  # until the next message (not an error: shown as the state)
+            log.info("quiet market: Binance printed no trade of %s in %.1f s; connection kept",
+                     ", ".join(self.symbols[k] for k in codes[:QUIET_CHECKS]), limit)
+            self.stall_checks.append((shard.path, limit, "quiet"))
+            return "quiet"
+        if shard.delivered == 0:
+            nxt = shard.routes[(shard.route + 1) % len(shard.routes)]
+            streams = ", ".join(shard.streams[:3]) + (f" and {len(shard.streams) - 3} more" if len(shard.streams) > 3 else "")
+            self.status.state = "silent route"
+            self.status.last_error = (
+                f"{streams} on {shard.path} delivered nothing in {open_s:.1f} s while REST shows {missed:,} "
+                f"new trade(s) of {', '.join(checked)}: a wrong route or a dead feed; trying {nxt} "
+                "(trades meanwhile from REST)")
+            log.warning("binance %s", self.status.last_error)
+            self.stall_checks.append((shard.path, limit, "silent route"))
+            return "silent route"
+        self.stall_checks.append((shard.path, limit, "stalled"))
+        return "stalled"
 
-    async def _retire(self, ws: websockets.ClientConnection, seconds: float, queue: asyncio.Queue[TickBatch]) -> None:
+    async def _retire(self, ws: websockets.ClientConnection, shard: Shard, seconds: float,
+                      queue: asyncio.Queue[TickBatch]) -> None:
         """Read a rotated-out connection for ``seconds`` more, then close it."""
         try:
-            await self._read(ws, time.monotonic() + seconds, queue)
+            await self._read(ws, shard, time.monotonic() + seconds, queue, watch=False)
         finally:
             await ws.close()
 
-    async def _read(self, ws: websockets.ClientConnection, deadline: float, queue: asyncio.Queue[TickBatch]) -> str:
-        """Read until the connection closes ("closed (code)"), stalls ("stalled: ...") or is due
-        for rotation ("rotate"), handing parsed trades to ``queue`` in batches of at most
-        ``batch_interval_s``. One timer covers many messages: it is re-armed only when it fires
-        or when a batch opens, not per message (a timer per message costs more than the parse)."""
+    async def _read(self, ws: websockets.ClientConnection, shard: Shard, deadline: float,
+                    queue: asyncio.Queue[TickBatch], watch: bool = True) -> str:
+        """Read until the connection closes ("closed (code)"), is silent past its limit ("stalled:
+        ...", when ``watch``) or is due for rotation ("rotate"), handing parsed trades to
+        ``queue`` in batches of at most ``batch_interval_s``. One timer covers many messages: it is
+        re-armed only when it fires or when a batch opens, not per message."""
         c = self.config
         loop = asyncio.get_running_loop()
         frames: list[bytes | str] = []
@@ -360,13 +410,15 @@ class BinanceLive:
             while True:
                 now = loop.time()
                 if frames and now >= flush_at:
-                    self._emit(frames, queue)
+                    self._emit(frames, shard, queue)
                     frames = []
                 if now >= deadline:
                     return "rotate"
-                if now - last_msg >= c.stall_timeout_s:
-                    return f"stalled: no message for {c.stall_timeout_s:g} s"
-                wake = min(deadline, last_msg + c.stall_timeout_s, flush_at if frames else deadline)
+                limit = self.silence_limit(shard) if watch else float("inf")
+                if now - last_msg >= limit:
+                    return f"stalled: no message for {now - last_msg:.1f} s"
+                # re-judged at least every stall_min_s: the limit moves with the rate estimate
+                wake = min(deadline, last_msg + limit, now + c.stall_min_s, flush_at if frames else deadline)
                 try:
                     async with asyncio.timeout_at(wake):  # cancelling recv() loses nothing
                         while True:
@@ -377,7 +429,7 @@ class BinanceLive:
                                 flush_at = last_msg + c.batch_interval_s
                                 break  # re-arm the timer for this batch's flush
                             if len(frames) >= c.batch_max or last_msg >= flush_at:
-                                self._emit(frames, queue)
+                                self._emit(frames, shard, queue)
                                 frames = []
                             if last_msg >= deadline:
                                 break
@@ -387,10 +439,9 @@ class BinanceLive:
                     return f"closed ({exc.rcvd.code if exc.rcvd else 1006})"
         finally:
             if frames:
-                self._emit(frames, queue)
+                self._emit(frames, shard, queue)
 
-    def _emit(self, frames: list[bytes | str], queue: asyncio.Queue[TickBatch]) -> None:
-        self.status.state = "streaming"
+    def _emit(self, frames: list[bytes | str], shard: Shard, queue: asyncio.Queue[TickBatch]) -> None:
         parsed = parse_frames(frames, self.code_of, now_ms())
         self.status.malformed += parsed.malformed + parsed.unknown
         self.status.last_message_ms = now_ms()
@@ -401,6 +452,12 @@ class BinanceLive:
                 self.status.last_error = f"subscription error: {reply['error']}"
                 log.warning(self.status.last_error)
         if len(parsed.batch):
+            if self.status.state == "silent route":
+                self.status.last_error = ""  # the route delivers again
+            self.status.state = "streaming"
+            shard.delivered += len(parsed.batch)
+            shard.quiet_factor = 1.0
+            shard.meter.add(len(parsed.batch), time.monotonic())
             queue.put_nowait(parsed.batch)
 
     # ---- sequencing and gaps -------------------------------------------------------------
@@ -416,12 +473,16 @@ class BinanceLive:
             first = np.ones(len(ids), dtype=bool)
             first[1:] = ids[1:] != ids[:-1]
             keep[order[~first]] = False
-            last = self._last_id[code]
             self._last_seen[code] = now
+            self._meters[code].add(int(first.sum()), now)
             self.notes.pop(self.symbols[code], None)
-            if last is None:
-                self._last_id[code], self._last_ts[code] = int(ids[-1]), int(ts[-1])
-                continue
+            if self._first[code] is None and not batch.backlog:
+                self._first[code] = (int(ids[0]), int(ts[0]))
+                if code in self._from_start:
+                    self._resync.add(code)  # the trades between the start and this one
+            last = self._last_id[code]
+            if last is None:  # the very first trade of a symbol starts its sequence
+                last, self._last_ts[code] = int(ids[0]) - 1, int(ts[0])
             old = first & (ids <= last)
             for i in np.flatnonzero(old):
                 if not self._fill(code, int(ids[i])):
@@ -449,55 +510,106 @@ class BinanceLive:
                 return True
         return False
 
-    async def _backfill(self, rest: RestClient) -> TickBatch:
-        """Fetch gaps older than the grace period from REST; returns the recovered trades."""
+    def _holes(self, symbol: str, fill: Fill) -> None:
+        for lo, hi in fill.holes:
+            self.exchange_gaps.append((symbol, lo, hi))
+            log.warning("exchange gap: %s trades %d..%d are not in Binance's records", symbol, lo, hi)
+
+    async def _backfill(self, rest: RestClient, force: bool = False) -> TickBatch:
+        """Fetch gaps older than the grace period (all of them when ``force``) from REST."""
         now = time.monotonic()
-        due = [g for g in self._gaps if now - g.seen_at >= self.config.gap_grace_s and now >= g.next_try]
+        due = [g for g in self._gaps if force or (now - g.seen_at >= self.config.gap_grace_s and now >= g.next_try)]
         out = []
         for g in due:
             symbol = self.symbols[g.code]
             if g.next_try == 0.0:
                 self.status.gaps_found += 1
             try:
-                rows = await rest.agg_trades(symbol, g.lo_ts, g.hi_ts)
-            except RestError as exc:
+                fill = await rest.fill(symbol, g.code, g.lo, g.hi, g.lo_ts)
+            except (RestError, KeyError, TypeError, ValueError) as exc:
                 g.next_try = time.monotonic() + self.config.backoff_max_s / 4
                 self.status.last_error = f"backfill of {symbol} {g.lo}..{g.hi} failed, will retry: {exc}"
                 log.warning(self.status.last_error)
                 continue
-            got = expand_agg_trades(rows, g.code, g.lo, g.hi, now_ms())
             self._gaps.remove(g)
-            for lo, hi in _holes(np.unique(got.trade_id), g.lo, g.hi):
-                self.exchange_gaps.append((symbol, lo, hi))
-                log.warning("exchange gap: %s trades %d..%d are not in Binance's records", symbol, lo, hi)
-            if len(got):
+            self._holes(symbol, fill)
+            if len(fill.batch):
                 self.status.gaps_filled += 1
-                out.append(got)
+                out.append(fill.batch)
         return TickBatch.concat(out)
 
-    async def _catch_up(self, rest: RestClient) -> TickBatch:
-        """After a reconnect: every trade since each symbol's last seen one, from REST."""
+    async def _catch_up(self, rest: RestClient, until_ms: int | None = None) -> TickBatch:
+        """Every trade since each resynced symbol's last one (after a reconnect, a silent route, a
+        resume), from REST; ``until_ms`` bounds it (a stop)."""
         out = []
         for code in sorted(self._resync):
             last = self._last_id[code]
-            if last is None:
+            from_start = code in self._from_start
+            if last is None and not from_start:
+                if code in self._anchor:
+                    continue  # its start is being fixed: catch up after
                 self._resync.discard(code)
                 continue
+            symbol = self.symbols[code]
+            if from_start and last is not None:  # the stream delivered first: only what precedes it
+                lo, hi, lo_ts = None, self._first[code][0] - 1, self._started_ms
+            elif from_start:
+                lo, hi, lo_ts = None, None, self._started_ms
+            else:
+                lo, hi, lo_ts = last + 1, None, self._last_ts[code]
             try:
-                rows = await rest.agg_trades(self.symbols[code], self._last_ts[code], now_ms())
-            except RestError as exc:
-                self.status.last_error = f"catch-up of {self.symbols[code]} failed, will retry: {exc}"
+                fill = await rest.fill(symbol, code, lo, hi, lo_ts, until_ms)
+            except (RestError, KeyError, TypeError, ValueError) as exc:
+                self.status.last_error = f"catch-up of {symbol} failed, will retry: {exc}"
+                if until_ms is not None:
+                    continue  # a stop: try the other symbols; this one is reported unreconciled
                 return TickBatch.concat(out)
             self._resync.discard(code)
-            hi = max((int(r["l"]) for r in rows), default=last)
-            got = expand_agg_trades(rows, code, last + 1, hi, now_ms())
-            if len(got):
-                self.status.gaps_found += 1
-                self.status.gaps_filled += 1
-                out.append(self._sequence(got))
+            self._holes(symbol, fill)
+            if hi is not None:
+                self._from_start.discard(code)  # the part before the first streamed trade is done
+            if fill.last_id is None:
+                continue  # nothing printed since (a from-start symbol stays so)
+            self._from_start.discard(code)
+            self.status.gaps_found += 1
+            self.status.gaps_filled += 1
+            self._meters[code].add(len(fill.batch), time.monotonic())
+            if hi is None:  # an open range: the stream takes over after what REST had
+                self._last_id[code], self._last_ts[code] = fill.last_id, fill.last_ts
+            out.append(fill.batch)
         return TickBatch.concat(out)
 
+    async def reconcile(self, until_ms: int, timeout_s: float = 10.0) -> TickBatch:
+        """At a clean stop: the trades after the last one received of each symbol up to
+        ``until_ms``, and every gap still open, from REST (one recent-trades call per symbol
+        usually). Bounded by ``timeout_s``; what could not be checked is listed in
+        ``unreconciled``, the status and the log. The stream must have stopped."""
+        self._resync.update(c for c in range(len(self.symbols)) if self._last_id[c] is not None or c in self._from_start)
+        out: list[TickBatch] = []
+        why = ""
+        try:
+            async with asyncio.timeout(timeout_s), self._http() as http:
+                rest = self._rest(http)
+                out.append(await self._backfill(rest, force=True))
+                out.append(await self._catch_up(rest, until_ms))
+        except TimeoutError:
+            why = f"no answer within {timeout_s:g} s"
+        except (RestError, httpx.HTTPError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+        left = sorted({self.symbols[c] for c in self._resync} | {self.symbols[g.code] for g in self._gaps})
+        if left:
+            self.unreconciled = [f"{s} after trade {self._last_id[self.code_of[s]]}" for s in left]
+            self.status.last_error = (f"stop: REST {why or 'failed'}; not reconciled: {', '.join(self.unreconciled)} "
+                                      "(trades printed just before the stop may be missing there)")
+            log.warning("binance %s", self.status.last_error)
+        batch = TickBatch.concat(out)
+        if len(batch):
+            self.status.record(batch)
+        return batch.as_backlog()
+
     async def _watch_symbols(self) -> None:
+        """Note symbols without a trade for ``symbol_silence_s`` while others may flow (a note for
+        the status: the connection watchdog is what acts on a stall)."""
         silence = self.config.symbol_silence_s
         while True:
             await asyncio.sleep(min(silence / 4, 5.0))
@@ -510,17 +622,4 @@ class BinanceLive:
 
     @property
     def pending_gaps(self) -> int:
-        return len(self._gaps) + len(self._resync)
-
-
-def _streams_of(url: str) -> list[str]:
-    """The stream names in a connection URL (combined or raw form)."""
-    tail = url.split("?streams=", 1)[1] if "?streams=" in url else url.rsplit("/ws/", 1)[-1]
-    return tail.split("/")
-
-
-def _holes(have: np.ndarray, lo: int, hi: int) -> list[tuple[int, int]]:
-    """Ranges of [lo, hi] not in the sorted unique ids ``have``."""
-    edges = np.concatenate(([lo - 1], have, [hi + 1]))
-    gaps = np.flatnonzero(np.diff(edges) > 1)
-    return [(int(edges[i]) + 1, int(edges[i + 1]) - 1) for i in gaps]
+        return len(self._gaps) + len(self._resync) + len(self._anchor)
