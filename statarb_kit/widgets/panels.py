@@ -215,8 +215,15 @@ class StatusBar:
             f"<div class='sak-status' id='sak-status'><b>{html.escape(st.source)}</b> {html.escape(st.source_state)}"
             f" | {st.ticks_per_s:,.0f} ticks/s | last tick {age} | gaps filled {st.gaps_filled}/{st.gaps_found}"
             f" | malformed {st.malformed} | dropped {st.overwritten} | duplicates {st.duplicates}"
-            f" | rows stored {st.rows_in_store:,} | reconnects {st.reconnects}{err}</div>"
+            f" | rows stored {st.rows_in_store:,}{_via(st.stored_via)} | reconnects {st.reconnects}{err}</div>"
         ))
+
+
+def _via(counts: dict[str, int]) -> str:
+    """How the stored ticks were obtained, when not all from the stream (e.g. REST fills)."""
+    if set(counts) <= {"stream", "synthetic"}:
+        return ""
+    return " (" + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in counts.items()) + ")"
 
 
 def css() -> w.HTML:
