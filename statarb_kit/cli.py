@@ -160,7 +160,10 @@ def _sweep(args: argparse.Namespace) -> int:
     bars = data.load()
     print(f"data: {bars.origin}, {len(bars):,} aligned {bars.timeframe} bars of {'/'.join(bars.symbols)}", flush=True)
     started = time.perf_counter()
-    results = run_sweep(bars, combos, jobs=args.jobs, progress=not args.quiet)
+    from .scan.data import dask_client
+
+    with dask_client(args.scheduler, args.workers) as client:
+        results = run_sweep(bars, combos, jobs=args.jobs, progress=not args.quiet, client=client)
     print(f"swept {len(combos)} combinations in {time.perf_counter() - started:.2f} s", flush=True)
     if args.out:
         print(f"results: {write_results(results, args.out, bars)}", flush=True)
@@ -179,6 +182,50 @@ def _sweep(args: argparse.Namespace) -> int:
     for k, (i, _) in enumerate(top.head(args.report).iterrows(), start=1):
         report, _ = render_report(data, combos[i], args.report_dir, f"report-{k:02d}-combo-{i}")
         print(f"report {k}: {report}", flush=True)
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from .scan import scan_pairs, synthetic_universe
+    from .scan.data import closes_from_files, closes_from_store, dask_client, write_scan
+
+    symbols = args.symbols.split(",") if args.symbols else None
+    if args.db:
+        if not (symbols or args.all):
+            raise InvalidParameter("--db: name the symbols (--symbols A,B,C) or scan --all of them")
+        closes = closes_from_store(args.db, args.timeframe, None if args.all else symbols, args.start, args.end)
+        origin = f"store {args.db}"
+    elif args.files:
+        closes = closes_from_files(args.files, args.timeframe, args.skip_bad)
+        closes = closes[symbols] if symbols else closes
+        origin = f"{len(args.files)} dump file(s)"
+    else:
+        universe = synthetic_universe(n_symbols=args.universe, n_bars=args.bars, seed=args.seed)
+        closes, origin = universe.closes, f"synthetic universe seed {args.seed}"
+    print(f"data: {origin}, {closes.shape[1]} symbols x {len(closes):,} {args.timeframe} bars "
+          f"({closes.index[0]:%Y-%m-%d %H:%M} to {closes.index[-1]:%Y-%m-%d %H:%M} UTC)", flush=True)
+    with dask_client(args.scheduler, args.workers) as client:
+        if client is not None:
+            print(f"dask: {client.scheduler_info()['address']}, {len(client.scheduler_info()['workers'])} workers",
+                  flush=True)
+        results = scan_pairs(closes, client=client, progress=not args.quiet, q_level=args.q, validation=args.validation,
+                             min_obs=args.min_obs)
+    a = results.attrs
+    for symbol, why in a["left_out"].items():
+        print(f"left out {symbol}: {why}", flush=True)
+    raw = int((results["pvalue"] < 0.05).sum())
+    chosen = results[results["selected"]]
+    print(f"{a['pairs_tested']:,} pairs of {len(a['symbols'])} symbols tested in {a['seconds']:.1f} s; "
+          f"{len(chosen)} selected at q <= {args.q:g} (Benjamini-Hochberg), {int(chosen['survives'].sum())} of them "
+          f"survive validation on the last {args.validation:.0%}; raw p < 0.05 would select {raw:,}", flush=True)
+    if len(chosen):
+        shown = ["x", "y", "beta", "eg_stat", "q_value", "half_life_bars", "corr", "crossings", "val_adf_pvalue",
+                 "survives"]
+        with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
+            print(chosen[shown].head(args.top).to_string(index=False), flush=True)
+    if args.out:
+        path, run_id = write_scan(results, args.out, origin, args.timeframe)
+        print(f"results: {path} (run {run_id})", flush=True)
     return 0
 
 
@@ -258,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sw.add_argument("--hours", type=float, default=24.0, help="synthetic: hours of data (default: %(default)s)")
     sw.add_argument("--seed", type=int, default=7, help="synthetic: seed (default: %(default)s)")
     sw.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core for big sweeps, else 1)")
+    sw.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:8786) to run on")
+    sw.add_argument("--workers", type=int, default=None, help="a local Dask cluster of N worker processes")
     sw.add_argument("--out", default=None, help="results table: .duckdb (appended), .parquet, .csv or .json")
     sw.add_argument("--metric", default="sharpe", help="metric to rank by (default: %(default)s)")
     sw.add_argument("--top", type=int, default=10, help="best combinations to print (default: %(default)s)")
@@ -268,6 +317,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="render the backtest notebook (papermill) for the N best combinations")
     sw.add_argument("--report-dir", default="reports", help="where reports go (default: %(default)s)")
     sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sc = sub.add_parser("scan", help="find cointegrated pairs in a universe of symbols",
+                        description="Engle-Granger on every pair of symbols, Benjamini-Hochberg q-values, out-of-sample "
+                        "validation. Data: --db (recorded or downloaded bars), else --files (Binance dumps), else a "
+                        "synthetic universe with planted pairs.")
+    sc.add_argument("--db", default=None, help="DuckDB file with bars (opened read-only)")
+    sc.add_argument("--files", nargs="*", help="Binance trades/aggTrades dump files instead of --db")
+    sc.add_argument("--symbols", default=None, help="comma-separated symbols to scan")
+    sc.add_argument("--all", action="store_true", help="--db: every symbol in the file")
+    sc.add_argument("--timeframe", default="1m", help="bars: 1s, 1m or 5m (default: %(default)s)")
+    sc.add_argument("--start", default=None, help="first UTC time to use, e.g. 2026-01-01")
+    sc.add_argument("--end", default=None, help="UTC time to stop before")
+    sc.add_argument("--universe", type=int, default=100, help="synthetic: symbols (default: %(default)s)")
+    sc.add_argument("--bars", type=int, default=5_000, help="synthetic: bars (default: %(default)s)")
+    sc.add_argument("--seed", type=int, default=7, help="synthetic: seed (default: %(default)s)")
+    sc.add_argument("--q", type=float, default=0.05, help="false discovery rate level (default: %(default)s)")
+    sc.add_argument("--validation", type=float, default=0.3,
+                    help="fraction of the bars, at the end, kept to validate (default: %(default)s)")
+    sc.add_argument("--min-obs", type=int, default=500, help="closes a symbol needs in the formation period")
+    sc.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:8786) to run on")
+    sc.add_argument("--workers", type=int, default=None, help="a local Dask cluster of N worker processes")
+    sc.add_argument("--out", default=None, help="results: .duckdb (appended to scan_results), .parquet or .csv")
+    sc.add_argument("--top", type=int, default=20, help="selected pairs to print (default: %(default)s)")
+    sc.add_argument("--skip-bad", action="store_true", help="--files: skip and count corrupt lines")
+    sc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -280,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_download(args))
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "scan":
+            return _scan(args)
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(_record(args))
     except StatarbError as exc:

@@ -52,16 +52,19 @@ def _chunks(combos: list[BacktestParams], jobs: int) -> list[list[tuple[int, Bac
 
 
 def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = None,
-              progress: bool = True) -> pd.DataFrame:
+              progress: bool = True, client: object | None = None) -> pd.DataFrame:
     """Backtest each of ``combos`` on ``bars``: one row per combination (parameters, then
     metrics), in the order given. ``jobs``: worker processes (1 runs here; default: one per core
-    when combinations x bars >= PARALLEL_MIN_WORK, else 1).
+    when combinations x bars >= PARALLEL_MIN_WORK, else 1); ``client``: a ``distributed.Client``
+    whose workers take the chunks instead (the bars scattered once).
     Results equal ``backtest(...)`` of each combination run alone."""
     if not combos:
         raise InvalidParameter("the grid has no valid combination")
     if len(bars) < 3:
         raise InvalidParameter(f"{len(bars)} aligned bars: too few to backtest")
-    if jobs is None:
+    if client is not None:
+        jobs = len(client.scheduler_info()["workers"]) or 1
+    elif jobs is None:
         jobs = (os.cpu_count() or 1) if len(combos) * len(bars) >= PARALLEL_MIN_WORK else 1
     jobs = max(1, min(jobs, len(combos)))
     bar_s = bar_seconds(bars.time)
@@ -71,7 +74,20 @@ def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = N
     metrics: list[Metrics | None] = [None] * len(combos)
     bar = tqdm(total=len(combos), desc="sweep", unit="combo", disable=not progress)
     try:
-        if jobs == 1:
+        if client is not None:
+            from distributed import as_completed
+
+            shared = client.scatter(bars, broadcast=True)
+            futures = [client.submit(_evaluate_chunk, c, shared, bar_s, pure=False) for c in chunks]
+            try:
+                for done in as_completed(futures):
+                    rows = done.result()
+                    for i, m in rows:
+                        metrics[i] = m
+                    bar.update(len(rows))
+            finally:
+                client.cancel(futures)
+        elif jobs == 1:
             for chunk in chunks:
                 for i, m in _evaluate_chunk(chunk, bars, bar_s):
                     metrics[i] = m

@@ -1,0 +1,130 @@
+"""The closes a scan reads (a wide table: UTC index, one column per symbol) and where its results go."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidParameter
+from ..store import TickStore, bars_table
+from ..ticks import normalize_symbol
+
+RESULTS_TABLE = "scan_results"
+
+
+def closes_from_store(db: str | Path, timeframe: str = "1m", symbols: list[str] | None = None,
+                      start: str | None = None, end: str | None = None) -> pd.DataFrame:
+    """Closes of the stored final bars of ``symbols`` (None: every symbol in the file) on
+    ``timeframe``, from UTC ``start`` (inclusive) to ``end`` (exclusive); the file is opened
+    read-only. A bar time where a symbol did not trade is NaN (the scan carries it, bounded)."""
+    if not Path(db).exists():
+        raise InvalidParameter(f"{db} does not exist: record or download data into it first")
+    table = bars_table(timeframe)
+    store = TickStore(db, read_only=True)
+    try:
+        if not store._has_table(table):
+            raise InvalidParameter(f"{db} has no {timeframe} bars")
+        where, args = ["1 = 1"], []
+        if symbols:
+            where.append(f"symbol IN ({', '.join('?' * len(symbols))})")
+            args += [normalize_symbol(s) for s in symbols]
+        for bound, op in ((start, ">="), (end, "<")):
+            if bound is not None:
+                where.append(f"start {op} ?")
+                args.append(int(pd.Timestamp(bound, tz="UTC").value // 1_000_000) if pd.Timestamp(bound).tzinfo is None
+                            else int(pd.Timestamp(bound).tz_convert("UTC").value // 1_000_000))
+        rows = store.con.execute(f"SELECT symbol, start, close FROM {table} WHERE {' AND '.join(where)}", args).df()
+    finally:
+        store.close()
+    if rows.empty:
+        raise InvalidParameter(f"{db} has no {timeframe} bars of {', '.join(symbols) if symbols else 'any symbol'} "
+                               "in that range")
+    missing = sorted({normalize_symbol(s) for s in symbols or []} - set(rows["symbol"]))
+    if missing:
+        raise InvalidParameter(f"{db} has no {timeframe} bars of {', '.join(missing)}")
+    wide = rows.pivot_table(index="start", columns="symbol", values="close", aggfunc="last").sort_index()
+    wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index.to_numpy(np.int64), unit="ms", utc=True), name="time")
+    wide.columns.name = None
+    return wide
+
+
+def closes_from_files(files: list[str | Path], timeframe: str = "1m", skip_bad: bool = False) -> pd.DataFrame:
+    """Closes of Binance dump files (trades or aggTrades, any symbols), built by the pipeline
+    (Session -> ticks -> bars) in a temporary DuckDB file: the bars a recording would store."""
+    from ..backtest.data import run_sync
+    from ..session import Session
+    from ..sources import Replay
+
+    with tempfile.TemporaryDirectory(prefix="statarb-scan-") as tmp:
+        db = Path(tmp) / "bars.duckdb"
+
+        async def record() -> None:
+            async with Session(source=Replay(files, skip_bad=skip_bad, progress=False), db=db, timeframes=(timeframe,),
+                               retain_bars=1, retain_ticks=1) as session:
+                await session.wait()
+            if session.status().last_error:
+                raise InvalidParameter(f"loading the files failed: {session.status().last_error}")
+
+        run_sync(record())
+        return closes_from_store(db, timeframe)
+
+
+def write_scan(results: pd.DataFrame, path: str | Path, origin: str, timeframe: str) -> tuple[Path, str]:
+    """Write a scan's rows with a run id, its UTC time, the data origin, timeframe and parameters
+    (JSON). ``.duckdb``: appended to table ``scan_results`` (runs accumulate); ``.parquet`` /
+    ``.csv``: the file is replaced. Returns the path and the run id."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".duckdb", ".db", ".parquet", ".pq", ".csv"):
+        raise InvalidParameter(f"scan results go to a .duckdb, .parquet or .csv file, not {path.name!r}")
+    run_id = uuid.uuid4().hex[:12]
+    out = results.copy()
+    out["survives"] = out["survives"].astype("object").where(out["survives"].notna(), None)
+    meta = {"run_id": run_id, "run_at": pd.Timestamp(dt.datetime.now(dt.UTC)), "data": origin,
+            "timeframe": timeframe, "params": json.dumps(results.attrs.get("params", {}), sort_keys=True)}
+    for i, (name, value) in enumerate(meta.items()):
+        out.insert(i, name, value)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        out.to_csv(path, index=False)
+        return path, run_id
+    with duckdb.connect(str(path) if suffix in (".duckdb", ".db") else ":memory:") as con:
+        con.register("results", out)
+        if suffix in (".parquet", ".pq"):
+            con.execute(f"COPY results TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
+        else:
+            con.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} AS SELECT * FROM results LIMIT 0")
+            con.execute(f"INSERT INTO {RESULTS_TABLE} BY NAME SELECT * FROM results")
+    return path, run_id
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[object | None]:
+    """A ``distributed.Client`` for the block: of the scheduler at ``scheduler`` (e.g.
+    tcp://10.0.0.5:8786), or of a local cluster of ``workers`` processes on 127.0.0.1 (closed
+    after); None when neither is given (the work runs in this process)."""
+    if scheduler and workers:
+        raise InvalidParameter("give either a scheduler address or a number of local workers, not both")
+    if not scheduler and not workers:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    if workers < 1:
+        raise InvalidParameter(f"workers must be >= 1, got {workers}")
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        yield client
