@@ -16,6 +16,8 @@ CASES = {
     "bench_backtest.py": (["--bars", "3600", "--sample", "3"], {"grid_1000_s", "vs_loop_ratio"}),
     "bench_live_faults.py": (["--fixed-limit", "3", "--rate", "100", "--scenarios", "withheld,wrong tier"],
                              {"stall_noticed_s", "fixed_limit_noticed_s"}),
+    "bench_scan.py": (["--symbols", "30", "--bars", "1500", "--sample", "3"],
+                      {"pairs", "scan_s", "vs_statsmodels_ratio", "recall", "dask_2workers_s"}),
     "bench_ingest.py": (["--messages", "3000", "--naive", "200", "--replay-rows", "5000"],
                         {"msgs_per_s", "vs_naive_ratio", "replay_rows_per_s"}),
 }

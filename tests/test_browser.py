@@ -103,6 +103,11 @@ def sweep_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def scan_server(tmp_path_factory):
+    yield from serve_notebook("scan.ipynb", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -299,3 +304,29 @@ def test_sigterm_to_the_dashboard_stops_the_server_and_every_kernel(browser, tmp
         app.page.close()
     finally:
         stop_and_check(proc, port)
+
+
+def test_scan_page_shows_a_sortable_grid_a_heatmap_and_a_chosen_pair(scan_server, browser, shots):
+    r = Report(browser, scan_server, shots / "scan.png", 1900)
+    page = r.page
+    page.wait_for_selector("#sak-scan-pair", timeout=60_000)
+    summary = page.inner_text("#sak-scan-summary")
+    assert re.search(r"1,770 pairs of 60 symbols tested; \d+ selected", summary), summary
+    assert page.locator(".ipydatagrid-widget, .p-DataGrid, .lm-DataGrid").count() >= 1  # the grid is drawn
+    assert r.titles[0].startswith("pairwise evidence") and page.locator(".bqplot").first.locator("rect").count() > 100
+    first = page.inner_text("#sak-scan-pair")
+    link = page.get_attribute("#sak-open-dashboard", "href")
+    assert "symbols=" in link and first.split(":")[0].replace(" / ", "%2C") in link
+    # another selected pair, chosen from the list, redraws the charts with its symbols
+    options = page.locator("select").first.locator("option").all_text_contents()
+    assert len(options) >= 2
+    page.locator("select").first.select_option(index=1)
+    page.wait_for_function("(t) => document.querySelector('#sak-scan-pair').innerText.split(':')[0] !== t",
+                           arg=first.split(":")[0], timeout=30_000)
+    second = page.inner_text("#sak-scan-pair").split(":")[0]
+    x, y = second.split(" / ")
+    titles = page.evaluate("[...document.querySelectorAll('.bqplot .mainheading')].map(e => e.textContent)")
+    assert f"{x} (left) and {y} (right), close" in titles
+    page.screenshot(path=str(shots / "scan-pair.png"), full_page=True)
+    assert r.errors == []
+    page.close()

@@ -1,0 +1,120 @@
+"""Explore a scan: a sortable, filterable results grid (ipydatagrid), a heatmap of the symbols'
+pairwise evidence, and the chosen pair's prices, spread and z with the dashboard's charts."""
+
+from __future__ import annotations
+
+import html
+import math
+from urllib.parse import urlencode
+
+import bqplot as bq
+import ipywidgets as w
+import numpy as np
+import pandas as pd
+from ipydatagrid import DataGrid, TextRenderer
+
+from ..analytics import PairParams, pair_frame
+from .charts import PriceChart, SpreadChart, ZChart
+
+#: Columns the grid shows, in order (the full rows stay in ``ScanExplorer.results``).
+GRID_COLUMNS = ("x", "y", "q_value", "eg_stat", "eg_lags", "beta", "r2", "half_life_bars", "corr", "spread_std",
+                "crossings", "val_adf_pvalue", "val_half_life_bars", "survives")
+
+
+def evidence_matrix(results: pd.DataFrame, symbols: list[str]) -> np.ndarray:
+    """-log10(q) of each pair of ``symbols`` (symmetric; 0 on the diagonal and for untested pairs),
+    capped at 16 (q = 0)."""
+    pos = {s: i for i, s in enumerate(symbols)}
+    m = np.zeros((len(symbols), len(symbols)))
+    rows = results[results["x"].isin(pos) & results["y"].isin(pos)]
+    i, j = rows["x"].map(pos).to_numpy(), rows["y"].map(pos).to_numpy()
+    with np.errstate(divide="ignore"):
+        v = np.minimum(-np.log10(rows["q_value"].to_numpy()), 16.0)
+    m[i, j] = m[j, i] = v
+    return m
+
+
+class ScanExplorer:
+    """Display ``explorer.widget``. ``closes``: the closes scanned (UTC index, one column per
+    symbol); ``results``: ``scan_pairs`` rows; ``dashboard_url``: where ``statarb dashboard``
+    serves, for the link that opens a pair there."""
+
+    def __init__(self, closes: pd.DataFrame, results: pd.DataFrame, params: PairParams | None = None,
+                 dashboard_url: str = "http://127.0.0.1:8866/", timeframe: str = "1m", heatmap_symbols: int = 40) -> None:
+        self.closes, self.results, self.params = closes, results, params or PairParams()
+        self.dashboard_url, self.timeframe = dashboard_url, timeframe
+        shown = results.loc[:, list(GRID_COLUMNS)].copy()
+        shown["survives"] = shown["survives"].astype("object").where(shown["survives"].notna(), None)
+        numbers = TextRenderer(format=".4g")
+        self.grid = DataGrid(shown, selection_mode="row", base_column_size=92, base_row_size=22,
+                             layout={"height": "320px", "width": "100%"}, editable=False,
+                             renderers={c: numbers for c in shown.columns if shown[c].dtype.kind == "f"})
+        self.grid.observe(self._on_grid, names="selections")
+        chosen = results[results["selected"]]
+        options = [(f"{r.x} / {r.y}  q={r.q_value:.2g}", (r.x, r.y)) for r in chosen.itertuples()]
+        self.pick = w.Dropdown(options=options or [("no pair selected at this q level", None)],
+                               description="pair", layout={"width": "420px"})
+        self.pick.observe(lambda ch: self.show(*ch["new"]) if ch["new"] else None, names="value")
+        self.title = w.HTML()
+        self.price, self.spread, self.z = PriceChart("x", "y"), SpreadChart(), ZChart(2.0)
+        self.heatmap = self._heatmap(heatmap_symbols)
+        self.widget = w.VBox([
+            w.HTML(self._summary()), self.grid,
+            w.HBox([self.heatmap, w.VBox([self.pick, self.title], layout={"width": "440px"})]),
+            w.HBox([self.price.figure, self.spread.figure], layout={"width": "100%"}), self.z.figure,
+        ], layout={"width": "100%"})
+        if options:
+            self.show(*options[0][1])
+
+    def _summary(self) -> str:
+        a, r = self.results.attrs, self.results
+        chosen = r[r["selected"]]
+        left = f"; left out: {', '.join(a['left_out'])}" if a.get("left_out") else ""
+        return (f"<div id='sak-scan-summary'><b>{a.get('pairs_tested', len(r)):,}</b> pairs of "
+                f"{len(a.get('symbols', []))} symbols tested; <b>{len(chosen)}</b> selected at q &le; "
+                f"{a.get('params', {}).get('q_level', 0.05):g} (Benjamini-Hochberg), "
+                f"{int(chosen['survives'].sum())} survive validation; by raw p &lt; 0.05: "
+                f"{int((r['pvalue'] < 0.05).sum()):,}{html.escape(left)}</div>")
+
+    def _heatmap(self, k: int) -> bq.Figure:
+        """Evidence among the ``k`` symbols of the strongest pairs."""
+        top = pd.unique(self.results[["x", "y"]].head(4 * k).to_numpy().ravel())[:k].tolist()
+        m = evidence_matrix(self.results, top)
+        scales = {"row": bq.OrdinalScale(reverse=True), "column": bq.OrdinalScale(),
+                  "color": bq.ColorScale(scheme="Blues", min=0.0, max=6.0)}  # q = 1e-6 and below: darkest
+        grid = bq.GridHeatMap(color=np.minimum(m, 6.0), row=top, column=top, scales=scales, stroke="#ddd")
+        axes = [bq.Axis(scale=scales["column"], tick_rotate=-90, tick_style={"font-size": "8px"}),
+                bq.Axis(scale=scales["row"], orientation="vertical", tick_style={"font-size": "8px"}),
+                bq.ColorAxis(scale=scales["color"], label="-log10 q (6+)", side="right")]
+        return bq.Figure(marks=[grid], axes=axes, title="pairwise evidence: -log10(q) of the strongest symbols",
+                         layout={"width": "560px", "height": "520px"}, title_style={"font-size": "13px"},
+                         fig_margin={"top": 40, "bottom": 80, "left": 80, "right": 90})
+
+    def _on_grid(self, change: dict) -> None:
+        sel = change["new"]
+        if not sel:
+            return
+        row = self.grid.get_visible_data().iloc[int(sel[0]["r1"])]
+        self.show(str(row["x"]), str(row["y"]))
+
+    def show(self, x: str, y: str) -> None:
+        """The pair's prices, spread and z (the live analytics, rolling hedge) over the scanned closes."""
+        pair = self.closes[[x, y]].dropna()
+        t = pair.index.as_unit("ms").asi8
+        f = pair_frame(t, pair[x].to_numpy(), pair[y].to_numpy(), self.params)
+        cols = {"time": t, **{c: getattr(f, c) for c in f.COLUMNS}}
+        self.price.close()
+        self.price = PriceChart(x, y)
+        box = self.widget.children[3]
+        box.children = [self.price.figure, self.spread.figure]
+        for chart in (self.price, self.spread, self.z):
+            chart.reset(cols)
+        row = self.results[(self.results["x"] == x) & (self.results["y"] == y)].iloc[0]
+        link = f"{self.dashboard_url}?{urlencode({'symbols': f'{x},{y}', 'timeframe': self.timeframe})}"
+        surv = "n/a" if pd.isna(row["survives"]) else ("yes" if row["survives"] else "no")
+        hl = row["half_life_bars"]
+        self.title.value = (
+            f"<div id='sak-scan-pair'><b>{x} / {y}</b>: beta {row['beta']:.4g} (log prices), EG {row['eg_stat']:.2f}"
+            f" (q {row['q_value']:.2g}), half-life {hl:.1f} bars, corr {row['corr']:.2f}; survives validation: "
+            f"{surv}<br><a id='sak-open-dashboard' href='{html.escape(link)}' target='_blank'>open in the pair "
+            f"dashboard</a></div>" if math.isfinite(hl) else f"<div id='sak-scan-pair'><b>{x} / {y}</b></div>")
