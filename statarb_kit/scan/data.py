@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -125,6 +126,18 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
         return
     if workers < 1:
         raise InvalidParameter(f"workers must be >= 1, got {workers}")
+    quiet = logging.getLogger("distributed")
+    if quiet.getEffectiveLevel() < logging.WARNING:  # dask's own config logs every start at INFO
+        quiet.setLevel(logging.WARNING)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        yield client
+                      dashboard_address=None) as cluster:
+        try:
+            with Client(cluster) as client:
+                yield client
+        finally:
+            level = quiet.level
+            quiet.setLevel(logging.CRITICAL)  # workers closing mid-heartbeat log tracebacks: not errors
+            try:
+                cluster.close()
+            finally:
+                quiet.setLevel(level)
