@@ -1,29 +1,36 @@
-"""statarb_kit: a Jupyter-native research and monitoring kit for pairs trading on crypto futures."""
+"""statarb_kit: a Jupyter-native research and monitoring kit for pairs trading on crypto futures.
 
-from .bars import BarBuilder, resample_ticks, timeframe_ms
-from .buffer import TickRing
+The names below load on first use (PEP 562), so ``import statarb_kit.analytics`` stays light:
+no DuckDB, websockets or httpx until a Session, store or live source is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from .errors import InvalidParameter, SessionStateError, StatarbError, StoreLockedError
-from .session import Session, SessionStatus
-from .sources import PairModel, Source, SourceStatus, SyntheticPair
-from .store import TickStore
-from .ticks import Tick, TickBatch
 
-__all__ = [
-    "BarBuilder",
-    "InvalidParameter",
-    "PairModel",
-    "Session",
-    "SessionStateError",
-    "SessionStatus",
-    "Source",
-    "SourceStatus",
-    "StatarbError",
-    "StoreLockedError",
-    "SyntheticPair",
-    "Tick",
-    "TickBatch",
-    "TickRing",
-    "TickStore",
-    "resample_ticks",
-    "timeframe_ms",
-]
+#: Public name -> module that defines it.
+_LAZY = {
+    "BarBuilder": ".bars", "resample_ticks": ".bars", "timeframe_ms": ".bars",
+    "TickRing": ".buffer",
+    "Session": ".session", "SessionStatus": ".session",
+    "PairModel": ".sources", "Source": ".sources", "SourceStatus": ".sources", "SyntheticPair": ".sources",
+    "TickStore": ".store",
+    "Tick": ".ticks", "TickBatch": ".ticks",
+}
+
+__all__ = ["InvalidParameter", "SessionStateError", "StatarbError", "StoreLockedError", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'statarb_kit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -22,6 +22,7 @@ from .session import Session
 from .sources import BinanceConfig, BinanceLive, Source, SyntheticPair
 from .ticks import normalize_symbol, now_ms
 from .widgets import Dashboard
+from .resources import notebook_path  # noqa: F401  (re-exported: app.notebook_path)
 
 SOURCES = ("synthetic", "live")
 TIMEFRAMES = ("1s", "1m", "5m")
@@ -128,15 +129,6 @@ def error_box(exc: Exception) -> w.HTML:
     """A readable error in place of the dashboard (bad URL settings, locked database...)."""
     return w.HTML(f"<div id='sak-error' style='color:#b00;font-size:14px;padding:8px'><b>statarb_kit could not "
                   f"start:</b> {html.escape(str(exc))}</div>")
-
-
-def notebook_path(name: str = "dashboard.ipynb") -> Path:
-    """A notebook shipped with the package (wheel installs) or beside it (source checkouts)."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "notebooks" / name, package.parent / "notebooks" / name):
-        if candidate.is_file():
-            return candidate
-    raise InvalidParameter(f"notebook {name!r} is not installed with statarb_kit")
 
 
 def served_by_voila() -> bool:

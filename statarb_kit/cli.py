@@ -230,7 +230,8 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    from .app import AppSettings, notebook_path
+    from .app import AppSettings
+    from .resources import notebook_path
 
     env = dict(os.environ)
     for name in ("source", "symbols", "timeframe", "db", "ws_url", "ws_path", "rest_url"):

@@ -15,7 +15,6 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -47,9 +46,7 @@ from .analytics.signals import (
 )
 from .bars import timeframe_ms
 from .errors import InvalidParameter
-
-if TYPE_CHECKING:
-    from .session import Session
+from .feed import BarFeed
 
 log = logging.getLogger(__name__)
 
@@ -87,21 +84,22 @@ class PairSummary:
 class PairView:
     """Live analytics of ``x`` against ``y`` on one timeframe of a session (see module doc).
 
-    Use ``session.pair(...)`` to create one. ``frame()`` is a DataFrame indexed by bar time
+    Use ``session.pair(...)`` to create one (any BarFeed will do: a view reads only through it). ``frame()`` is a DataFrame indexed by bar time
     (UTC) with price_x, price_y, alpha, beta, spread, z, corr and flags (see
     ``analytics.signals``); ``set_params`` / ``set_rule`` change it while it runs.
     """
 
-    def __init__(
-        self, session: Session, x: str, y: str, timeframe: str, params: PairParams, rule: AlertRule, max_rows: int
-    ) -> None:
-        self._session = session
-        self.x, self.y = session._code(x), session._code(y)
+    def __init__(self, feed: BarFeed, x: str, y: str, timeframe: str, params: PairParams, rule: AlertRule,
+                 on_close: Callable[[PairView], None] | None = None) -> None:
+        self._feed = feed
+        self._on_close = on_close
+        self.x, self.y = feed.code(x), feed.code(y)
         if self.x == self.y:
             raise InvalidParameter("a pair needs two different symbols")
-        if timeframe not in session.builder.timeframes:
-            raise InvalidParameter(f"timeframe {timeframe!r} is not built by this session: {session.builder.timeframes}")
-        self.symbols = (session.symbols[self.x], session.symbols[self.y])
+        if timeframe not in feed.timeframes:
+            raise InvalidParameter(f"timeframe {timeframe!r} is not built by this session: {feed.timeframes}")
+        max_rows = feed.retained_bars(timeframe)
+        self.symbols = (feed.symbols[self.x], feed.symbols[self.y])
         self.name = f"{self.symbols[0]}/{self.symbols[1]}"
         self.timeframe = timeframe
         self.tf_ms = timeframe_ms(timeframe)
@@ -112,7 +110,7 @@ class PairView:
         self._closed = False
         self.recomputes = 0
         self.dropped = 0
-        self._unsubscribe = session.subscribe_bars(self._on_bars)
+        self._unsubscribe = feed.subscribe_bars(self._on_bars)
         self._recompute()
 
     # ---- state -------------------------------------------------------------------------
@@ -120,7 +118,7 @@ class PairView:
     def _recompute(self) -> None:
         """Rebuild every row from the session's final bars (parameter change, correction)."""
         self.recomputes += 1
-        bars = [self._session._final_bars(code, self.timeframe) for code in (self.x, self.y)]
+        bars = [self._feed.final_bars(code, self.timeframe) for code in (self.x, self.y)]
         aligned = align_pair(bars[0]["start"], bars[0]["close"], bars[1]["start"], bars[1]["close"],
                              self.tf_ms, self.params.max_stale)
         self.dropped = aligned.dropped
@@ -203,7 +201,7 @@ class PairView:
             if alert is not None:
                 alerts.append(alert)
         if alerts:
-            self._session._publish_alerts(alerts)
+            self._feed.publish_alerts(alerts)
         return added
 
     def _append(self, t: int, px: float, py: float, filled: int) -> None:
@@ -268,7 +266,7 @@ class PairView:
             try:
                 listener(self, added)
             except Exception as exc:
-                self._session._note_error("pair view listener", exc)
+                self._feed.report_error("pair view listener", exc)
 
     # ---- public API --------------------------------------------------------------------
 
@@ -332,7 +330,8 @@ class PairView:
         self._closed = True
         self._unsubscribe()
         self._listeners.clear()
-        self._session._forget(self)
+        if self._on_close is not None:
+            self._on_close(self)
 
 
 def _stationarity(cols: dict[str, np.ndarray], log_prices: bool, lags: int | None) -> StationarityReport:

@@ -30,6 +30,7 @@ from .analytics import PairParams
 from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges
 from .buffer import TickRing
 from .errors import InvalidParameter, SessionStateError, StatarbError
+from .feed import BarListener
 from .sources import Source, SyntheticPair
 from .pair import PairView
 from .store import TickStore
@@ -37,8 +38,6 @@ from .ticks import VIA, TickBatch, normalize_symbol, now_ms
 
 log = logging.getLogger(__name__)
 
-#: Called with (timeframe, newly final bars, corrected bars), both BAR_DTYPE arrays.
-BarListener = Callable[[str, np.ndarray, np.ndarray], None]
 #: Called with each new alert.
 AlertListener = Callable[[Alert], None]
 
@@ -217,7 +216,7 @@ class Session:
         try:
             batch = await reconcile(stop_ms, self._stop_timeout_s)
         except Exception as exc:  # the stop goes on: everything already received is written
-            self._note_error("reconcile at stop", exc)
+            self.report_error("reconcile at stop", exc)
             return
         if len(batch):
             await self._accept(batch.as_backlog())
@@ -237,7 +236,7 @@ class Session:
     def _owned_done(self, task: asyncio.Task[Any]) -> None:
         self._owned.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            self._note_error(task.get_name(), task.exception())
+            self.report_error(task.get_name(), task.exception())
 
     def every(self, interval_s: float, fn: Callable[[], Awaitable[None] | None], name: str) -> asyncio.Task[Any]:
         """Call ``fn`` every ``interval_s`` seconds until the session stops; an error is
@@ -253,7 +252,7 @@ class Session:
                     if asyncio.iscoroutine(result):
                         await result
                 except Exception as exc:
-                    self._note_error(name, exc)
+                    self.report_error(name, exc)
 
         return self.spawn(loop(), name)
 
@@ -302,7 +301,7 @@ class Session:
             async for batch in self.source.stream():
                 await self._accept(batch)
         except Exception as exc:  # a broken source must not take the session down
-            self._note_error("source", exc)
+            self.report_error("source", exc)
         finally:
             self._wake.set()  # write what it gave at once (the writer ends only in stop())
 
@@ -345,7 +344,7 @@ class Session:
                     self._notify(await self._run(self._close_due, now_ms()))
                 await self._flush_alerts()
             except Exception as exc:
-                self._note_error("writer", exc)
+                self.report_error("writer", exc)
                 if self._closing:
                     raise
                 await asyncio.sleep(self._flush_interval_s)
@@ -402,7 +401,7 @@ class Session:
                 try:
                     listener(tf, final, corrected)
                 except Exception as exc:
-                    self._note_error("bar listener", exc)
+                    self.report_error("bar listener", exc)
 
     async def _flush_alerts(self) -> None:
         if self._alerts_to_store:
@@ -413,7 +412,7 @@ class Session:
                 self._alerts_to_store[:0] = pending  # keep them for the next attempt
                 raise
 
-    def _publish_alerts(self, alerts: list[Alert]) -> None:
+    def publish_alerts(self, alerts: list[Alert]) -> None:
         """Loop thread: log, queue for storage and hand new alerts to the subscribers."""
         self.alert_log.extend(alerts)
         self._alerts_to_store.extend(alerts)
@@ -424,9 +423,10 @@ class Session:
                 try:
                     listener(alert)
                 except Exception as exc:
-                    self._note_error("alert listener", exc)
+                    self.report_error("alert listener", exc)
 
-    def _note_error(self, where: str, exc: BaseException) -> None:
+    def report_error(self, where: str, exc: BaseException) -> None:
+        """Count and log a failure of ``where`` (the status shows the last one); never raises."""
         self._errors += 1
         self._last_error = f"{where}: {type(exc).__name__}: {exc}"
         if isinstance(exc, StatarbError):  # an expected failure with a message that says it all
@@ -473,8 +473,7 @@ class Session:
         ``rule`` the alert rule. The view updates on each new final bar until the session stops.
         """
         params = (params or PairParams()).with_(**changes) if changes else (params or PairParams())
-        view = PairView(self, x, y, timeframe, params, rule or AlertRule(), self.builder.series[timeframe][0].retain
-                        if timeframe in self.builder.series else 0)
+        view = PairView(self, x, y, timeframe, params, rule or AlertRule(), on_close=self._forget)
         self._pairs.append(view)
         return view
 
@@ -482,14 +481,24 @@ class Session:
         if view in self._pairs:
             self._pairs.remove(view)
 
-    def _final_bars(self, code: int, timeframe: str) -> np.ndarray:
+    @property
+    def timeframes(self) -> tuple[str, ...]:
+        """The bar timeframes this session builds."""
+        return self.builder.timeframes
+
+    def retained_bars(self, timeframe: str) -> int:
+        """Final bars each symbol keeps in memory on ``timeframe``."""
+        return self.builder.series[timeframe][0].retain if timeframe in self.builder.series else 0
+
+    def final_bars(self, code: int, timeframe: str) -> np.ndarray:
         """A copy of the held final bars of one symbol (the forming bar left out)."""
         with self._lock:
             series = self.builder.series[timeframe][code]
             bars = series.bars if series.last_final else series.bars[:-1]
             return bars.copy() if len(bars) else np.empty(0, dtype=BAR_DTYPE)
 
-    def _code(self, symbol: str) -> int:
+    def code(self, symbol: str) -> int:
+        """Index of ``symbol`` in ``symbols`` (InvalidParameter if this session has no such symbol)."""
         s = normalize_symbol(symbol)
         if s not in self.symbols:
             raise InvalidParameter(f"{s} is not a symbol of this session: {', '.join(self.symbols)}")
@@ -498,7 +507,7 @@ class Session:
     def ticks(self, symbol: str, last: int = 1_000) -> pd.DataFrame:
         """Newest ``last`` stored ticks of ``symbol`` (at most ``retain_ticks``), oldest first,
         indexed by exchange time (UTC DatetimeIndex). Reads memory only."""
-        code = self._code(symbol)
+        code = self.code(symbol)
         with self._lock:
             rows = self._history[code].tail(last)
         return rows.to_view(self.symbols).drop(columns=["symbol"])
@@ -506,7 +515,7 @@ class Session:
     def bars(self, symbol: str, timeframe: str = "1m", last: int | None = 500) -> pd.DataFrame:
         """Newest ``last`` bars of ``symbol`` (None: all held), indexed by bar open time (UTC).
         The newest bar has ``final`` False while it is still forming. Reads memory only."""
-        code = self._code(symbol)
+        code = self.code(symbol)
         with self._lock:
             return self.builder.view(code, timeframe, last)
 

@@ -59,3 +59,13 @@ def test_no_asyncio_wait_for_in_the_package():
              for n, line in enumerate(path.read_text().splitlines(), 1)
              if re.search(r"\bwait_for\(", line.split("#")[0])]
     assert calls == []
+
+
+def test_statistics_import_light_and_backtests_do_not_import_the_app():
+    """``import statarb_kit.analytics`` (or the scan's statistics) loads no DuckDB, websockets or
+    httpx; the backtest package does not load the app (an import pointing up)."""
+    code = ("import sys, statarb_kit.analytics, statarb_kit.scan.engle_granger; "
+            "print(sorted(m for m in ('duckdb', 'websockets', 'httpx') if m in sys.modules)); "
+            "import statarb_kit.backtest; print('statarb_kit.app' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "False"

@@ -8,6 +8,7 @@ import pytest
 from statarb_kit import InvalidParameter, Session, SyntheticPair, TickBatch, TickStore
 from statarb_kit.alerts import LONG_SPREAD, SHORT_SPREAD, AlertRule
 from statarb_kit.analytics import PairParams, align_pair, pair_frame
+from statarb_kit.bars import BAR_DTYPE
 from tests.conftest import QueueSource
 
 START = 1_700_000_000_000
@@ -19,7 +20,7 @@ def synthetic_batches(seconds: int, seed: int = 1, chunk_steps: int = 37) -> lis
 
 
 def expected_frame(session: Session, view) -> dict[str, np.ndarray]:
-    bars = [session._final_bars(code, view.timeframe) for code in (view.x, view.y)]
+    bars = [session.final_bars(code, view.timeframe) for code in (view.x, view.y)]
     al = align_pair(bars[0]["start"], bars[0]["close"], bars[1]["start"], bars[1]["close"], view.tf_ms,
                     view.params.max_stale)
     pf = pair_frame(al.time, al.x, al.y, view.params, al.flags)
@@ -174,3 +175,63 @@ def test_late_correction_of_a_bar_in_the_frame_recomputes():
     assert after == before + 1
     assert_same(got, want)
     assert got["price_x"][got["time"].tolist().index(t)] == 1e6  # the close is the highest trade id's price
+
+
+class FakeFeed:
+    """A BarFeed without a Session: bars are handed over by the test."""
+
+    def __init__(self, symbols=("AAAUSDT", "BBBUSDT"), timeframes=("1m",)):
+        self.symbols, self.timeframes = tuple(symbols), tuple(timeframes)
+        self.bars = {code: np.empty(0, dtype=BAR_DTYPE) for code in range(len(symbols))}
+        self.listeners, self.alerts, self.errors = [], [], []
+
+    def code(self, symbol):
+        return self.symbols.index(symbol)
+
+    def final_bars(self, code, timeframe):
+        return self.bars[code].copy()
+
+    def retained_bars(self, timeframe):
+        return 10_000
+
+    def subscribe_bars(self, listener):
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener)
+
+    def publish_alerts(self, alerts):
+        self.alerts.extend(alerts)
+
+    def report_error(self, where, exc):
+        self.errors.append((where, exc))
+
+    def push(self, rows):
+        for code in np.unique(rows["sym"]):
+            self.bars[int(code)] = np.concatenate((self.bars[int(code)], rows[rows["sym"] == code]))
+        for listener in list(self.listeners):
+            listener("1m", rows, np.empty(0, dtype=BAR_DTYPE))
+
+
+def test_a_view_needs_only_a_bar_feed():
+    from statarb_kit.pair import PairView
+
+    rng = np.random.default_rng(3)
+    n = 400
+    y = 100 + np.cumsum(rng.normal(0, 0.5, n))
+    x = 2 * y + rng.normal(0, 1, n)
+    rows = np.zeros(2 * n, dtype=BAR_DTYPE)
+    rows["sym"] = np.r_[np.zeros(n), np.ones(n)]
+    rows["start"] = np.r_[np.arange(n), np.arange(n)] * 60_000
+    rows["close"] = np.r_[x, y]
+    feed = FakeFeed()
+    params = PairParams(hedge_window=60, z_window=30, corr_window=30)
+    closed = []
+    view = PairView(feed, "AAAUSDT", "BBBUSDT", "1m", params, AlertRule(1.5, -1.0), on_close=closed.append)
+    order = np.argsort(rows["start"], kind="stable")
+    for lo in range(0, 2 * n, 50):  # bars arrive in batches, interleaved
+        feed.push(rows[order][lo : lo + 50])
+    ref = pair_frame(np.arange(n) * 60_000, x, y, params)
+    got = view.arrays()
+    np.testing.assert_allclose(got["z"], ref.z, rtol=1e-9, atol=1e-9, equal_nan=True)
+    assert len(feed.alerts) == int(np.nansum(np.abs(ref.z) >= 1.5)) and not feed.errors
+    view.close()
+    assert closed == [view] and not feed.listeners

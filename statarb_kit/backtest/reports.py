@@ -6,7 +6,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from ..app import notebook_path
+from ..resources import notebook_path
 from .data import DataSpec
 from .params import BacktestParams
 
