@@ -1,9 +1,13 @@
-"""Alert rule and alert records.
+"""Alert rule, alert records and alert events.
 
 Rule: |z| >= z_threshold AND corr >= corr_threshold, evaluated on each new final bar;
 SHORT_SPREAD when z > 0 (sell x, buy beta * y), LONG_SPREAD when z < 0. Every qualifying bar
-alerts (no suppression) unless an optional cooldown is set. NaN z or corr never qualifies, nor
-z == 0 (it has no direction).
+alerts (the log: no suppression) unless an optional cooldown is set. NaN z or corr never
+qualifies, nor z == 0 (it has no direction).
+
+Events are what reaches people: one when a pair enters the condition; the pair re-arms only
+after |z| has fallen below ``reset_z`` and ``event_cooldown_s`` has passed since its last event
+(hysteresis: a z hovering at the threshold does not fire again and again).
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ ALERT_COLUMNS = ("time_ms", "pair", "timeframe", "direction", "z", "corr", "alph
 @dataclass(frozen=True)
 class AlertRule:
     """``z_threshold`` >= 0; ``corr_threshold`` in [-1, 1]; ``cooldown_bars`` >= 0 bars during
-    which a pair does not alert again after an alert (0: every qualifying bar alerts)."""
+    which a pair does not alert again after an alert (0: every qualifying bar alerts). Events:
+    ``reset_z`` (default z_threshold / 4) and ``event_cooldown_s`` (see the module doc)."""
 
     z_threshold: float = 2.0
     corr_threshold: float = 0.5
     cooldown_bars: int = 0
+    reset_z: float | None = None
+    event_cooldown_s: float = 0.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.z_threshold, (int, float)) and math.isfinite(self.z_threshold)
@@ -41,10 +48,24 @@ class AlertRule:
             raise InvalidParameter(f"corr_threshold must be within [-1, 1], got {self.corr_threshold!r}")
         if not isinstance(self.cooldown_bars, int) or self.cooldown_bars < 0:
             raise InvalidParameter(f"cooldown_bars must be an integer >= 0, got {self.cooldown_bars!r}")
+        if self.reset_z is not None and not (isinstance(self.reset_z, (int, float))
+                                             and 0 <= self.reset_z <= self.z_threshold):
+            raise InvalidParameter(f"reset_z must be within [0, z_threshold] (or None), got {self.reset_z!r}")
+        if not (isinstance(self.event_cooldown_s, (int, float)) and self.event_cooldown_s >= 0):
+            raise InvalidParameter(f"event_cooldown_s must be >= 0 seconds, got {self.event_cooldown_s!r}")
 
     def describe(self) -> str:
         text = f"|z| >= {self.z_threshold:g} and corr >= {self.corr_threshold:g}"
         return text + (f", cooldown {self.cooldown_bars} bars" if self.cooldown_bars else "")
+
+    @property
+    def rearm_z(self) -> float:
+        """|z| below which a pair re-arms for its next event (default: a quarter of the threshold)."""
+        return self.z_threshold / 4 if self.reset_z is None else self.reset_z
+
+    def describe_events(self) -> str:
+        text = f"{self.describe()}; re-arms below |z| {self.rearm_z:g}"
+        return text + (f" after {self.event_cooldown_s:g} s" if self.event_cooldown_s else "")
 
     def qualifies(self, z: np.ndarray, corr: np.ndarray) -> np.ndarray:
         """Element-wise rule without cooldown; NaN never qualifies, nor z == 0 (no direction,
@@ -65,6 +86,35 @@ def alert_rows(z: np.ndarray, corr: np.ndarray, rule: AlertRule, bars_since_aler
             keep.append(i)
             last = i
     return np.array(keep, dtype=np.int64)
+
+
+@dataclass
+class EventState:
+    """Where a pair stands between bars: ``armed`` (the next qualifying bar is an event) and the
+    time (ms) of its last event (None: never)."""
+
+    armed: bool = True
+    last_ms: int | None = None
+
+
+def event_rows(time_ms: np.ndarray, z: np.ndarray, corr: np.ndarray, rule: AlertRule,
+               state: EventState | None = None) -> tuple[np.ndarray, EventState]:
+    """Indices of the rows that are events (see the module doc), applied in order from
+    ``state``; returns them and the state after the last row."""
+    state = EventState(state.armed, state.last_ms) if state else EventState()
+    hits = rule.qualifies(np.asarray(z), np.asarray(corr))
+    with np.errstate(invalid="ignore"):
+        calm = np.abs(np.asarray(z)) < rule.rearm_z
+    cooldown = int(rule.event_cooldown_s * 1000)
+    out = []
+    for i in np.flatnonzero(hits | calm).tolist():  # only these rows can change anything
+        t = int(time_ms[i])
+        if not state.armed and calm[i] and (state.last_ms is None or t - state.last_ms >= cooldown):
+            state.armed = True
+        if state.armed and hits[i] and (state.last_ms is None or t - state.last_ms >= cooldown):
+            out.append(i)
+            state.armed, state.last_ms = False, t
+    return np.array(out, dtype=np.int64), state
 
 
 @dataclass(frozen=True)
@@ -90,6 +140,11 @@ class Alert:
     def __str__(self) -> str:
         return (f"{self.time:%Y-%m-%d %H:%M:%S}Z {self.pair} {self.timeframe} {self.direction} "
                 f"z={self.z:+.2f} corr={self.corr:.2f} beta={self.beta:.4g}")
+
+    @property
+    def symbols(self) -> tuple[str, str]:
+        x, y = self.pair.split("/")
+        return x, y
 
 
 def direction_of(z: float) -> str:

@@ -18,6 +18,8 @@ import ipywidgets as w
 from .alerts import AlertRule
 from .analytics import PairParams
 from .errors import InvalidParameter
+from .notify import ENV as NOTIFY_ENV
+from .notify import Notifier
 from .session import Session
 from .sources import BinanceConfig, BinanceLive, Source, SyntheticPair
 from .ticks import normalize_symbol, now_ms
@@ -141,8 +143,10 @@ class App:
 
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
+        notifier = (Notifier(link_base=os.environ.get("STATARB_LINK_BASE") or None)
+                    if os.environ.get(NOTIFY_ENV) else None)  # the operator's URLs, never the page's
         self.session = Session(source=settings.make_source(), db=settings.db,
-                               timeframes=TIMEFRAMES).start()
+                               timeframes=TIMEFRAMES, notifier=notifier).start()
         self.dashboard = Dashboard(self.session, *settings.symbols, timeframe=settings.timeframe,
                                    params=settings.params(), rule=settings.rule())
         self.widget = self.dashboard.widget

@@ -238,6 +238,13 @@ def _dashboard(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None:
             env[f"STATARB_{name.upper()}"] = value
+    if args.notify:
+        env["STATARB_NOTIFY"] = " ".join(args.notify)
+    if env.get("STATARB_NOTIFY"):
+        from .notify import Notifier
+
+        Notifier(env["STATARB_NOTIFY"])  # refuse bad URLs here, before the server starts
+        env.setdefault("STATARB_LINK_BASE", f"http://{args.ip}:{args.port}/")
     AppSettings.parse("", env)  # report bad options here, before the server starts
     cmd = [sys.executable, "-m", "voila", str(notebook_path()), "--no-browser", f"--port={args.port}",
            "--Voila.port_retries=0", f"--Voila.ip={args.ip}", "--show_tracebacks=True"]
@@ -287,6 +294,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--ws-url", default=None, help="live: Binance WebSocket base URL")
     dash.add_argument("--ws-path", default=None, help="live: stream path to try first (default: /public/stream)")
     dash.add_argument("--rest-url", default=None, help="live: Binance REST base URL")
+    dash.add_argument("--notify", action="append", metavar="URL",
+                      help="send alert events here (an apprise URL: slack://..., tgram://..., mailto://..., "
+                           "json://host/path...; repeat for more; or set STATARB_NOTIFY)")
     dash.add_argument("--port", type=int, default=8866, help="port (default: %(default)s)")
     dash.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     sw = sub.add_parser("sweep", help="backtest a grid of alert-rule parameters on a pair, in parallel",

@@ -22,7 +22,8 @@ class BarFeed(Protocol):
     (InvalidParameter if unknown); ``final_bars`` a copy of the held final bars of one symbol and
     timeframe (BAR_DTYPE, oldest first); ``retained_bars(tf)`` how many a symbol keeps;
     ``subscribe_bars(listener)`` returns its unsubscribe; ``publish_alerts`` takes a view's new
-    alerts; ``report_error`` a listener's failure (counted, never raised).
+    alerts (every qualifying bar), ``publish_events`` its new events (entering the condition);
+    ``report_error`` a listener's failure (counted, never raised).
     """
 
     symbols: tuple[str, ...]
@@ -37,5 +38,7 @@ class BarFeed(Protocol):
     def subscribe_bars(self, listener: BarListener) -> Callable[[], None]: ...
 
     def publish_alerts(self, alerts: list[Alert]) -> None: ...
+
+    def publish_events(self, events: list[Alert]) -> None: ...
 
     def report_error(self, where: str, exc: BaseException) -> None: ...

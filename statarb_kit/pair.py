@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .alerts import Alert, AlertRule, alert_rows, direction_of
+from .alerts import Alert, AlertRule, EventState, alert_rows, direction_of, event_rows
 from .analytics import (
     ADFResult,
     EngleGrangerResult,
@@ -107,6 +107,7 @@ class PairView:
         self.rule = rule
         self.max_rows = max(max_rows, params.history + 1)
         self._listeners: list[ViewListener] = []
+        self._event_state = EventState()  # kept across recomputes: past rows never fire again
         self._closed = False
         self.recomputes = 0
         self.dropped = 0
@@ -182,6 +183,7 @@ class PairView:
         last_time = int(self._col("time")[-1]) if self._n else None
         added = 0
         alerts: list[Alert] = []
+        events: list[Alert] = []
         for t in ready:
             prices, flags = [], 0
             for side, bit in ((0, FLAG_FILLED_X), (1, FLAG_FILLED_Y)):
@@ -200,8 +202,13 @@ class PairView:
             alert = self._check_alert()
             if alert is not None:
                 alerts.append(alert)
+            event = self._check_event()
+            if event is not None:
+                events.append(event)
         if alerts:
             self._feed.publish_alerts(alerts)
+        if events:
+            self._feed.publish_events(events)
         return added
 
     def _append(self, t: int, px: float, py: float, filled: int) -> None:
@@ -248,6 +255,19 @@ class PairView:
         cols["flags"][n] = pair_flags(np.array([self._count - 1]), p, cols["alpha"][one], cols["z"][one],
                                       cols["corr"][one], cols["flags"][one])[0]
 
+    def _row_alert(self, n: int) -> Alert:
+        c = {k: float(self._cols[k][n]) for k in ("z", "corr", "alpha", "beta", "price_x", "price_y")}
+        return Alert(int(self._cols["time"][n]), self.name, self.timeframe, direction_of(c["z"]), c["z"],
+                     c["corr"], c["alpha"], c["beta"], c["price_x"], c["price_y"], self.rule.describe())
+
+    def _check_event(self) -> Alert | None:
+        """The newest row as an event (entering the condition; see ``alerts.event_rows``), or None."""
+        n = self._n - 1
+        one = slice(n, n + 1)
+        fired, self._event_state = event_rows(self._cols["time"][one], self._cols["z"][one], self._cols["corr"][one],
+                                              self.rule, self._event_state)
+        return self._row_alert(n) if len(fired) else None
+
     def _check_alert(self) -> Alert | None:
         n = self._n - 1
         z, corr = self._cols["z"][n : n + 1], self._cols["corr"][n : n + 1]
@@ -257,9 +277,7 @@ class PairView:
         if not fired:
             return None
         self._bars_since_alert = 0
-        c = {k: float(self._cols[k][n]) for k in ("z", "corr", "alpha", "beta", "price_x", "price_y")}
-        return Alert(int(self._cols["time"][n]), self.name, self.timeframe, direction_of(c["z"]), c["z"],
-                     c["corr"], c["alpha"], c["beta"], c["price_x"], c["price_y"], self.rule.describe())
+        return self._row_alert(n)
 
     def _notify(self, added: int) -> None:
         for listener in list(self._listeners):

@@ -31,6 +31,7 @@ from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges
 from .buffer import TickRing
 from .errors import InvalidParameter, SessionStateError, StatarbError
 from .feed import BarListener
+from .notify import Notifier
 from .sources import Source, SyntheticPair
 from .pair import PairView
 from .store import TickStore
@@ -66,6 +67,10 @@ class SessionStatus:
     gaps_filled: int
     malformed: int
     alerts: int
+    events: int
+    notified: int  # events sent by the notifier (failed and dropped below)
+    notify_failed: int
+    notify_dropped: int
     errors: int
     last_error: str
 
@@ -94,6 +99,7 @@ class Session:
         retain_ticks: int = 100_000,
         alert_log_size: int = 10_000,
         stop_timeout_s: float = 10.0,
+        notifier: Notifier | None = None,
     ) -> None:
         if batch_rows < 1 or flush_interval_s <= 0:
             raise InvalidParameter("batch_rows must be >= 1 and flush_interval_s > 0")
@@ -105,6 +111,7 @@ class Session:
         self._history = [TickRing(retain_ticks) for _ in self.symbols]
         self._batch_rows = batch_rows
         self._stop_timeout_s = stop_timeout_s
+        self.notifier = notifier
         self._flush_interval_s = flush_interval_s
         self._listeners: list[BarListener] = []
         self._lock = threading.Lock()  # guards builder and history: written on the store thread
@@ -113,6 +120,10 @@ class Session:
         self._alert_listeners: list[AlertListener] = []
         self._alerts_to_store: list[Alert] = []
         self.alerts_fired = 0
+        self.event_log: deque[Alert] = deque(maxlen=alert_log_size)  # newest last
+        self._event_listeners: list[AlertListener] = []
+        self._events_to_store: list[Alert] = []
+        self.events_fired = 0
         self._store: TickStore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -157,6 +168,9 @@ class Session:
             loop.create_task(self._ingest(), name="statarb-ingest"),
             loop.create_task(self._write_loop(), name="statarb-writer"),
         ]
+        if self.notifier is not None:
+            self.notifier.start()
+            self._event_listeners.append(self.notifier.submit)
         self._state = "running"
         log.info("session started: %s -> %s", self.source.status.name, self.db)
         return self
@@ -201,6 +215,8 @@ class Session:
             await self._run(self._commit_bars, forming)
             await self._flush_alerts()
         finally:
+            if self.notifier is not None:  # what is queued gets a few seconds, off the loop
+                await asyncio.to_thread(self.notifier.close)
             await self._run(self._store.close)
             self._executor.shutdown(wait=True)
             self._state = "stopped"
@@ -404,26 +420,39 @@ class Session:
                     self.report_error("bar listener", exc)
 
     async def _flush_alerts(self) -> None:
-        if self._alerts_to_store:
-            pending, self._alerts_to_store = self._alerts_to_store, []
-            try:
-                await self._run(self._store.insert_alerts, alerts_frame(pending))
-            except Exception:
-                self._alerts_to_store[:0] = pending  # keep them for the next attempt
-                raise
+        for table, pending in (("alerts", self._alerts_to_store), ("alert_events", self._events_to_store)):
+            if pending:
+                batch = pending[:]
+                del pending[:]
+                try:
+                    await self._run(self._store.insert_alerts, alerts_frame(batch), table)
+                except Exception:
+                    pending[:0] = batch  # keep them for the next attempt
+                    raise
 
     def publish_alerts(self, alerts: list[Alert]) -> None:
         """Loop thread: log, queue for storage and hand new alerts to the subscribers."""
         self.alert_log.extend(alerts)
         self._alerts_to_store.extend(alerts)
         self.alerts_fired += len(alerts)
-        for alert in alerts:
-            log.info("alert: %s", alert)
-            for listener in list(self._alert_listeners):
+        self._hand_over(alerts, self._alert_listeners, "alert")
+
+    def publish_events(self, events: list[Alert]) -> None:
+        """Loop thread: log, queue for storage (table ``alert_events``) and hand new events (a pair
+        entering the condition) to the subscribers, e.g. a Notifier."""
+        self.event_log.extend(events)
+        self._events_to_store.extend(events)
+        self.events_fired += len(events)
+        self._hand_over(events, self._event_listeners, "event")
+
+    def _hand_over(self, items: list[Alert], listeners: list[AlertListener], kind: str) -> None:
+        for item in items:
+            log.info("%s: %s", kind, item)
+            for listener in list(listeners):
                 try:
-                    listener(alert)
+                    listener(item)
                 except Exception as exc:
-                    self.report_error("alert listener", exc)
+                    self.report_error(f"{kind} listener", exc)
 
     def report_error(self, where: str, exc: BaseException) -> None:
         """Count and log a failure of ``where`` (the status shows the last one); never raises."""
@@ -452,6 +481,16 @@ class Session:
         """Call ``listener(alert)`` for every new alert of any pair; returns unsubscribe."""
         self._alert_listeners.append(listener)
         return lambda: self._alert_listeners.remove(listener)
+
+    def subscribe_events(self, listener: AlertListener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every new alert event of any pair; returns unsubscribe."""
+        self._event_listeners.append(listener)
+        return lambda: self._event_listeners.remove(listener)
+
+    def events(self, last: int | None = None) -> pd.DataFrame:
+        """The newest ``last`` alert events of this session (in memory), indexed by bar time (UTC)."""
+        items = list(self.event_log)
+        return alerts_frame(items if last is None else items[-last:] if last > 0 else [])
 
     def alerts(self, last: int | None = None) -> pd.DataFrame:
         """The newest ``last`` alerts of this session (in memory), indexed by bar time (UTC)."""
@@ -521,6 +560,7 @@ class Session:
 
     def status(self) -> SessionStatus:
         src = self.source.status
+        note = self.notifier.status() if self.notifier is not None else None
         stored = self._store.inserted if self._store else 0
         return SessionStatus(
             state=self._state,
@@ -543,6 +583,10 @@ class Session:
             gaps_filled=src.gaps_filled,
             malformed=src.malformed,
             alerts=self.alerts_fired,
+            events=self.events_fired,
+            notified=note.sent if note else 0,
+            notify_failed=note.failed if note else 0,
+            notify_dropped=note.dropped if note else 0,
             errors=self._errors,
             last_error=self._last_error or src.last_error,
         )

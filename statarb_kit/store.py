@@ -74,6 +74,9 @@ CREATE TABLE IF NOT EXISTS alerts (
     rule VARCHAR
 )"""
 
+#: Alert events (a pair entering the condition) have the alerts' columns.
+_EVENTS_DDL = _ALERTS_DDL.replace("alerts (", "alert_events (", 1)
+
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<prog>.*?) \(PID (?P<pid>\d+)\)")
 
 
@@ -102,6 +105,7 @@ class TickStore:
         if not read_only:
             self.con.execute(_TICKS_DDL)
             self.con.execute(_ALERTS_DDL)
+            self.con.execute(_EVENTS_DDL)
             self._migrate()
         self._watermark = self._load_watermarks()
         self.inserted = 0  # rows stored by this object
@@ -336,17 +340,21 @@ class TickStore:
             out[name] = got[name]
         return out
 
-    def insert_alerts(self, alerts: pd.DataFrame) -> None:
-        """Append alerts (columns as ``alerts.ALERT_COLUMNS``)."""
+    def insert_alerts(self, alerts: pd.DataFrame, table: str = "alerts") -> None:
+        """Append alerts (columns as ``alerts.ALERT_COLUMNS``) to ``alerts`` or ``alert_events``."""
+        if table not in ("alerts", "alert_events"):
+            raise InvalidParameter(f"no alert table {table!r}")
         if len(alerts):
             with self._registered("incoming_alerts", pa.Table.from_pandas(alerts, preserve_index=False)):
-                self.con.execute("INSERT INTO alerts SELECT * FROM incoming_alerts")
+                self.con.execute(f"INSERT INTO {table} SELECT * FROM incoming_alerts")
 
-    def alerts(self) -> pd.DataFrame:
-        """All stored alerts, oldest first."""
-        if not self._has_table("alerts"):
+    def alerts(self, table: str = "alerts") -> pd.DataFrame:
+        """All stored alerts (or ``alert_events``), oldest first."""
+        if table not in ("alerts", "alert_events"):
+            raise InvalidParameter(f"no alert table {table!r}")
+        if not self._has_table(table):
             return pd.DataFrame()
-        return self.con.execute("SELECT * FROM alerts ORDER BY time_ms, pair").df()
+        return self.con.execute(f"SELECT * FROM {table} ORDER BY time_ms, pair").df()
 
     def load_bars(self, tf: str, symbol: str, sym_code: int, last: int) -> np.ndarray:
         """Newest ``last`` stored bars of one symbol as BAR_DTYPE rows (code ``sym_code``)."""

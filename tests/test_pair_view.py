@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from statarb_kit import InvalidParameter, Session, SyntheticPair, TickBatch, TickStore
-from statarb_kit.alerts import LONG_SPREAD, SHORT_SPREAD, AlertRule
+from statarb_kit.alerts import LONG_SPREAD, SHORT_SPREAD, AlertRule, event_rows
 from statarb_kit.analytics import PairParams, align_pair, pair_frame
 from statarb_kit.bars import BAR_DTYPE
 from tests.conftest import QueueSource
@@ -183,7 +183,7 @@ class FakeFeed:
     def __init__(self, symbols=("AAAUSDT", "BBBUSDT"), timeframes=("1m",)):
         self.symbols, self.timeframes = tuple(symbols), tuple(timeframes)
         self.bars = {code: np.empty(0, dtype=BAR_DTYPE) for code in range(len(symbols))}
-        self.listeners, self.alerts, self.errors = [], [], []
+        self.listeners, self.alerts, self.events, self.errors = [], [], [], []
 
     def code(self, symbol):
         return self.symbols.index(symbol)
@@ -200,6 +200,9 @@ class FakeFeed:
 
     def publish_alerts(self, alerts):
         self.alerts.extend(alerts)
+
+    def publish_events(self, events):
+        self.events.extend(events)
 
     def report_error(self, where, exc):
         self.errors.append((where, exc))
@@ -233,5 +236,7 @@ def test_a_view_needs_only_a_bar_feed():
     got = view.arrays()
     np.testing.assert_allclose(got["z"], ref.z, rtol=1e-9, atol=1e-9, equal_nan=True)
     assert len(feed.alerts) == int(np.nansum(np.abs(ref.z) >= 1.5)) and not feed.errors
+    want, _ = event_rows(ref.time, ref.z, ref.corr, AlertRule(1.5, -1.0))  # events: entering the condition
+    assert [e.time_ms for e in feed.events] == ref.time[want].tolist() and 0 < len(feed.events) < len(feed.alerts)
     view.close()
     assert closed == [view] and not feed.listeners

@@ -156,7 +156,7 @@ class Dashboard:
             self._alerts_dirty = False
             mine = list(self._alerts)
             self.z.set_alerts(np.array([a.time_ms for a in mine], dtype=np.int64), np.array([a.z for a in mine]))
-            self.alert_log.update(list(self.session.alert_log), self.session.alerts_fired)
+            self.alert_log.update(list(self.session.alert_log), self.session.alerts_fired, self.session.events_fired)
 
     def _titles(self) -> None:
         v = self.view

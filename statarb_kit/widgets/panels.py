@@ -166,12 +166,13 @@ class AlertLog:
         self.widget = w.VBox([self.count, self.table])
         self._shown: tuple[int, int] = (-1, -1)
 
-    def update(self, alerts: list[Alert], total: int) -> None:
-        key = (total, len(alerts))
+    def update(self, alerts: list[Alert], total: int, events: int = 0) -> None:
+        key = (total, len(alerts), events)
         if key == self._shown:
             return
         self._shown = key
-        set_value(self.count, f"<b>Alerts</b>: <span id='sak-alert-count'>{total}</span>")
+        set_value(self.count, f"<b>Alerts</b>: <span id='sak-alert-count'>{total}</span> bars met the rule; "
+                              f"<b>events</b> (entering it): <span id='sak-event-count'>{events}</span>")
         rows = "".join(
             f"<tr><td>{a.time:%Y-%m-%d %H:%M:%S}Z</td><td>{a.pair}</td><td>{a.timeframe}</td>"
             f"<td class='{'sak-short' if a.direction == 'SHORT_SPREAD' else 'sak-long'}'>{a.direction}</td>"
