@@ -10,7 +10,6 @@ import html
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import ipywidgets as w

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,19 +29,15 @@ from .analytics import (
     align_pair,
     engle_granger,
     half_life,
-    log_returns,
     ols_hedge,
     pair_frame,
-    rolling_corr,
-    rolling_zscore,
 )
 from .analytics.hedge import KalmanState
+from .analytics.incremental import next_row
 from .analytics.signals import (
     FLAG_FILLED_X,
     FLAG_FILLED_Y,
-    REL_STD_FLOOR,
     PairFrame,
-    pair_flags,
 )
 from .bars import timeframe_ms
 from .errors import InvalidParameter
@@ -229,31 +224,10 @@ class PairView:
             if p.hedge_mode == "fixed":
                 self._fixed = self._fixed_fit()
             return
-        xs, ys = cols["price_x"][: n + 1], cols["price_y"][: n + 1]
-        if p.log_prices:
-            xs, ys = np.log(xs[-p.history :]), np.log(ys[-p.history :])
-        x_t, y_t = float(xs[-1]), float(ys[-1])
-        if p.hedge_mode == "rolling":
-            fit = ols_hedge(xs[-p.hedge_window - 1 : -1], ys[-p.hedge_window - 1 : -1])
-            a, b = fit.alpha, fit.beta
-        elif p.hedge_mode == "fixed":
-            a, b = self._fixed if self._fixed else (math.nan, math.nan)
-        else:
-            a, b = self._kalman.step(x_t, y_t)
-        cols["alpha"][n], cols["beta"][n] = a, b
-        cols["spread"][n] = x_t - (a + b * y_t)
-        tail = cols["spread"][n - p.z_window : n + 1]
-        floor = REL_STD_FLOOR * abs(x_t)
-        cols["z"][n] = rolling_zscore(tail, p.z_window, p.z_include_current, floor)[-1]
-        w = p.corr_window
-        if p.corr_of == "returns":
-            rx, ry = log_returns(cols["price_x"][n - w : n + 1]), log_returns(cols["price_y"][n - w : n + 1])
-        else:
-            rx, ry = cols["price_x"][n - w + 1 : n + 1], cols["price_y"][n - w + 1 : n + 1]
-        cols["corr"][n] = rolling_corr(rx, ry, w)[-1]
-        one = slice(n, n + 1)
-        cols["flags"][n] = pair_flags(np.array([self._count - 1]), p, cols["alpha"][one], cols["z"][one],
-                                      cols["corr"][one], cols["flags"][one])[0]
+        row = next_row(cols["price_x"][: n + 1], cols["price_y"][: n + 1], cols["spread"][n - p.z_window : n],
+                       self._count - 1, int(cols["flags"][n]), p, self._fixed, self._kalman)
+        cols["alpha"][n], cols["beta"][n], cols["spread"][n] = row.alpha, row.beta, row.spread
+        cols["z"][n], cols["corr"][n], cols["flags"][n] = row.z, row.corr, row.flags
 
     def _row_alert(self, n: int) -> Alert:
         c = {k: float(self._cols[k][n]) for k in ("z", "corr", "alpha", "beta", "price_x", "price_y")}

@@ -273,3 +273,30 @@ def test_no_look_ahead_changing_later_bars_leaves_earlier_rows_unchanged(seed, m
     a, b = pair_frame(np.arange(n), x, y, p), pair_frame(np.arange(n), x2, y2, p)
     for col in ("alpha", "beta", "spread", "z", "corr", "flags"):
         np.testing.assert_array_equal(getattr(a, col)[: t + 1], getattr(b, col)[: t + 1], err_msg=col)
+
+
+@pytest.mark.parametrize("mode", ["rolling", "fixed", "kalman"])
+@pytest.mark.parametrize("log_prices", [False, True])
+def test_next_row_equals_pair_frame_bar_for_bar(mode, log_prices):
+    """The live per-bar update (analytics.incremental) is the full frame's row, bar after bar."""
+    from statarb_kit.analytics.incremental import next_row
+
+    rng = np.random.default_rng(9)
+    n = 420
+    y = 100 * np.exp(np.cumsum(rng.normal(0, 2e-3, n)))
+    x = 2 * y + rng.normal(0, 0.3, n)
+    y[250:262] = y[249]  # a flat stretch: degenerate windows must agree too
+    p = PairParams(hedge_mode=mode, hedge_window=80, z_window=40, corr_window=30, log_prices=log_prices)
+    full = pair_frame(np.arange(n), x, y, p)
+    h = p.history
+    warm = pair_frame(np.arange(h), x[:h], y[:h], p)
+    kalman = warm.kalman_state
+    fixed = (float(warm.alpha[p.hedge_window]), float(warm.beta[p.hedge_window]))
+    spreads = list(warm.spread)
+    for t in range(h, n):
+        row = next_row(x[: t + 1], y[: t + 1], np.array(spreads[-p.z_window :]), t, 0, p, fixed, kalman)
+        spreads.append(row.spread)
+        for name in ("alpha", "beta", "spread", "z", "corr"):
+            np.testing.assert_allclose(getattr(row, name), getattr(full, name)[t], rtol=1e-9, atol=1e-12,
+                                       equal_nan=True, err_msg=f"{name} at bar {t}")
+        assert row.flags == full.flags[t]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statarb_kit import InvalidParameter, Session, SyntheticPair, TickStore
-from statarb_kit.alerts import AlertRule, EventState, event_rows
+from statarb_kit.alerts import AlertRule, event_rows
 
 
 def brute(time_ms, z, corr, rule):

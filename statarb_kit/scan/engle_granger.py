@@ -72,7 +72,7 @@ def series_sums(e: np.ndarray, p: int) -> Sums:
 def _gram(s: Sums, p: int, t0: int, const: bool) -> np.ndarray:
     """Gram matrix over the sample t = t0..n-2 (t0 >= p) of [1?, e_t, d_{t-1}, ..., d_{t-p}, d_t]
     per series: full-length sums less their head and tail terms."""
-    n, m = s.n, s.n - 1 - t0
+    m = s.n - 1 - t0
     P = len(s.fd)
     lags = [*range(1, p + 1), 0]  # the d columns: lags 1..p, then the target (lag 0)
     off = 2 if const else 1
