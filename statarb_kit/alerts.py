@@ -1,6 +1,6 @@
 """Alert rule, alert records and alert events.
 
-Rule: |z| >= z_threshold AND corr >= corr_threshold, evaluated on each new final bar;
+Rule: |z| >= z_entry AND corr >= corr_min, evaluated on each new final bar;
 SHORT_SPREAD when z > 0 (sell x, buy beta * y), LONG_SPREAD when z < 0. Every qualifying bar
 alerts (the log: no suppression) unless an optional cooldown is set. NaN z or corr never
 qualifies, nor z == 0 (it has no direction).
@@ -13,6 +13,7 @@ after |z| has fallen below ``reset_z`` and ``event_cooldown_s`` has passed since
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -28,40 +29,61 @@ ALERT_COLUMNS = ("time_ms", "pair", "timeframe", "direction", "z", "corr", "alph
                  "price_x", "price_y", "rule")
 
 
-@dataclass(frozen=True)
+#: Names older releases used for the rule's parameters (accepted, with a DeprecationWarning).
+RULE_ALIASES = {"z_threshold": "z_entry", "corr_threshold": "corr_min"}
+
+
+@dataclass(frozen=True, init=False)
 class AlertRule:
-    """``z_threshold`` >= 0; ``corr_threshold`` in [-1, 1]; ``cooldown_bars`` >= 0 bars during
-    which a pair does not alert again after an alert (0: every qualifying bar alerts). Events:
-    ``reset_z`` (default z_threshold / 4) and ``event_cooldown_s`` (see the module doc)."""
+    """``z_entry`` >= 0: the |z| that meets the rule; ``corr_min`` in [-1, 1]: the least
+    correlation; ``cooldown_bars`` >= 0 bars during which a pair does not alert again after an
+    alert (0: every qualifying bar alerts). Events: ``reset_z`` (default z_entry / 4) and
+    ``event_cooldown_s`` (see the module doc). The names are those of the backtests, the URL
+    settings and the CLI; ``z_threshold`` / ``corr_threshold`` are accepted as old aliases."""
 
-    z_threshold: float = 2.0
-    corr_threshold: float = 0.5
-    cooldown_bars: int = 0
-    reset_z: float | None = None
-    event_cooldown_s: float = 0.0
+    z_entry: float
+    corr_min: float
+    cooldown_bars: int
+    reset_z: float | None
+    event_cooldown_s: float
 
-    def __post_init__(self) -> None:
-        if not (isinstance(self.z_threshold, (int, float)) and math.isfinite(self.z_threshold)
-                and self.z_threshold >= 0):
-            raise InvalidParameter(f"z_threshold must be a finite number >= 0, got {self.z_threshold!r}")
-        if not (isinstance(self.corr_threshold, (int, float)) and -1 <= self.corr_threshold <= 1):
-            raise InvalidParameter(f"corr_threshold must be within [-1, 1], got {self.corr_threshold!r}")
+    def __init__(self, z_entry: float = 2.0, corr_min: float = 0.5, cooldown_bars: int = 0,
+                 reset_z: float | None = None, event_cooldown_s: float = 0.0, **aliases: float) -> None:
+        for old, value in aliases.items():
+            if old not in RULE_ALIASES:
+                raise TypeError(f"AlertRule() got an unexpected keyword argument {old!r}")
+            warnings.warn(f"AlertRule({old}=...) is now {RULE_ALIASES[old]}", DeprecationWarning, stacklevel=2)
+            z_entry, corr_min = (value, corr_min) if old == "z_threshold" else (z_entry, value)
+        for name, value in (("z_entry", z_entry), ("corr_min", corr_min), ("cooldown_bars", cooldown_bars),
+                            ("reset_z", reset_z), ("event_cooldown_s", event_cooldown_s)):
+            object.__setattr__(self, name, value)
+        self._check()
+
+    def _check(self) -> None:
+        if not (isinstance(self.z_entry, (int, float)) and math.isfinite(self.z_entry) and self.z_entry >= 0):
+            raise InvalidParameter(f"z_entry must be a finite number >= 0, got {self.z_entry!r}")
+        if not (isinstance(self.corr_min, (int, float)) and -1 <= self.corr_min <= 1):
+            raise InvalidParameter(f"corr_min must be within [-1, 1], got {self.corr_min!r}")
         if not isinstance(self.cooldown_bars, int) or self.cooldown_bars < 0:
             raise InvalidParameter(f"cooldown_bars must be an integer >= 0, got {self.cooldown_bars!r}")
         if self.reset_z is not None and not (isinstance(self.reset_z, (int, float))
-                                             and 0 <= self.reset_z <= self.z_threshold):
-            raise InvalidParameter(f"reset_z must be within [0, z_threshold] (or None), got {self.reset_z!r}")
+                                             and 0 <= self.reset_z <= self.z_entry):
+            raise InvalidParameter(f"reset_z must be within [0, z_entry] (or None), got {self.reset_z!r}")
         if not (isinstance(self.event_cooldown_s, (int, float)) and self.event_cooldown_s >= 0):
             raise InvalidParameter(f"event_cooldown_s must be >= 0 seconds, got {self.event_cooldown_s!r}")
 
+    def with_(self, **changes: float) -> AlertRule:
+        """A copy with some parameters changed (validated; old aliases accepted)."""
+        return AlertRule(**{**self.__dict__, **changes})
+
     def describe(self) -> str:
-        text = f"|z| >= {self.z_threshold:g} and corr >= {self.corr_threshold:g}"
+        text = f"|z| >= {self.z_entry:g} and corr >= {self.corr_min:g}"
         return text + (f", cooldown {self.cooldown_bars} bars" if self.cooldown_bars else "")
 
     @property
     def rearm_z(self) -> float:
-        """|z| below which a pair re-arms for its next event (default: a quarter of the threshold)."""
-        return self.z_threshold / 4 if self.reset_z is None else self.reset_z
+        """|z| below which a pair re-arms for its next event (default: a quarter of z_entry)."""
+        return self.z_entry / 4 if self.reset_z is None else self.reset_z
 
     def describe_events(self) -> str:
         text = f"{self.describe()}; re-arms below |z| {self.rearm_z:g}"
@@ -71,7 +93,7 @@ class AlertRule:
         """Element-wise rule without cooldown; NaN never qualifies, nor z == 0 (no direction,
         which only a threshold of 0 could let through)."""
         with np.errstate(invalid="ignore"):
-            return (np.abs(z) >= self.z_threshold) & (z != 0) & (corr >= self.corr_threshold)
+            return (np.abs(z) >= self.z_entry) & (z != 0) & (corr >= self.corr_min)
 
 
 def alert_rows(z: np.ndarray, corr: np.ndarray, rule: AlertRule, bars_since_alert: int | None = None) -> np.ndarray:

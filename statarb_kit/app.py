@@ -1,6 +1,6 @@
 """The dashboard app: settings from the URL query string / environment, source, session, UI.
 
-Precedence: Voila URL query (``?symbols=btcusdt,ethusdt&timeframe=1m&z=2.5``) over
+Precedence: Voila URL query (``?symbols=btcusdt,ethusdt&timeframe=1m&z_entry=2.5``) over
 ``STATARB_*`` environment variables (set by ``statarb dashboard``) over defaults.
 """
 
@@ -32,6 +32,8 @@ TIMEFRAMES = ("1s", "1m", "5m")
 #: Each maps to its ``statarb dashboard`` option, if it has one (all have a STATARB_<NAME> variable).
 SERVER_ONLY: dict[str, str | None] = {"db": "--db", "ws_url": "--ws-url", "ws_path": "--ws-path",
                                       "rest_url": "--rest-url", "preview_s": None}
+#: Older short names of URL settings, still accepted: the vocabulary is the rule's and the backtests'.
+URL_ALIASES = {"z": "z_entry", "corr": "corr_min", "hedge": "hedge_mode"}
 #: Most synthetic history (minutes) generated at start: a day of trades is already ~3M ticks.
 MAX_HISTORY_MIN = 1_440.0
 
@@ -45,12 +47,12 @@ class AppSettings:
     source: str = "synthetic"
     symbols: tuple[str, str] = ("BTCUSDT", "ETHUSDT")
     timeframe: str = "1s"
-    z: float = 2.0
-    corr: float = 0.5
+    z_entry: float = 2.0
+    corr_min: float = 0.5
     z_window: int = 60
     corr_window: int = 60
     hedge_window: int = 120
-    hedge: str = "rolling"
+    hedge_mode: str = "rolling"
     seed: int = 7
     history_min: float = 20.0
     db: str = ":memory:"
@@ -67,9 +69,11 @@ class AppSettings:
         env = os.environ if env is None else env
         raw: dict[str, str] = {}
         for f in fields(cls):
-            if f"STATARB_{f.name.upper()}" in env:
-                raw[f.name] = env[f"STATARB_{f.name.upper()}"]
+            for name in (f.name, *(old for old, new in URL_ALIASES.items() if new == f.name)):
+                if f"STATARB_{name.upper()}" in env:
+                    raw[f.name] = env[f"STATARB_{name.upper()}"]
         for key, values in parse_qs(query.lstrip("?")).items():
+            key = URL_ALIASES.get(key, key)
             if key not in {f.name for f in fields(cls)}:
                 raise InvalidParameter(f"unknown setting {key!r} in the URL: use one of "
                                        f"{', '.join(f.name for f in fields(cls) if f.name not in SERVER_ONLY)}")
@@ -111,11 +115,11 @@ class AppSettings:
         return settings
 
     def params(self) -> PairParams:
-        return PairParams(hedge_mode=self.hedge, hedge_window=self.hedge_window, z_window=self.z_window,
+        return PairParams(hedge_mode=self.hedge_mode, hedge_window=self.hedge_window, z_window=self.z_window,
                           corr_window=self.corr_window)
 
     def rule(self) -> AlertRule:
-        return AlertRule(z_threshold=self.z, corr_threshold=self.corr)
+        return AlertRule(z_entry=self.z_entry, corr_min=self.corr_min)
 
     def make_source(self) -> Source:
         if self.source == "live":

@@ -276,7 +276,7 @@ class PairView:
 
     def set_rule(self, **changes: object) -> None:
         """Change the alert rule (validated); it applies from the next bar."""
-        self.rule = AlertRule(**{**self.rule.__dict__, **changes})
+        self.rule = self.rule.with_(**changes)
 
     def __len__(self) -> int:
         return self._n

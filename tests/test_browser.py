@@ -204,7 +204,7 @@ def test_adf_button_shows_a_result(server, browser, shots):
 
 
 def test_alerts_appear_with_a_low_threshold_and_csv_downloads(server, browser, shots, tmp_path):
-    app = App(browser, server + "?z=0.5&corr=-1&timeframe=1s")
+    app = App(browser, server + "?z_entry=0.5&corr_min=-1&timeframe=1s")
     count = app.wait_for(lambda: int(app.text("#sak-alert-count")), 30, "alerts")
     assert count > 0 and "SPREAD" in app.text("#sak-alerts")
     app.page.screenshot(path=str(shots / "dashboard_alerts.png"))

@@ -22,7 +22,7 @@ def brute(time_ms, z, corr, rule):
         if not armed and not math.isnan(zi) and abs(zi) < rule.rearm_z and cooled:
             armed = True
         if armed and cooled and not (math.isnan(zi) or math.isnan(ci)) and zi != 0 \
-                and abs(zi) >= rule.z_threshold and ci >= rule.corr_threshold:
+                and abs(zi) >= rule.z_entry and ci >= rule.corr_min:
             out.append(i)
             armed, last = False, t
     return out
@@ -53,6 +53,17 @@ def test_a_z_hovering_at_the_threshold_is_one_event_not_many():
     assert rows.tolist() == [1]  # re-armed at bar 7 only after the cooldown: no second event
     with pytest.raises(InvalidParameter, match="reset_z"):
         AlertRule(2.0, 0.5, reset_z=3.0)
+
+
+def test_one_vocabulary_with_the_old_names_as_aliases():
+    with pytest.warns(DeprecationWarning) as said:
+        rule = AlertRule(z_threshold=2.5, corr_threshold=0.2)
+    assert [str(w.message) for w in said] == ["AlertRule(z_threshold=...) is now z_entry",
+                                             "AlertRule(corr_threshold=...) is now corr_min"]
+    assert (rule.z_entry, rule.corr_min) == (2.5, 0.2) and rule == AlertRule(z_entry=2.5, corr_min=0.2)
+    assert rule.with_(corr_min=0.4).corr_min == 0.4
+    with pytest.raises(TypeError, match="z_thresh"):
+        AlertRule(z_thresh=1)
 
 
 def test_events_are_stored_and_pushed_while_every_alert_is_logged(tmp_path):

@@ -69,7 +69,7 @@ def brute_force_alerts(frame: dict, rule: AlertRule, rows: range) -> list[tuple[
     out, last = [], None
     for i in rows:
         z, c = frame["z"][i], frame["corr"][i]
-        if np.isnan(z) or np.isnan(c) or z == 0 or not (abs(z) >= rule.z_threshold and c >= rule.corr_threshold):
+        if np.isnan(z) or np.isnan(c) or z == 0 or not (abs(z) >= rule.z_entry and c >= rule.corr_min):
             continue
         if rule.cooldown_bars and last is not None and i - last <= rule.cooldown_bars:
             continue
@@ -128,11 +128,11 @@ def test_parameter_change_recomputes_once_and_rule_change_applies_from_next_bar(
 
     def change(view):
         changed_at["rows"] = len(view)
-        view.set_rule(z_threshold=0.0, corr_threshold=-1.0)  # everything alerts from now on
+        view.set_rule(z_entry=0.0, corr_min=-1.0)  # everything alerts from now on
 
     async def go():
         session, view, _ = await drive(PairParams(hedge_window=30, z_window=10, corr_window=10),
-                                       AlertRule(z_threshold=50.0), synthetic_batches(200), change=(8, change))
+                                       AlertRule(z_entry=50.0), synthetic_batches(200), change=(8, change))
         before = view.recomputes
         view.set_params(z_window=25)
         after = view.recomputes
@@ -147,9 +147,9 @@ def test_parameter_change_recomputes_once_and_rule_change_applies_from_next_bar(
     first_alert = rows.tolist().index(times[0])
     assert first_alert >= changed_at["rows"]  # no alert re-evaluated for earlier bars
     with pytest.raises(InvalidParameter):
-        AlertRule(z_threshold=-1)
+        AlertRule(z_entry=-1)
     with pytest.raises(InvalidParameter):
-        AlertRule(corr_threshold=1.5)
+        AlertRule(corr_min=1.5)
 
 
 def test_late_correction_of_a_bar_in_the_frame_recomputes():

@@ -74,9 +74,9 @@ def test_controls_change_the_view_and_redraw():
         dash.controls.z_window.value = 40
         assert dash.view.params.z_window == 40 and "window 40" in dash.z.figure.title
         assert not np.array_equal(np.asarray(dash.z.lines[0][1].live.y), z_before)
-        dash.controls.z_threshold.value = 1.2
-        assert dash.view.rule.z_threshold == 1.2 and list(dash.z.upper.y) == [1.2, 1.2]
-        dash.controls.corr_threshold.value = -0.3
+        dash.controls.z_entry.value = 1.2
+        assert dash.view.rule.z_entry == 1.2 and list(dash.z.upper.y) == [1.2, 1.2]
+        dash.controls.corr_min.value = -0.3
         assert list(dash.corr.line.y) == [-0.3, -0.3]
         dash.controls.hedge_mode.value = "kalman"
         assert dash.view.params.hedge_mode == "kalman" and "kalman hedge" in dash.spread.figure.title
@@ -231,11 +231,14 @@ def test_app_settings_from_query_string_and_environment():
     from statarb_kit import InvalidParameter
     from statarb_kit.app import AppSettings
 
-    s = AppSettings.parse("?symbols=ethusdt,btcusdt&timeframe=1m&z=2.5&z_window=30",
-                          {"STATARB_TIMEFRAME": "5m", "STATARB_CORR": "0.3"})
-    assert s.symbols == ("ETHUSDT", "BTCUSDT") and s.timeframe == "1m" and s.z == 2.5 and s.corr == 0.3
-    assert s.params().z_window == 30 and s.rule().z_threshold == 2.5
-    for bad, words in [("timeframe=7q", "not one of"), ("z=-1", "z_threshold"), ("symbols=btcusdt", "two different"),
+    s = AppSettings.parse("?symbols=ethusdt,btcusdt&timeframe=1m&z_entry=2.5&z_window=30&hedge_mode=kalman",
+                          {"STATARB_TIMEFRAME": "5m", "STATARB_CORR_MIN": "0.3"})
+    assert s.symbols == ("ETHUSDT", "BTCUSDT") and s.timeframe == "1m" and s.z_entry == 2.5 and s.corr_min == 0.3
+    assert s.params().hedge_mode == "kalman"
+    old = AppSettings.parse("?z=2.5&hedge=fixed", {"STATARB_CORR": "0.3"})  # the old short names still work
+    assert (old.z_entry, old.corr_min, old.hedge_mode) == (2.5, 0.3, "fixed")
+    assert s.params().z_window == 30 and s.rule().z_entry == 2.5
+    for bad, words in [("timeframe=7q", "not one of"), ("z=-1", "z_entry"), ("symbols=btcusdt", "two different"),
                        ("z_window=abc", "not a valid int"), ("colour=red", "unknown setting"),
                        ("source=kraken", "not available"), ("z_window=1", "z_window"),
                        ("history_min=1e9", "history_min must be between 0 and 1440"),

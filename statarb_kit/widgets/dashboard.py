@@ -39,7 +39,7 @@ class Dashboard:
         x, y = x or session.symbols[0], y or session.symbols[1]
         self.view: PairView = session.pair(x, y, timeframe, params=params, rule=rule)
         self.controls = Controls(session.symbols, session.builder.timeframes, self.view.symbols[0],
-                                 self.view.symbols[1], timeframe, params, rule.z_threshold, rule.corr_threshold,
+                                 self.view.symbols[1], timeframe, params, rule.z_entry, rule.corr_min,
                                  self._on_control)
         self.status = StatusBar()
         self.hedge = HedgePanel()
@@ -68,9 +68,9 @@ class Dashboard:
         v, m = self.view, self.max_points
         self.price = PriceChart(*v.symbols, max_points=m)
         self.spread = SpreadChart(max_points=m)
-        self.z = ZChart(v.rule.z_threshold, max_points=m)
+        self.z = ZChart(v.rule.z_entry, max_points=m)
         of = "log returns" if v.params.corr_of == "returns" else "price levels"
-        self.corr = CorrChart(v.rule.corr_threshold, of, max_points=m)
+        self.corr = CorrChart(v.rule.corr_min, of, max_points=m)
 
     @property
     def charts(self) -> tuple:
@@ -121,11 +121,11 @@ class Dashboard:
             elif name in _PARAM_CONTROLS:
                 self.view.set_params(**{name: value})
                 self._clear_markers()
-            elif name == "z_threshold":
-                self.view.set_rule(z_threshold=float(value))
+            elif name == "z_entry":
+                self.view.set_rule(z_entry=float(value))
                 self.z.set_threshold(float(value))
-            elif name == "corr_threshold":
-                self.view.set_rule(corr_threshold=float(value))
+            elif name == "corr_min":
+                self.view.set_rule(corr_min=float(value))
                 self.corr.set_threshold(float(value))
             self.controls.show_error("")
         except StatarbError as exc:
@@ -165,11 +165,11 @@ class Dashboard:
         def warming(need: int) -> str:
             return f" - warming up: {n} of {need} bars" if n < need else ""
 
-        self.z.set_title(f"z-score (window {p.z_window}, bands +/-{v.rule.z_threshold:g}){warming(p.rows_for_z)}")
+        self.z.set_title(f"z-score (window {p.z_window}, bands +/-{v.rule.z_entry:g}){warming(p.rows_for_z)}")
         self.spread.set_title(f"spread = x - (alpha + beta * y), {p.hedge_mode} hedge{warming(p.rows_for_spread)}")
         of = "log returns" if p.corr_of == "returns" else "price levels"
         self.corr.set_title(f"rolling correlation of {of} (window {p.corr_window}, min "
-                            f"{v.rule.corr_threshold:g}){warming(p.rows_for_corr)}")
+                            f"{v.rule.corr_min:g}){warming(p.rows_for_corr)}")
         text = (f"<h3 style='margin:4px 0'>{self._title_text}: <span id='sak-pair'>{v.name}</span> "
                 f"<small>{v.timeframe} bars, UTC</small></h3>")
         if self.title.value != text:

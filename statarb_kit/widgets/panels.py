@@ -65,7 +65,7 @@ class Controls:
     """Pair, timeframe, windows, thresholds and hedge mode. ``on_change(name, value)``."""
 
     def __init__(self, symbols: tuple[str, ...], timeframes: tuple[str, ...], x: str, y: str, timeframe: str,
-                 params: PairParams, z_threshold: float, corr_threshold: float,
+                 params: PairParams, z_entry: float, corr_min: float,
                  on_change: Callable[[str, object], None]) -> None:
         box = {"style": {"description_width": "100px"}, "layout": w.Layout(width="320px")}
         slider = {**box, "continuous_update": False}
@@ -77,13 +77,13 @@ class Controls:
         self.hedge_window = window_slider(params.hedge_window, 10, "hedge window", **slider)
         self.z_window = window_slider(params.z_window, 5, "z window", **slider)
         self.corr_window = window_slider(params.corr_window, 5, "corr window", **slider)
-        self.z_threshold = w.FloatSlider(value=z_threshold, min=0.0, max=5.0, step=0.1, description="z threshold",
+        self.z_entry = w.FloatSlider(value=z_entry, min=0.0, max=5.0, step=0.1, description="z threshold",
                                          readout_format=".1f", **slider)
-        self.corr_threshold = w.FloatSlider(value=corr_threshold, min=-1.0, max=1.0, step=0.05,
+        self.corr_min = w.FloatSlider(value=corr_min, min=-1.0, max=1.0, step=0.05,
                                             description="corr min", readout_format=".2f", **slider)
         self.error = w.HTML()
-        names = ("x", "y", "timeframe", "hedge_mode", "hedge_window", "z_window", "corr_window", "z_threshold",
-                 "corr_threshold")
+        names = ("x", "y", "timeframe", "hedge_mode", "hedge_window", "z_window", "corr_window", "z_entry",
+                 "corr_min")
         for name in names:
             getattr(self, name).observe(lambda ch, name=name: on_change(name, ch["new"]), names="value")
         self.widget = w.VBox([getattr(self, n) for n in names] + [self.error])
