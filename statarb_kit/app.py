@@ -20,9 +20,11 @@ from .errors import InvalidParameter
 from .notify import ENV as NOTIFY_ENV
 from .notify import Notifier
 from .session import Session
-from .sources import BinanceConfig, BinanceLive, Source, SyntheticPair
+from .sources import BinanceConfig, BinanceLive, Source, SyntheticGroups, SyntheticPair
 from .ticks import normalize_symbol, now_ms
+from .watchlist import Watchlist, parse_pairs, read_watchlist
 from .widgets import Dashboard
+from .widgets.watchlist_view import WatchlistView
 from .resources import notebook_path  # noqa: F401  (re-exported: app.notebook_path)
 
 SOURCES = ("synthetic", "live")
@@ -30,7 +32,7 @@ TIMEFRAMES = ("1s", "1m", "5m")
 #: Settings only the server's operator chooses (``statarb dashboard`` options / environment): a URL
 #: must not make the kernel write a file of its choosing or connect to a host of its choosing.
 #: Each maps to its ``statarb dashboard`` option, if it has one (all have a STATARB_<NAME> variable).
-SERVER_ONLY: dict[str, str | None] = {"db": "--db", "ws_url": "--ws-url", "ws_path": "--ws-path",
+SERVER_ONLY: dict[str, str | None] = {"db": "--db", "watchlist": "--watchlist", "ws_url": "--ws-url", "ws_path": "--ws-path",
                                       "rest_url": "--rest-url", "preview_s": None}
 #: Older short names of URL settings, still accepted: the vocabulary is the rule's and the backtests'.
 URL_ALIASES = {"z": "z_entry", "corr": "corr_min", "hedge": "hedge_mode"}
@@ -55,6 +57,8 @@ class AppSettings:
     hedge_mode: str = "rolling"
     seed: int = 7
     history_min: float = 20.0
+    pairs: str = ""  # a watchlist: "X/Y,A/B", or "synthetic" (groups of cointegrated symbols)
+    watchlist: str = ""  # a watchlist file (server only)
     db: str = ":memory:"
     preview_s: float = 0.0
     ws_url: str = BinanceConfig.ws_url
@@ -121,12 +125,30 @@ class AppSettings:
     def rule(self) -> AlertRule:
         return AlertRule(z_entry=self.z_entry, corr_min=self.corr_min)
 
-    def make_source(self) -> Source:
+    def watched(self) -> list[tuple[str, str]] | None:
+        """The watchlist's pairs (None: a single-pair dashboard). "synthetic" names every pair of
+        the synthetic groups; a file (``watchlist``) or a list (``pairs``) names them."""
+        if self.watchlist:
+            return read_watchlist(self.watchlist)
+        if self.pairs == "synthetic":
+            return SyntheticGroups().pairs()
+        return parse_pairs(self.pairs) if self.pairs else None
+
+    def make_source(self, pairs: list[tuple[str, str]] | None = None) -> Source:
+        symbols = tuple(dict.fromkeys(s for p in pairs for s in p)) if pairs else self.symbols
         if self.source == "live":
             config = BinanceConfig(ws_url=self.ws_url, ws_path=self.ws_path or None, rest_url=self.rest_url,
                                    api_key=os.environ.get("STATARB_BINANCE_API_KEY") or None)
-            return BinanceLive(self.symbols, config)
+            return BinanceLive(symbols, config)
         start = now_ms() - int(self.history_min * 60_000)
+        if pairs:
+            groups = SyntheticGroups(seed=self.seed, realtime=True, start_ms=start)
+            unknown = sorted(set(symbols) - set(groups.symbols))
+            if unknown:
+                raise InvalidParameter(f"the synthetic watchlist records groups {groups.symbols[0]}...: "
+                                       f"{', '.join(unknown[:3])} are not among them (use pairs=synthetic, "
+                                       "or source=live)")
+            return groups
         return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=True, start_ms=start)
 
 
@@ -148,11 +170,23 @@ class App:
         self.settings = settings
         notifier = (Notifier(link_base=os.environ.get("STATARB_LINK_BASE") or None)
                     if os.environ.get(NOTIFY_ENV) else None)  # the operator's URLs, never the page's
-        self.session = Session(source=settings.make_source(), db=settings.db,
+        pairs = settings.watched()
+        self.session = Session(source=settings.make_source(pairs), db=settings.db,
                                timeframes=TIMEFRAMES, notifier=notifier).start()
-        self.dashboard = Dashboard(self.session, *settings.symbols, timeframe=settings.timeframe,
-                                   params=settings.params(), rule=settings.rule())
-        self.widget = self.dashboard.widget
+        self.watchlist: Watchlist | None = None
+        self.view: Dashboard | WatchlistView
+        if pairs:
+            self.watchlist = Watchlist(self.session, pairs, settings.timeframe, settings.params(), settings.rule())
+            self.view = WatchlistView(self.session, self.watchlist)
+        else:
+            self.view = Dashboard(self.session, *settings.symbols, timeframe=settings.timeframe,
+                                  params=settings.params(), rule=settings.rule())
+        self.widget = self.view.widget
+
+    @property
+    def dashboard(self) -> Dashboard:
+        """The pair dashboard (of a single-pair app; a watchlist's open pair)."""
+        return self.view if isinstance(self.view, Dashboard) else self.view.dashboard
 
     @classmethod
     def from_environment(cls) -> App:
@@ -160,5 +194,7 @@ class App:
         return cls(AppSettings.parse(os.environ.get("QUERY_STRING", "")))
 
     async def stop(self) -> None:
-        self.dashboard.close()
+        self.view.close()
+        if self.watchlist is not None:
+            self.watchlist.close()
         await self.session.stop()

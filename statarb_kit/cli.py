@@ -234,10 +234,12 @@ def _dashboard(args: argparse.Namespace) -> int:
     from .resources import notebook_path
 
     env = dict(os.environ)
-    for name in ("source", "symbols", "timeframe", "db", "ws_url", "ws_path", "rest_url"):
+    for name in ("source", "symbols", "timeframe", "db", "watchlist", "ws_url", "ws_path", "rest_url"):
         value = getattr(args, name)
         if value is not None:
             env[f"STATARB_{name.upper()}"] = value
+    if args.watchlist:
+        env["STATARB_WATCHLIST"] = str(Path(args.watchlist).resolve())  # the server runs elsewhere
     if args.notify:
         env["STATARB_NOTIFY"] = " ".join(args.notify)
     if env.get("STATARB_NOTIFY"):
@@ -294,6 +296,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--ws-url", default=None, help="live: Binance WebSocket base URL")
     dash.add_argument("--ws-path", default=None, help="live: stream path to try first (default: /public/stream)")
     dash.add_argument("--rest-url", default=None, help="live: Binance REST base URL")
+    dash.add_argument("--watchlist", default=None, metavar="FILE",
+                      help="serve a watchlist of the pairs in FILE (X/Y a line, or a scan's CSV with x,y) instead "
+                           "of one pair; a URL can also name pairs: ?pairs=X/Y,A/B or ?pairs=synthetic")
     dash.add_argument("--notify", action="append", metavar="URL",
                       help="send alert events here (an apprise URL: slack://..., tgram://..., mailto://..., "
                            "json://host/path...; repeat for more; or set STATARB_NOTIFY)")

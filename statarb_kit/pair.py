@@ -176,9 +176,7 @@ class PairView:
             return 0
         ready = sorted(t for t in set(self._pending[0]) | set(self._pending[1]) if t <= min(marks))
         last_time = int(self._col("time")[-1]) if self._n else None
-        added = 0
-        alerts: list[Alert] = []
-        events: list[Alert] = []
+        new: list[tuple[int, float, float, int]] = []
         for t in ready:
             prices, flags = [], 0
             for side, bit in ((0, FLAG_FILLED_X), (1, FLAG_FILLED_Y)):
@@ -191,39 +189,61 @@ class PairView:
             if None in prices or (last_time is not None and t <= last_time):
                 self.dropped += 1
                 continue
-            self._append(t, prices[0], prices[1], flags)
+            new.append((t, prices[0], prices[1], flags))
             last_time = t
-            added += 1
-            alert = self._check_alert()
+        alerts: list[Alert] = []
+        events: list[Alert] = []
+        if len(new) > 1 and self._count < self.params.history:
+            # warming up with a batch (history, a backlog): one full computation for all its rows
+            for row in new:
+                self._place(*row)
+            self._compute_all()
+            rows = range(max(0, self._n - len(new)), self._n)
+        else:
+            rows = []
+            for row in new:
+                self._append(*row)
+                rows.append(self._n - 1)
+        for n in rows:
+            alert, event = self._check_alert(n), self._check_event(n)
             if alert is not None:
                 alerts.append(alert)
-            event = self._check_event()
             if event is not None:
                 events.append(event)
         if alerts:
             self._feed.publish_alerts(alerts)
         if events:
             self._feed.publish_events(events)
-        return added
+        return len(new)
 
-    def _append(self, t: int, px: float, py: float, filled: int) -> None:
-        """Add one row; O(window) once warm, a small full recompute while warming up."""
-        p = self.params
+    def _place(self, t: int, px: float, py: float, filled: int) -> None:
+        """Add one row's time, prices and fill bits (its analytics come after)."""
         self._trim()
         n = self._n
         cols = self._cols
         cols["time"][n], cols["price_x"][n], cols["price_y"][n] = t, px, py
         cols["flags"][n] = filled
         self._n, self._count = n + 1, self._count + 1
+
+    def _compute_all(self) -> None:
+        """Analytics of every held row from scratch (the few rows of a warm-up)."""
+        p, cols = self.params, self._cols
+        pf = pair_frame(self._col("time"), self._col("price_x"), self._col("price_y"), p,
+                        self._col("flags") & (FLAG_FILLED_X | FLAG_FILLED_Y))
+        for c in PairFrame.COLUMNS:
+            cols[c][: self._n] = getattr(pf, c)
+        self._kalman = pf.kalman_state
+        if p.hedge_mode == "fixed":
+            self._fixed = self._fixed_fit()
+
+    def _append(self, t: int, px: float, py: float, filled: int) -> None:
+        """Add one row; O(window) once warm, a small full recompute while warming up."""
+        p = self.params
+        self._place(t, px, py, filled)
         if self._count <= p.history:  # warming up: recompute the few rows there are
-            pf = pair_frame(self._col("time"), self._col("price_x"), self._col("price_y"), p,
-                            self._col("flags") & (FLAG_FILLED_X | FLAG_FILLED_Y))
-            for c in PairFrame.COLUMNS:
-                cols[c][: self._n] = getattr(pf, c)
-            self._kalman = pf.kalman_state
-            if p.hedge_mode == "fixed":
-                self._fixed = self._fixed_fit()
+            self._compute_all()
             return
+        n, cols = self._n - 1, self._cols
         row = next_row(cols["price_x"][: n + 1], cols["price_y"][: n + 1], cols["spread"][n - p.z_window : n],
                        self._count - 1, int(cols["flags"][n]), p, self._fixed, self._kalman)
         cols["alpha"][n], cols["beta"][n], cols["spread"][n] = row.alpha, row.beta, row.spread
@@ -234,16 +254,15 @@ class PairView:
         return Alert(int(self._cols["time"][n]), self.name, self.timeframe, direction_of(c["z"]), c["z"],
                      c["corr"], c["alpha"], c["beta"], c["price_x"], c["price_y"], self.rule.describe())
 
-    def _check_event(self) -> Alert | None:
-        """The newest row as an event (entering the condition; see ``alerts.event_rows``), or None."""
-        n = self._n - 1
+    def _check_event(self, n: int) -> Alert | None:
+        """Row ``n`` (the next in order) as an event (entering the condition; see
+        ``alerts.event_rows``), or None."""
         one = slice(n, n + 1)
         fired, self._event_state = event_rows(self._cols["time"][one], self._cols["z"][one], self._cols["corr"][one],
                                               self.rule, self._event_state)
         return self._row_alert(n) if len(fired) else None
 
-    def _check_alert(self) -> Alert | None:
-        n = self._n - 1
+    def _check_alert(self, n: int) -> Alert | None:
         z, corr = self._cols["z"][n : n + 1], self._cols["corr"][n : n + 1]
         if self._bars_since_alert is not None:
             self._bars_since_alert += 1  # distance from the last alert to this row
@@ -280,6 +299,13 @@ class PairView:
 
     def __len__(self) -> int:
         return self._n
+
+    def tail(self, name: str, n: int) -> np.ndarray:
+        """The newest ``n`` values of column ``name`` (read-only view: no copy; valid until the
+        next update)."""
+        out = self._cols[name][max(0, self._n - n) : self._n]
+        out.flags.writeable = False
+        return out
 
     def arrays(self, last: int | None = None) -> dict[str, np.ndarray]:
         """Copies of the newest ``last`` rows' columns (time in ms UTC)."""

@@ -330,3 +330,36 @@ def test_scan_page_shows_a_sortable_grid_a_heatmap_and_a_chosen_pair(scan_server
     page.screenshot(path=str(shots / "scan-pair.png"), full_page=True)
     assert r.errors == []
     page.close()
+
+
+def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, browser, shots):
+    page = browser.new_page(viewport={"width": 1366, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "?pairs=synthetic&z_entry=1&corr_min=-1&timeframe=1s", timeout=120_000)
+    page.wait_for_selector("#sak-wl-status", timeout=120_000)
+
+    def rows() -> list[tuple[str, str]]:
+        return page.evaluate("""[...document.querySelectorAll('.sak-wl-row[data-pair]')].map(
+            r => [r.dataset.pair, r.querySelector('.sak-wl-z').textContent])""")
+
+    first = rows()
+    assert len(first) == 200 and "200</b> pairs" in page.inner_html("#sak-wl-status")
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and not page.locator(".sak-wl-event").count():
+        page.wait_for_timeout(500)
+    assert page.locator(".sak-wl-event").count() > 0  # an event marker (a pair entered the condition)
+    page.wait_for_timeout(3000)
+    later = rows()
+    zs = [abs(float(z)) for _, z in later if z != "-"]
+    assert zs == sorted(zs, reverse=True) and len(zs) > 150  # ordered by |z|, as z moves
+    assert [p for p, _ in later] != [p for p, _ in first]
+    page.screenshot(path=str(shots / "watchlist.png"))
+    top = later[0][0]
+    page.locator(".sak-wl-row[data-pair]").first.locator("xpath=../../..").locator("button").click()
+    page.wait_for_selector("#sak-pair", timeout=30_000)
+    assert page.inner_text("#sak-pair") == top
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(shots / "watchlist-pair.png"), full_page=True)
+    assert errors == []
+    page.close()

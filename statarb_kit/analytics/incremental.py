@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .hedge import KalmanState, ols_hedge
-from .signals import REL_STD_FLOOR, PairParams, log_returns, pair_flags, rolling_corr, rolling_zscore
+from .signals import REL_STD_FLOOR, PairParams, pair_flags
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,33 @@ def next_row(price_x: np.ndarray, price_y: np.ndarray, spreads: np.ndarray, inde
     else:
         a, b = kalman.step(x_t, y_t) if kalman is not None else (math.nan, math.nan)
     spread = x_t - (a + b * y_t)
-    tail = np.append(np.asarray(spreads[-p.z_window :], dtype=np.float64), spread)
-    z = float(rolling_zscore(tail, p.z_window, p.z_include_current, REL_STD_FLOOR * abs(x_t))[-1])
+    prev = np.asarray(spreads[-p.z_window :], dtype=np.float64)
+    window = np.append(prev[1:], spread) if p.z_include_current else prev
+    z = _z_of(spread, window, p.z_window, REL_STD_FLOOR * abs(x_t))
     w = p.corr_window
     if p.corr_of == "returns":
-        corr = float(rolling_corr(log_returns(xs[-w - 1 :]), log_returns(ys[-w - 1 :]), w)[-1])
+        corr = _corr_of(np.diff(np.log(xs[-w - 1 :])), np.diff(np.log(ys[-w - 1 :])), w)
     else:
-        corr = float(rolling_corr(xs[-w:], ys[-w:], w)[-1])
+        corr = _corr_of(xs[-w:], ys[-w:], w)
     flags = int(pair_flags(np.array([index]), p, np.array([a]), np.array([z]), np.array([corr]),
                            np.array([filled]))[0])
     return PairRow(float(a), float(b), float(spread), z, corr, flags)
+
+
+def _z_of(value: float, window: np.ndarray, w: int, floor: float) -> float:
+    """(value - mean) / std (ddof 1) of one window, with ``rolling_zscore``'s rules: NaN when the
+    window is short, holds a NaN, is constant (exactly), or its std is <= ``floor``."""
+    if len(window) < w or math.isnan(value) or np.isnan(window).any() or np.ptp(window) == 0:
+        return math.nan
+    mean = window.mean()
+    std = math.sqrt(float(((window - mean) ** 2).sum()) / (w - 1))
+    return (value - mean) / std if std > floor else math.nan
+
+
+def _corr_of(a: np.ndarray, b: np.ndarray, w: int) -> float:
+    """Pearson correlation of one window, with ``rolling_corr``'s rules (NaN when short, with a
+    NaN inside, or either side exactly constant)."""
+    if len(a) < w or len(b) < w or np.isnan(a).any() or np.isnan(b).any() or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    da, db = a - a.mean(), b - b.mean()
+    return float(np.clip((da @ db) / math.sqrt(float(da @ da) * float(db @ db)), -1.0, 1.0))

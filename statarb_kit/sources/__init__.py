@@ -6,7 +6,7 @@ from .binance_live import BinanceConfig, BinanceLive
 from .binance_rest import RestError
 from .history import HistoryFile, HistoryFileError, download, read_history
 from .replay import Replay
-from .synthetic import PairModel, SyntheticPair
+from .synthetic import PairModel, SyntheticGroups, SyntheticPair
 
 __all__ = ["BinanceConfig", "BinanceLive", "HistoryFile", "HistoryFileError", "PairModel", "Replay", "RestError", "Source",
-           "SourceStatus", "SyntheticPair", "download", "read_history"]
+           "SourceStatus", "SyntheticGroups", "SyntheticPair", "download", "read_history"]

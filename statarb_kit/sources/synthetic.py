@@ -93,6 +93,7 @@ class SyntheticPair:
         self._log_y = math.log(m.y0)
         self._spread = 0.0
         self._next_id = [int(self._rng.integers(1_000_000, 5_000_000)) for _ in range(2)]
+        self._rate, self._tick_size, self._lot, self._mean_qty = m.rate, m.tick_size, m.lot, m.mean_qty
         dt_s = step_ms / 1000
         self._ar = math.exp(-math.log(2) / m.half_life_s * dt_s)
         self._spread_sd = m.spread_std * math.sqrt(1 - self._ar**2)
@@ -110,22 +111,20 @@ class SyntheticPair:
         return self.model.alpha + self.model.beta * y + spread, y
 
     def _trades(self, steps: int) -> TickBatch:
-        """Trades of both symbols over the next ``steps`` grid points, sorted by time."""
-        m, rng = self.model, self._rng
+        """Trades of every symbol over the next ``steps`` grid points, sorted by time."""
+        rng = self._rng
         mids = self._mids(steps)
         t0 = self._t_ms
         cols: dict[str, list[np.ndarray]] = {k: [] for k in ("sym", "trade_id", "ts", "price", "qty", "ibm")}
-        for k in (0, 1):
-            counts = rng.poisson(m.rate * self._step_ms / 1000, steps)
+        for k in range(len(self.symbols)):
+            counts = rng.poisson(self._rate * self._step_ms / 1000, steps)
             n = int(counts.sum())
             step = np.repeat(np.arange(steps), counts)
             ts = np.sort(t0 + step * self._step_ms + rng.integers(0, self._step_ms, n))
             sell = rng.random(n) < 0.5
-            tick = m.tick_size[k]
+            tick, lot = self._tick_size[k], self._lot[k]
             price = np.round((mids[k][step] + np.where(sell, -0.5, 0.5) * tick) / tick) * tick
-            qty = np.maximum(
-                m.lot[k], np.round(rng.lognormal(math.log(m.mean_qty[k]) - 0.5, 1.0, n) / m.lot[k]) * m.lot[k]
-            )
+            qty = np.maximum(lot, np.round(rng.lognormal(math.log(self._mean_qty[k]) - 0.5, 1.0, n) / lot) * lot)
             cols["sym"].append(np.full(n, k))
             cols["trade_id"].append(self._next_id[k] + np.arange(n))
             self._next_id[k] += n
@@ -175,3 +174,59 @@ class SyntheticPair:
                     yield batch
         finally:
             self.status.state = "finished"
+
+
+class SyntheticGroups(SyntheticPair):
+    """Many symbols in cointegrated groups: a source for watchlists of many pairs.
+
+    Group g's members have log prices f_g + log(p0_i) + s_i, with f_g a random walk of daily
+    volatility ``vol`` shared by the group and s_i an Ornstein-Uhlenbeck deviation of half-life
+    ``half_life_s`` and stationary std ``spread_std`` (log units): every pair inside a group is
+    cointegrated, pairs across groups are not. ``n_groups`` x ``group_size`` symbols named
+    ``G00A00USDT``...; each trades ``rate`` times a second; pacing as SyntheticPair.
+    """
+
+    def __init__(self, n_groups: int = 20, group_size: int = 5, vol: float = 0.03, half_life_s: float = 120.0,
+                 spread_std: float = 0.002, rate: float = 2.0, seed: int = 7, realtime: bool = True,
+                 start_ms: int | None = None, max_ticks: int | None = None, step_ms: int = 100,
+                 chunk_s: float = 10.0) -> None:
+        if n_groups < 1 or group_size < 2 or rate <= 0 or half_life_s <= 0:
+            raise InvalidParameter("need n_groups >= 1, group_size >= 2, rate > 0 and half_life_s > 0")
+        names = [f"G{g:02d}A{i:02d}USDT" for g in range(n_groups) for i in range(group_size)]
+        super().__init__(symbols=("AAAUSDT", "BBBUSDT"), seed=seed, realtime=realtime, start_ms=start_ms,
+                         max_ticks=max_ticks, step_ms=step_ms, chunk_s=chunk_s)
+        self.symbols = tuple(names)
+        self.group_size = group_size
+        n = len(names)
+        rng = self._rng
+        self._log_p0 = np.log(rng.uniform(1.0, 1_000.0, n))
+        self._factor = np.zeros(n_groups)
+        self._dev = rng.normal(0.0, spread_std, n)
+        self._ar_g = math.exp(-math.log(2) / half_life_s * step_ms / 1000)
+        self._dev_sd = spread_std * math.sqrt(1 - self._ar_g**2)
+        self._f_sd = vol * math.sqrt(step_ms / _DAY_MS)
+        self._rate = rate
+        self._tick_size = [10.0 ** np.floor(np.log10(np.exp(v)) - 4) for v in self._log_p0]
+        self._lot = [0.001] * n
+        self._mean_qty = [max(0.001, 100.0 / np.exp(v)) for v in self._log_p0]
+        self._next_id = [int(rng.integers(1_000_000, 5_000_000)) for _ in range(n)]
+
+    def groups(self) -> list[tuple[str, ...]]:
+        k = self.group_size
+        return [self.symbols[i : i + k] for i in range(0, len(self.symbols), k)]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every pair inside a group (the cointegrated ones)."""
+        return [(a, b) for g in self.groups() for i, a in enumerate(g) for b in g[i + 1 :]]
+
+    def _mids(self, steps: int) -> list[np.ndarray]:
+        from scipy.signal import lfilter
+
+        rng, k = self._rng, self.group_size
+        f = self._factor[:, None] + np.cumsum(rng.normal(0.0, self._f_sd, (len(self._factor), steps)), axis=1)
+        self._factor = f[:, -1].copy()
+        shocks = rng.normal(0.0, self._dev_sd, (len(self.symbols), steps))
+        dev, _ = lfilter([1.0], [1.0, -self._ar_g], shocks, axis=1, zi=(self._ar_g * self._dev)[:, None])
+        self._dev = dev[:, -1].copy()
+        logs = np.repeat(f, k, axis=0) + self._log_p0[:, None] + dev
+        return list(np.exp(logs))

@@ -1,0 +1,130 @@
+"""A watchlist: live views of many pairs of one session, their state as a table, their events.
+
+Pairs come from a list (``"BTCUSDT/ETHUSDT, SOLUSDT/AVAXUSDT"``), a file (one pair a line, ``X/Y``
+or ``X,Y``, or a CSV with columns x and y) or a scan's rows (the ``selected`` ones).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .alerts import Alert, AlertRule
+from .analytics import PairParams
+from .errors import InvalidParameter
+from .pair import PairView
+from .session import Session
+from .ticks import normalize_symbol, now_ms
+
+#: Columns of ``Watchlist.table()``.
+TABLE_COLUMNS = ("pair", "x", "y", "z", "abs_z", "corr", "beta", "half_life_bars", "rows", "warm", "last_event",
+                 "last_event_ms", "since_s")
+
+
+def parse_pairs(spec: str | list | pd.DataFrame) -> list[tuple[str, str]]:
+    """Pairs from ``"X/Y, A/B"`` (or ``X,Y`` per line), a list of such strings or tuples, or scan
+    rows (columns x, y; only ``selected`` rows when that column exists). Duplicates dropped."""
+    if isinstance(spec, pd.DataFrame):
+        rows = spec[spec["selected"]] if "selected" in spec else spec
+        items = list(zip(rows["x"], rows["y"]))
+    elif isinstance(spec, str):
+        items = [re.split(r"[/,]", part) for part in re.split(r"[\s;]+|,(?=[^,/]*/)", spec.strip()) if part]
+    else:
+        items = [re.split(r"[/,]", p) if isinstance(p, str) else p for p in spec]
+    pairs: list[tuple[str, str]] = []
+    for item in items:
+        if len(item) != 2:
+            raise InvalidParameter(f"a watchlist pair is X/Y, got {item!r}")
+        x, y = normalize_symbol(str(item[0])), normalize_symbol(str(item[1]))
+        if x == y:
+            raise InvalidParameter(f"a pair needs two different symbols, got {x}/{y}")
+        if (x, y) not in pairs:
+            pairs.append((x, y))
+    if not pairs:
+        raise InvalidParameter("the watchlist names no pair")
+    return pairs
+
+
+def read_watchlist(path: str | Path) -> list[tuple[str, str]]:
+    """Pairs of a watchlist file: a CSV with columns x and y (a scan's output), else one X/Y a line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidParameter(f"watchlist file {path} does not exist")
+    text = path.read_text()
+    first = text.lstrip().split("\n", 1)[0].lower().replace(" ", "")
+    if first.startswith("x,y") or ",x," in f",{first}," and ",y," in f",{first},":
+        return parse_pairs(pd.read_csv(path))
+    lines = [ln.split("#")[0].strip() for ln in text.splitlines()]
+    return parse_pairs([ln for ln in lines if ln])
+
+
+class Watchlist:
+    """Live views of ``pairs`` on ``timeframe`` of ``session`` (which must record their symbols),
+    one alert rule and analytics parameters for all; the last event of each pair."""
+
+    def __init__(self, session: Session, pairs: list[tuple[str, str]], timeframe: str = "1s",
+                 params: PairParams | None = None, rule: AlertRule | None = None) -> None:
+        missing = sorted({s for p in pairs for s in p} - set(session.symbols))
+        if missing:
+            raise InvalidParameter(f"the session does not record {', '.join(missing)}")
+        self.session, self.timeframe = session, timeframe
+        self.params, self.rule = params or PairParams(), rule or AlertRule()
+        self.views: list[PairView] = [session.pair(x, y, timeframe, params=self.params, rule=self.rule)
+                                      for x, y in pairs]
+        self._index = {v.name: i for i, v in enumerate(self.views)}
+        self.last_event: list[Alert | None] = [None] * len(self.views)
+        self._unsubscribe = session.subscribe_events(self._on_event)
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def _on_event(self, event: Alert) -> None:
+        i = self._index.get(event.pair)
+        if i is not None and event.timeframe == self.timeframe:
+            self.last_event[i] = event
+
+    def table(self, clock_ms: int | None = None) -> pd.DataFrame:
+        """One row per pair (see TABLE_COLUMNS): the newest z, |z|, corr, beta; the spread's AR(1)
+        half-life over the last ``hedge_window`` rows; rows held and whether warm (a z exists);
+        the last event (direction) and seconds since it. Pairs in watchlist order."""
+        clock_ms = now_ms() if clock_ms is None else clock_ms
+        w = self.params.hedge_window
+        k = len(self.views)
+        z, corr, beta = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
+        spreads = np.full((k, w), np.nan)
+        rows = np.zeros(k, dtype=np.int64)
+        for i, v in enumerate(self.views):
+            n = len(v)
+            rows[i] = n
+            if n:
+                z[i], corr[i], beta[i] = v.tail("z", 1)[0], v.tail("corr", 1)[0], v.tail("beta", 1)[0]
+                tail = v.tail("spread", w)
+                spreads[i, w - len(tail):] = tail
+        s0, s1 = spreads[:, :-1], spreads[:, 1:]
+        ok = ~(np.isnan(s0) | np.isnan(s1))
+        cnt = ok.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            m0 = np.where(ok, s0, 0).sum(axis=1) / cnt
+            m1 = np.where(ok, s1, 0).sum(axis=1) / cnt
+            d0, d1 = np.where(ok, s0 - m0[:, None], 0), np.where(ok, s1 - m1[:, None], 0)
+            phi = (d0 * d1).sum(axis=1) / (d0 * d0).sum(axis=1)
+            hl = np.where((phi > 0) & (phi < 1), -math.log(2) / np.log(np.where(phi > 0, phi, 0.5)), np.nan)
+        hl[cnt < 10] = np.nan
+        last = [e.direction if e else "" for e in self.last_event]
+        last_ms = np.array([e.time_ms if e else -1 for e in self.last_event], dtype=np.int64)
+        since = np.where(last_ms >= 0, (clock_ms - last_ms) / 1000.0, np.nan)
+        return pd.DataFrame({
+            "pair": [v.name for v in self.views], "x": [v.symbols[0] for v in self.views],
+            "y": [v.symbols[1] for v in self.views], "z": z, "abs_z": np.abs(z), "corr": corr, "beta": beta,
+            "half_life_bars": hl, "rows": rows, "warm": rows >= self.params.rows_for_z, "last_event": last,
+            "last_event_ms": last_ms, "since_s": since,
+        }, columns=list(TABLE_COLUMNS))
+
+    def close(self) -> None:
+        self._unsubscribe()
+        for v in self.views:
+            v.close()

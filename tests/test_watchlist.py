@@ -1,0 +1,74 @@
+"""The watchlist: pairs from lists, files and scans; its table equals its views; the page's rows."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from statarb_kit import InvalidParameter, Session
+from statarb_kit.alerts import AlertRule
+from statarb_kit.analytics import PairParams, half_life
+from statarb_kit.sources import SyntheticGroups
+from statarb_kit.watchlist import Watchlist, parse_pairs, read_watchlist
+from statarb_kit.widgets.traffic import Traffic
+from statarb_kit.widgets.watchlist_view import WatchlistView
+
+
+def test_pairs_from_a_list_a_file_and_a_scan(tmp_path):
+    assert parse_pairs("btcusdt/ethusdt, SOLUSDT/AVAXUSDT") == [("BTCUSDT", "ETHUSDT"), ("SOLUSDT", "AVAXUSDT")]
+    assert parse_pairs(["A1USDT/B1USDT", ("A1USDT", "B1USDT"), "C1USDT,D1USDT"]) == [("A1USDT", "B1USDT"),
+                                                                                    ("C1USDT", "D1USDT")]
+    lines = tmp_path / "w.txt"
+    lines.write_text("# my pairs\nBTCUSDT/ETHUSDT\nSOLUSDT,AVAXUSDT  # comment\n\n")
+    assert read_watchlist(lines) == [("BTCUSDT", "ETHUSDT"), ("SOLUSDT", "AVAXUSDT")]
+    scan = pd.DataFrame({"x": ["AUSDT", "CUSDT", "EUSDT"], "y": ["BUSDT", "DUSDT", "FUSDT"], "q_value": [0.01, 0.2, 0.03],
+                         "selected": [True, False, True]})
+    scan.to_csv(tmp_path / "scan.csv", index=False)
+    assert read_watchlist(tmp_path / "scan.csv") == [("AUSDT", "BUSDT"), ("EUSDT", "FUSDT")]
+    for bad, words in [("AUSDT/AUSDT", "two different"), ("AUSDT", "X/Y"), ("", "no pair")]:
+        with pytest.raises(InvalidParameter, match=words):
+            parse_pairs(bad)
+    with pytest.raises(InvalidParameter, match="does not exist"):
+        read_watchlist(tmp_path / "nope.txt")
+
+
+def test_the_table_is_the_views_and_the_page_sends_only_what_changed():
+    async def go():
+        src = SyntheticGroups(n_groups=4, group_size=4, realtime=False, start_ms=1_700_000_000_000, max_ticks=60_000,
+                              rate=3.0)
+        session = Session(source=src, timeframes=("1s",)).start()
+        params = PairParams(hedge_window=60, z_window=30, corr_window=30)
+        watch = Watchlist(session, src.pairs(), "1s", params, AlertRule(1.5, -1.0))
+        with pytest.raises(InvalidParameter, match="does not record"):
+            Watchlist(session, [("BTCUSDT", "G00A00USDT")], "1s")
+        with Traffic() as traffic:
+            view = WatchlistView(session, watch, refresh_s=3600)
+            await session.wait_source()
+            await session.flush()
+            table = watch.table()
+            traffic.reset()
+            view.refresh()
+            first = traffic.messages
+            traffic.reset()
+            view.refresh()  # nothing changed: nothing sent
+            again = traffic.messages
+            shown = [line.children[0].value for line in view.body.children]
+        view.close()
+        watch.close()
+        await session.stop()
+        return watch, table, first, again, shown, session
+
+    watch, table, first, again, shown, session = asyncio.run(go())
+    assert len(table) == 4 * 6 and first > 0 and again == 0
+    for row, v in zip(table.itertuples(), watch.views):
+        frame = v.arrays()
+        assert row.z == frame["z"][-1] or (np.isnan(row.z) and np.isnan(frame["z"][-1]))
+        assert row.beta == frame["beta"][-1] and row.rows == len(v) and row.warm
+        spread = frame["spread"][-60:]
+        assert row.half_life_bars == pytest.approx(half_life(spread).bars, rel=1e-9, nan_ok=True)
+    assert table["last_event"].astype(bool).sum() > 0 and session.status().events > 0
+    zs = [abs(float(t.split("sak-wl-z")[1].split(">")[1].split("<")[0])) for t in shown if ">-<" not in t]
+    assert zs == sorted(zs, reverse=True)  # shown by |z|, largest first
