@@ -32,7 +32,7 @@ TIMEFRAMES = ("1s", "1m", "5m")
 #: Settings only the server's operator chooses (``statarb dashboard`` options / environment): a URL
 #: must not make the kernel write a file of its choosing or connect to a host of its choosing.
 #: Each maps to its ``statarb dashboard`` option, if it has one (all have a STATARB_<NAME> variable).
-SERVER_ONLY: dict[str, str | None] = {"db": "--db", "watchlist": "--watchlist", "ws_url": "--ws-url", "ws_path": "--ws-path",
+SERVER_ONLY: dict[str, str | None] = {"db": "--db", "speed": None, "watchlist": "--watchlist", "ws_url": "--ws-url", "ws_path": "--ws-path",
                                       "rest_url": "--rest-url", "preview_s": None}
 #: Older short names of URL settings, still accepted: the vocabulary is the rule's and the backtests'.
 URL_ALIASES = {"z": "z_entry", "corr": "corr_min", "hedge": "hedge_mode"}
@@ -57,6 +57,7 @@ class AppSettings:
     hedge_mode: str = "rolling"
     seed: int = 7
     history_min: float = 20.0
+    speed: float = 0.0  # synthetic only: > 0 plays from history_min ago at that many times real time (soak runs)
     pairs: str = ""  # a watchlist: "X/Y,A/B", or "synthetic" (groups of cointegrated symbols)
     watchlist: str = ""  # a watchlist file (server only)
     db: str = ":memory:"
@@ -149,6 +150,9 @@ class AppSettings:
                                        f"{', '.join(unknown[:3])} are not among them (use pairs=synthetic, "
                                        "or source=live)")
             return groups
+        if self.speed > 0:  # accelerated time: bars become final by later trades, not the wall clock
+            return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=False, start_ms=start,
+                                 chunk_s=1.0, speed=self.speed)
         return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=True, start_ms=start)
 
 

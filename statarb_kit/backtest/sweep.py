@@ -21,6 +21,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import InvalidParameter
+from ..results import sql_path, write_frame
 from .data import PairBars
 from .engine import METRIC_NAMES, Metrics, SignalIndex, bar_seconds, evaluate, result_rows
 from .frame import signal_frame
@@ -136,29 +137,12 @@ def write_results(results: pd.DataFrame, path: str | Path, bars: PairBars) -> Pa
     """Write ``results`` with the run's UTC time, pair, timeframe and data origin. ``.duckdb`` /
     ``.db``: rows are appended to table ``backtest_results`` (created on first use), so runs
     accumulate; ``.parquet``, ``.csv``, ``.json`` (records): the file is replaced."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".duckdb", ".db", ".parquet", ".pq", ".csv", ".json"):
-        raise InvalidParameter(f"results go to a .duckdb, .parquet, .csv or .json file, not {path.name!r}")
     out = results.copy()
     out.insert(0, "run_at", pd.Timestamp(dt.datetime.now(dt.UTC)))
     for i, (name, value) in enumerate((("x", bars.symbols[0]), ("y", bars.symbols[1]),
                                        ("timeframe", bars.timeframe), ("data", bars.origin)), start=1):
         out.insert(i, name, value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        out.to_csv(path, index=False)
-    elif suffix == ".json":
-        out.to_json(path, orient="records", date_format="iso", indent=1, double_precision=15)
-    else:
-        with duckdb.connect(str(path) if suffix in (".duckdb", ".db") else ":memory:") as con:
-            con.register("results", out)
-            if suffix in (".parquet", ".pq"):
-                con.execute(f"COPY results TO '{_sql_path(path)}' (FORMAT parquet)")
-            else:
-                con.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} AS SELECT * FROM results LIMIT 0")
-                con.execute(f"INSERT INTO {RESULTS_TABLE} BY NAME SELECT * FROM results")
-    return path
+    return write_frame(out, path, RESULTS_TABLE)
 
 
 def read_results(path: str | Path) -> pd.DataFrame:
@@ -172,9 +156,5 @@ def read_results(path: str | Path) -> pd.DataFrame:
     if suffix == ".json":
         return pd.read_json(path, orient="records")
     with duckdb.connect(str(path), read_only=True) if suffix in (".duckdb", ".db") else duckdb.connect() as con:
-        source = RESULTS_TABLE if suffix in (".duckdb", ".db") else f"read_parquet('{_sql_path(path)}')"
+        source = RESULTS_TABLE if suffix in (".duckdb", ".db") else f"read_parquet('{sql_path(path)}')"
         return con.execute(f"SELECT * FROM {source}").df()
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")

@@ -11,11 +11,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from ..errors import InvalidParameter
+from ..results import write_frame
 from ..store import TickStore, bars_table
 from ..ticks import normalize_symbol
 
@@ -81,12 +81,8 @@ def closes_from_files(files: list[str | Path], timeframe: str = "1m", skip_bad: 
 
 def write_scan(results: pd.DataFrame, path: str | Path, origin: str, timeframe: str) -> tuple[Path, str]:
     """Write a scan's rows with a run id, its UTC time, the data origin, timeframe and parameters
-    (JSON). ``.duckdb``: appended to table ``scan_results`` (runs accumulate); ``.parquet`` /
-    ``.csv``: the file is replaced. Returns the path and the run id."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".duckdb", ".db", ".parquet", ".pq", ".csv"):
-        raise InvalidParameter(f"scan results go to a .duckdb, .parquet or .csv file, not {path.name!r}")
+    (JSON). ``.duckdb``: appended to table ``scan_results`` (runs accumulate); ``.parquet``,
+    ``.csv``, ``.json``: the file is replaced. Returns the path and the run id."""
     run_id = uuid.uuid4().hex[:12]
     out = results.copy()
     out["survives"] = out["survives"].astype("object").where(out["survives"].notna(), None)
@@ -94,18 +90,7 @@ def write_scan(results: pd.DataFrame, path: str | Path, origin: str, timeframe: 
             "timeframe": timeframe, "params": json.dumps(results.attrs.get("params", {}), sort_keys=True)}
     for i, (name, value) in enumerate(meta.items()):
         out.insert(i, name, value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix == ".csv":
-        out.to_csv(path, index=False)
-        return path, run_id
-    with duckdb.connect(str(path) if suffix in (".duckdb", ".db") else ":memory:") as con:
-        con.register("results", out)
-        if suffix in (".parquet", ".pq"):
-            con.execute(f"COPY results TO '{str(path).replace(chr(39), chr(39) * 2)}' (FORMAT parquet)")
-        else:
-            con.execute(f"CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} AS SELECT * FROM results LIMIT 0")
-            con.execute(f"INSERT INTO {RESULTS_TABLE} BY NAME SELECT * FROM results")
-    return path, run_id
+    return write_frame(out, path, RESULTS_TABLE), run_id
 
 
 @contextlib.contextmanager

@@ -59,8 +59,9 @@ class SyntheticPair:
 
     ``realtime=True`` paces trades on the wall clock (tick time = now), after producing the
     history from an earlier ``start_ms`` (a warm-up) at once, in backlog batches of ``chunk_s``
-    simulated seconds; otherwise trades are produced as fast as the consumer takes them, from
-    ``start_ms``, in chunks of ``chunk_s`` simulated seconds, until ``max_ticks`` (or forever).
+    simulated seconds; otherwise trades are produced from ``start_ms`` in chunks of ``chunk_s``
+    simulated seconds, as fast as the consumer takes them or ``speed`` times real time (a day in
+    minutes: accelerated time for soak runs), until ``max_ticks`` (or forever).
     """
 
     def __init__(
@@ -73,7 +74,11 @@ class SyntheticPair:
         max_ticks: int | None = None,
         step_ms: int = 100,
         chunk_s: float = 10.0,
+        speed: float | None = None,
     ) -> None:
+        if speed is not None and (realtime or speed <= 0):
+            raise InvalidParameter("speed (times real time) is for a source that is not real-time, and > 0")
+        self.speed = speed
         if len(symbols) != 2:
             raise InvalidParameter(f"a synthetic pair needs exactly two symbols, got {symbols!r}")
         self.symbols = tuple(normalize_symbol(s) for s in symbols)
@@ -162,7 +167,8 @@ class SyntheticPair:
                         await asyncio.sleep(0)
                 else:
                     steps = self._chunk_steps
-                    await asyncio.sleep(0)  # let the consumer and the notebook breathe
+                    # paced at `speed` times real time, or as fast as taken (let the consumer breathe)
+                    await asyncio.sleep(self._chunk_steps * self._step_ms / 1000 / self.speed if self.speed else 0)
                 batch = self._trades(steps)
                 if backlog:
                     batch = batch.as_backlog()

@@ -1,0 +1,40 @@
+"""Result tables on disk: a DuckDB table runs are appended to, or a Parquet, CSV or JSON file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from .errors import InvalidParameter
+
+SUFFIXES = (".duckdb", ".db", ".parquet", ".pq", ".csv", ".json")
+
+
+def write_frame(frame: pd.DataFrame, path: str | Path, table: str) -> Path:
+    """``.duckdb`` / ``.db``: rows appended to ``table`` (created on first use), so runs accumulate;
+    ``.parquet``, ``.csv``, ``.json`` (records): the file is replaced."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InvalidParameter(f"results go to a .duckdb, .parquet, .csv or .json file, not {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".json":
+        frame.to_json(path, orient="records", date_format="iso", indent=1, double_precision=15)
+    else:
+        with duckdb.connect(str(path) if suffix in (".duckdb", ".db") else ":memory:") as con:
+            con.register("results", frame)
+            if suffix in (".parquet", ".pq"):
+                con.execute(f"COPY results TO '{sql_path(path)}' (FORMAT parquet)")
+            else:
+                con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM results LIMIT 0")
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM results")
+    return path
+
+
+def sql_path(path: Path) -> str:
+    """A path quoted for a SQL string literal."""
+    return str(path).replace("'", "''")
