@@ -349,10 +349,18 @@ def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, b
     while time.monotonic() < deadline and not page.locator(".sak-wl-event").count():
         page.wait_for_timeout(500)
     assert page.locator(".sak-wl-event").count() > 0  # an event marker (a pair entered the condition)
-    page.wait_for_timeout(3000)
-    later = rows()
-    zs = [abs(float(z)) for _, z in later if z != "-"]
-    assert zs == sorted(zs, reverse=True) and len(zs) > 150  # ordered by |z|, as z moves
+    def settled() -> list[tuple[str, str]] | None:
+        """A snapshot between two refreshes (one refresh's rows and order arrive together)."""
+        snap = rows()
+        zs = [abs(float(z)) for _, z in snap if z != "-"]
+        return snap if len(zs) > 150 and zs == sorted(zs, reverse=True) else None
+
+    page.wait_for_timeout(2000)
+    deadline = time.monotonic() + 20
+    later = None
+    while time.monotonic() < deadline and not (later := settled()):
+        page.wait_for_timeout(200)
+    assert later is not None, "the rows were never shown ordered by |z|"  # ordered by |z|, as z moves
     assert [p for p, _ in later] != [p for p, _ in first]
     page.screenshot(path=str(shots / "watchlist.png"))
     top = later[0][0]
