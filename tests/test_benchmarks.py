@@ -19,6 +19,8 @@ CASES = {
     "bench_scan.py": (["--symbols", "30", "--bars", "1500", "--sample", "3"],
                       {"pairs", "scan_s", "vs_statsmodels_ratio", "recall", "dask_2workers_s"}),
     "bench_watchlist.py": (["--minutes", "4", "--cycles", "20"], {"pairs", "update_ms", "refresh_ms", "vs_scratch_ratio"}),
+    "bench_soak.py": (["--speed", "600", "--hours", "0.05", "--warm-hours", "0.01"],
+                      {"dom_end", "rss_mb_end", "simulated_hours"}),
     "bench_ingest.py": (["--messages", "3000", "--naive", "200", "--replay-rows", "5000"],
                         {"msgs_per_s", "vs_naive_ratio", "replay_rows_per_s"}),
 }
