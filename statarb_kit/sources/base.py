@@ -46,6 +46,11 @@ class Source(Protocol):
     the wall clock (live, paced synthetic) or run ahead of it (replay, fast synthetic): only a
     realtime source lets the wall clock finalize bars. The stream ends when the source is
     exhausted; a live source runs until its task is cancelled.
+
+    History a source emits (a warm-up, a REST backfill, a resume) goes in batches marked
+    ``TickBatch.backlog``: the session waits for ring space for them instead of overwriting. A
+    source that can check itself against the exchange offers ``async reconcile(until_ms,
+    timeout_s) -> TickBatch``, which ``Session.stop()`` calls once the stream has stopped.
     """
 
     symbols: tuple[str, ...]
