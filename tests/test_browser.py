@@ -355,16 +355,24 @@ def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, b
         zs = [abs(float(z)) for _, z in snap if z != "-"]
         return snap if len(zs) > 150 and zs == sorted(zs, reverse=True) else None
 
-    page.wait_for_timeout(2000)
-    deadline = time.monotonic() + 20
-    later = None
-    while time.monotonic() < deadline and not (later := settled()):
-        page.wait_for_timeout(200)
-    assert later is not None, "the rows were never shown ordered by |z|"  # ordered by |z|, as z moves
-    assert [p for p, _ in later] != [p for p, _ in first]
+    def wait_settled(unlike: list[str] | None = None, timeout_s: float = 60.0) -> list[tuple[str, str]] | None:
+        """A settled snapshot (whose order differs from ``unlike``): the warm-up keeps the kernel busy
+        for a few seconds (longer on a loaded machine) before live bars flow."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            snap = settled()
+            if snap and (unlike is None or [p for p, _ in snap] != unlike):
+                return snap
+            page.wait_for_timeout(250)
+        return None
+
+    before = wait_settled()
+    assert before is not None, "the rows were never shown ordered by |z|"
+    later = wait_settled(unlike=[p for p, _ in before])
+    assert later is not None, "the order never changed: z did not move"  # reordered by |z| as z moves
     page.screenshot(path=str(shots / "watchlist.png"))
-    top = later[0][0]
-    page.locator(".sak-wl-row[data-pair]").first.locator("xpath=../../..").locator("button").click()
+    top = later[0][0]  # rows keep moving: click this pair's own button, wherever its row is now
+    page.locator(f".sak-wl-row[data-pair='{top}']").locator("xpath=../../..").locator("button").click()
     page.wait_for_selector("#sak-pair", timeout=30_000)
     assert page.inner_text("#sak-pair") == top
     page.wait_for_timeout(1500)

@@ -77,7 +77,7 @@ class Controls:
         self.hedge_window = window_slider(params.hedge_window, 10, "hedge window", **slider)
         self.z_window = window_slider(params.z_window, 5, "z window", **slider)
         self.corr_window = window_slider(params.corr_window, 5, "corr window", **slider)
-        self.z_entry = w.FloatSlider(value=z_entry, min=0.0, max=5.0, step=0.1, description="z threshold",
+        self.z_entry = w.FloatSlider(value=z_entry, min=0.0, max=5.0, step=0.1, description="z entry",
                                          readout_format=".1f", **slider)
         self.corr_min = w.FloatSlider(value=corr_min, min=-1.0, max=1.0, step=0.05,
                                             description="corr min", readout_format=".2f", **slider)
