@@ -325,7 +325,7 @@ class Session:
         """Put a batch into the ring. History (a replay, a warm-up, a backfill: ``backlog``, or
         any batch of a source that is not real-time) waits for the writer, in pieces that fit;
         only the live edge of a real-time feed may overwrite, to stay live, and that is counted."""
-        if not (batch.backlog or not self.source.realtime):
+        if self.source.realtime and not batch.backlog:
             self.ring.extend(batch)
         else:
             step = max(1, self.ring.capacity // 2)

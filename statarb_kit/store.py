@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from .bars import BAR_DTYPE, BAR_FIELDS, merge_bars
 from .errors import InvalidParameter, StoreLockedError
-from .ticks import TICK_COLUMNS, VIA, VIA_CODE, TickBatch
+from .ticks import TICK_COLUMNS, VIA, TickBatch
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,10 @@ class TickStore:
             [symbol, n],
         ).fetchnumpy()
         cols = {k: v for k, v in got.items() if k in TICK_COLUMNS and k != "via"}
-        via = np.array([VIA_CODE[v] for v in got["via"]], dtype=np.uint8)
+        codes = pd.Categorical(got["via"], categories=VIA).codes
+        if (codes < 0).any():
+            raise InvalidParameter(f"{self.path}: ticks.via holds a value not in {VIA}")
+        via = codes.astype(np.uint8)
         return TickBatch.from_columns(**cols, sym=np.full(len(via), code), via=via)
 
     # ---- bars --------------------------------------------------------------------------

@@ -43,8 +43,6 @@ VIA: tuple[str, ...] = (
     "synthetic",  # the synthetic source
 )
 VIA_CODE: dict[str, int] = {name: i for i, name in enumerate(VIA)}
-#: The ``via`` values whose single-trade sizes are averages.
-SPLIT_VIA = frozenset({"agg_split", "dump_agg_split"})
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,30}$")
 
@@ -149,11 +147,6 @@ class TickBatch:
     def as_backlog(self) -> TickBatch:
         """The same rows, marked as backlog (see the class doc)."""
         return TickBatch(**self.columns(), backlog=True)
-
-    def via_counts(self) -> dict[str, int]:
-        """Rows per ``via`` name (names with no rows left out)."""
-        counts = np.bincount(self.via, minlength=len(VIA))
-        return {VIA[i]: int(c) for i, c in enumerate(counts) if c}
 
     def columns(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in TICK_COLUMNS}

@@ -6,7 +6,6 @@ or ``X,Y``, or a CSV with columns x and y) or a scan's rows (the ``selected`` on
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pandas as pd
 
 from .alerts import Alert, AlertRule
 from .analytics import PairParams
+from .analytics.stationarity import ar1_rows, half_life_of
 from .errors import InvalidParameter
 from .pair import PairView
 from .session import Session
@@ -104,16 +104,9 @@ class Watchlist:
                 z[i], corr[i], beta[i] = v.tail("z", 1)[0], v.tail("corr", 1)[0], v.tail("beta", 1)[0]
                 tail = v.tail("spread", w)
                 spreads[i, w - len(tail):] = tail
-        s0, s1 = spreads[:, :-1], spreads[:, 1:]
-        ok = ~(np.isnan(s0) | np.isnan(s1))
-        cnt = ok.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            m0 = np.where(ok, s0, 0).sum(axis=1) / cnt
-            m1 = np.where(ok, s1, 0).sum(axis=1) / cnt
-            d0, d1 = np.where(ok, s0 - m0[:, None], 0), np.where(ok, s1 - m1[:, None], 0)
-            phi = (d0 * d1).sum(axis=1) / (d0 * d0).sum(axis=1)
-            hl = np.where((phi > 0) & (phi < 1), -math.log(2) / np.log(np.where(phi > 0, phi, 0.5)), np.nan)
-        hl[cnt < 10] = np.nan
+        phi, steps = ar1_rows(spreads)
+        hl = half_life_of(phi)
+        hl[steps < 10] = np.nan
         last = [e.direction if e else "" for e in self.last_event]
         last_ms = np.array([e.time_ms if e else -1 for e in self.last_event], dtype=np.int64)
         since = np.where(last_ms >= 0, (clock_ms - last_ms) / 1000.0, np.nan)

@@ -300,3 +300,24 @@ def test_next_row_equals_pair_frame_bar_for_bar(mode, log_prices):
             np.testing.assert_allclose(getattr(row, name), getattr(full, name)[t], rtol=1e-9, atol=1e-12,
                                        equal_nan=True, err_msg=f"{name} at bar {t}")
         assert row.flags == full.flags[t]
+
+
+def test_vectorised_ar1_and_half_life_equal_half_life_row_by_row():
+    from statarb_kit.analytics.stationarity import ar1_rows, half_life_of
+
+    rng = np.random.default_rng(12)
+    rows = [np.cumsum(rng.normal(0, 1, 120)),  # a walk
+            np.r_[[np.nan] * 20, rng.normal(0.3, 1, 100)],  # NaN-led, then noise
+            np.cumprod(np.full(120, 1.01)),  # explosive: phi > 1 -> inf
+            (-1.0) ** np.arange(120) + rng.normal(0, 0.01, 120)]  # alternating: phi < 0 -> NaN
+    e = np.zeros(120)
+    for t in range(1, 120):
+        e[t] = 0.9 * e[t - 1] + rng.normal()
+    rows.append(e)
+    phi, steps = ar1_rows(np.vstack(rows))
+    for i, r in enumerate(rows):
+        ref = half_life(r)
+        assert steps[i] == np.count_nonzero(~np.isnan(r)) - 1
+        np.testing.assert_allclose(phi[i], ref.phi, rtol=1e-9)
+        np.testing.assert_allclose(half_life_of(phi[i : i + 1])[0], ref.bars, rtol=1e-9, equal_nan=True)
+    assert np.isinf(half_life_of(np.array([1.0, 1.5]))).all() and np.isnan(half_life_of(np.array([0.0, -0.3, np.nan]))).all()

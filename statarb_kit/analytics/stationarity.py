@@ -179,3 +179,26 @@ def half_life(spread: np.ndarray) -> HalfLife:
     if phi <= 0:
         return HalfLife(math.nan, phi, n, ok=False, note=f"AR(1) coefficient {phi:.4f} <= 0: half-life undefined")
     return HalfLife(-math.log(2) / math.log(phi), phi, n)
+
+
+def ar1_rows(spreads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """AR(1) coefficient with a constant (``half_life``'s fit of s_t on s_{t-1}) of each row of a
+    2-d array of spreads, steps touching a NaN left out; and the steps each row used."""
+    s = np.asarray(spreads, dtype=np.float64)
+    s0, s1 = s[:, :-1], s[:, 1:]
+    ok = ~(np.isnan(s0) | np.isnan(s1))
+    steps = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d0 = np.where(ok, s0 - (np.where(ok, s0, 0).sum(axis=1) / steps)[:, None], 0)
+        d1 = np.where(ok, s1 - (np.where(ok, s1, 0).sum(axis=1) / steps)[:, None], 0)
+        return (d0 * d1).sum(axis=1) / (d0 * d0).sum(axis=1), steps
+
+
+def half_life_of(phi: np.ndarray) -> np.ndarray:
+    """Half-lives in bars of AR(1) coefficients, element-wise, with ``half_life``'s rules: inf for
+    phi >= 1 (no mean reversion), NaN for phi <= 0 or NaN."""
+    phi = np.asarray(phi, dtype=np.float64)
+    reverting = (phi > 0) & (phi < 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(reverting, -math.log(2) / np.log(np.where(reverting, phi, 0.5)),
+                        np.where(phi >= 1, np.inf, np.nan))

@@ -24,13 +24,13 @@ Conventions (each is a column or ``DataFrame.attrs`` of the result):
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
 
+from ..analytics.stationarity import ar1_rows, half_life_of
 from ..errors import InvalidParameter
 from .engle_granger import Panel, adf_batch, coint_batch, default_maxlag, series_sums
 
@@ -152,13 +152,10 @@ def scan_block(panel: Panel, xi: np.ndarray, yi: np.ndarray) -> dict[str, np.nda
     cov = panel.cd[0][xi, yi] - sd[xi] * sd[yi] / m
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = cov / np.sqrt((dd[xi] - sd[xi] ** 2 / m) * (dd[yi] - sd[yi] ** 2 / m))
-        phi = fwd.phi
-        half_life = np.where((phi > 0) & (phi < 1), -math.log(2) / np.log(np.where(phi > 0, phi, 1.0)),
-                             np.where(phi >= 1, np.inf, np.nan))
     e = panel.c[:, xi] - fwd.beta * panel.c[:, yi]  # formation spreads (mean 0)
     crossings = np.count_nonzero((e[1:] > 0) != (e[:-1] > 0), axis=0)
     return {"alpha": fwd.alpha, "beta": fwd.beta, "r2": fwd.r2, "eg_stat": fwd.adf.stat, "eg_lags": fwd.adf.lags,
-            "eg_stat_yx": rev.adf.stat, "eg_lags_yx": rev.adf.lags, "half_life_bars": half_life, "corr": corr,
+            "eg_stat_yx": rev.adf.stat, "eg_lags_yx": rev.adf.lags, "half_life_bars": half_life_of(fwd.phi), "corr": corr,
             "spread_std": np.sqrt(fwd.resid_ssr / (n - 2)), "crossings": crossings}
 
 
@@ -209,12 +206,7 @@ def _validate(prep: Prepared, rows: pd.DataFrame, p: ScanParams, maxlag: int) ->
     spread = (prep.validation[:, xi] - rows["alpha"].to_numpy() - rows["beta"].to_numpy() * prep.validation[:, yi]).T
     lag = min(maxlag, default_maxlag(n, "c"))
     adf = adf_batch(series_sums(spread, lag), lag, const=True)
-    s0, s1 = spread[:, :-1], spread[:, 1:]
-    d0, d1 = s0 - s0.mean(axis=1, keepdims=True), s1 - s1.mean(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        phi = (d0 * d1).sum(axis=1) / (d0 * d0).sum(axis=1)
-        hl = np.where((phi > 0) & (phi < 1), -math.log(2) / np.log(np.where(phi > 0, phi, 1.0)),
-                      np.where(phi >= 1, np.inf, np.nan))
+    hl = half_life_of(ar1_rows(spread)[0])
     out["val_n"] = n
     out["val_adf_stat"], out["val_adf_lags"] = adf.stat, adf.lags
     out["val_adf_pvalue"] = mackinnon_p(adf.stat, "c", 1)
@@ -231,8 +223,7 @@ def scan_pairs(closes: pd.DataFrame, *, client: object | None = None, progress: 
 
     ``attrs`` holds ``pairs_tested``, ``selected``, ``symbols`` used, ``left_out`` (symbol ->
     reason), ``params``, the formation and validation ranges and ``seconds``."""
-    p = (params or ScanParams()).__class__(**{**asdict(params or ScanParams()), **changes}) if changes \
-        else (params or ScanParams())
+    p = replace(params or ScanParams(), **changes)
     started = time.perf_counter()
     prep = prepare(closes, p)
     panel = Panel.of(prep.formation, p.maxlag)

@@ -22,9 +22,10 @@ delivers still stores every trade since it began. ``reconcile`` (called by ``Ses
 asks REST once per symbol for the trades after the last one received, up to the stop.
 
 Stalls are judged per connection against its own message rate (``rates``): silence of about
-``stall_expected_msgs`` messages, within [``stall_min_s``, ``stall_timeout_s``] (``stall_min_s`` for a
-connection that has delivered nothing and whose rate is unknown), triggers a REST check: trades missed -> a stalled stream, reconnected; none -> a quiet market, kept (the next
-check waits twice as long). Malformed and unknown frames are counted and sampled, never raised.
+``stall_expected_msgs`` messages, within [``stall_min_s``, ``stall_timeout_s``] (``stall_min_s`` for
+a connection that has delivered nothing and whose rate is unknown), triggers a REST check: trades
+missed -> a stalled stream, reconnected; none -> a quiet market, kept (the next check waits twice
+as long). Malformed and unknown frames are counted and sampled, never raised.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from .rates import RateMeter, silence_limit
 log = logging.getLogger(__name__)
 
 QUIET_CHECKS = 3  # symbols asked over REST whether a silent connection missed trades
+#: What a REST call or an unexpected reply can raise: logged and retried later, never fatal.
+REST_FAILURES = (RestError, KeyError, TypeError, ValueError)
 RATE_TAU_S = 60.0  # time constant of the message-rate estimates
 
 
@@ -179,7 +182,7 @@ class BinanceLive:
 
     def urls(self) -> list[str]:
         """The current WebSocket URL of each shard (at most ``max_streams_per_connection`` streams)."""
-        return [stream_url(self.config.ws_url, sh.path, sh.streams) for sh in self.shards]
+        return [self._url(sh) for sh in self.shards]
 
     def _rest(self, http: httpx.AsyncClient) -> RestClient:
         c = self.config
@@ -227,7 +230,7 @@ class BinanceLive:
     async def _check_symbols(self, rest: RestClient) -> None:
         try:
             known = await rest.symbols()
-        except (RestError, KeyError, TypeError, ValueError) as exc:
+        except REST_FAILURES as exc:
             self.status.last_error = f"exchangeInfo unreachable ({exc}): symbols not checked"
             log.warning(self.status.last_error)
             return
@@ -243,7 +246,7 @@ class BinanceLive:
             symbol = self.symbols[code]
             try:
                 rows = await rest.recent_trades(symbol)
-            except (RestError, KeyError, TypeError, ValueError) as exc:
+            except REST_FAILURES as exc:
                 log.warning("start of %s not anchored on REST (%s): it starts at its first streamed trade", symbol, exc)
                 self._anchor.discard(code)
                 continue
@@ -344,8 +347,9 @@ class BinanceLive:
         c = self.config
         rate = shard.meter.rate(time.monotonic())
         if rate == 0 and not shard.delivered:  # no rate known and nothing delivered: check early
-            return min(c.stall_timeout_s, c.stall_min_s * shard.quiet_factor)
-        base = silence_limit(rate, c.stall_expected_msgs, c.stall_min_s, c.stall_timeout_s)
+            base = c.stall_min_s
+        else:
+            base = silence_limit(rate, c.stall_expected_msgs, c.stall_min_s, c.stall_timeout_s)
         return min(c.stall_timeout_s, base * shard.quiet_factor)
 
     async def _judge_silence(self, shard: Shard, rest: RestClient, open_s: float) -> str:
@@ -360,7 +364,7 @@ class BinanceLive:
         for code in codes[:QUIET_CHECKS]:
             try:
                 latest = await rest.latest_trade(self.symbols[code])
-            except (RestError, KeyError, TypeError, ValueError):
+            except REST_FAILURES:
                 self.stall_checks.append((shard.path, limit, "stalled"))
                 return "stalled"
             last = self._last_id[code]
@@ -526,7 +530,7 @@ class BinanceLive:
                 self.status.gaps_found += 1
             try:
                 fill = await rest.fill(symbol, g.code, g.lo, g.hi, g.lo_ts)
-            except (RestError, KeyError, TypeError, ValueError) as exc:
+            except REST_FAILURES as exc:
                 g.next_try = time.monotonic() + self.config.backoff_max_s / 4
                 self.status.last_error = f"backfill of {symbol} {g.lo}..{g.hi} failed, will retry: {exc}"
                 log.warning(self.status.last_error)
@@ -559,18 +563,17 @@ class BinanceLive:
                 lo, hi, lo_ts = last + 1, None, self._last_ts[code]
             try:
                 fill = await rest.fill(symbol, code, lo, hi, lo_ts, until_ms)
-            except (RestError, KeyError, TypeError, ValueError) as exc:
+            except REST_FAILURES as exc:
                 self.status.last_error = f"catch-up of {symbol} failed, will retry: {exc}"
                 if until_ms is not None:
                     continue  # a stop: try the other symbols; this one is reported unreconciled
                 return TickBatch.concat(out)
             self._resync.discard(code)
             self._holes(symbol, fill)
-            if hi is not None:
-                self._from_start.discard(code)  # the part before the first streamed trade is done
+            if hi is not None or fill.last_id is not None:  # the trades since the start are fetched
+                self._from_start.discard(code)
             if fill.last_id is None:
-                continue  # nothing printed since (a from-start symbol stays so)
-            self._from_start.discard(code)
+                continue  # nothing printed since
             self.status.gaps_found += 1
             self.status.gaps_filled += 1
             self._meters[code].add(len(fill.batch), time.monotonic())

@@ -68,8 +68,6 @@ class WeightBudget:
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._calls: deque[tuple[float, int]] = deque()
-        self.waited_s = 0.0  # time spent waiting for the budget
-        self.server_used = 0  # X-MBX-USED-WEIGHT-1M of the latest reply (all clients of this IP)
 
     def used(self, now: float | None = None) -> int:
         now = time.monotonic() if now is None else now
@@ -84,7 +82,6 @@ class WeightBudget:
                 self._calls.append((now, weight))
                 return
             wait = self._calls[0][0] + 60.0 - now
-            self.waited_s += wait
             log.info("REST weight budget of %d per minute reached: waiting %.1f s", self.per_minute, wait)
             await asyncio.sleep(wait)
 
@@ -120,9 +117,6 @@ class RestClient:
                     raise RestError(f"GET {path} failed: {exc}") from exc
                 await asyncio.sleep(backoff.next())
                 continue
-            used = r.headers.get("X-MBX-USED-WEIGHT-1M")
-            if used and used.isdigit():
-                self.budget.server_used = int(used)
             if r.status_code in (418, 429) or r.status_code >= 500:
                 wait = _retry_after(r) or backoff.next()
                 self.status.last_error = f"REST {path}: HTTP {r.status_code}, retrying in {wait:.1f} s"
@@ -217,7 +211,6 @@ class RestClient:
         holes = _holes(np.unique(batch.trade_id), lo, reach) if reach >= lo else []
         last_ts = int(batch.ts[batch.trade_id == last][0]) if last is not None else 0
         return Fill(batch, holes, last, last_ts)
-
 
     async def _first_id_since(self, symbol: str, since_ms: int, newest: list[dict]) -> int | None:
         """Id of the first trade at or after ``since_ms`` (None: none yet): from the recent trades

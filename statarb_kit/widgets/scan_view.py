@@ -58,10 +58,11 @@ class ScanExplorer:
         self.title = w.HTML()
         self.price, self.spread, self.z = PriceChart("x", "y"), SpreadChart(), ZChart(2.0)
         self.heatmap = self._heatmap(heatmap_symbols)
+        self._charts = w.HBox([self.price.figure, self.spread.figure], layout={"width": "100%"})
         self.widget = w.VBox([
             w.HTML(self._summary()), self.grid,
             w.HBox([self.heatmap, w.VBox([self.pick, self.title], layout={"width": "440px"})]),
-            w.HBox([self.price.figure, self.spread.figure], layout={"width": "100%"}), self.z.figure,
+            self._charts, self.z.figure,
         ], layout={"width": "100%"})
         if options:
             self.show(*options[0][1])
@@ -105,8 +106,7 @@ class ScanExplorer:
         cols = {"time": t, **{c: getattr(f, c) for c in f.COLUMNS}}
         self.price.close()
         self.price = PriceChart(x, y)
-        box = self.widget.children[3]
-        box.children = [self.price.figure, self.spread.figure]
+        self._charts.children = [self.price.figure, self.spread.figure]
         for chart in (self.price, self.spread, self.z):
             chart.reset(cols)
         row = self.results[(self.results["x"] == x) & (self.results["y"] == y)].iloc[0]

@@ -10,7 +10,6 @@ import logging
 import math
 
 import ipywidgets as w
-import numpy as np
 
 from ..session import Session
 from ..ticks import now_ms
@@ -92,12 +91,7 @@ class WatchlistView:
                 self._shown[i] = text
                 self.rows[i].value = text
         column, descending = SORTS[self.sort.value]
-        key = table[column].to_numpy()
-        if key.dtype.kind == "f":
-            key = np.where(np.isnan(key), -np.inf if descending else np.inf, key)
-        order = list(np.argsort(-key if descending and key.dtype.kind != "O" else key, kind="stable"))
-        if column == "pair" or key.dtype.kind == "O":
-            order = list(np.argsort(key.astype(str), kind="stable"))
+        order = table.sort_values(column, ascending=not descending, na_position="last", kind="stable").index.tolist()
         if order != self._order:
             self._order = order
             self.body.children = [self.lines[i] for i in order]
