@@ -105,6 +105,10 @@ def test_symbols_with_too_little_data_are_left_out_with_a_reason_and_gaps_are_bo
     assert name in r.attrs["left_out"] and "fewer than min_obs=500" in r.attrs["left_out"][name]
     assert name not in set(r.x) | set(r.y) and len(r) == 7 * 6 // 2
     assert r["n"].iloc[0] == r.attrs["formation"][2] == 1_750 - 7  # 10 missing, 3 of them carried
+    closes.iloc[:, 2] = 42.0  # never moves: no statistic exists (statsmodels refuses a constant series)
+    flat = scan_pairs(closes, min_obs=500)
+    assert "constant over the formation period" in flat.attrs["left_out"][closes.columns[2]]
+    assert len(flat) == 6 * 5 // 2 and flat["eg_stat"].notna().all()
 
 
 def test_bad_input_is_refused_clearly(universe):

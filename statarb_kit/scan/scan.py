@@ -3,8 +3,8 @@ false discoveries controlled, checked out of sample. In-process, or on Dask work
 
 Conventions (each is a column or ``DataFrame.attrs`` of the result):
 - prices are logged (``log_prices``): a hedge ratio in logs is a ratio of dollar amounts;
-- a symbol with fewer than ``min_obs`` closes in the formation period is left out, with its
-  reason in ``attrs["left_out"]``; a missing close is carried forward at most ``max_stale`` bars
+- a symbol with fewer than ``min_obs`` closes in the formation period, or whose closes there are
+  all equal, is left out, with its reason in ``attrs["left_out"]``; a missing close is carried forward at most ``max_stale`` bars
   (as in the pair analytics), and bars where a kept symbol still has none are dropped;
 - the first ``1 - validation`` of the bars form, the rest validate;
 - for each unordered pair, ``x`` is the symbol first in column order: ``alpha``, ``beta``, ``r2``
@@ -126,6 +126,9 @@ def prepare(closes: pd.DataFrame, p: ScanParams) -> Prepared:
     counts = frame.iloc[:split].notna().sum()
     left_out = {str(s): f"{int(c)} closes in the formation period, fewer than min_obs={p.min_obs}"
                 for s, c in counts.items() if c < p.min_obs}
+    flat = frame.iloc[:split].max() == frame.iloc[:split].min()
+    left_out.update({str(s): "constant over the formation period: nothing to test"
+                     for s in frame.columns[flat.to_numpy()] if str(s) not in left_out})
     kept = [s for s in frame.columns if str(s) not in left_out]
     if len(kept) < 2:
         raise InvalidParameter(f"fewer than 2 symbols have {p.min_obs} closes in the formation period: {left_out}")
