@@ -56,16 +56,12 @@ def test_the_table_is_the_views_and_the_page_sends_only_what_changed():
             view.refresh()  # nothing changed: nothing sent
             again = traffic.messages
             shown = [line.children[0].value for line in view.body.children]
-            assert list(view.body.children) == view.lines  # rows keep their widgets: row k shows rank k
-            view.open(0)
-            opened = view.dashboard.view.name
         view.close()
         watch.close()
         await session.stop()
-        return watch, table, first, again, shown, session, opened
+        return watch, table, first, again, shown, session
 
-    watch, table, first, again, shown, session, opened = asyncio.run(go())
-    assert f"data-pair='{opened}'" in shown[0]  # "open" on the top row opens the pair it shows
+    watch, table, first, again, shown, session = asyncio.run(go())
     assert len(table) == 4 * 6 and first > 0 and again == 0
     for row, v in zip(table.itertuples(), watch.views):
         frame = v.arrays()

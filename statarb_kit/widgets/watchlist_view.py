@@ -1,9 +1,7 @@
 """A live watchlist table: one row per pair (z with its sign, correlation, beta, half-life,
 warm-up, last event and time since), ordered by |z| or any column, redrawn at most every
-``refresh_s``. The row widgets never move: row k shows the pair ranked k, so a new order costs
-only the texts that changed (moving widgets would make the browser rebuild their views each
-time: the page's memory grew by a GB in minutes). A row's "open" shows the pair it shows, with
-the existing dashboard components, in place."""
+``refresh_s``; only rows whose text changed are sent, and the order only when it changed.
+A row's "open" shows the pair's dashboard (the existing components) in place."""
 
 from __future__ import annotations
 
@@ -61,7 +59,7 @@ class WatchlistView:
         k = len(watchlist)
         self.rows = [w.HTML(layout=w.Layout(width="840px", flex="0 0 840px")) for _ in range(k)]
         self.opens = [w.Button(description="open", layout=w.Layout(width="60px", height="22px"),
-                               tooltip="show this pair's dashboard below") for _ in range(k)]
+                               tooltip=f"show {v.name} below") for v in watchlist.views]
         for i, b in enumerate(self.opens):
             b.on_click(lambda _, i=i: self.open(i))
         self.lines = [w.HBox([self.rows[i], self.opens[i]], layout=w.Layout(height="26px", min_height="26px",
@@ -83,27 +81,29 @@ class WatchlistView:
         self._task = session.every(refresh_s, self.refresh, "watchlist refresh")
 
     def refresh(self) -> None:
-        """Show the pairs in their current order, sending only the row texts that changed."""
+        """Apply what changed since the last refresh: changed rows, then the order if it changed."""
         table = self.watchlist.table(now_ms())
         need = self.watchlist.params.rows_for_z
-        column, descending = SORTS[self.sort.value]
-        ranked = table.sort_values(column, ascending=not descending, na_position="last", kind="stable")
-        self._order = ranked.index.tolist()
-        columns = list(ranked.columns)
-        for k, values in enumerate(zip(*(ranked[c].tolist() for c in columns))):
+        columns = list(table.columns)
+        for i, values in enumerate(zip(*(table[c].tolist() for c in columns))):
             text = row_html(dict(zip(columns, values)), need)
-            if text != self._shown[k]:
-                self._shown[k] = text
-                self.rows[k].value = text
+            if text != self._shown[i]:
+                self._shown[i] = text
+                self.rows[i].value = text
+        column, descending = SORTS[self.sort.value]
+        order = table.sort_values(column, ascending=not descending, na_position="last", kind="stable").index.tolist()
+        if order != self._order:
+            self._order = order
+            self.body.children = [self.lines[i] for i in order]
         st = self.session.status()
         warm = int(table["warm"].sum())
         set_value(self.status, f"<div class='sak-status' id='sak-wl-status'><b>{len(table)}</b> pairs, {warm} warm "
                                f"| <span id='sak-wl-events'>{st.events}</span> events, {st.alerts} alert bars | "
                                f"{st.ticks_per_s:,.0f} ticks/s | {self.watchlist.timeframe} bars, UTC</div>")
 
-    def open(self, k: int) -> None:
-        """Show the dashboard of the pair row ``k`` shows, below the table (replacing the one shown)."""
-        v = self.watchlist.views[self._order[k]]
+    def open(self, i: int) -> None:
+        """Show pair ``i``'s dashboard below the table (replacing the one shown)."""
+        v = self.watchlist.views[i]
         if self.dashboard is not None:
             self.dashboard.close()
         self.dashboard = Dashboard(self.session, *v.symbols, timeframe=self.watchlist.timeframe,
