@@ -1,12 +1,15 @@
-"""Soak of the pair dashboard: a day of 1s bars at accelerated time in headless Chromium (Debian's),
-with the kernel RSS, the page's JS heap and its DOM node count after warm-up and at the end.
+"""Soak of a long-open page: a day of 1s bars at accelerated time in headless Chromium (Debian's),
+with the kernel RSS, the page's JS heap (after a forced garbage collection, so the figure is what
+the page retains, not when the collector last ran) and its DOM node count, after warm-up and at
+the end.
 
-`statarb dashboard` serves a synthetic pair played from a day ago at ``--speed`` times real time
-(bars finalise on later trades, so no clock needs faking); the page stays open throughout.
+`statarb dashboard` serves the synthetic pair (``--page pair``) or the synthetic watchlist of 200
+pairs over 100 symbols (``--page watchlist``) played from ``--hours`` ago at ``--speed`` times real
+time (bars finalise on later trades, so no clock needs faking); the page stays open throughout.
 
-    python benchmarks/bench_soak.py [--speed 600] [--hours 24] [--warm-hours 2]
+    python benchmarks/bench_soak.py [--page pair] [--speed 600] [--hours 24] [--warm-hours 2]
 
-Ends with one JSON line: simulated_hours, and dom / heap_mb / rss_mb at warm-up and at the end.
+Ends with one JSON line: page, simulated_hours, and dom / heap_mb / rss_mb at warm-up and at the end.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def kernel_rss_mb(server: psutil.Process) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--page", choices=("pair", "watchlist"), default="pair")
     ap.add_argument("--speed", type=float, default=600.0, help="times real time")
     ap.add_argument("--hours", type=float, default=24.0, help="simulated hours to play")
     ap.add_argument("--warm-hours", type=float, default=2.0, help="simulated hours before the first figures")
@@ -58,17 +62,23 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1366, "height": 768})
-            page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
-            page.wait_for_selector("#sak-pair", timeout=120_000)
+            watchlist = args.page == "watchlist"
+            page.goto(f"http://127.0.0.1:{port}/" + ("?pairs=synthetic&timeframe=1s" if watchlist else ""),
+                      timeout=300_000)
+            page.wait_for_selector("#sak-wl-last" if watchlist else "#sak-pair", timeout=300_000)
+            cdp = page.context.new_cdp_session(page)
             first_bar = None
             warm_at = None
             started = time.monotonic()
             limit_s = args.hours * 3600 / args.speed * 3 + 120
             while time.monotonic() - started < limit_s:
                 page.wait_for_timeout(5000)
-                text = page.inner_text("#sak-hedge")
-                last = pd.Timestamp(text.split("last bar")[1].split("UTC")[0].strip(), tz="UTC")
+                text = page.inner_text("#sak-wl-last") if watchlist else page.inner_text("#sak-hedge").split("last bar")[1]
+                if "UTC" not in text:
+                    continue  # no bar yet
+                last = pd.Timestamp(text.split("UTC")[0].strip(), tz="UTC")
                 first_bar = first_bar or last
+                cdp.send("HeapProfiler.collectGarbage")
                 hours = (last - first_bar).total_seconds() / 3600
                 sample = {"dom": page.evaluate("document.getElementsByTagName('*').length"),
                           "heap_mb": page.evaluate("performance.memory.usedJSHeapSize") / 2**20,
@@ -86,7 +96,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
-    print(json.dumps({"benchmark": "soak", **figures}))
+    print(json.dumps({"benchmark": "soak", "page": args.page, "speed": args.speed, **figures}))
 
 
 if __name__ == "__main__":

@@ -142,18 +142,17 @@ class AppSettings:
                                    api_key=os.environ.get("STATARB_BINANCE_API_KEY") or None)
             return BinanceLive(symbols, config)
         start = now_ms() - int(self.history_min * 60_000)
+        accelerated = {"realtime": False, "chunk_s": 1.0, "speed": self.speed} if self.speed > 0 else {"realtime": True}
         if pairs:
-            groups = SyntheticGroups(seed=self.seed, realtime=True, start_ms=start)
+            groups = SyntheticGroups(seed=self.seed, start_ms=start, **accelerated)
             unknown = sorted(set(symbols) - set(groups.symbols))
             if unknown:
                 raise InvalidParameter(f"the synthetic watchlist records groups {groups.symbols[0]}...: "
                                        f"{', '.join(unknown[:3])} are not among them (use pairs=synthetic, "
                                        "or source=live)")
             return groups
-        if self.speed > 0:  # accelerated time: bars become final by later trades, not the wall clock
-            return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=False, start_ms=start,
-                                 chunk_s=1.0, speed=self.speed)
-        return SyntheticPair(symbols=self.symbols, seed=self.seed, realtime=True, start_ms=start)
+        # accelerated time (speed): bars become final by later trades, not the wall clock
+        return SyntheticPair(symbols=self.symbols, seed=self.seed, start_ms=start, **accelerated)
 
 
 def error_box(exc: Exception) -> w.HTML:

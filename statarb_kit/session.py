@@ -57,6 +57,7 @@ class SessionStatus:
     ticks_stored: int
     stored_via: dict[str, int]  # ticks stored by this session per ``ticks.VIA`` (how obtained)
     rows_in_store: int
+    ticks_pruned: int  # ticks an in-memory store dropped after its retention (see Session)
     duplicates: int
     pending: int
     overwritten: int
@@ -81,7 +82,10 @@ class Session:
     Parameters: ``source`` (default: a real-time synthetic cointegrated pair), ``db`` (file path
     or ``":memory:"``), ``timeframes`` to build, ring ``buffer_capacity`` (rows), writer
     ``batch_rows`` (size trigger) and ``flush_interval_s`` (time trigger), bar ``grace_ms``,
-    and how many bars / ticks per symbol the live views keep in memory.
+    and how many bars / ticks per symbol the live views keep in memory. An in-memory store keeps
+    the ticks of the last ``memory_retention_h`` hours of data time (None: all) and the bars the
+    live views hold (``retain_bars`` or more per symbol and timeframe), so a session left running for days stays
+    flat; a file store keeps everything.
 
     Use ``start()`` then ``await stop()`` (notebook), or ``async with Session(...) as s:``.
     """
@@ -100,9 +104,12 @@ class Session:
         alert_log_size: int = 10_000,
         stop_timeout_s: float = 10.0,
         notifier: Notifier | None = None,
+        memory_retention_h: float | None = 6.0,
     ) -> None:
         if batch_rows < 1 or flush_interval_s <= 0:
             raise InvalidParameter("batch_rows must be >= 1 and flush_interval_s > 0")
+        if memory_retention_h is not None and not memory_retention_h >= 2:
+            raise InvalidParameter(f"memory_retention_h must be >= 2 hours or None (keep all), got {memory_retention_h}")
         self.source: Source = source if source is not None else SyntheticPair()
         self.symbols = self.source.symbols
         self.db = str(db)
@@ -113,6 +120,11 @@ class Session:
         self._stop_timeout_s = stop_timeout_s
         self.notifier = notifier
         self._flush_interval_s = flush_interval_s
+        self._retention_ms = (int(memory_retention_h * 3_600_000)
+                              if memory_retention_h is not None and str(db) == ":memory:" else None)
+        self._newest_ms = 0  # newest stored tick's time
+        self._pruned_at_ms = 0  # data time of the last prune
+        self.ticks_pruned = 0
         self._listeners: list[BarListener] = []
         self._lock = threading.Lock()  # guards builder and history: written on the store thread
         self._pairs: list[PairView] = []
@@ -359,6 +371,8 @@ class Session:
                 if self.source.realtime:
                     self._notify(await self._run(self._close_due, now_ms()))
                 await self._flush_alerts()
+                if self._prune_due():
+                    self.ticks_pruned += await self._run(self._prune)
             except Exception as exc:
                 self.report_error("writer", exc)
                 if self._closing:
@@ -382,6 +396,8 @@ class Session:
             with self._lock:
                 self._load_bars()  # the transaction rolled back: memory follows the database
             raise
+        if len(fresh):
+            self._newest_ms = max(self._newest_ms, int(fresh.ts.max()))
         with self._lock:
             for code, hist in enumerate(self._history):
                 rows = fresh.take(fresh.sym == code)
@@ -389,6 +405,21 @@ class Session:
                     hist.extend(rows)
                     hist.mark_drained()
         return changes
+
+    def _prune_due(self) -> bool:
+        """A prune every sixth of the retention (data time), once the data is older than it."""
+        r = self._retention_ms
+        return r is not None and self._newest_ms - r > self._pruned_at_ms + r // 6
+
+    def _prune(self) -> int:
+        """Store thread: drop what an in-memory store no longer needs (see the class doc)."""
+        newest = self._newest_ms
+        with self._lock:  # each timeframe: the bars older than every bar the live views hold
+            bars = {tf: min(int(s.bars["start"][0]) if len(s.bars) else newest for s in series)
+                    for tf, series in self.builder.series.items()}
+        deleted = self._store.prune(newest - self._retention_ms, bars)
+        self._pruned_at_ms = newest - self._retention_ms
+        return deleted
 
     def _close_due(self, clock_ms: int) -> dict[str, BarChanges]:
         """Store thread: finalize and store bars whose end plus grace the clock has passed."""
@@ -572,7 +603,8 @@ class Session:
             ticks_received=self.ring.appended,
             ticks_stored=stored,
             stored_via={VIA[i]: int(n) for i, n in enumerate(self._store.inserted_via) if n} if self._store else {},
-            rows_in_store=self._rows_at_start + stored,
+            rows_in_store=self._rows_at_start + stored - self.ticks_pruned,
+            ticks_pruned=self.ticks_pruned,
             duplicates=self._store.duplicates if self._store else 0,
             pending=len(self.ring),
             overwritten=self.ring.overwritten,

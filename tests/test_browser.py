@@ -340,8 +340,10 @@ def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, b
     page.wait_for_selector("#sak-wl-status", timeout=120_000)
 
     def rows() -> list[tuple[str, str]]:
-        return page.evaluate("""[...document.querySelectorAll('.sak-wl-row[data-pair]')].map(
-            r => [r.dataset.pair, r.querySelector('.sak-wl-z').textContent])""")
+        """The rows as shown, top to bottom (the rows keep their place in the DOM; CSS orders them)."""
+        return page.evaluate("""[...document.querySelectorAll('.sak-wl-row[data-pair]')]
+            .map(r => [r.getBoundingClientRect().top, r.dataset.pair, r.querySelector('.sak-wl-z').textContent])
+            .sort((a, b) => a[0] - b[0]).map(r => [r[1], r[2]])""")
 
     first = rows()
     assert len(first) == 200 and "200</b> pairs" in page.inner_html("#sak-wl-status")
@@ -371,7 +373,7 @@ def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, b
     later = wait_settled(unlike=[p for p, _ in before])
     assert later is not None, "the order never changed: z did not move"  # reordered by |z| as z moves
     page.screenshot(path=str(shots / "watchlist.png"))
-    top = later[0][0]  # rows keep moving: click this pair's own button, wherever its row is now
+    top = later[0][0]  # rows keep moving: click this pair's own button, wherever its row is shown now
     page.locator(f".sak-wl-row[data-pair='{top}']").locator("xpath=../../..").locator("button").click()
     page.wait_for_selector("#sak-pair", timeout=30_000)
     assert page.inner_text("#sak-pair") == top

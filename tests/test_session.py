@@ -1,6 +1,7 @@
 import asyncio
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from statarb_kit import InvalidParameter, Session, SessionStateError, SyntheticPair, TickStore
@@ -157,3 +158,48 @@ def test_a_day_of_warm_up_history_stores_every_generated_tick():
     generated, st = asyncio.run(go())
     assert generated > 3_000_000  # a day of two symbols at ~20 trades/s each
     assert st.overwritten == 0 and st.ticks_stored >= generated and st.ticks_received == st.ticks_stored
+
+
+def test_an_in_memory_store_keeps_its_retention_and_stays_consistent(tmp_path):
+    """A monitor left open for days: an in-memory store drops ticks older than the retention and
+    bars the live views can no longer hold; a file store keeps everything."""
+    from statarb_kit.sources.synthetic import PairModel
+
+    def run(db: str) -> tuple[Session, dict]:
+        async def go():
+            src = SyntheticPair(model=PairModel(rate=2.0), realtime=False, start_ms=1_700_000_000_000, seed=4,
+                                max_ticks=2 * 2 * 5 * 3600)  # ~5 hours of two symbols at 2 trades/s
+            session = Session(source=src, db=db, timeframes=("1s", "1m"), retain_bars=3_600,
+                              memory_retention_h=2, batch_rows=5_000).start()
+            await session.wait_source()
+            await session.flush()
+            con = session._store.con
+            out = {
+                "ticks": con.execute("SELECT count(*), min(ts), max(ts) FROM ticks").fetchone(),
+                "bars": con.execute("SELECT min(start), count(*) FROM bars_1s WHERE symbol = 'BTCUSDT'").fetchone(),
+                "bars_1m": con.execute("SELECT count(*) FROM bars_1m WHERE symbol = 'BTCUSDT'").fetchone()[0],
+                "tail": con.execute("SELECT start, close FROM bars_1s WHERE symbol = 'BTCUSDT' ORDER BY start").df(),
+                "memory": session.bars("BTCUSDT", "1s", last=None),
+                "status": session.status(),
+            }
+            await session.stop()
+            return session, out
+        return asyncio.run(go())
+
+    session, mem = run(":memory:")
+    _, disk = run(str(tmp_path / "all.duckdb"))
+    hour = 3_600_000
+    count, oldest, newest = mem["ticks"]
+    assert disk["ticks"][2] == newest and disk["ticks"][1] < newest - 4.9 * hour  # the file keeps all 5 hours
+    assert newest - 2 * hour - hour // 3 <= oldest and count < disk["ticks"][0] * 0.6
+    st = mem["status"]
+    assert st.ticks_pruned == disk["ticks"][0] - count and st.rows_in_store == count
+    assert st.ticks_stored == disk["ticks"][0]  # every tick was stored before the retention dropped it
+    final = mem["memory"][mem["memory"]["final"]]
+    assert 3_600 <= len(final) and mem["bars"][1] < len(final) + 2 * 3_600 // 6  # 1s bars: what memory holds
+    assert mem["bars"][1] < disk["bars"][1] / 2 and mem["bars"][0] <= final.index[0].value // 10**6
+    assert mem["bars_1m"] == disk["bars_1m"]  # 1m bars: 5 hours are fewer than the views hold
+    stored = mem["tail"].set_index(pd.to_datetime(mem["tail"]["start"], unit="ms", utc=True))
+    np.testing.assert_array_equal(final["close"].to_numpy(), stored.loc[final.index, "close"].to_numpy())
+    with pytest.raises(InvalidParameter, match="memory_retention_h"):
+        Session(memory_retention_h=1)

@@ -55,7 +55,9 @@ def test_the_table_is_the_views_and_the_page_sends_only_what_changed():
             traffic.reset()
             view.refresh()  # nothing changed: nothing sent
             again = traffic.messages
-            shown = [line.children[0].value for line in view.body.children]
+            assert list(view.body.children) == view.lines  # rows never move: their CSS order ranks them
+            shown = [view.rows[i].value for i in sorted(range(len(view.rows)), key=lambda i: int(view.lines[i].layout.order))]
+            assert [s.split("data-pair='")[1].split("'")[0] for s in shown] == view.ranked()
         view.close()
         watch.close()
         await session.stop()

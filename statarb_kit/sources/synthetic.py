@@ -195,12 +195,12 @@ class SyntheticGroups(SyntheticPair):
     def __init__(self, n_groups: int = 20, group_size: int = 5, vol: float = 0.03, half_life_s: float = 120.0,
                  spread_std: float = 0.002, rate: float = 2.0, seed: int = 7, realtime: bool = True,
                  start_ms: int | None = None, max_ticks: int | None = None, step_ms: int = 100,
-                 chunk_s: float = 10.0) -> None:
+                 chunk_s: float = 10.0, speed: float | None = None) -> None:
         if n_groups < 1 or group_size < 2 or rate <= 0 or half_life_s <= 0:
             raise InvalidParameter("need n_groups >= 1, group_size >= 2, rate > 0 and half_life_s > 0")
         names = [f"G{g:02d}A{i:02d}USDT" for g in range(n_groups) for i in range(group_size)]
         super().__init__(symbols=("AAAUSDT", "BBBUSDT"), seed=seed, realtime=realtime, start_ms=start_ms,
-                         max_ticks=max_ticks, step_ms=step_ms, chunk_s=chunk_s)
+                         max_ticks=max_ticks, step_ms=step_ms, chunk_s=chunk_s, speed=speed)
         self.symbols = tuple(names)
         self.group_size = group_size
         n = len(names)

@@ -81,15 +81,13 @@ class Chart:
         self._note_span(t)
         for col, seg in self.lines:
             seg.reset(t, cols[col])
-        self._remark()
         self._domains()
 
     def extend(self, cols: dict[str, np.ndarray]) -> None:
         t = datetimes(cols["time"])
         self._note_span(t)
-        changed = [seg.extend(t, cols[col]) for col, seg in self.lines]
-        if any(changed):
-            self._remark()
+        for col, seg in self.lines:
+            seg.extend(t, cols[col])
         self._domains()
 
     def set_title(self, title: str) -> None:

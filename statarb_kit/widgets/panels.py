@@ -34,7 +34,7 @@ def _fmt(v: float, spec: str = ".6g") -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
-def _utc(ms: int) -> str:
+def utc_text(ms: int) -> str:
     return "-" if not ms else pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -115,7 +115,7 @@ class HedgePanel:
             f"<b>Hedge ratio</b> <span class='sak-muted'>OLS, last {f.n} bars</span>{head}"
             f"<table class='sak-table' id='sak-hedge'>{pairs}"
             f"<tr><th>half-life</th><td colspan='3'>{hl_text}</td></tr>"
-            f"<tr><th>last bar</th><td colspan='3'>{_utc(s.last_time_ms)}</td></tr>"
+            f"<tr><th>last bar</th><td colspan='3'>{utc_text(s.last_time_ms)}</td></tr>"
             f"<tr><th>rows</th><td colspan='3' id='sak-rows'>{rows:,} {timeframe} bars</td></tr>"
             "</table>"))
 

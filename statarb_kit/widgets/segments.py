@@ -1,10 +1,10 @@
-"""A bqplot line drawn as frozen segments plus a live tail.
+"""A bqplot line drawn as frozen segments plus a live tail, on a fixed set of marks.
 
 bqplot sends a mark's whole x/y arrays whenever they change, so one growing line would send
 its whole history on every refresh. Here only the live tail (at most ``segment`` points)
-changes per refresh; a full tail is frozen into its own mark (sent once) and a new tail starts.
-When the points drawn exceed ``max_points``, the oldest half of the history is thinned into
-one segment keeping each bucket's minimum and maximum (so spikes survive).
+changes per refresh; a full tail is frozen into a slot mark (sent once) and a new tail starts.
+When the points drawn exceed ``max_points`` or the slots run out, the oldest half of the
+history is thinned into one slot keeping each bucket's minimum and maximum (so spikes survive).
 """
 
 from __future__ import annotations
@@ -35,85 +35,96 @@ def thin(x: np.ndarray, y: np.ndarray, target: int) -> tuple[np.ndarray, np.ndar
 
 
 class SegmentedLine:
-    """One series on given scales. ``marks`` lists its bqplot marks, oldest first; the owner
-    re-reads it when ``extend`` or ``reset`` returns True (the list of marks changed)."""
+    """One series on given scales, drawn by a fixed set of bqplot marks (``marks``, never
+    replaced: the figure's mark list never changes, so the browser never creates or drops mark
+    views while a page stays open for days). One mark is the live tail; the others are slots
+    holding frozen segments, each sent once. When every slot is taken, the oldest half of the
+    slots is thinned into one of them and the rest are emptied for reuse."""
 
     def __init__(self, scales: dict, colors: list[str], segment: int = 400, max_points: int = 4_000,
                  **mark_kw: object) -> None:
+        if segment < 2 or max_points < 4 * segment:
+            raise ValueError("need segment >= 2 and max_points >= 4 * segment")
         self.scales, self.colors, self.mark_kw = scales, colors, mark_kw
         self.segment, self.max_points = segment, max_points
-        self._frozen: list[bq.Lines] = []
-        self._frozen_n: list[int] = []
-        self.live = self._mark(np.empty(0, dtype="datetime64[ms]"), np.empty(0))
-        self._live_x = np.empty(0, dtype="datetime64[ms]")
-        self._live_y = np.empty(0)
-
-    def _mark(self, x: np.ndarray, y: np.ndarray) -> bq.Lines:
-        return bq.Lines(x=x, y=y, scales=self.scales, colors=self.colors, **self.mark_kw) if self._drawable(y) \
-            else bq.Lines(x=x[:0], y=y[:0], scales=self.scales, colors=self.colors, **self.mark_kw)
+        empty_x, empty_y = np.empty(0, dtype="datetime64[ms]"), np.empty(0)
+        self._slots = [bq.Lines(x=empty_x, y=empty_y, scales=scales, colors=colors, **mark_kw)
+                       for _ in range(max_points // segment)]
+        self._used: list[int] = []  # slots holding a segment, oldest first
+        self._slot_n = [0] * len(self._slots)
+        self.live = bq.Lines(x=empty_x, y=empty_y, scales=scales, colors=colors, **mark_kw)
+        self.marks: list[bq.Lines] = [*self._slots, self.live]
+        self._live_x, self._live_y = empty_x, empty_y
 
     @staticmethod
     def _drawable(y: np.ndarray) -> bool:
         """bqplot draws an all-NaN line as an invalid path: send such data as empty instead."""
         return bool(np.isfinite(y).any())
 
+    def _show(self, mark: bq.Lines, x: np.ndarray, y: np.ndarray) -> None:
+        if not self._drawable(y):
+            x, y = x[:0], y[:0]
+        if len(x) or len(mark.x):
+            with mark.hold_sync():
+                mark.x, mark.y = x, y
+
     @property
     def has_data(self) -> bool:
         return any(len(m.y) for m in self.marks)
 
     @property
-    def marks(self) -> list[bq.Lines]:
-        return [*self._frozen, self.live]
-
-    @property
     def points(self) -> int:
-        return sum(self._frozen_n) + len(self._live_x)
+        return sum(self._slot_n) + len(self._live_x)
 
-    def reset(self, x: np.ndarray, y: np.ndarray) -> bool:
+    def _freeze(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Put a segment (newer than every held one) into a free slot, thinning when none is."""
+        if len(self._used) == len(self._slots):
+            self._thin_oldest()
+        slot = next(i for i in range(len(self._slots)) if i not in self._used)
+        self._used.append(slot)
+        self._slot_n[slot] = len(x)
+        self._show(self._slots[slot], x, y)
+
+    def _thin_oldest(self) -> None:
+        half = self._used[: max(2, len(self._used) // 2)]
+        x = np.concatenate([self._slots[i].x for i in half])
+        y = np.concatenate([self._slots[i].y for i in half])
+        x, y = thin(x, y, self.max_points // 4)
+        for i in half[1:]:
+            self._show(self._slots[i], x[:0], y[:0])
+            self._slot_n[i] = 0
+        self._show(self._slots[half[0]], x, y)
+        self._slot_n[half[0]] = len(x)
+        self._used = [half[0], *self._used[len(half):]]
+
+    def reset(self, x: np.ndarray, y: np.ndarray) -> None:
         """Redraw from full arrays (thinned to ``max_points``)."""
         x, y = thin(x, y, self.max_points)
+        for i in self._used:
+            self._show(self._slots[i], x[:0], y[:0])
+            self._slot_n[i] = 0
+        self._used = []
         head = max(0, len(x) - self.segment)
-        self._frozen = [self._mark(x[: head + 1], y[: head + 1])] if head else []
-        self._frozen_n = [head + 1] if head else []
+        if head:
+            self._freeze(x[: head + 1], y[: head + 1])
         self._set_live(x[head:], y[head:])
-        return True
 
-    def extend(self, x: np.ndarray, y: np.ndarray) -> bool:
-        """Append points; returns True when the list of marks changed."""
+    def extend(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Append points (later than every point held)."""
         if not len(x):
-            return False
+            return
         lx, ly = np.concatenate((self._live_x, x)), np.concatenate((self._live_y, y))
-        changed = False
         while len(lx) > self.segment:
             cut = self.segment
-            self._frozen.append(self._mark(lx[:cut], ly[:cut]))  # sent once, never changed again
-            self._frozen_n.append(cut)
+            self._freeze(lx[:cut], ly[:cut])  # sent once, never changed until thinned
             lx, ly = lx[cut - 1 :], ly[cut - 1 :]  # overlap one point: the line stays connected
-            changed = True
         self._set_live(lx, ly)
-        if self.points > self.max_points:
+        while self.points > self.max_points:
             self._thin_oldest()
-            changed = True
-        return changed
 
     def _set_live(self, x: np.ndarray, y: np.ndarray) -> None:
         self._live_x, self._live_y = x, y
-        if not self._drawable(y):
-            x, y = x[:0], y[:0]
-        if len(x) or len(self.live.x):
-            with self.live.hold_sync():
-                self.live.x, self.live.y = x, y
-
-    def _thin_oldest(self) -> None:
-        half = max(1, len(self._frozen) // 2)
-        old = self._frozen[:half]
-        x = np.concatenate([m.x for m in old])
-        y = np.concatenate([m.y for m in old])
-        x, y = thin(x, y, self.max_points // 4)
-        for m in old:
-            m.close()
-        self._frozen = [self._mark(x, y), *self._frozen[half:]]
-        self._frozen_n = [len(x), *self._frozen_n[half:]]
+        self._show(self.live, x, y)
 
     def close(self) -> None:
         for m in self.marks:

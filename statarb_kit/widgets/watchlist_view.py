@@ -1,7 +1,10 @@
 """A live watchlist table: one row per pair (z with its sign, correlation, beta, half-life,
 warm-up, last event and time since), ordered by |z| or any column, redrawn at most every
-``refresh_s``; only rows whose text changed are sent, and the order only when it changed.
-A row's "open" shows the pair's dashboard (the existing components) in place."""
+``refresh_s``; only rows whose text changed are sent. Each row widget belongs to one pair and never
+moves in the widget tree: the order is each row's CSS flex ``order``, sent only for rows whose
+rank changed (moving the widgets made the browser rebuild their views on every reorder, and the
+page's memory grew by a GB in minutes). So a row's "open" always opens the pair it shows, even
+when a click crosses a reorder, and shows that pair's dashboard (the existing components) in place."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from ..session import Session
 from ..ticks import now_ms
 from ..watchlist import Watchlist
 from .dashboard import Dashboard
-from .panels import css, set_value
+from .panels import css, set_value, utc_text
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,8 @@ class WatchlistView:
         for i, b in enumerate(self.opens):
             b.on_click(lambda _, i=i: self.open(i))
         self.lines = [w.HBox([self.rows[i], self.opens[i]], layout=w.Layout(height="26px", min_height="26px",
-                                                                              flex="0 0 26px", overflow="hidden"))
+                                                                              flex="0 0 26px", overflow="hidden",
+                                                                              order=str(i)))
                       for i in range(k)]
         self.sort = w.ToggleButtons(options=list(SORTS), value=sort, description="order by",
                                     style={"button_width": "80px"})
@@ -71,17 +75,18 @@ class WatchlistView:
         head = ("<div class='sak-wl-row sak-wl-head'><span>pair (x/y)</span><span>z</span><span>corr</span>"
                 "<span>beta</span><span>half-life</span><span>rows</span><span>last event</span></div>")
         self.status = w.HTML()
-        self.body = w.VBox(self.lines, layout=w.Layout(max_height="520px", overflow="auto", display="block"))
+        self.body = w.VBox(self.lines, layout=w.Layout(max_height="520px", overflow="auto", display="flex",
+                                                      flex_flow="column nowrap"))
         self.detail = w.VBox()
         self.dashboard: Dashboard | None = None
         self.widget = w.VBox([css(), w.HTML(_CSS), self.status, self.sort, w.HTML(head), self.body, self.detail])
         self._shown: list[str] = [""] * k
-        self._order: list[int] = list(range(k))
+        self._order: list[int] = list(range(k))  # row i's rank
         self.refresh()
         self._task = session.every(refresh_s, self.refresh, "watchlist refresh")
 
     def refresh(self) -> None:
-        """Apply what changed since the last refresh: changed rows, then the order if it changed."""
+        """Apply what changed since the last refresh: changed rows, then the ranks that changed."""
         table = self.watchlist.table(now_ms())
         need = self.watchlist.params.rows_for_z
         columns = list(table.columns)
@@ -92,14 +97,21 @@ class WatchlistView:
                 self.rows[i].value = text
         column, descending = SORTS[self.sort.value]
         order = table.sort_values(column, ascending=not descending, na_position="last", kind="stable").index.tolist()
-        if order != self._order:
-            self._order = order
-            self.body.children = [self.lines[i] for i in order]
+        for rank, i in enumerate(order):
+            if self._order[i] != rank:
+                self._order[i] = rank
+                self.lines[i].layout.order = str(rank)
         st = self.session.status()
         warm = int(table["warm"].sum())
+        last = max((int(v.tail("time", 1)[0]) for v in self.watchlist.views if len(v)), default=0)
         set_value(self.status, f"<div class='sak-status' id='sak-wl-status'><b>{len(table)}</b> pairs, {warm} warm "
                                f"| <span id='sak-wl-events'>{st.events}</span> events, {st.alerts} alert bars | "
-                               f"{st.ticks_per_s:,.0f} ticks/s | {self.watchlist.timeframe} bars, UTC</div>")
+                               f"{st.ticks_per_s:,.0f} ticks/s | {self.watchlist.timeframe} bars, last "
+                               f"<span id='sak-wl-last'>{utc_text(last)}</span></div>")
+
+    def ranked(self) -> list[str]:
+        """The pairs' names in the order shown."""
+        return [v.name for _, v in sorted(zip(self._order, self.watchlist.views), key=lambda t: t[0])]
 
     def open(self, i: int) -> None:
         """Show pair ``i``'s dashboard below the table (replacing the one shown)."""
