@@ -28,6 +28,7 @@ import pyarrow as pa
 
 from .bars import BAR_DTYPE, BAR_FIELDS, merge_bars
 from .errors import InvalidParameter, StoreLockedError
+from .funding import FundingRates
 from .ticks import TICK_COLUMNS, VIA, TickBatch
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,14 @@ CREATE TABLE IF NOT EXISTS alerts (
 #: Alert events (a pair entering the condition) have the alerts' columns.
 _EVENTS_DDL = _ALERTS_DDL.replace("alerts (", "alert_events (", 1)
 
+_FUNDING_DDL = """
+CREATE TABLE IF NOT EXISTS funding (
+    symbol VARCHAR NOT NULL,
+    time_ms BIGINT NOT NULL,       -- settlement time, ms since epoch, UTC
+    rate DOUBLE NOT NULL,          -- fraction per settlement; > 0: longs pay shorts
+    origin VARCHAR NOT NULL        -- dump, rest, stream or synthetic
+)"""
+
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<prog>.*?) \(PID (?P<pid>\d+)\)")
 
 
@@ -106,6 +115,7 @@ class TickStore:
             self.con.execute(_TICKS_DDL)
             self.con.execute(_ALERTS_DDL)
             self.con.execute(_EVENTS_DDL)
+            self.con.execute(_FUNDING_DDL)
             self._migrate()
         self._watermark = self._load_watermarks()
         self.inserted = 0  # rows stored by this object
@@ -363,6 +373,24 @@ class TickStore:
         if len(alerts):
             with self._registered("incoming_alerts", pa.Table.from_pandas(alerts, preserve_index=False)):
                 self.con.execute(f"INSERT INTO {table} SELECT * FROM incoming_alerts")
+
+    def insert_funding(self, rates: FundingRates) -> int:
+        """Store settlements not stored yet (by symbol and time); returns how many were new."""
+        frame = pa.table({"symbol": [rates.symbol] * len(rates), "time_ms": rates.time, "rate": rates.rate,
+                          "origin": [rates.origin] * len(rates)})
+        with self.transaction(), self._registered("incoming_funding", frame):
+            before = int(self._scalar("SELECT count(*) FROM funding"))
+            self.con.execute("INSERT INTO funding SELECT i.* FROM incoming_funding i WHERE NOT EXISTS "
+                             "(SELECT 1 FROM funding f WHERE f.symbol = i.symbol AND f.time_ms = i.time_ms)")
+            return int(self._scalar("SELECT count(*) FROM funding")) - before
+
+    def funding(self, symbol: str) -> FundingRates:
+        """A symbol's stored settlements (empty when none)."""
+        if not self._has_table("funding"):
+            return FundingRates(symbol, np.empty(0, dtype=np.int64), np.empty(0), "store")
+        t, r = self.con.execute("SELECT time_ms, rate FROM funding WHERE symbol = ? ORDER BY time_ms",
+                                [symbol]).fetchnumpy().values()
+        return FundingRates(symbol, np.asarray(t, dtype=np.int64), np.asarray(r, dtype=np.float64), "store")
 
     def alerts(self, table: str = "alerts") -> pd.DataFrame:
         """All stored alerts (or ``alert_events``), oldest first."""

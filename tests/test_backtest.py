@@ -17,6 +17,7 @@ from statarb_kit.backtest import BacktestParams, SignalFrame, backtest, expand_g
 from statarb_kit.backtest.engine import EXIT_REASONS, find_trades
 from statarb_kit.backtest.frame import signal_frame
 from statarb_kit.backtest.reference import loop_backtest
+from statarb_kit.funding import FundingRates, PairFunding
 
 NAN = math.nan
 
@@ -129,16 +130,79 @@ def test_engine_equals_the_per_bar_loop(n, seed, p):
     px = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     py = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     f = SignalFrame(np.arange(n, dtype=np.int64) * 1000, px, py, np.zeros(n), beta, z, rng.uniform(-1, 1, n))
-    r = run_backtest(f, p)
-    trades, equity = loop_backtest(f, p)
+    funding = None
+    if seed % 2:  # settlements on bar closes, between them, before and after the frame
+        legs = []
+        for sym in ("XUSDT", "YUSDT"):
+            t = np.unique(rng.integers(-2_000, n * 1000 + 2_000, rng.integers(0, 2 * n)))
+            t[::3] = t[::3] // 1000 * 1000
+            t = np.unique(t)
+            legs.append(FundingRates(sym, t, rng.normal(1e-4, 3e-3, len(t)), "test"))
+        funding = PairFunding(*legs)
+    r = run_backtest(f, p, funding=funding)
+    trades, equity = loop_backtest(f, p, funding)
     t = find_trades(f, p)
-    assert len(trades) == len(r.trades)
+    assert len(trades) == len(r.trades) and r.funding_included == (funding is not None)
     for k, ref in enumerate(trades):
         got = (t.entry_signal[k], t.entry_fill[k], t.exit_signal[k], t.exit_fill[k], t.side[k], EXIT_REASONS[t.reason[k]])
         assert got == (ref["entry_signal"], ref["entry_fill"], ref["exit_signal"], ref["exit_fill"], ref["side"],
                        ref["reason"])
         assert r.trades.pnl.iloc[k] == pytest.approx(ref["pnl"], rel=1e-9, abs=1e-12)
+        if funding is not None:
+            assert r.trades.funding.iloc[k] == pytest.approx(ref["funding"], rel=1e-9, abs=1e-15)
     np.testing.assert_allclose(r.equity.to_numpy(), equity, rtol=0, atol=1e-12)
+    m = r.metrics
+    assert m.total_return == pytest.approx(r.trades.pnl.sum(), abs=1e-12)
+    assert m.costs == pytest.approx(m.fees + m.slippage, abs=1e-15)
+    if funding is None:
+        assert np.isnan(m.funding_pnl) and r.trades.funding.isna().all()  # not included: never a silent 0
+    else:
+        assert m.funding_pnl == pytest.approx(r.trades.funding.sum(), abs=1e-15)
+
+
+def test_funding_by_hand_two_settlements_one_inside_a_trade():
+    """Bars close at 0, 60, ..., 300 s. One LONG_SPREAD trade: signal at bar 1 (z = -3), filled at
+    bar 2's close (120 s), exit signal at bar 3 (z = 0), filled at bar 4 (240 s). Settlements at
+    180 s (inside: held over it) and 270 s (after the exit fill: not held)."""
+    time = np.arange(6, dtype=np.int64) * 60_000
+    px = np.array([100.0, 101.0, 102.0, 104.0, 103.0, 105.0])
+    py = np.array([50.0, 50.5, 51.0, 51.5, 52.0, 52.5])
+    beta = np.full(6, 2.0)
+    z = np.array([0.0, -3.0, -2.5, 0.0, 0.1, 0.2])
+    f = SignalFrame(time, px, py, np.zeros(6), beta, z, np.ones(6))
+    p = BacktestParams(z_entry=2.0, z_exit=0.5, fee_bps=2.0, slippage_bps=1.0)
+    rx, ry = 0.0010, -0.0004
+    funding = PairFunding(FundingRates("XUSDT", np.array([180_000, 270_000]), np.array([rx, 0.05]), "test"),
+                          FundingRates("YUSDT", np.array([180_000, 270_000]), np.array([ry, 0.05]), "test"))
+    r = run_backtest(f, p, funding=funding)
+    assert len(r.trades) == 1 and r.trades.direction.iloc[0] == "LONG_SPREAD"
+    k = 1.0 / (102.0 + 2.0 * 51.0)  # units per unit of gross notional at the entry fill (bar 2)
+    qx, qy = k, -2.0 * k
+    # at 180 s (bar 3's close): long x pays 104 * qx * rx; short y (qy < 0) with ry < 0 pays too
+    by_hand = -(qx * 104.0 * rx) - (qy * 51.5 * ry)
+    assert r.trades.funding.iloc[0] == pytest.approx(by_hand, abs=1e-12)
+    assert r.metrics.funding_pnl == pytest.approx(by_hand, abs=1e-12)
+    gross = qx * (103.0 - 102.0) + qy * (52.0 - 51.0)
+    fees = 2e-4 * (abs(qx) * 102 + abs(qy) * 51 + abs(qx) * 103 + abs(qy) * 52)
+    slip = fees / 2
+    assert r.trades.gross_pnl.iloc[0] == pytest.approx(gross, abs=1e-15)
+    assert (r.trades.fees.iloc[0], r.trades.slippage.iloc[0]) == pytest.approx((fees, slip), abs=1e-15)
+    assert r.trades.pnl.iloc[0] == pytest.approx(gross - fees - slip + by_hand, abs=1e-12)
+    equity = r.equity.to_numpy()
+    assert equity[3] - equity[2] == pytest.approx(qx * 2.0 + qy * 0.5 + by_hand, abs=1e-12)  # booked at bar 3
+    assert equity[5] == equity[4]  # flat after the exit: the 270 s settlement is not paid
+
+
+def test_funding_data_with_a_gap_is_refused_with_its_span():
+    time = np.arange(0, 30 * 3_600_000, 60_000, dtype=np.int64)
+    n = len(time)
+    f = SignalFrame(time, np.full(n, 100.0), np.full(n, 50.0), np.zeros(n), np.ones(n), np.zeros(n), np.ones(n))
+    full = np.arange(8, 30, 8, dtype=np.int64) * 3_600_000
+    ok = FundingRates("XUSDT", full, np.full(len(full), 1e-4), "test")
+    holed = FundingRates("YUSDT", full[[0, 2]], np.full(2, 1e-4), "test")  # 16:00 is missing
+    run_backtest(f, BacktestParams(), funding=PairFunding(ok, ok))
+    with pytest.raises(InvalidParameter, match="no funding data for YUSDT from 1970-01-01 08:00"):
+        run_backtest(f, BacktestParams(), funding=PairFunding(ok, holed))
 
 
 def coint_prices(n, seed):

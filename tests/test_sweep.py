@@ -43,10 +43,11 @@ def test_sweep_rows_equal_each_backtest_run_alone(bars, jobs):
     combos = expand_grid(GRID, SMALL)
     assert len(combos) == 24
     results = run_sweep(bars, combos, jobs=jobs, progress=False)
-    assert list(results.columns) == [*PARAM_NAMES, *METRIC_NAMES]
+    assert list(results.columns) == [*PARAM_NAMES, *METRIC_NAMES, "deflated_sharpe", "pbo"]
     alone = pd.concat([backtest_bars(bars, p).row() for p in combos])
-    assert_rows_equal(results, alone)
-    assert results["trades"].sum() > 0
+    assert_rows_equal(results[[*PARAM_NAMES, *METRIC_NAMES]], alone)
+    assert results["trades"].sum() > 0 and results["funding_pnl"].notna().all()  # synthetic funding included
+    assert results["deflated_sharpe"].between(0, 1).all() and results["pbo"].nunique() == 1
 
 
 def test_chunks_share_frames_and_cover_every_combination_once():

@@ -20,6 +20,7 @@ import pandas as pd
 from ..analytics import align_pair
 from ..bars import timeframe_ms
 from ..errors import InvalidParameter
+from ..funding import PairFunding, read_funding_files, synthetic_funding
 from ..session import Session
 from ..sources import HistoryFile, Replay, SyntheticPair
 from ..sources.synthetic import PairModel
@@ -38,7 +39,8 @@ SYNTHETIC_START = "2026-01-01"
 
 @dataclass(frozen=True, eq=False)
 class PairBars:
-    """Closes of a pair on common bar open times (ms UTC, ascending), and where they came from."""
+    """Closes of a pair on common bar open times (ms UTC, ascending), where they came from, and
+    both legs' funding rates when known (None: backtests say funding was not included)."""
 
     symbols: tuple[str, str]
     timeframe: str
@@ -46,6 +48,10 @@ class PairBars:
     price_x: np.ndarray
     price_y: np.ndarray
     origin: str
+    funding: PairFunding | None = None
+
+    def without_funding(self) -> PairBars:
+        return replace(self, funding=None)
 
     def __len__(self) -> int:
         return len(self.time)
@@ -77,7 +83,9 @@ class DataSpec:
     """Where a backtest's bars come from, as plain values a notebook parameter cell can take:
     ``db`` (a DuckDB file of recorded bars), else ``files`` (Binance dump files), else the
     synthetic pair (``hours`` from ``start``, ``seed``). ``start``/``end`` (UTC) bound the bars
-    of a store or files; for the synthetic pair ``start`` is its first bar."""
+    of a store or files; for the synthetic pair ``start`` is its first bar. Funding: the store's
+    ``funding`` table, ``funding_files`` (Binance funding dumps) or, for the synthetic pair, its
+    seeded rates; ``funding=False`` leaves it out (the results then say so)."""
 
     symbols: str = "BTCUSDT,ETHUSDT"
     timeframe: str = "1m"
@@ -87,6 +95,8 @@ class DataSpec:
     seed: int = 7
     start: str | None = None
     end: str | None = None
+    funding: bool = True
+    funding_files: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         _pair(self.symbols)
@@ -94,15 +104,20 @@ class DataSpec:
 
     def load(self) -> PairBars:
         if self.db:
-            return bars_from_store(self.db, self.symbols, self.timeframe, self.start, self.end)
-        if self.files:
-            return bars_from_files(list(self.files), self.symbols, self.timeframe).between(self.start, self.end)
-        return bars_synthetic(self.symbols, self.timeframe, self.hours, self.seed, self.start or SYNTHETIC_START)
+            bars = bars_from_store(self.db, self.symbols, self.timeframe, self.start, self.end)
+        elif self.files:
+            bars = bars_from_files(list(self.files), self.symbols, self.timeframe).between(self.start, self.end)
+        else:
+            bars = bars_synthetic(self.symbols, self.timeframe, self.hours, self.seed, self.start or SYNTHETIC_START)
+        if self.funding_files:
+            bars = with_funding_files(bars, list(self.funding_files))
+        return bars if self.funding else bars.without_funding()
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as notebook parameters (files as a list)."""
         d = asdict(self)
         d["files"] = list(self.files) if self.files else None
+        d["funding_files"] = list(self.funding_files) if self.funding_files else None
         return d
 
 
@@ -133,6 +148,7 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
     store = TickStore(db, read_only=True)
     try:
         bx, by = store.bars(timeframe, x), store.bars(timeframe, y)
+        fx, fy = store.funding(x), store.funding(y)
     finally:
         store.close()
     for sym, b in ((x, bx), (y, by)):
@@ -140,7 +156,17 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
             raise InvalidParameter(f"{db} has no {timeframe} bars of {sym}")
     aligned = align_pair(bx["start"].to_numpy(np.int64), bx["close"].to_numpy(), by["start"].to_numpy(np.int64),
                          by["close"].to_numpy(), timeframe_ms(timeframe), max_stale)
-    return PairBars((x, y), timeframe, aligned.time, aligned.x, aligned.y, f"store {db}").between(start, end)
+    funding = PairFunding(fx, fy) if len(fx) and len(fy) else None
+    return PairBars((x, y), timeframe, aligned.time, aligned.x, aligned.y, f"store {db}", funding).between(start, end)
+
+
+def with_funding_files(bars: PairBars, files: list[str | Path]) -> PairBars:
+    """``bars`` with both legs' funding read from Binance funding dumps (see statarb_kit.funding)."""
+    rates = read_funding_files(files)
+    missing = [s for s in bars.symbols if s not in rates]
+    if missing:
+        raise InvalidParameter(f"no funding file of {missing} among the {len(files)} given (found {sorted(rates)})")
+    return replace(bars, funding=PairFunding(rates[bars.symbols[0]], rates[bars.symbols[1]]))
 
 
 def bars_from_files(files: list[str | Path], symbols: tuple[str, str] | str, timeframe: str = "1m",
@@ -159,7 +185,8 @@ def bars_from_files(files: list[str | Path], symbols: tuple[str, str] | str, tim
 def bars_synthetic(symbols: tuple[str, str] | str = ("BTCUSDT", "ETHUSDT"), timeframe: str = "1m",
                    hours: float = 24.0, seed: int = 7, start: str | pd.Timestamp = SYNTHETIC_START,
                    model: PairModel | None = None, max_stale: int = MAX_STALE) -> PairBars:
-    """``hours`` of the seeded synthetic cointegrated pair from UTC ``start``, as bars."""
+    """``hours`` of the seeded synthetic cointegrated pair from UTC ``start``, as bars, with
+    seeded synthetic funding of both legs (8-hourly; see ``statarb_kit.funding.synthetic_funding``)."""
     pair = _pair(symbols)
     if not hours > 0:
         raise InvalidParameter(f"hours must be > 0, got {hours!r}")
@@ -173,8 +200,9 @@ def bars_synthetic(symbols: tuple[str, str] | str = ("BTCUSDT", "ETHUSDT"), time
 
     bars = _through_pipeline(source, pair, timeframe, max_stale)
     keep = bars.time + timeframe_ms(timeframe) <= end_ms
+    funding = PairFunding(*(synthetic_funding(s, start_ms, end_ms, seed) for s in pair))
     return PairBars(pair, timeframe, bars.time[keep], bars.price_x[keep], bars.price_y[keep],
-                    f"synthetic seed {seed}, {hours:g} h")
+                    f"synthetic seed {seed}, {hours:g} h", funding)
 
 
 def _through_pipeline(make_source: Callable[[], Any], pair: tuple[str, str], timeframe: str, max_stale: int) -> PairBars:
@@ -205,5 +233,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def backtest_bars(bars: PairBars, params: BacktestParams) -> BacktestResult:
-    """Backtest ``params`` on ``bars``, fills at bar close times (as a sweep does)."""
-    return backtest(bars.close_time, bars.price_x, bars.price_y, params)
+    """Backtest ``params`` on ``bars``, fills at bar close times (as a sweep does), with the
+    bars' funding when they have it."""
+    return backtest(bars.close_time, bars.price_x, bars.price_y, params, funding=bars.funding)

@@ -8,8 +8,11 @@ hedge at the signal bar). The legs are in the hedge ratio, so the position's PnL
 the spread z is computed on; the net dollar exposure is s*k*(alpha + spread) in price space and
 s*(1-beta)/(1+|beta|) on logs, near 0 for a pair whose fit has alpha ~ 0 (resp. beta ~ 1), never
 forced to 0 at the cost of the hedge. The units stay fixed until the exit fill. Each fill pays
-``fee_bps + slippage_bps`` on each leg's notional. Positions are marked to market at every bar's
-close; a position still open at the end is closed at the last bar (exit reason "end").
+``fee_bps`` (fees) and ``slippage_bps`` (slippage) on each leg's notional. With funding data each
+leg pays or receives funding at each settlement the position is held over (see
+``backtest.funding``); without it the figures say funding was not included (NaN), never 0.
+Positions are marked to market at every bar's close; a position still open at the end is closed
+at the last bar (exit reason "end").
 
 Only the state machine's jumps (entry -> exit -> next entry) run in Python, once per trade, on
 "next bar where ..." index arrays built with numpy; everything per bar is array arithmetic.
@@ -23,7 +26,10 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 import pandas as pd
 
+from ..funding import PairFunding
 from .frame import SignalFrame, signal_frame
+from .funding import FundingIndex, trade_funding
+from .overfitting import block_sums_of
 from .params import OPTIONAL_DTYPES, PARAM_NAMES, BacktestParams
 
 YEAR_S = 365.0 * 86_400.0  # crypto futures trade around the clock
@@ -55,7 +61,9 @@ class Metrics:
     a gap carries the PnL of the whole gap), times sqrt(periods per year). ``max_drawdown`` as a
     fraction of the running equity peak; ``turnover`` = filled notional / capital;
     ``time_in_market`` = time holding a position / elapsed time; ``avg_hold_s`` from fill
-    times. NaN where undefined (no trades, flat equity)."""
+    times. ``costs`` = ``fees`` + ``slippage`` (paid, >= 0); ``funding_pnl`` what funding added
+    (negative: paid), NaN when the data had no funding (it was not included). The total is
+    price PnL - costs + funding. NaN where undefined (no trades, flat equity)."""
 
     total_return: float
     annual_return: float
@@ -70,6 +78,9 @@ class Metrics:
     turnover: float
     time_in_market: float
     costs: float
+    fees: float
+    slippage: float
+    funding_pnl: float
     bars: int
     periods: float
     years: float
@@ -83,15 +94,17 @@ METRIC_NAMES = tuple(f.name for f in fields(Metrics))
 
 @dataclass(frozen=True, eq=False)
 class BacktestResult:
-    """``trades``: one row per trade (UTC fill times, fill prices, units, PnL gross and net of
-    costs); ``equity``: capital after each bar (UTC index); ``metrics``; the ``params`` used;
-    the signal ``frame`` traded."""
+    """``trades``: one row per trade (UTC fill times, fill prices, units, price PnL, fees,
+    slippage, funding and net PnL); ``equity``: capital after each bar (UTC index); ``metrics``;
+    the ``params`` used; the signal ``frame`` traded; ``funding_included``: whether funding was
+    charged (without data its figures are NaN)."""
 
     params: BacktestParams
     trades: pd.DataFrame
     equity: pd.Series
     metrics: Metrics
     frame: SignalFrame
+    funding_included: bool = False
 
     def row(self) -> pd.DataFrame:
         """Parameters then metrics in one row: the columns of a sweep's results."""
@@ -191,19 +204,31 @@ def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = N
 
 @dataclass(frozen=True, eq=False)
 class _Book:
-    """Units and PnL of each trade, the filled notional, and the PnL of the bars where the equity
-    can move (``active``: each trade's entry fill bar through its exit fill bar; trades never
-    overlap, so these are ascending and unique). Every other bar's PnL is 0."""
+    """Units and PnL of each trade (price PnL, fees, slippage, funding), the filled notional, and
+    the PnL of the bars where the equity can move (``active``: each trade's entry fill bar through
+    its exit fill bar; trades never overlap, so these are ascending and unique). Every other bar's
+    PnL is 0. ``funded``: whether funding data was applied."""
 
     units_x: np.ndarray
     units_y: np.ndarray
     beta: np.ndarray
     gross: np.ndarray
-    costs: np.ndarray
+    fees: np.ndarray
+    slippage: np.ndarray
+    funding: np.ndarray
+    funded: bool
     active: np.ndarray
     active_pnl: np.ndarray
     notional: float
     bars: int
+
+    @property
+    def costs(self) -> np.ndarray:
+        return self.fees + self.slippage
+
+    @property
+    def net(self) -> np.ndarray:
+        return self.gross - self.costs + self.funding
 
     def bar_pnl(self) -> np.ndarray:
         """PnL of every bar."""
@@ -212,7 +237,8 @@ class _Book:
         return out
 
 
-def _book(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex) -> _Book:
+def _book(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex,
+          funding: FundingIndex | None = None) -> _Book:
     px, py = f.price_x, f.price_y
     beta = f.beta[t.entry_signal]
     ex, ey = px[t.entry_fill], py[t.entry_fill]
@@ -237,8 +263,14 @@ def _book(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex) 
     pnl = qx[trade] * index.dpx[moves] + qy[trade] * index.dpy[moves] if len(index.dpx) else np.zeros(len(trade))
     pnl[first] = -entry_cost
     pnl[last] -= exit_cost
-    return _Book(qx, qy, beta, gross, entry_cost + exit_cost, active, pnl,
-                 float(entry_notional.sum() + exit_notional.sum()), len(f))
+    paid = np.zeros(len(lengths))
+    if funding is not None and len(lengths):
+        m, bar, amount = trade_funding(funding, t.entry_fill, t.exit_fill, qx, qy)
+        np.add.at(pnl, first[m] + bar - t.entry_fill[m], amount)
+        paid = np.bincount(m, weights=amount, minlength=len(lengths))
+    notional = entry_notional + exit_notional
+    return _Book(qx, qy, beta, gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional, paid,
+                 funding is not None, active, pnl, float(notional.sum()), len(f))
 
 
 def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics:
@@ -254,7 +286,7 @@ def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics
     equity = 1.0 + np.cumsum(pnl)  # the equity where it can move; flat in between
     peak = np.maximum(np.maximum.accumulate(equity), 1.0)  # the start (capital 1) counts as a peak
     drawdown = float(np.max((peak - equity) / peak)) if len(pnl) else 0.0
-    net = b.gross - b.costs
+    net = b.net
     k = len(net)
     hold = (t.exit_fill - t.entry_fill).astype(np.float64)
     hold_s = (time[t.exit_fill] - time[t.entry_fill]).astype(np.float64) / 1000.0
@@ -272,6 +304,9 @@ def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics
         turnover=b.notional,
         time_in_market=float(hold_s.sum()) / elapsed_s if elapsed_s > 0 else 0.0,  # trades never overlap
         costs=float(b.costs.sum()),
+        fees=float(b.fees.sum()),
+        slippage=float(b.slippage.sum()),
+        funding_pnl=float(b.funding.sum()) if b.funded else math.nan,
         bars=n,
         periods=periods,
         years=years,
@@ -288,21 +323,42 @@ def bar_seconds(time: np.ndarray) -> float:
 
 
 def evaluate(f: SignalFrame, p: BacktestParams, bar_s: float | None = None,
-             index: SignalIndex | None = None) -> Metrics:
-    """Only the metrics of ``p`` on frame ``f`` (the sweep's inner call; ``index`` shares the
-    signal arrays of ``f`` between calls)."""
+             index: SignalIndex | None = None, funding: FundingIndex | None = None) -> Metrics:
+    """Only the metrics of ``p`` on frame ``f`` (the sweep's inner call; ``index`` and
+    ``funding`` share the frame's signal arrays and settlements between calls)."""
     index = index or SignalIndex(f)
     t = find_trades(f, p, index)
-    return _metrics(t, _book(f, p, t, index), f.time, bar_s or bar_seconds(f.time))
+    return _metrics(t, _book(f, p, t, index, funding), f.time, bar_s or bar_seconds(f.time))
 
 
-def run_backtest(f: SignalFrame, p: BacktestParams, bar_s: float | None = None) -> BacktestResult:
+def block_of_bars(time: np.ndarray, bar_s: float, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """(block of each bar, periods per block): ``blocks`` spans of equal elapsed time from the
+    first bar's open to the last bar's close (bar ``time`` = close times, ms)."""
+    start = float(time[0]) - bar_s * 1000.0
+    elapsed = float(time[-1]) - start
+    block = np.minimum(((time - start) * blocks / elapsed).astype(np.int64), blocks - 1)
+    return block, np.full(blocks, elapsed / 1000.0 / bar_s / blocks)
+
+
+def evaluate_blocks(f: SignalFrame, p: BacktestParams, bar_s: float, index: SignalIndex,
+                    funding: FundingIndex | None, block_of_bar: np.ndarray, blocks: int) -> tuple[Metrics, np.ndarray]:
+    """``evaluate`` plus the sums of the per-bar PnL to the powers 1..4 per block, shape (4, blocks)
+    (see overfitting.BlockSums)."""
+    t = find_trades(f, p, index)
+    b = _book(f, p, t, index, funding)
+    return _metrics(t, b, f.time, bar_s), block_sums_of(b.active, b.active_pnl, block_of_bar, blocks)
+
+
+def run_backtest(f: SignalFrame, p: BacktestParams, bar_s: float | None = None,
+                 funding: PairFunding | None = None) -> BacktestResult:
     """Trades, equity curve and metrics of ``p`` on frame ``f``. Times are those of the frame's
-    rows: pass bar close times, the moments the fills happen."""
+    rows: pass bar close times, the moments the fills happen. ``funding``: both legs' rates over
+    the frame's span (None: funding not included)."""
     bar_s = bar_s or bar_seconds(f.time)
     index = SignalIndex(f)
     t = find_trades(f, p, index)
-    b = _book(f, p, t, index)
+    fi = FundingIndex.build(f.time, f.price_x, f.price_y, funding) if funding is not None else None
+    b = _book(f, p, t, index, fi)
     ts = pd.to_datetime(f.time, unit="ms", utc=True)
     trades = pd.DataFrame({
         "entry_time": ts[t.entry_fill], "exit_time": ts[t.exit_fill],
@@ -313,13 +369,16 @@ def run_backtest(f: SignalFrame, p: BacktestParams, bar_s: float | None = None) 
         "entry_x": f.price_x[t.entry_fill], "entry_y": f.price_y[t.entry_fill],
         "exit_x": f.price_x[t.exit_fill], "exit_y": f.price_y[t.exit_fill],
         "hold_bars": t.exit_fill - t.entry_fill,
-        "gross_pnl": b.gross, "costs": b.costs, "pnl": b.gross - b.costs,
+        "gross_pnl": b.gross, "fees": b.fees, "slippage": b.slippage, "costs": b.costs,
+        "funding": b.funding if b.funded else np.full(len(b.gross), np.nan),
+        "pnl": b.net,
     })
     equity = pd.Series(1.0 + np.cumsum(b.bar_pnl()), index=ts, name="equity")
-    return BacktestResult(p, trades, equity, _metrics(t, b, f.time, bar_s), f)
+    return BacktestResult(p, trades, equity, _metrics(t, b, f.time, bar_s), f, b.funded)
 
 
 def backtest(time: np.ndarray, price_x: np.ndarray, price_y: np.ndarray, p: BacktestParams,
-             bar_s: float | None = None) -> BacktestResult:
-    """Backtest ``p`` on an aligned pair: bar close times (ms UTC) and closes of x and y."""
-    return run_backtest(signal_frame(time, price_x, price_y, p), p, bar_s)
+             bar_s: float | None = None, funding: PairFunding | None = None) -> BacktestResult:
+    """Backtest ``p`` on an aligned pair: bar close times (ms UTC) and closes of x and y, and
+    optionally both legs' funding rates."""
+    return run_backtest(signal_frame(time, price_x, price_y, p), p, bar_s, funding)

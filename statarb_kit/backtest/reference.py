@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import math
 
+from ..funding import PairFunding
 from .frame import SignalFrame
 from .params import BacktestParams
 
 
-def loop_backtest(f: SignalFrame, p: BacktestParams) -> tuple[list[dict], list[float]]:
+def loop_backtest(f: SignalFrame, p: BacktestParams,
+                  funding: PairFunding | None = None) -> tuple[list[dict], list[float]]:
     """(trades, equity after each bar). Each trade: entry/exit signal and fill bars, side,
-    reason, net PnL. Orders decided at bar t's close fill at bar t + lag's close."""
+    reason, funding and net PnL. Orders decided at bar t's close fill at bar t + lag's close.
+    A position held into bar t settles each funding time T of each leg with
+    time[t-1] < T <= time[t], at the leg's close at T (bar t's if T is its close, else bar t-1's)."""
     n = len(f)
+    legs = [] if funding is None else [(funding.x, f.price_x, 0), (funding.y, f.price_y, 1)]
+    nxt = [0, 0]  # each leg's next settlement
     equity, cash = [], 1.0
     qx = qy = 0.0
     state = "flat"  # flat | long | short: the position held (an order waits in `pending`)
@@ -24,6 +30,15 @@ def loop_backtest(f: SignalFrame, p: BacktestParams) -> tuple[list[dict], list[f
         px, py = f.price_x[t], f.price_y[t]
         if t > 0:  # mark to market
             cash += qx * (px - f.price_x[t - 1]) + qy * (py - f.price_y[t - 1])
+        for rates, price, leg in legs:  # settlements up to this bar's close
+            while nxt[leg] < len(rates) and rates.time[nxt[leg]] <= f.time[t]:
+                T, rate = rates.time[nxt[leg]], rates.rate[nxt[leg]]
+                nxt[leg] += 1
+                if t > 0 and state != "flat" and T > f.time[t - 1]:  # held into this bar, over T
+                    paid = -(qx if leg == 0 else qy) * (price[t] if T == f.time[t] else price[t - 1]) * rate
+                    cash += paid
+                    trade["pnl"] += paid
+                    trade["funding"] += paid
         if pending and pending[1] == t:
             if pending[0] == "open":
                 _, _, side, sig = pending
@@ -35,7 +50,7 @@ def loop_backtest(f: SignalFrame, p: BacktestParams) -> tuple[list[dict], list[f
                     qx, qy = side * k, -side * beta * k
                 cost = p.cost_rate * (abs(qx) * px + abs(qy) * py)
                 cash -= cost
-                trade = {"entry_signal": sig, "entry_fill": t, "side": side, "pnl": -cost}
+                trade = {"entry_signal": sig, "entry_fill": t, "side": side, "pnl": -cost, "funding": 0.0}
                 state = "long" if side == 1 else "short"
             else:
                 _, _, reason, sig = pending

@@ -17,14 +17,17 @@ from collections import defaultdict
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import InvalidParameter
 from ..results import sql_path, write_frame
 from .data import PairBars
-from .engine import METRIC_NAMES, Metrics, SignalIndex, bar_seconds, evaluate, result_rows
+from .engine import METRIC_NAMES, Metrics, SignalIndex, bar_seconds, block_of_bars, evaluate_blocks, result_rows
 from .frame import signal_frame
+from .funding import FundingIndex
+from .overfitting import BlockSums, overfitting
 from .params import PARAM_NAMES, BacktestParams
 
 log = logging.getLogger(__name__)
@@ -36,11 +39,15 @@ RESULTS_TABLE = "backtest_results"
 PARALLEL_MIN_WORK = 500_000_000
 
 
-def _evaluate_chunk(combos: list[tuple[int, BacktestParams]], bars: PairBars, bar_s: float) -> list[tuple[int, Metrics]]:
-    """Metrics of combinations that share one signal frame, with their positions in the grid."""
+def _evaluate_chunk(combos: list[tuple[int, BacktestParams]], bars: PairBars, bar_s: float,
+                    blocks: int) -> list[tuple[int, Metrics, np.ndarray]]:
+    """Metrics and block sums (see overfitting.BlockSums) of combinations that share one signal
+    frame, with their positions in the grid."""
     frame = signal_frame(bars.close_time, bars.price_x, bars.price_y, combos[0][1])
     index = SignalIndex(frame)
-    return [(i, evaluate(frame, p, bar_s, index)) for i, p in combos]
+    funding = FundingIndex.build(frame.time, frame.price_x, frame.price_y, bars.funding) if bars.funding else None
+    block, _ = block_of_bars(frame.time, bar_s, blocks)
+    return [(i, *evaluate_blocks(frame, p, bar_s, index, funding, block, blocks)) for i, p in combos]
 
 
 def _chunks(combos: list[BacktestParams], jobs: int) -> list[list[tuple[int, BacktestParams]]]:
@@ -53,9 +60,11 @@ def _chunks(combos: list[BacktestParams], jobs: int) -> list[list[tuple[int, Bac
 
 
 def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = None,
-              progress: bool = True, client: object | None = None) -> pd.DataFrame:
+              progress: bool = True, client: object | None = None, blocks: int = 16) -> pd.DataFrame:
     """Backtest each of ``combos`` on ``bars``: one row per combination (parameters, then
-    metrics), in the order given. ``jobs``: worker processes (1 runs here; default: one per core
+    metrics, then ``deflated_sharpe`` and the sweep's ``pbo``, see backtest.overfitting; CSCV on
+    ``blocks`` spans of equal time; ``results.attrs["overfitting"]`` has the details), in the
+    order given. ``jobs``: worker processes (1 runs here; default: one per core
     when combinations x bars >= PARALLEL_MIN_WORK, else 1); ``client``: a ``distributed.Client``
     whose workers take the chunks instead (the bars scattered once).
     Results equal ``backtest(...)`` of each combination run alone."""
@@ -63,6 +72,8 @@ def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = N
         raise InvalidParameter("the grid has no valid combination")
     if len(bars) < 3:
         raise InvalidParameter(f"{len(bars)} aligned bars: too few to backtest")
+    if blocks < 2 or blocks % 2 or blocks > 20:
+        raise InvalidParameter(f"blocks must be even, from 2 to 20 (CSCV splits), got {blocks}")
     if client is not None:
         jobs = len(client.scheduler_info()["workers"]) or 1
     elif jobs is None:
@@ -73,41 +84,47 @@ def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = N
     log.info("sweep: %d combinations over %d bars in %d chunks, %d process(es)", len(combos), len(bars),
              len(chunks), jobs)
     metrics: list[Metrics | None] = [None] * len(combos)
+    sums = np.zeros((4, len(combos), blocks))
     bar = tqdm(total=len(combos), desc="sweep", unit="combo", disable=not progress)
     try:
         if client is not None:
             from distributed import as_completed
 
             shared = client.scatter(bars, broadcast=True)
-            futures = [client.submit(_evaluate_chunk, c, shared, bar_s, pure=False) for c in chunks]
+            futures = [client.submit(_evaluate_chunk, c, shared, bar_s, blocks, pure=False) for c in chunks]
             try:
                 for done in as_completed(futures):
                     rows = done.result()
-                    for i, m in rows:
-                        metrics[i] = m
+                    for i, m, b in rows:
+                        metrics[i], sums[:, i] = m, b
                     bar.update(len(rows))
             finally:
                 client.cancel(futures)
         elif jobs == 1:
             for chunk in chunks:
-                for i, m in _evaluate_chunk(chunk, bars, bar_s):
-                    metrics[i] = m
+                for i, m, b in _evaluate_chunk(chunk, bars, bar_s, blocks):
+                    metrics[i], sums[:, i] = m, b
                 bar.update(len(chunk))
         else:
             ctx = multiprocessing.get_context("spawn")  # never fork a kernel with live threads
             pool = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=ctx)
             try:
-                futures = [pool.submit(_evaluate_chunk, c, bars, bar_s) for c in chunks]
+                futures = [pool.submit(_evaluate_chunk, c, bars, bar_s, blocks) for c in chunks]
                 for done in concurrent.futures.as_completed(futures):
                     rows = done.result()
-                    for i, m in rows:
-                        metrics[i] = m
+                    for i, m, b in rows:
+                        metrics[i], sums[:, i] = m, b
                     bar.update(len(rows))
             finally:  # on an error or Ctrl-C, drop the chunks not started instead of running them all
                 pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
-    return result_rows(combos, metrics)  # type: ignore[arg-type]
+    results = result_rows(combos, metrics)  # type: ignore[arg-type]
+    fit = overfitting(BlockSums(tuple(sums), block_of_bars(bars.close_time, bar_s, blocks)[1]))
+    results["deflated_sharpe"] = fit.deflated
+    results["pbo"] = fit.pbo
+    results.attrs["overfitting"] = fit
+    return results
 
 
 def best(results: pd.DataFrame, metric: str = "sharpe", n: int = 10, min_trades: int = 1) -> pd.DataFrame:
