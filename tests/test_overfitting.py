@@ -14,7 +14,7 @@ from statarb_kit.backtest import DataSpec, expand_grid
 from statarb_kit.backtest.data import backtest_bars
 from statarb_kit.backtest.engine import bar_seconds, block_of_bars
 from statarb_kit.backtest.overfitting import (EULER_GAMMA, BlockSums, deflated_sharpe, expected_max_sharpe,
-                                               overfitting, pbo_cscv)
+                                               pbo_cscv)
 from statarb_kit.backtest.params import BacktestParams
 from statarb_kit.backtest.sweep import run_sweep
 
