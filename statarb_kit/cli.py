@@ -14,14 +14,19 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from .bars import timeframe_ms
 from .errors import InvalidParameter, StatarbError
 from .session import Session
 from .sources import BinanceConfig, BinanceLive, Replay, Source, SyntheticPair, download
 from .sources.history import DATA_URL
 from .store import TickStore
+
+if TYPE_CHECKING:
+    from .backtest import PairBars
 
 #: Environment variable with a Binance API key: exact fills of long gaps from historicalTrades.
 #: Read from the environment only, never from arguments or URLs, and never logged.
@@ -146,11 +151,13 @@ def _sweep(args: argparse.Namespace) -> int:
     from .backtest.engine import METRIC_NAMES
     from .backtest.params import PARAM_NAMES
     from .backtest.reports import render_report
+    from .backtest.engine import YEAR_S, bar_seconds
     from .backtest.sweep import best, heatmap, run_sweep, write_results
 
     data = DataSpec(symbols=args.pair, timeframe=args.timeframe, db=args.db,
                     files=tuple(args.files) if args.files else None, hours=args.hours, seed=args.seed,
-                    start=args.start, end=args.end)
+                    start=args.start, end=args.end, funding=not args.no_funding,
+                    funding_files=tuple(args.funding_files) if args.funding_files else None)
     if args.metric not in METRIC_NAMES:
         raise InvalidParameter(f"--metric {args.metric!r} is not a metric; known: {', '.join(METRIC_NAMES)}")
     shape = args.heatmap.split(",") if args.heatmap else []
@@ -159,6 +166,10 @@ def _sweep(args: argparse.Namespace) -> int:
     grid, combos = _sweep_grid(args)
     bars = data.load()
     print(f"data: {bars.origin}, {len(bars):,} aligned {bars.timeframe} bars of {'/'.join(bars.symbols)}", flush=True)
+    print(f"funding: {bars.funding.x.origin} rates of both legs, charged at each settlement a position is held over"
+          if bars.funding else "funding: NOT included (no funding data; results show it as NaN)", flush=True)
+    if args.walk_forward:
+        return _walk_forward(args, bars, grid, combos)
     started = time.perf_counter()
     from .scan.data import dask_client
 
@@ -174,14 +185,48 @@ def _sweep(args: argparse.Namespace) -> int:
             print(f"\nno combination has {args.min_trades} trade(s) or more on {len(bars):,} bars (the first signal "
                   f"waits for the hedge, z and correlation windows): use more data or shorter windows")
         else:
-            shown = [*varied, "trades", "total_return", "sharpe", "max_drawdown", "hit_rate", "time_in_market"]
+            shown = [*varied, "trades", "total_return", "sharpe", "deflated_sharpe", "max_drawdown", "costs",
+                     "funding_pnl"]
             print(f"\nbest {len(top)} by {args.metric} (>= {args.min_trades} trades):\n{top[shown].to_string()}")
+        fit = results.attrs["overfitting"]
+        yearly = math.sqrt(YEAR_S / bar_seconds(bars.time))
+        print(f"\nluck: {fit.trials} combinations tried; with no skill the best Sharpe would be about "
+              f"{fit.sr0 * yearly:.2f} a year (SR0); the best row's deflated Sharpe ratio is "
+              f"{top['deflated_sharpe'].iloc[0] if len(top) else math.nan:.3f} (the probability its true Sharpe "
+              f"beats SR0); PBO {fit.pbo:.2f} (CSCV, {fit.splits:,} splits of {fit.blocks} blocks)")
         if len(shape or varied) >= 2:
             row, col = (shape or varied)[:2]
             print(f"\n{args.metric} (max over the other parameters):\n{heatmap(results, row, col, args.metric)}")
     for k, (i, _) in enumerate(top.head(args.report).iterrows(), start=1):
         report, _ = render_report(data, combos[i], args.report_dir, f"report-{k:02d}-combo-{i}")
         print(f"report {k}: {report}", flush=True)
+    return 0
+
+
+def _walk_forward(args: argparse.Namespace, bars: PairBars, grid: dict[str, list], combos: list) -> int:
+    from .backtest.sweep import WALK_FORWARD_TABLE, write_results
+    from .backtest.walk_forward import walk_forward_optimise
+
+    step = timeframe_ms(bars.timeframe)
+    try:
+        is_n, oos_n = (int(pd.Timedelta(v) / pd.Timedelta(milliseconds=step)) if not v.isdigit() else int(v)
+                       for v in args.walk_forward.split(":"))
+    except ValueError:
+        raise InvalidParameter(f"--walk-forward {args.walk_forward!r}: IN:OUT as durations (3d:1d, 12h:4h) "
+                               "or bar counts (720:240)") from None
+    started = time.perf_counter()
+    wf = walk_forward_optimise(bars, combos, is_n, oos_n, args.metric, args.min_trades)
+    print(f"walk-forward: {len(wf.windows)} windows of {is_n:,} bars in sample, {oos_n:,} out; {len(combos)} "
+          f"combinations per window by {args.metric}, in {time.perf_counter() - started:.2f} s", flush=True)
+    varied = [name for name, values in grid.items() if len(values) > 1]
+    w = wf.windows
+    cols = [c for c in ["fold", "oos_start", *varied, "is_sharpe", "oos_sharpe", "oos_total_return",
+                        "oos_funding_pnl", "oos_trades"] if c in w]
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        print(f"\n{w[cols].to_string(index=False)}\n\nin sample (chosen, mean over windows) vs out of sample "
+              f"(stitched):\n{wf.summary().to_string()}")
+    if args.out:
+        print(f"results: {write_results(w, args.out, bars, WALK_FORWARD_TABLE)} (table {WALK_FORWARD_TABLE})", flush=True)
     return 0
 
 
@@ -320,6 +365,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sw.add_argument("--end", default=None, help="UTC time to stop before")
     sw.add_argument("--hours", type=float, default=24.0, help="synthetic: hours of data (default: %(default)s)")
     sw.add_argument("--seed", type=int, default=7, help="synthetic: seed (default: %(default)s)")
+    sw.add_argument("--funding-files", nargs="*", help="Binance funding dumps of both legs (default: the store's "
+                    "funding table; synthetic data has its own rates)")
+    sw.add_argument("--no-funding", action="store_true", help="leave funding out (the results say so)")
+    sw.add_argument("--walk-forward", default=None, metavar="IN:OUT",
+                    help="walk-forward optimisation: choose on IN, trade the next OUT (durations 3d:1d or bars 720:240)")
     sw.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core for big sweeps, else 1)")
     sw.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:8786) to run on")
     sw.add_argument("--workers", type=int, default=None, help="a local Dask cluster of N worker processes")

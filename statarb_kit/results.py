@@ -13,7 +13,8 @@ SUFFIXES = (".duckdb", ".db", ".parquet", ".pq", ".csv", ".json")
 
 
 def write_frame(frame: pd.DataFrame, path: str | Path, table: str) -> Path:
-    """``.duckdb`` / ``.db``: rows appended to ``table`` (created on first use), so runs accumulate;
+    """``.duckdb`` / ``.db``: rows appended to ``table`` (created on first use, and given the
+    columns a newer frame brings), so runs accumulate;
     ``.parquet``, ``.csv``, ``.json`` (records): the file is replaced."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -31,6 +32,10 @@ def write_frame(frame: pd.DataFrame, path: str | Path, table: str) -> Path:
                 con.execute(f"COPY results TO '{sql_path(path)}' (FORMAT parquet)")
             else:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM results LIMIT 0")
+                have = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+                for name, kind, *_ in con.execute("DESCRIBE results").fetchall():
+                    if name not in have:  # a newer release's column: older rows get NULL, none is lost
+                        con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
                 con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM results")
     return path
 

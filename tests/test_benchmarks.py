@@ -13,7 +13,7 @@ CASES = {
     "bench_pipeline.py": (["--ticks", "20000", "--repeats", "1"], {"ticks_per_s", "incremental_vs_full_ratio"}),
     "bench_analytics.py": (["--bars", "3000", "--repeats", "1"], set()),
     "bench_dashboard.py": (["--points", "500", "--refreshes", "5"], set()),
-    "bench_backtest.py": (["--bars", "3600", "--sample", "3"], {"grid_1000_s", "vs_loop_ratio"}),
+    "bench_backtest.py": (["--bars", "3600", "--sample", "3"], {"grid_1000_s", "vs_loop_ratio", "funding_cost_ratio"}),
     "bench_live_faults.py": (["--fixed-limit", "3", "--rate", "100", "--scenarios", "withheld,wrong tier"],
                              {"stall_noticed_s", "fixed_limit_noticed_s"}),
     "bench_scan.py": (["--symbols", "30", "--bars", "1500", "--sample", "3"],

@@ -267,7 +267,7 @@ def _book(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex,
     if funding is not None and len(lengths):
         m, bar, amount = trade_funding(funding, t.entry_fill, t.exit_fill, qx, qy)
         np.add.at(pnl, first[m] + bar - t.entry_fill[m], amount)
-        paid = np.bincount(m, weights=amount, minlength=len(lengths))
+        paid = np.bincount(m, weights=amount, minlength=len(lengths)).astype(np.float64)
     notional = entry_notional + exit_notional
     return _Book(qx, qy, beta, gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional, paid,
                  funding is not None, active, pnl, float(notional.sum()), len(f))

@@ -33,6 +33,7 @@ from .params import PARAM_NAMES, BacktestParams
 log = logging.getLogger(__name__)
 
 RESULTS_TABLE = "backtest_results"
+WALK_FORWARD_TABLE = "walk_forward_results"
 #: combinations x bars from which a sweep uses worker processes by default: about 3 s of work in
 #: one process. Below it, starting workers (~0.5 s) costs more than it saves; the work is memory-
 #: bound, and on the 2-vCPU machines here two processes run it no faster than one (see benchmarks/).
@@ -150,7 +151,7 @@ def _check_metric(results: pd.DataFrame, metric: str) -> None:
         raise InvalidParameter(f"{metric!r} is not a metric; known: {', '.join(METRIC_NAMES)}")
 
 
-def write_results(results: pd.DataFrame, path: str | Path, bars: PairBars) -> Path:
+def write_results(results: pd.DataFrame, path: str | Path, bars: PairBars, table: str = RESULTS_TABLE) -> Path:
     """Write ``results`` with the run's UTC time, pair, timeframe and data origin. ``.duckdb`` /
     ``.db``: rows are appended to table ``backtest_results`` (created on first use), so runs
     accumulate; ``.parquet``, ``.csv``, ``.json`` (records): the file is replaced."""
@@ -159,7 +160,7 @@ def write_results(results: pd.DataFrame, path: str | Path, bars: PairBars) -> Pa
     for i, (name, value) in enumerate((("x", bars.symbols[0]), ("y", bars.symbols[1]),
                                        ("timeframe", bars.timeframe), ("data", bars.origin)), start=1):
         out.insert(i, name, value)
-    return write_frame(out, path, RESULTS_TABLE)
+    return write_frame(out, path, table)
 
 
 def read_results(path: str | Path) -> pd.DataFrame:

@@ -1,0 +1,110 @@
+"""Funding data (synthetic, Binance dumps, the store) and what it does to a backtest."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from statarb_kit import InvalidParameter, TickStore
+from statarb_kit.backtest import BacktestParams, DataSpec, backtest_bars
+from statarb_kit.backtest.data import bars_from_store, with_funding_files
+from statarb_kit.funding import FundingFileError, FundingRates, read_funding_file, synthetic_funding
+
+HOUR = 3_600_000
+DAY0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
+
+
+def test_synthetic_funding_is_seeded_on_the_utc_grid_and_differs_per_symbol():
+    a = synthetic_funding("BTCUSDT", DAY0, DAY0 + 30 * 24 * HOUR, seed=7)
+    b = synthetic_funding("BTCUSDT", DAY0, DAY0 + 30 * 24 * HOUR, seed=7)
+    c = synthetic_funding("ETHUSDT", DAY0, DAY0 + 30 * 24 * HOUR, seed=7)
+    np.testing.assert_array_equal(a.rate, b.rate)
+    assert len(a) == 90 and a.time[0] == DAY0 + 8 * HOUR and (np.diff(a.time) == 8 * HOUR).all()
+    assert (pd.to_datetime(a.time, unit="ms", utc=True).hour % 8 == 0).all()
+    assert not np.allclose(a.rate, c.rate) and np.abs(a.rate).max() <= 0.0075
+    assert synthetic_funding("SOLUSDT", DAY0, DAY0 + 24 * HOUR, interval_h=4).time.size == 6
+
+
+def write_dump(path, rows, header="calc_time,funding_interval_hours,last_funding_rate"):
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(path.name.replace(".zip", ".csv"), header + "\n" + "".join(f"{r}\n" for r in rows))
+    return path
+
+
+def test_binance_funding_dumps_are_read_and_bad_ones_named(tmp_path):
+    good = write_dump(tmp_path / "BTCUSDT-fundingRate-2026-01.zip",
+                      [f"{DAY0 + 8 * HOUR + 3},8,0.00010000", f"{DAY0 + 16 * HOUR + 1},8,-0.00002500"])
+    f = read_funding_file(good)
+    assert f.symbol == "BTCUSDT" and f.origin == "dump"
+    np.testing.assert_array_equal(f.time, [DAY0 + 8 * HOUR + 3, DAY0 + 16 * HOUR + 1])
+    np.testing.assert_array_equal(f.rate, [0.0001, -0.000025])
+    with pytest.raises(FundingFileError, match="lack \\['last_funding_rate'\\]"):
+        read_funding_file(write_dump(tmp_path / "ETHUSDT-fundingRate-2026-01.zip", ["1,8"], "calc_time,funding_interval_hours"))
+    with pytest.raises(FundingFileError, match="line 3 is not a settlement"):
+        read_funding_file(write_dump(tmp_path / "SOLUSDT-fundingRate-2026-01.zip", ["1,8,0.1", "x,8,0.2"]))
+    (tmp_path / "XRPUSDT-fundingRate-2026-01.zip").write_bytes(b"not a zip")
+    with pytest.raises(FundingFileError, match="cannot read"):
+        read_funding_file(tmp_path / "XRPUSDT-fundingRate-2026-01.zip")
+
+
+def test_the_same_rule_with_and_without_funding_differs_by_exactly_the_payments():
+    """The synthetic pair with its synthetic funding: the trades are the same, and each trade's
+    PnL, the equity and the total return differ by the funding paid, nothing else."""
+    bars = DataSpec(timeframe="5m", hours=72, seed=2).load()
+    p = BacktestParams(z_entry=1.5, z_exit=-1.4, z_window=48, corr_window=48, hedge_window=96)  # held long
+    with_f, without = backtest_bars(bars, p), backtest_bars(bars.without_funding(), p)
+    assert with_f.funding_included and not without.funding_included
+    cols = ["entry_time", "exit_time", "direction", "gross_pnl", "fees", "slippage"]
+    pd.testing.assert_frame_equal(with_f.trades[cols], without.trades[cols])
+    paid = with_f.trades["funding"]
+    assert (paid != 0).sum() >= 4  # trades held over settlements
+    np.testing.assert_allclose(with_f.trades["pnl"] - without.trades["pnl"], paid, atol=1e-15)
+    assert with_f.metrics.total_return - without.metrics.total_return == pytest.approx(with_f.metrics.funding_pnl,
+                                                                                        abs=1e-13)
+    assert np.isnan(without.metrics.funding_pnl) and without.trades["funding"].isna().all()
+    assert abs(with_f.metrics.funding_pnl) > 1e-5
+    # by hand: every settlement of either leg while a trade was open, at that leg's close
+    closes = bars.frame()
+    t_close = pd.to_datetime(bars.close_time, unit="ms", utc=True)
+    total = 0.0
+    for leg, rates, units in ((0, bars.funding.x, "units_x"), (1, bars.funding.y, "units_y")):
+        for T, r in zip(pd.to_datetime(rates.time, unit="ms", utc=True), rates.rate):
+            held = with_f.trades[(with_f.trades.entry_time < T) & (T <= with_f.trades.exit_time)]
+            if len(held):
+                price = closes.iloc[np.searchsorted(t_close, T, side="right") - 1, leg]
+                total += -held[units].iloc[0] * price * r
+    assert with_f.metrics.funding_pnl == pytest.approx(total, rel=1e-12)
+
+
+def test_funding_is_stored_once_and_read_back_with_the_bars(tmp_path):
+    bars = DataSpec(timeframe="1m", hours=20, seed=1).load()
+    db = tmp_path / "s.duckdb"
+    store = TickStore(db)
+    bx = pd.DataFrame({"start": bars.time, "close": bars.price_x})
+    store.ensure_bars_tables(("1m",))
+    for sym, price in zip(bars.symbols, (bars.price_x, bars.price_y)):
+        store.con.execute("INSERT INTO bars_1m (symbol, start, close) SELECT ?, unnest(?), unnest(?)",
+                          [sym, bx["start"].tolist(), price.tolist()])
+    assert store.insert_funding(bars.funding.x) == len(bars.funding.x)
+    assert store.insert_funding(bars.funding.x) == 0  # already stored: nothing twice
+    store.close()
+    loaded = bars_from_store(db, bars.symbols, "1m")
+    assert loaded.funding is None  # only one leg's rates: not included, never half of it
+    store = TickStore(db)
+    store.insert_funding(bars.funding.y)
+    store.close()
+    loaded = bars_from_store(db, bars.symbols, "1m")
+    np.testing.assert_array_equal(loaded.funding.y.rate, bars.funding.y.rate)
+    assert loaded.funding.x.origin == "store"
+
+
+def test_funding_files_must_name_both_legs(tmp_path):
+    bars = DataSpec(timeframe="1m", hours=2, seed=1).load()
+    f = write_dump(tmp_path / "BTCUSDT-fundingRate-2026-01.zip", [f"{DAY0 + 8 * HOUR},8,0.0001"])
+    with pytest.raises(InvalidParameter, match="no funding file of \\['ETHUSDT'\\]"):
+        with_funding_files(bars, [f])
+    with pytest.raises(InvalidParameter, match="strictly ascending"):
+        FundingRates("X", np.array([2, 1]), np.array([0.1, 0.1]), "test")
