@@ -61,9 +61,9 @@ class Metrics:
     a gap carries the PnL of the whole gap), times sqrt(periods per year). ``max_drawdown`` as a
     fraction of the running equity peak; ``turnover`` = filled notional / capital;
     ``time_in_market`` = time holding a position / elapsed time; ``avg_hold_s`` from fill
-    times. ``costs`` = ``fees`` + ``slippage`` (paid, >= 0); ``funding_pnl`` what funding added
-    (negative: paid), NaN when the data had no funding (it was not included). The total is
-    price PnL - costs + funding. NaN where undefined (no trades, flat equity)."""
+    times. ``gross_pnl``: the legs' price PnL; ``costs`` = ``fees`` + ``slippage`` (paid, >= 0);
+    ``funding_pnl`` what funding added (negative: paid), NaN when the data had no funding (it was
+    not included). total_return = gross_pnl - costs + funding_pnl (0 when not included). NaN where undefined (no trades, flat equity)."""
 
     total_return: float
     annual_return: float
@@ -77,6 +77,7 @@ class Metrics:
     avg_hold_s: float
     turnover: float
     time_in_market: float
+    gross_pnl: float
     costs: float
     fees: float
     slippage: float
@@ -273,12 +274,11 @@ def _book(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex,
                  funding is not None, active, pnl, float(notional.sum()), len(f))
 
 
-def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics:
-    n = b.bars
-    elapsed_s = float(time[-1] - time[0]) / 1000.0 + bar_s if n else 0.0
-    periods = elapsed_s / bar_s
-    years = elapsed_s / YEAR_S
-    pnl = b.active_pnl  # the other bars' (and the missing periods') PnL is 0: sums need only these
+def pnl_figures(pnl: np.ndarray, periods: float, bar_s: float) -> tuple[float, float, float, float]:
+    """(total, annual return, Sharpe, max drawdown) of PnL on capital 1 (see Metrics): ``pnl`` of
+    the bars where the equity can move, in time order; every other of the ``periods`` bar
+    periods elapsed has PnL 0, so sums need only these."""
+    years = periods * bar_s / YEAR_S
     total = float(pnl.sum())
     mean = total / periods if periods else math.nan
     var = (float(np.dot(pnl, pnl)) - periods * mean * mean) / (periods - 1) if periods > 1 else math.nan
@@ -286,13 +286,21 @@ def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics
     equity = 1.0 + np.cumsum(pnl)  # the equity where it can move; flat in between
     peak = np.maximum(np.maximum.accumulate(equity), 1.0)  # the start (capital 1) counts as a peak
     drawdown = float(np.max((peak - equity) / peak)) if len(pnl) else 0.0
+    return total, total / years if years > 0 else math.nan, sharpe, drawdown
+
+
+def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics:
+    n = b.bars
+    elapsed_s = float(time[-1] - time[0]) / 1000.0 + bar_s if n else 0.0
+    periods = elapsed_s / bar_s
+    total, annual, sharpe, drawdown = pnl_figures(b.active_pnl, periods, bar_s)
     net = b.net
     k = len(net)
     hold = (t.exit_fill - t.entry_fill).astype(np.float64)
     hold_s = (time[t.exit_fill] - time[t.entry_fill]).astype(np.float64) / 1000.0
     return Metrics(
         total_return=total,
-        annual_return=total / years if years > 0 else math.nan,
+        annual_return=annual,
         sharpe=sharpe,
         max_drawdown=drawdown,
         trades=k,
@@ -303,13 +311,14 @@ def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics
         avg_hold_s=float(hold_s.mean()) if k else math.nan,
         turnover=b.notional,
         time_in_market=float(hold_s.sum()) / elapsed_s if elapsed_s > 0 else 0.0,  # trades never overlap
+        gross_pnl=float(b.gross.sum()),
         costs=float(b.costs.sum()),
         fees=float(b.fees.sum()),
         slippage=float(b.slippage.sum()),
         funding_pnl=float(b.funding.sum()) if b.funded else math.nan,
         bars=n,
         periods=periods,
-        years=years,
+        years=elapsed_s / YEAR_S,
     )
 
 

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm, rankdata
+from scipy.stats import norm
 
 from ..errors import InvalidParameter
 
@@ -58,9 +58,17 @@ class BlockSums:
 
 
 def block_sums_of(active: np.ndarray, pnl: np.ndarray, block_of_bar: np.ndarray, blocks: int) -> np.ndarray:
-    """(4, blocks): the sums of ``pnl`` (the PnL of bars ``active``) to the powers 1..4 per block."""
+    """(4, blocks): the sums of ``pnl`` (the PnL of bars ``active``, ascending) to the powers 1..4
+    per block (``block_of_bar`` ascending)."""
+    out = np.zeros((4, blocks))
+    if not len(active):
+        return out
+    p2 = pnl * pnl
+    powers = np.stack((pnl, p2, p2 * pnl, p2 * p2))
     b = block_of_bar[active]
-    return np.stack([np.bincount(b, weights=pnl**k, minlength=blocks) for k in (1, 2, 3, 4)])
+    starts = np.flatnonzero(np.diff(b, prepend=-1))  # the first active bar of each block present
+    out[:, b[starts]] = np.add.reduceat(powers, starts, axis=1)
+    return out
 
 
 def expected_max_sharpe(sharpe_var: float, trials: int) -> float:
@@ -131,9 +139,10 @@ def pbo_cscv(sums: BlockSums) -> tuple[float, np.ndarray]:
         rest = 1.0 - member
         is_sr = _sharpe_of(member @ p1.T, member @ p2.T, (member @ sums.periods)[:, None])
         oos_sr = _sharpe_of(rest @ p1.T, rest @ p2.T, (rest @ sums.periods)[:, None])
-        best = np.argmax(is_sr, axis=1)
-        ranks = rankdata(oos_sr, axis=1)  # 1 = worst out of sample
-        w = ranks[np.arange(len(chunk)), best] / (trials + 1)
+        pick = oos_sr[np.arange(len(chunk)), np.argmax(is_sr, axis=1)][:, None]
+        # its rank out of sample (1 = worst; ties averaged)
+        rank = 1 + (oos_sr < pick).sum(axis=1) + ((oos_sr == pick).sum(axis=1) - 1) / 2
+        w = rank / (trials + 1)
         logits[lo : lo + 512] = np.log(w / (1 - w))
     return float(np.mean(logits <= 0)), logits
 
