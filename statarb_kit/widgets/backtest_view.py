@@ -30,19 +30,31 @@ def _figure(title: str, marks: list[bq.Mark], axes: list[bq.Axis], height: str,
                      title_style={"font-size": "13px"}, **figure_kw)
 
 
+#: Colours of the extra curves of a figure (the first is EQUITY_COLOR).
+CURVE_COLORS = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+def curves_figure(curves: dict[str, pd.Series], title: str, max_points: int = 4_000,
+                  height: str = "260px") -> bq.Figure:
+    """Equity-like curves (UTC index) on one time axis, labelled in a legend (for more than one)."""
+    x, y = bq.DateScale(), bq.LinearScale()
+    marks = []
+    for k, (label, series) in enumerate(curves.items()):
+        t, v = _thinned(series.index.as_unit("ms").asi8, series.to_numpy(dtype=np.float64), max_points)
+        color = EQUITY_COLOR if k == 0 else CURVE_COLORS[(k - 1) % len(CURVE_COLORS)]
+        marks.append(bq.Lines(x=t, y=v, scales={"x": x, "y": y}, colors=[color], labels=[label],
+                              display_legend=len(curves) > 1, stroke_width=2.0 if k == 0 else 1.0))
+    axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
+            bq.Axis(scale=y, side="left", tick_format=",.4f", grid_lines="solid")]
+    return _figure(title, marks, axes, height, legend_location="top-left")
+
+
 def equity_figure(result: BacktestResult, max_points: int = 4_000, height: str = "260px") -> bq.Figure:
     """Equity (capital 1 at the start) over UTC time."""
-    eq = result.equity
-    t, v = _thinned(eq.index.as_unit("ms").asi8, eq.to_numpy(), max_points)
-    x, y = bq.DateScale(), bq.LinearScale()
-    line = bq.Lines(x=t, y=v, scales={"x": x, "y": y}, colors=[EQUITY_COLOR],
-                    stroke_width=1.5)
     m = result.metrics
     title = (f"Equity: {m.total_return:+.2%} over {m.trades} trades, Sharpe {m.sharpe:.2f}, "
              f"max drawdown {m.max_drawdown:.2%}")
-    axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
-            bq.Axis(scale=y, side="left", tick_format=",.4f", grid_lines="solid")]
-    return _figure(title, [line], axes, height)
+    return curves_figure({"equity": result.equity}, title, max_points, height)
 
 
 def signal_figure(result: BacktestResult, max_points: int = 4_000, height: str = "260px") -> bq.Figure:
