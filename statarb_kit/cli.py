@@ -20,10 +20,12 @@ import pandas as pd
 
 from .bars import timeframe_ms
 from .errors import InvalidParameter, StatarbError
+from .funding import FundingRates, read_funding_files
 from .session import Session
 from .sources import BinanceConfig, BinanceLive, Replay, Source, SyntheticPair, download
 from .sources.history import DATA_URL
 from .store import TickStore
+from .ticks import normalize_symbol, now_ms
 
 if TYPE_CHECKING:
     from .backtest import PairBars
@@ -113,6 +115,8 @@ async def _download(args: argparse.Namespace) -> int:
           flush=True)
     if args.no_load or not files:
         return 0
+    if args.kind == "fundingRate":
+        return _store_funding(read_funding_files(files), args.db)
     async with Session(source=Replay(files, skip_bad=args.skip_bad), db=args.db) as session:
         await session.wait()
     st = session.status()
@@ -121,6 +125,29 @@ async def _download(args: argparse.Namespace) -> int:
         print(f"statarb: {st.last_error}", file=sys.stderr, flush=True)
         return 2
     return 0
+
+
+def _store_funding(rates: dict[str, FundingRates], db: str) -> int:
+    store = TickStore(db)
+    try:
+        for symbol, r in rates.items():
+            new = store.insert_funding(r)
+            span = (f"{pd.Timestamp(r.time[0], unit='ms', tz='UTC'):%Y-%m-%d %H:%M} to "
+                    f"{pd.Timestamp(r.time[-1], unit='ms', tz='UTC'):%Y-%m-%d %H:%M} UTC" if len(r) else "none")
+            print(f"{symbol}: {len(r)} settlements ({span}), {new} new in {db} table funding", flush=True)
+    finally:
+        store.close()
+    return 0
+
+
+async def _funding(args: argparse.Namespace) -> int:
+    from .backtest.data import utc_ms
+    from .sources.binance_rest import fetch_funding
+
+    start = utc_ms(args.start)
+    end = utc_ms(args.end) if args.end else now_ms()
+    rates = await fetch_funding([normalize_symbol(s) for s in args.symbols], start, end, args.rest_url)
+    return _store_funding(rates, args.db)
 
 
 DEFAULT_GRID = ("z_entry=1.5,2,2.5,3", "z_window=30,60,120")
@@ -326,13 +353,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     dl.add_argument("symbols", nargs="+", help="symbols, e.g. BTCUSDT ETHUSDT")
     dl.add_argument("--start", required=True, help="first day, YYYY-MM-DD (UTC)")
     dl.add_argument("--end", default=None, help="last day, YYYY-MM-DD (default: the start day)")
-    dl.add_argument("--kind", choices=("trades", "aggTrades"), default="trades", help="dump kind")
+    dl.add_argument("--kind", choices=("trades", "aggTrades", "fundingRate"), default="trades",
+                    help="dump kind (fundingRate: the monthly funding dumps, stored in table funding)")
     dl.add_argument("--market", choices=("um", "spot"), default="um", help="USD-M futures (default) or spot")
     dl.add_argument("--dir", default="data", help="where the files go (default: %(default)s)")
     dl.add_argument("--db", default="statarb.duckdb", help="DuckDB file to load them into")
     dl.add_argument("--base-url", default=DATA_URL, help="public data site (default: Binance's)")
     dl.add_argument("--no-load", action="store_true", help="download only")
     dl.add_argument("--skip-bad", action="store_true", help="skip and count corrupt lines when loading")
+    fu = sub.add_parser("funding", help="fetch USD-M funding rates from Binance's REST API into a DuckDB file")
+    fu.add_argument("symbols", nargs="+", help="symbols, e.g. BTCUSDT ETHUSDT")
+    fu.add_argument("--start", required=True, help="first UTC time, e.g. 2026-01-01")
+    fu.add_argument("--end", default=None, help="last UTC time (default: now)")
+    fu.add_argument("--db", default="statarb.duckdb", help="DuckDB file (table funding)")
+    fu.add_argument("--rest-url", default=BinanceConfig.rest_url, help="REST base URL (default: Binance's)")
     dash = sub.add_parser("dashboard", help="serve the live dashboard with Voila")
     dash.add_argument("--source", default=None, help="synthetic (default) or live (Binance USD-M)")
     dash.add_argument("--symbols", default=None, help="comma-separated pair x,y (default: BTCUSDT,ETHUSDT)")
@@ -417,6 +451,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dashboard(args)
         if args.command == "download":
             return asyncio.run(_download(args))
+        if args.command == "funding":
+            return asyncio.run(_funding(args))
         if args.command == "sweep":
             return _sweep(args)
         if args.command == "scan":

@@ -28,6 +28,9 @@ HOUR_MS = 3_600_000
 DUMP_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
 #: The longest interval Binance uses: a longer gap between settlements means missing data.
 MAX_INTERVAL_MS = 8 * HOUR_MS
+#: Two records of one symbol's settlement (a REST row and a dump row differ by a few ms) are
+#: closer than this; distinct settlements are at least an hour apart.
+SAME_SETTLEMENT_MS = 60_000
 #: Binance caps most USD-M rates at +/-0.75% per 8 h (some symbols more); synthetic rates stay within.
 SYNTHETIC_CAP = 0.0075
 
@@ -74,13 +77,16 @@ class FundingRates:
 
     @classmethod
     def concat(cls, parts: list[FundingRates]) -> FundingRates:
-        """One symbol's parts (e.g. monthly files) merged; a settlement given twice is kept once."""
+        """One symbol's parts (e.g. monthly files) merged; a settlement given twice (within
+        SAME_SETTLEMENT_MS) is kept once, as first given."""
         if not parts or len({p.symbol for p in parts}) != 1:
             raise InvalidParameter("concat takes parts of one symbol")
         t = np.concatenate([p.time for p in parts])
         r = np.concatenate([p.rate for p in parts])
-        t, first = np.unique(t, return_index=True)
-        return cls(parts[0].symbol, t, r[first], parts[0].origin)
+        order = np.argsort(t, kind="stable")
+        t, r = t[order], r[order]
+        keep = np.concatenate(([True], np.diff(t) >= SAME_SETTLEMENT_MS)) if len(t) else np.empty(0, dtype=bool)
+        return cls(parts[0].symbol, t[keep], r[keep], parts[0].origin)
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from .bars import BAR_DTYPE, BAR_FIELDS, merge_bars
 from .errors import InvalidParameter, StoreLockedError
-from .funding import FundingRates
+from .funding import SAME_SETTLEMENT_MS, FundingRates
 from .ticks import TICK_COLUMNS, VIA, TickBatch
 
 log = logging.getLogger(__name__)
@@ -375,13 +375,15 @@ class TickStore:
                 self.con.execute(f"INSERT INTO {table} SELECT * FROM incoming_alerts")
 
     def insert_funding(self, rates: FundingRates) -> int:
-        """Store settlements not stored yet (by symbol and time); returns how many were new."""
+        """Store settlements not stored yet: none of the symbol's within SAME_SETTLEMENT_MS (a REST
+        row and a dump row of one settlement differ by a few ms); returns how many were new."""
         frame = pa.table({"symbol": [rates.symbol] * len(rates), "time_ms": rates.time, "rate": rates.rate,
                           "origin": [rates.origin] * len(rates)})
         with self.transaction(), self._registered("incoming_funding", frame):
             before = int(self._scalar("SELECT count(*) FROM funding"))
             self.con.execute("INSERT INTO funding SELECT i.* FROM incoming_funding i WHERE NOT EXISTS "
-                             "(SELECT 1 FROM funding f WHERE f.symbol = i.symbol AND f.time_ms = i.time_ms)")
+                             "(SELECT 1 FROM funding f WHERE f.symbol = i.symbol AND abs(f.time_ms - i.time_ms) < ?)",
+                             [SAME_SETTLEMENT_MS])
             return int(self._scalar("SELECT count(*) FROM funding")) - before
 
     def funding(self, symbol: str) -> FundingRates:

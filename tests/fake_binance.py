@@ -40,6 +40,7 @@ import websockets
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
+from statarb_kit.funding import synthetic_funding
 from statarb_kit.sources.binance_format import trade_frame
 
 
@@ -288,6 +289,12 @@ class FakeBinance:
             if "fromId" not in q and "startTime" not in q:
                 return self._json(rows[-limit:])  # Binance: neither given, the most recent ones
             return self._json(rows[:limit])
+        if url.path == "/fapi/v1/fundingRate":  # 8-hourly settlements of the last 40 days, seeded per symbol
+            f = synthetic_funding(s, self.t0 - 40 * 86_400_000, self.t0, seed=11)
+            lo, hi = int(q.get("startTime", 0)), int(q.get("endTime", self.t0))
+            keep = np.flatnonzero((f.time >= lo) & (f.time <= hi))[: int(q.get("limit", 100))]
+            return self._json([{"symbol": s, "fundingTime": int(f.time[i]) + 3, "fundingRate": f"{f.rate[i]:.8f}",
+                                "markPrice": "100.00000000"} for i in keep])
         if url.path in ("/fapi/v1/trades", "/fapi/v1/historicalTrades"):
             limit = int(q.get("limit", 500))
             if not 1 <= limit <= 1000:

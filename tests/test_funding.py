@@ -108,3 +108,56 @@ def test_funding_files_must_name_both_legs(tmp_path):
         with_funding_files(bars, [f])
     with pytest.raises(InvalidParameter, match="strictly ascending"):
         FundingRates("X", np.array([2, 1]), np.array([0.1, 0.1]), "test")
+
+
+def test_funding_from_rest_and_from_monthly_dumps_lands_in_the_store(tmp_path):
+    """`statarb funding` pages /fapi/v1/fundingRate of the fake Binance (1,000 per call: 120
+    settlements in 40 days come in one page; limit honoured); `statarb download --kind fundingRate`
+    fetches monthly dumps with their checksums; both store each settlement once."""
+    import asyncio
+    import hashlib
+    import io
+    import subprocess
+    import sys
+
+    from tests.fake_binance import FakeBinance
+
+    async def go():
+        async with FakeBinance(n=10) as fake:
+            month = pd.Timestamp(fake.t0, unit="ms", tz="UTC")
+            name = f"BTCUSDT-fundingRate-{month:%Y-%m}.zip"
+            path = f"/data/futures/um/monthly/fundingRate/BTCUSDT/{name}"
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as z:
+                last = int(synthetic_funding("BTCUSDT", fake.t0 - 40 * 24 * HOUR, fake.t0, seed=11).time[-1])
+                # the last settlement REST also gives (ms apart), and a later one REST does not have yet
+                z.writestr(name.replace(".zip", ".csv"), "calc_time,funding_interval_hours,last_funding_rate\n"
+                           f"{last + 1},8,0.00020000\n{last + 8 * HOUR + 2},8,-0.00010000\n")
+            fake.files[path] = buf.getvalue()
+            fake.files[path + ".CHECKSUM"] = f"{hashlib.sha256(buf.getvalue()).hexdigest()}  {name}".encode()
+            db = tmp_path / "f.duckdb"
+            run = lambda *a: asyncio.to_thread(subprocess.run, [sys.executable, "-m", "statarb_kit.cli", *a],  # noqa: E731
+                                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
+            start = (month - pd.Timedelta(days=40)).strftime("%Y-%m-%d")
+            rest = await run("funding", "BTCUSDT", "ETHUSDT", "--start", start, "--db", str(db),
+                             "--rest-url", fake.http_url)
+            again = await run("funding", "BTCUSDT", "--start", start, "--db", str(db), "--rest-url", fake.http_url)
+            dumps = await run("download", "BTCUSDT", "--kind", "fundingRate", "--start", f"{month:%Y-%m-01}",
+                              "--dir", str(tmp_path / "d"), "--db", str(db), "--base-url", fake.http_url)
+            calls = [c for c in fake.rest_calls if c.startswith("/fapi/v1/fundingRate")]
+            return rest, again, dumps, calls, fake.t0
+
+    rest, again, dumps, calls, t0 = asyncio.run(go())
+    assert rest.returncode == 0, rest.stderr
+    assert "BTCUSDT: 120 settlements" in rest.stdout and "120 new" in rest.stdout
+    assert "0 new" in again.stdout and all("limit=1000" in c for c in calls)
+    assert dumps.returncode == 0, dumps.stderr
+    assert "BTCUSDT: 2 settlements" in dumps.stdout and "1 new" in dumps.stdout  # one settlement is stored once
+    store = TickStore(tmp_path / "f.duckdb", read_only=True)
+    btc, eth = store.funding("BTCUSDT"), store.funding("ETHUSDT")
+    store.close()
+    want = synthetic_funding("BTCUSDT", t0 - 40 * 24 * HOUR, t0, seed=11)
+    rest_part = btc.time % 10 == 3  # REST rows carry fundingTime = settlement + 3 ms in the fake
+    np.testing.assert_array_equal(btc.time[rest_part], want.time + 3)
+    np.testing.assert_allclose(btc.rate[rest_part], np.round(want.rate, 8), atol=1e-12)
+    assert len(eth) == 120 and (~rest_part).sum() == 1 and btc.rate[-1] == -0.0001

@@ -11,6 +11,9 @@ Which endpoint fills a gap of trade ids [lo, hi]:
   outage, a resume from an old file). An aggregate's quantity is split evenly over its trades
   (via ``agg_split``): bars stay exact, single sizes are averages.
 
+Funding history: ``GET /fapi/v1/fundingRate`` (no key; at most 1,000 settlements per call, paged
+by time; Binance shares 500 calls per 5 minutes per IP between it and fundingInfo).
+
 Binance allows 2,400 weight per minute per IP; ``WeightBudget`` keeps this client under its own
 budget (``rest_weight_per_min``) and the client honours 429/418 Retry-After.
 """
@@ -28,6 +31,7 @@ import httpx
 import numpy as np
 
 from ..errors import StatarbError
+from ..funding import FundingRates
 from ..ticks import TickBatch, now_ms
 from .base import SourceStatus
 from .binance_format import expand_agg_trades, rest_trades_batch
@@ -37,6 +41,7 @@ log = logging.getLogger(__name__)
 #: Request weight of each endpoint (Binance USD-M, IP limit 2,400 per minute).
 WEIGHTS = {"/fapi/v1/trades": 5, "/fapi/v1/historicalTrades": 20, "/fapi/v1/aggTrades": 20,
            "/fapi/v1/exchangeInfo": 1}
+FUNDING_LIMIT = 1_000  # most settlements /fapi/v1/fundingRate returns per call
 RECENT_LIMIT = 1_000  # most trades /fapi/v1/trades and historicalTrades return per call
 AGG_WINDOW_MS = 3_600_000  # aggTrades: startTime..endTime at most one hour per call
 AGG_LIMIT = 1_000
@@ -157,6 +162,24 @@ class RestClient:
             nxt = int(page[-1]["id"]) + 1
         return rows
 
+    async def funding_rates(self, symbol: str, start_ms: int, end_ms: int) -> FundingRates:
+        """Every settlement of ``symbol`` in [start_ms, end_ms], paged by time."""
+        times: list[int] = []
+        rates: list[float] = []
+        lo = start_ms
+        while lo <= end_ms:
+            page = await self.get("/fapi/v1/fundingRate",
+                                  {"symbol": symbol, "startTime": lo, "endTime": end_ms, "limit": FUNDING_LIMIT})
+            for row in page:
+                t = int(row["fundingTime"])
+                if not times or t > times[-1]:
+                    times.append(t)
+                    rates.append(float(row["fundingRate"]))
+            if len(page) < FUNDING_LIMIT:
+                break
+            lo = int(page[-1]["fundingTime"]) + 1
+        return FundingRates(symbol, np.array(times, dtype=np.int64), np.array(rates), "rest")
+
     async def agg_trades(self, symbol: str, start_ms: int, end_ms: int) -> list[dict]:
         """Every aggregate trade in [start_ms, end_ms], in one-hour windows, paginated."""
         rows: list[dict] = []
@@ -236,3 +259,12 @@ def _holes(have: np.ndarray, lo: int, hi: int) -> list[tuple[int, int]]:
     edges = np.concatenate(([lo - 1], have, [hi + 1]))
     gaps = np.flatnonzero(np.diff(edges) > 1)
     return [(int(edges[i]) + 1, int(edges[i + 1]) - 1) for i in gaps]
+
+
+async def fetch_funding(symbols: list[str], start_ms: int, end_ms: int, rest_url: str,
+                        weight_per_min: int = 1_200) -> dict[str, FundingRates]:
+    """Each symbol's settlements in [start_ms, end_ms] from ``rest_url``'s /fapi/v1/fundingRate."""
+    status = SourceStatus(name="funding")
+    async with httpx.AsyncClient(base_url=rest_url, timeout=30.0) as http:
+        rest = RestClient(http, status, WeightBudget(weight_per_min))
+        return {s: await rest.funding_rates(s, start_ms, end_ms) for s in symbols}

@@ -28,6 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..errors import InvalidParameter, StatarbError
+from ..funding import funding_dump_name
 from ..ticks import TickBatch, normalize_symbol, now_ms
 
 DATA_URL = "https://data.binance.vision"
@@ -216,6 +217,22 @@ def daily_names(symbol: str, kind: str, start: dt.date, end: dt.date, market: st
     return out
 
 
+def monthly_funding_names(symbol: str, kind: str, start: dt.date, end: dt.date,
+                          market: str = "um") -> list[tuple[str, str]]:
+    """(URL path, file name) of each monthly USD-M funding dump whose month overlaps ``start``..``end``
+    (Binance publishes funding monthly only)."""
+    if market != "um":
+        raise InvalidParameter("funding dumps exist for USD-M futures (market 'um') only")
+    if end < start:
+        raise InvalidParameter(f"end {end} is before start {start}")
+    out = []
+    y, m = start.year, start.month
+    while (y, m) <= (end.year, end.month):
+        out.append(funding_dump_name(symbol, y, m))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -233,12 +250,14 @@ class DownloadReport:
 
 async def download(symbols: list[str], start: dt.date, end: dt.date, dest: str | Path, kind: str = "trades",
                    base_url: str = DATA_URL, progress: bool = True, market: str = "um") -> DownloadReport:
-    """Fetch daily dumps and their ``.CHECKSUM`` files into ``dest``; verify SHA-256; skip files
-    already present and verified. A checksum mismatch deletes the file and raises."""
+    """Fetch daily dumps (``kind`` trades or aggTrades; or the monthly ``fundingRate`` dumps) and
+    their ``.CHECKSUM`` files into ``dest``; verify SHA-256; skip files already present and
+    verified. A checksum mismatch deletes the file and raises."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     report = DownloadReport([], [], [])
-    jobs = [(path, name) for s in symbols for path, name in daily_names(normalize_symbol(s), kind, start, end, market)]
+    names = monthly_funding_names if kind == "fundingRate" else daily_names
+    jobs = [(path, name) for s in symbols for path, name in names(normalize_symbol(s), kind, start, end, market)]
     async with httpx.AsyncClient(base_url=base_url, timeout=60.0, follow_redirects=True) as http:
         for path, name in tqdm(jobs, desc="download", unit="file", disable=not progress):
             target = dest / name
