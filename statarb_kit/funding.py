@@ -29,8 +29,8 @@ DUMP_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
 #: The longest interval Binance uses: a longer gap between settlements means missing data.
 MAX_INTERVAL_MS = 8 * HOUR_MS
 #: Two records of one symbol's settlement (a REST row and a dump row differ by a few ms) are
-#: closer than this; distinct settlements are at least an hour apart.
-SAME_SETTLEMENT_MS = 60_000
+#: closer than this; distinct settlements are at least an hour apart on Binance.
+SAME_SETTLEMENT_MS = 1_000
 #: Binance caps most USD-M rates at +/-0.75% per 8 h (some symbols more); synthetic rates stay within.
 SYNTHETIC_CAP = 0.0075
 

@@ -31,8 +31,10 @@ from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges
 from .buffer import TickRing
 from .errors import InvalidParameter, SessionStateError, StatarbError
 from .feed import BarListener
+from .funding import FundingRates
 from .notify import Notifier
 from .sources import Source, SyntheticPair
+from .sources.mark_price import FundingProvider, MarkPriceStream
 from .pair import PairView
 from .store import TickStore
 from .ticks import VIA, TickBatch, normalize_symbol, now_ms
@@ -112,6 +114,8 @@ class Session:
             raise InvalidParameter(f"memory_retention_h must be >= 2 hours or None (keep all), got {memory_retention_h}")
         self.source: Source = source if source is not None else SyntheticPair()
         self.symbols = self.source.symbols
+        #: the source's funding now (None: the source has none), for the dashboards
+        self.funding: FundingProvider | None = getattr(self.source, "funding", None)
         self.db = str(db)
         self.ring = TickRing(buffer_capacity)
         self.builder = BarBuilder(len(self.symbols), timeframes, retain=retain_bars, grace_ms=grace_ms)
@@ -184,8 +188,15 @@ class Session:
             self.notifier.start()
             self._event_listeners.append(self.notifier.submit)
         self._state = "running"
+        if isinstance(self.funding, MarkPriceStream):
+            self.funding.on_settled = self._store_funding
+            self.spawn(self.funding.run(), "statarb-markprice")
         log.info("session started: %s -> %s", self.source.status.name, self.db)
         return self
+
+    def _store_funding(self, rates: FundingRates) -> None:
+        """Loop thread: store a settlement the markPrice stream saw (table ``funding``)."""
+        self.spawn(self._run(self._store.insert_funding, rates), "statarb-funding-store")
 
     def _load_bars(self) -> None:
         """Seed the bar series with the newest stored bars: the database is the truth."""

@@ -94,7 +94,8 @@ def aggregate(t: Tape, upto: int) -> list[dict]:
 @dataclass(eq=False)
 class Client:
     ws: websockets.ServerConnection
-    symbols: set[str]
+    symbols: set[str]  # whose @trade it receives
+    marks: set[str] = field(default_factory=set)  # whose @markPrice it receives
     opened: float = field(default_factory=time.monotonic)
 
 
@@ -122,6 +123,8 @@ class FakeBinance:
         self.connections = 0
         self.silent_connections = 0  # accepted on a tier that does not carry their streams
         self.ping_interval = ping_interval
+        self.funding_period_ms = 8 * 3_600_000  # settlements of the @markPrice stream
+        self._next_mark_ms = 0
         self._server = None
         self._player: asyncio.Task | None = None
 
@@ -195,9 +198,9 @@ class FakeBinance:
 
     # ---- WebSocket -------------------------------------------------------------------------
 
-    def routed_symbols(self, path: str) -> set[str]:
-        """Symbols whose @trade a connection to ``path`` receives: those whose stream's tier is the
-        path's tier (legacy unrouted paths: the public tier only)."""
+    def routed_symbols(self, path: str, kind: str = "trade") -> set[str]:
+        """Symbols whose ``kind`` stream (trade, markPrice) a connection to ``path`` receives: those
+        whose stream's tier is the path's tier (legacy unrouted paths: the public tier only)."""
         url = urlparse(path)
         parts = url.path.strip("/").split("/")
         tier = parts[0] if parts and parts[0] in ("public", "market", "private") else "public"  # legacy
@@ -207,12 +210,13 @@ class FakeBinance:
         else:
             streams = parse_qs(url.query).get("streams", [""])[0].split("/")
         return {s.split("@")[0].upper() for s in streams
-                if "@" in s and self.tiers.get(s.split("@")[1]) == tier}
+                if "@" in s and s.split("@")[1] == kind and self.tiers.get(kind) == tier}
 
     async def _handler(self, ws: websockets.ServerConnection) -> None:
         symbols = self.routed_symbols(ws.request.path)
-        self.silent_connections += not symbols
-        client = Client(ws, symbols)
+        marks = self.routed_symbols(ws.request.path, "markPrice")
+        self.silent_connections += not (symbols or marks)
+        client = Client(ws, symbols, marks)
         self.clients.add(client)
         self.connections += 1
         try:
@@ -246,6 +250,9 @@ class FakeBinance:
                         frames[-1], frames[-2] = frames[-2], frames[-1]
                 self.printed[s] = j
                 out[s] = frames
+            if now_ms >= self._next_mark_ms:
+                self._next_mark_ms = now_ms + 200
+                await self._send_marks(now_ms)
             if time.monotonic() >= self.stalled_until:
                 for c in list(self.clients):
                     for s in c.symbols:
@@ -255,6 +262,23 @@ class FakeBinance:
                             except websockets.ConnectionClosed:
                                 break
             await asyncio.sleep(0.005)
+
+    def mark_rate(self, symbol: str, settlement: int) -> float:
+        """The funding rate of ``symbol``'s settlement number ``settlement`` (time // period)."""
+        base = 1e-4 if symbol == next(iter(self.tapes)) else -5e-5
+        return round(base + ((settlement % 7) - 3) * 1e-5, 8)
+
+    async def _send_marks(self, now_ms: int) -> None:
+        """markPrice frames (every 200 ms here; Binance: every 1 s with @1s) to their subscribers;
+        settlements every ``funding_period_ms``."""
+        n = now_ms // self.funding_period_ms + 1
+        for c in list(self.clients):
+            for s in c.marks:
+                data = {"e": "markPriceUpdate", "E": now_ms, "s": s, "p": "100.00000000", "ap": "100.00000000",
+                        "P": "100.00000000", "i": "100.00000000", "r": f"{self.mark_rate(s, n):.8f}",
+                        "T": n * self.funding_period_ms}
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    await c.ws.send(orjson.dumps({"stream": f"{s.lower()}@markPrice@1s", "data": data}))
 
     # ---- REST ----------------------------------------------------------------------------
 

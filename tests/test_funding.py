@@ -161,3 +161,75 @@ def test_funding_from_rest_and_from_monthly_dumps_lands_in_the_store(tmp_path):
     np.testing.assert_array_equal(btc.time[rest_part], want.time + 3)
     np.testing.assert_allclose(btc.rate[rest_part], np.round(want.rate, 8), atol=1e-12)
     assert len(eth) == 120 and (~rest_part).sum() == 1 and btc.rate[-1] == -0.0001
+
+
+def test_live_funding_from_the_markprice_stream_is_shown_and_its_settlements_stored(tmp_path):
+    """BinanceLive subscribes <symbol>@markPrice@1s on /market/stream (the fake settles every 1.2 s):
+    the session knows each leg's rate and next settlement, and stores each settlement with the
+    rate published last before it; the dashboard's funding panel shows both legs."""
+    import asyncio
+
+    from statarb_kit import Session
+    from statarb_kit.sources.binance_live import BinanceLive
+    from statarb_kit.widgets.dashboard import Dashboard
+    from tests.fake_binance import FakeBinance
+    from tests.test_binance_live import config, until
+
+    async def go():
+        async with FakeBinance(n=4_000, rate=300.0) as fake:
+            fake.funding_period_ms = 1_200
+            src = BinanceLive(("BTCUSDT", "ETHUSDT"), config(fake))
+            session = Session(source=src, db=tmp_path / "m.duckdb", flush_interval_s=0.02).start()
+            dash = Dashboard(session, timeframe="1s", refresh_s=0.1)
+            await until(lambda: session.status().ticks_stored > 100 and src.funding.current("ETHUSDT") is not None,
+                        what="trades and marks")
+            await asyncio.sleep(4.0)  # three settlements or more
+            now = {s: src.funding.current(s) for s in ("BTCUSDT", "ETHUSDT")}
+            panel = dash.funding.widget.value
+            dash.close()
+            await session.stop()
+            return fake, src, now, panel
+
+    fake, src, now, panel = asyncio.run(go())
+    period = fake.funding_period_ms
+    for s, f in now.items():
+        assert f.origin == "stream" and f.next_ms % period == 0
+        assert f.rate == fake.mark_rate(s, f.next_ms // period) and f.interval_h == pytest.approx(period / HOUR)
+    assert "BTCUSDT" in panel and "ETHUSDT" in panel and src.funding.malformed == 0  # per day: once beta is known
+    store = TickStore(tmp_path / "m.duckdb", read_only=True)
+    btc = store.funding("BTCUSDT")
+    origins = store.con.execute("SELECT DISTINCT origin FROM funding").fetchall()
+    store.close()
+    assert len(btc) >= 3 and origins == [("stream",)] and (np.diff(btc.time) == period).all()
+    np.testing.assert_array_equal(btc.rate, [fake.mark_rate("BTCUSDT", t // period) for t in btc.time])
+
+
+def test_the_synthetic_dashboard_shows_its_funding_and_the_pair_net_per_day():
+    import asyncio
+
+    from statarb_kit import Session, SyntheticPair
+    from statarb_kit.sources.mark_price import net_funding_per_day
+    from statarb_kit.widgets.dashboard import Dashboard
+
+    async def go():
+        src = SyntheticPair(realtime=False, start_ms=DAY0, max_ticks=20_000, seed=5)
+        session = Session(source=src).start()
+        dash = Dashboard(session, timeframe="1s")
+        await session.wait_source()
+        await session.flush()
+        dash.refresh()
+        v = dash.view
+        at = int(v.tail("time", 1)[0])
+        x, y = (session.funding.current(s, at) for s in v.symbols)
+        per_day = net_funding_per_day(x, y, float(v.tail("beta", 1)[0]), float(v.tail("price_x", 1)[0]),
+                                      float(v.tail("price_y", 1)[0]))
+        panel = dash.funding.widget.value
+        dash.close()
+        await session.stop()
+        return x, y, per_day, panel
+
+    x, y, per_day, panel = asyncio.run(go())
+    want = synthetic_funding("BTCUSDT", DAY0 - 24 * HOUR, DAY0 + 48 * HOUR, seed=5)
+    assert x.next_ms == DAY0 + 8 * HOUR and x.rate == want.rate[want.time == x.next_ms][0]
+    assert f"{x.rate * 100:+.4f}%" in panel and f"{per_day * 100:+.4f}% a day" in panel
+    assert f"{-per_day * 100:+.4f}% a day" in panel and x.origin == "synthetic"

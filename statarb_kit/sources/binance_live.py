@@ -45,6 +45,7 @@ from ..ticks import TickBatch, normalize_symbol, now_ms
 from .base import SourceStatus
 from .binance_format import SAMPLES, parse_frames
 from .binance_rest import Backoff, Fill, RestClient, RestError, WeightBudget
+from .mark_price import MarkPriceStream
 from .binance_routes import route_candidates, stream_url
 from .rates import RateMeter, silence_limit
 
@@ -149,6 +150,8 @@ class BinanceLive:
             raise InvalidParameter(f"need distinct symbols, got {symbols!r}")
         self.config = config or BinanceConfig()
         self.status = SourceStatus(name="binance")
+        # funding now, from @markPrice on the /market tier (its Session runs and stores it)
+        self.funding = MarkPriceStream(self.symbols, self.config.ws_url)
         self.code_of = {s: i for i, s in enumerate(self.symbols)}
         self.samples: list[str] = []  # a few malformed / unknown frames
         self.exchange_gaps: list[tuple[str, int, int]] = []  # confirmed empty by REST

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InvalidParameter
 from ..ticks import TickBatch, normalize_symbol, now_ms
+from .mark_price import SyntheticFundingNow
 from .base import SourceStatus
 
 _DAY_MS = 86_400_000
@@ -90,6 +91,7 @@ class SyntheticPair:
         self.realtime = realtime
         self.status = SourceStatus(name="synthetic")
         self.max_ticks = max_ticks
+        self.funding = SyntheticFundingNow(seed)  # its funding rates, as a dashboard asks for them
         self._rng = np.random.default_rng(seed)
         self._step_ms = step_ms
         self._chunk_steps = int(chunk_s * 1000 // step_ms)

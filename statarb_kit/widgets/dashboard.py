@@ -19,8 +19,9 @@ from ..errors import StatarbError
 from ..export import alerts_csv, bars_csv, frame_csv
 from ..pair import PairView
 from ..session import Session
+from ..sources.mark_price import net_funding_per_day
 from .charts import CorrChart, PriceChart, SpreadChart, ZChart
-from .panels import AlertLog, Controls, ExportPanel, HedgePanel, StatusBar, TestsPanel, css
+from .panels import AlertLog, Controls, ExportPanel, FundingPanel, HedgePanel, StatusBar, TestsPanel, css
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class Dashboard:
                                  self._on_control)
         self.status = StatusBar()
         self.hedge = HedgePanel()
+        self.funding = FundingPanel()
         self.tests = TestsPanel(self.run_tests)
         self.alert_log = AlertLog()
         self.export = ExportPanel(self.export_files)
@@ -55,7 +57,8 @@ class Dashboard:
         self._top_row = w.HBox([self.price.figure, self.spread.figure], layout=w.Layout(width="100%"))
         charts = w.VBox([self._top_row, w.HBox([self.z.figure, self.corr.figure], layout=w.Layout(width="100%")),
                          self.alert_log.widget], layout=w.Layout(flex="1 1 auto", min_width="0"))
-        side = w.VBox([self.controls.widget, self.hedge.widget, self.tests.widget, self.export.widget],
+        side = w.VBox([self.controls.widget, self.hedge.widget, self.funding.widget, self.tests.widget,
+                       self.export.widget],
                       layout=w.Layout(width="340px", flex="0 0 340px", padding="0 8px 0 0"))
         self.widget = w.VBox([css(), self.title, self.status.widget, w.HBox([side, charts])],
                              layout=w.Layout(width="100%"))
@@ -152,11 +155,27 @@ class Dashboard:
             self._dirty = False
             self._titles()
             self.hedge.update(v.summary(), v.timeframe, len(v))
+        self._show_funding()
         if self._alerts_dirty:
             self._alerts_dirty = False
             mine = list(self._alerts)
             self.z.set_alerts(np.array([a.time_ms for a in mine], dtype=np.int64), np.array([a.z for a in mine]))
             self.alert_log.update(list(self.session.alert_log), self.session.alerts_fired, self.session.events_fired)
+
+    def _show_funding(self) -> None:
+        """Each leg's rate now and a position's funding per day at the newest beta and prices."""
+        provider = self.session.funding
+        if provider is None:
+            self.funding.widget.layout.display = "none"
+            return
+        v = self.view
+        at = int(v.tail("time", 1)[0]) if len(v) else None
+        x, y = (provider.current(s, at) for s in v.symbols)
+        per_day = None
+        if x is not None and y is not None and len(v) and np.isfinite(v.tail("beta", 1)[0]):
+            per_day = net_funding_per_day(x, y, float(v.tail("beta", 1)[0]), float(v.tail("price_x", 1)[0]),
+                                          float(v.tail("price_y", 1)[0]), v.params.log_prices)
+        self.funding.update(x, y, per_day)
 
     def _titles(self) -> None:
         v = self.view

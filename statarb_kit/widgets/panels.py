@@ -15,6 +15,7 @@ from ..alerts import Alert
 from ..analytics import PairParams
 from ..analytics.hedge import HEDGE_MODES
 from ..pair import PairSummary, StationarityReport
+from ..sources.mark_price import FundingNow
 from ..session import SessionStatus
 
 _CSS = """
@@ -118,6 +119,28 @@ class HedgePanel:
             f"<tr><th>last bar</th><td colspan='3'>{utc_text(s.last_time_ms)}</td></tr>"
             f"<tr><th>rows</th><td colspan='3' id='sak-rows'>{rows:,} {timeframe} bars</td></tr>"
             "</table>"))
+
+
+class FundingPanel:
+    """Each leg's funding now (rate per settlement, interval, next settlement) and what a position
+    of the pair receives per day at these rates (negative: pays)."""
+
+    def __init__(self) -> None:
+        self.widget = w.HTML()
+
+    def update(self, x: FundingNow | None, y: FundingNow | None, long_per_day: float | None) -> None:
+        if x is None or y is None:
+            set_value(self.widget, "<div class='sak-muted' id='sak-funding'>Funding: waiting for the rates</div>")
+            return
+        rows = "".join(
+            f"<tr><th>{html.escape(f.symbol)}</th><td>{f.rate * 100:+.4f}%</td>"
+            f"<td>/{f.interval_h:g} h{'' if f.interval_seen else '?'}</td>"
+            f"<td>next {pd.Timestamp(f.next_ms, unit='ms', tz='UTC'):%H:%M}</td></tr>" for f in (x, y))
+        per_day = ("" if long_per_day is None else
+                   f"<tr><th>long spread</th><td colspan='3'>{long_per_day * 100:+.4f}% a day</td></tr>"
+                   f"<tr><th>short spread</th><td colspan='3'>{-long_per_day * 100:+.4f}% a day</td></tr>")
+        set_value(self.widget, f"<b>Funding</b> <span class='sak-muted'>{html.escape(x.origin)}, per unit of gross "
+                               f"notional</span><table class='sak-table' id='sak-funding'>{rows}{per_day}</table>")
 
 
 class TestsPanel:
