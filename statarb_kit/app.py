@@ -32,8 +32,9 @@ TIMEFRAMES = ("1s", "1m", "5m")
 #: Settings only the server's operator chooses (``statarb dashboard`` options / environment): a URL
 #: must not make the kernel write a file of its choosing or connect to a host of its choosing.
 #: Each maps to its ``statarb dashboard`` option, if it has one (all have a STATARB_<NAME> variable).
-#: Bars per symbol and timeframe a watchlist page holds in memory (a pair page: Session's default).
-WATCHLIST_RETAIN_BARS = 10_000
+#: Bars per symbol and timeframe a watchlist page holds in memory (2 h of 1s bars; a pair page:
+#: Session's default); its in-memory store keeps 2 h of ticks.
+WATCHLIST_RETAIN_BARS = 7_200
 SERVER_ONLY: dict[str, str | None] = {"db": "--db", "speed": None, "watchlist": "--watchlist", "ws_url": "--ws-url", "ws_path": "--ws-path",
                                       "rest_url": "--rest-url", "preview_s": None}
 #: Older short names of URL settings, still accepted: the vocabulary is the rule's and the backtests'.
@@ -176,8 +177,8 @@ class App:
         notifier = (Notifier(link_base=os.environ.get("STATARB_LINK_BASE") or None)
                     if os.environ.get(NOTIFY_ENV) else None)  # the operator's URLs, never the page's
         pairs = settings.watched()
-        # a watchlist keeps a view per pair: hold fewer bars each (10,000: 2.8 h of 1s bars)
-        retain = {"retain_bars": WATCHLIST_RETAIN_BARS} if pairs else {}
+        # a watchlist keeps a view per pair over many symbols: hold 2 h of 1s bars and of ticks
+        retain = {"retain_bars": WATCHLIST_RETAIN_BARS, "memory_retention_h": 2.0} if pairs else {}
         self.session = Session(source=settings.make_source(pairs), db=settings.db,
                                timeframes=TIMEFRAMES, notifier=notifier, **retain).start()
         self.watchlist: Watchlist | None = None
