@@ -63,7 +63,8 @@ class Metrics:
     ``time_in_market`` = time holding a position / elapsed time; ``avg_hold_s`` from fill
     times. ``gross_pnl``: the legs' price PnL; ``costs`` = ``fees`` + ``slippage`` (paid, >= 0);
     ``funding_pnl`` what funding added (negative: paid), NaN when the data had no funding (it was
-    not included). total_return = gross_pnl - costs + funding_pnl (0 when not included). NaN where undefined (no trades, flat equity)."""
+    not included). total_return = gross_pnl - costs + funding_pnl (0 when not included).
+    NaN where undefined (no trades, flat equity)."""
 
     total_return: float
     annual_return: float
