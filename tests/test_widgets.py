@@ -110,11 +110,14 @@ def test_alert_log_and_markers_show_alerts_newest_first():
         session, dash, _ = await dashboard_with(synthetic_batches(300), rule=AlertRule(1.0, -1.0))
         out = dash.alert_log.table.value, dash.alert_log.count.value, list(session.alert_log)
         markers = len(dash.z.long.x) + len(dash.z.short.x)
+        rings = sorted(np.asarray(dash.z.events.x).astype("datetime64[ms]").astype(np.int64))
+        events = sorted(e.time_ms for e in session.event_log)
         await session.stop()
-        return (*out, markers)
+        return (*out, markers, rings, events)
 
-    table, count, alerts, markers = asyncio.run(go())
+    table, count, alerts, markers, rings, events = asyncio.run(go())
     assert len(alerts) > 0 and f">{len(alerts)}<" in count and markers == len(alerts)
+    assert 0 < len(events) < len(alerts) and rings == events  # a ring where the pair entered the condition
     times = re.findall(r"<td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)Z</td>", table)
     assert times == sorted(times, reverse=True) and len(times) == min(len(alerts), 100)
 

@@ -124,7 +124,8 @@ class SpreadChart(Chart):
 
 
 class ZChart(Chart):
-    """z-score with the +/- threshold bands and alert markers."""
+    """z-score with the +/- threshold bands, alert markers (every bar that met the rule) and event
+    markers (where the pair entered the condition: a large ring)."""
 
     def __init__(self, threshold: float, max_points: int = 4_000) -> None:
         super().__init__("z-score", [("z", "z", Z_COLOR)], max_points=max_points)
@@ -132,7 +133,10 @@ class ZChart(Chart):
         self.upper, self.lower = _hline(scale, threshold, BAND_COLOR), _hline(scale, -threshold, BAND_COLOR)
         self.long = self._markers(scale, "triangle-up", LONG_COLOR)
         self.short = self._markers(scale, "triangle-down", SHORT_COLOR)
-        self.static = [self.upper, self.lower, self.long, self.short]
+        self.events = bq.Scatter(x=np.empty(0, dtype="datetime64[ms]"), y=np.empty(0), colors=["#222222"],
+                                 default_size=180, marker="circle", fill=False, stroke_width=2,
+                                 scales={"x": self.x, "y": scale})
+        self.static = [self.upper, self.lower, self.long, self.short, self.events]
         self.fixed = {"z"}  # the bands give the z scale its domain
         self._remark()
 
@@ -150,6 +154,12 @@ class ZChart(Chart):
         for mark, side in ((self.long, z < 0), (self.short, z > 0)):
             with mark.hold_sync():
                 mark.x, mark.y = datetimes(np.asarray(time_ms)[side]), z[side]
+
+
+    def set_events(self, time_ms: np.ndarray, z: np.ndarray) -> None:
+        """A ring at each event (the bar where the pair entered the condition)."""
+        with self.events.hold_sync():
+            self.events.x, self.events.y = datetimes(np.asarray(time_ms)), np.asarray(z, dtype=float)
 
 
 class CorrChart(Chart):

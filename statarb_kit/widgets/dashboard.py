@@ -52,7 +52,9 @@ class Dashboard:
         self._title_text = title
         self._alerts: deque[Alert] = deque(maxlen=500)
         self._build_charts()
+        self._events: deque[Alert] = deque(maxlen=500)
         self._unsub_alerts = session.subscribe_alerts(self._on_alert)
+        self._unsub_events = session.subscribe_events(self._on_event)
         self._bind(self.view)
         self._top_row = w.HBox([self.price.figure, self.spread.figure], layout=w.Layout(width="100%"))
         charts = w.VBox([self._top_row, w.HBox([self.z.figure, self.corr.figure], layout=w.Layout(width="100%")),
@@ -91,6 +93,7 @@ class Dashboard:
         """Markers show the alerts fired on the z line drawn: those of the current view since its
         analytics last changed (earlier ones sat on another line; the alert log keeps them all)."""
         self._alerts.clear()
+        self._events.clear()
         self._alerts_dirty = True
 
     def _mine(self, alert: Alert) -> bool:
@@ -105,6 +108,11 @@ class Dashboard:
     def _on_alert(self, alert: Alert) -> None:
         if self._mine(alert):
             self._alerts.append(alert)
+            self._alerts_dirty = True
+
+    def _on_event(self, event: Alert) -> None:
+        if self._mine(event):
+            self._events.append(event)
             self._alerts_dirty = True
 
     def _on_control(self, name: str, value: object) -> None:
@@ -160,6 +168,8 @@ class Dashboard:
             self._alerts_dirty = False
             mine = list(self._alerts)
             self.z.set_alerts(np.array([a.time_ms for a in mine], dtype=np.int64), np.array([a.z for a in mine]))
+            events = list(self._events)
+            self.z.set_events(np.array([e.time_ms for e in events], dtype=np.int64), np.array([e.z for e in events]))
             self.alert_log.update(list(self.session.alert_log), self.session.alerts_fired, self.session.events_fired)
 
     def _show_funding(self) -> None:
@@ -221,4 +231,5 @@ class Dashboard:
         self._task.cancel()
         self._unsub_view()
         self._unsub_alerts()
+        self._unsub_events()
         self.widget.close()
