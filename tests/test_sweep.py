@@ -217,3 +217,38 @@ def test_statarb_sweep_command(tmp_path, capsys):
                           (["--db", str(tmp_path / "none.duckdb")], "does not exist")):
         assert main(["sweep", "-q", *argv]) == 2, argv
         assert message in capsys.readouterr().err, argv
+
+
+def test_statarb_sweep_prints_luck_and_funding_and_runs_a_walk_forward(tmp_path, capsys):
+    out = tmp_path / "res.duckdb"
+    grid = ["--grid", "z_entry=1,1.5,2", "--set", "z_window=20", "--set", "hedge_window=40", "--set", "corr_window=20"]
+    assert main(["sweep", "-q", "--hours", "6", "--seed", "3", *grid, "--out", str(out), "--jobs", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "funding: synthetic rates of both legs" in text and "deflated_sharpe" in text and "funding_pnl" in text
+    assert re.search(r"luck: 3 combinations tried; .* SR0.* PBO \d\.\d\d \(CSCV, 12,870 splits of 16 blocks\)", text)
+    results = read_results(out)
+    assert {"funding_pnl", "deflated_sharpe", "pbo", "fees", "slippage"} <= set(results.columns)
+    assert main(["sweep", "-q", "--hours", "6", "--seed", "3", *grid, "--no-funding", "--out", str(out)]) == 0
+    assert "funding: NOT included" in capsys.readouterr().out
+    assert read_results(out)["funding_pnl"].isna().sum() == 3  # appended: the first run's rows kept their figures
+    assert main(["sweep", "-q", "--hours", "6", "--seed", "3", *grid, "--walk-forward", "2h:1h", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "walk-forward: 4 windows of 120 bars in sample, 60 out" in text and "out of sample" in text
+    import duckdb
+    with duckdb.connect(str(out), read_only=True) as con:
+        wf = con.execute("SELECT fold, is_sharpe, oos_sharpe, oos_funding_pnl FROM walk_forward_results").df()
+    assert list(wf["fold"]) == [0, 1, 2, 3]
+    assert main(["sweep", "-q", *grid, "--walk-forward", "2x:1h"]) == 2
+    assert "IN:OUT as durations" in capsys.readouterr().err
+
+
+def test_result_tables_take_the_columns_a_newer_release_adds(tmp_path):
+    from statarb_kit.results import write_frame
+
+    path = tmp_path / "r.duckdb"
+    write_frame(pd.DataFrame({"a": [1.0]}), path, "t")
+    write_frame(pd.DataFrame({"a": [2.0], "b": ["new"]}), path, "t")
+    import duckdb
+    with duckdb.connect(str(path), read_only=True) as con:
+        got = con.execute("SELECT a, b FROM t ORDER BY a").fetchall()
+    assert got == [(1.0, None), (2.0, "new")]
