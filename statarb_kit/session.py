@@ -85,9 +85,9 @@ class Session:
     or ``":memory:"``), ``timeframes`` to build, ring ``buffer_capacity`` (rows), writer
     ``batch_rows`` (size trigger) and ``flush_interval_s`` (time trigger), bar ``grace_ms``,
     and how many bars / ticks per symbol the live views keep in memory. An in-memory store keeps
-    the ticks of the last ``memory_retention_h`` hours of data time (None: all) and the bars the
-    live views hold (``retain_bars`` or more per symbol and timeframe), so a session left running for days stays
-    flat; a file store keeps everything.
+    the ticks and alerts of the last ``memory_retention_h`` hours of data time (None: all) and
+    the bars the live views hold (``retain_bars`` or more per symbol and timeframe), so a session
+    left running for days stays flat; a file store keeps everything.
 
     Use ``start()`` then ``await stop()`` (notebook), or ``async with Session(...) as s:``.
     """

@@ -258,12 +258,14 @@ class TickStore:
         return batch.take(~drop)
 
     def prune(self, ticks_before_ms: int, bars_before_ms: dict[str, int]) -> int:
-        """Delete ticks older than ``ticks_before_ms`` and, per timeframe, bars opened before
-        ``bars_before_ms[tf]``; then checkpoint, which returns the space to DuckDB and compresses
-        what is kept (an in-memory store otherwise grows with every tick). Returns ticks deleted.
-        The watermarks stay, so a pruned trade arriving again is still a duplicate."""
+        """Delete ticks, alerts and events older than ``ticks_before_ms`` and, per timeframe, bars
+        opened before ``bars_before_ms[tf]``; then checkpoint, which returns the space to DuckDB and
+        compresses what is kept (an in-memory store otherwise grows with every tick). Returns ticks
+        deleted. The watermarks stay, so a pruned trade arriving again is still a duplicate."""
         with self.transaction():
             deleted = int(self.con.execute("DELETE FROM ticks WHERE ts < ?", [ticks_before_ms]).fetchone()[0])
+            for table in ("alerts", "alert_events"):
+                self.con.execute(f"DELETE FROM {table} WHERE time_ms < ?", [ticks_before_ms])
             for tf, before in bars_before_ms.items():
                 if self._has_table(bars_table(tf)):
                     self.con.execute(f"DELETE FROM {bars_table(tf)} WHERE start < ?", [before])
