@@ -120,7 +120,8 @@ class FakeBinance:
         self.rest_down = False  # every REST call fails (HTTP 503)
         self.weights: list[tuple[float, int]] = []  # (time, weight) of each REST call
         self.api_keys_seen: list[str] = []
-        self.connections = 0
+        self.connections = 0  # connections for trades (or silent ones)
+        self.mark_connections = 0  # connections for @markPrice only
         self.silent_connections = 0  # accepted on a tier that does not carry their streams
         self.ping_interval = ping_interval
         self.funding_period_ms = 8 * 3_600_000  # settlements of the @markPrice stream
@@ -218,7 +219,10 @@ class FakeBinance:
         self.silent_connections += not (symbols or marks)
         client = Client(ws, symbols, marks)
         self.clients.add(client)
-        self.connections += 1
+        if marks and not symbols:
+            self.mark_connections += 1
+        else:
+            self.connections += 1
         try:
             if self.lifetime_s is None:
                 await ws.wait_closed()

@@ -43,13 +43,13 @@ class SegmentedLine:
 
     def __init__(self, scales: dict, colors: list[str], segment: int = 400, max_points: int = 4_000,
                  **mark_kw: object) -> None:
-        if segment < 2 or max_points < 4 * segment:
-            raise ValueError("need segment >= 2 and max_points >= 4 * segment")
+        if segment < 2 or max_points < 8:
+            raise ValueError("need segment >= 2 and max_points >= 8")
         self.scales, self.colors, self.mark_kw = scales, colors, mark_kw
-        self.segment, self.max_points = segment, max_points
+        self.segment, self.max_points = min(segment, max_points // 4), max_points  # at least 4 slots
         empty_x, empty_y = np.empty(0, dtype="datetime64[ms]"), np.empty(0)
         self._slots = [bq.Lines(x=empty_x, y=empty_y, scales=scales, colors=colors, **mark_kw)
-                       for _ in range(max_points // segment)]
+                       for _ in range(max_points // self.segment)]
         self._used: list[int] = []  # slots holding a segment, oldest first
         self._slot_n = [0] * len(self._slots)
         self.live = bq.Lines(x=empty_x, y=empty_y, scales=scales, colors=colors, **mark_kw)
