@@ -71,3 +71,10 @@ def test_bad_walk_forward_settings_are_refused(bars):
         walk_forward_optimise(bars, combos, 240, 120, metric="luck")
     with pytest.raises(InvalidParameter, match="fewer than one window"):
         walk_forward_optimise(bars, combos, len(bars), 120)
+
+
+def test_windows_without_a_qualifying_combination_stay_flat(bars):
+    combos = expand_grid({"z_entry": [1.5, 2.0]}, BASE)
+    wf = walk_forward_optimise(bars, combos, 240, 120, min_trades=10_000)  # nothing qualifies
+    assert (wf.windows["combination"] == -1).all() and wf.oos.trades == 0 and wf.oos.total_return == 0.0
+    assert (wf.equity == 1.0).all() and np.isnan(wf.summary().loc["sharpe", "in sample"])

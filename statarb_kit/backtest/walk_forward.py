@@ -46,11 +46,15 @@ class WalkForwardResult:
     def summary(self) -> pd.DataFrame:
         """In-sample (mean over windows of the chosen combination) against out-of-sample figures."""
         w = self.windows
-        rows = {"sharpe": (w["is_sharpe"].mean(), self.oos.sharpe),
-                "annual_return": (w["is_annual_return"].mean(), self.oos.annual_return),
-                "max_drawdown": (w["is_max_drawdown"].mean(), self.oos.max_drawdown),
-                "trades per window": (w["is_trades"].mean(), w["oos_trades"].mean()),
-                "funding_pnl": (w["is_funding_pnl"].sum(), self.oos.funding_pnl)}
+
+        def col(name: str) -> pd.Series:  # absent when no window had a qualifying combination
+            return w[name] if name in w else pd.Series(dtype=float)
+
+        rows = {"sharpe": (col("is_sharpe").mean(), self.oos.sharpe),
+                "annual_return": (col("is_annual_return").mean(), self.oos.annual_return),
+                "max_drawdown": (col("is_max_drawdown").mean(), self.oos.max_drawdown),
+                "trades per window": (col("is_trades").mean(), col("oos_trades").mean()),
+                "funding_pnl": (col("is_funding_pnl").sum(), self.oos.funding_pnl)}
         return pd.DataFrame(rows, index=["in sample", "out of sample"]).T
 
 
