@@ -35,6 +35,8 @@ TIMEFRAMES = ("1s", "1m", "5m")
 #: Bars per symbol and timeframe a watchlist page holds in memory (2 h of 1s bars; a pair page:
 #: Session's default); its in-memory store keeps 2 h of ticks.
 WATCHLIST_RETAIN_BARS = 7_200
+#: Recent ticks per symbol a watchlist page holds in memory (``Session.ticks``; 44 bytes each).
+WATCHLIST_RETAIN_TICKS = 2_000
 SERVER_ONLY: dict[str, str | None] = {"db": "--db", "speed": None, "watchlist": "--watchlist", "ws_url": "--ws-url", "ws_path": "--ws-path",
                                       "rest_url": "--rest-url", "preview_s": None}
 #: Older short names of URL settings, still accepted: the vocabulary is the rule's and the backtests'.
@@ -177,8 +179,10 @@ class App:
         notifier = (Notifier(link_base=os.environ.get("STATARB_LINK_BASE") or None)
                     if os.environ.get(NOTIFY_ENV) else None)  # the operator's URLs, never the page's
         pairs = settings.watched()
-        # a watchlist keeps a view per pair over many symbols: hold 2 h of 1s bars and of ticks
-        retain = {"retain_bars": WATCHLIST_RETAIN_BARS, "memory_retention_h": 2.0} if pairs else {}
+        # a watchlist keeps a view per pair over many symbols: hold 2 h of 1s bars and of stored
+        # ticks, and few ticks per symbol in memory (100,000 each would be 4.4 MB a symbol)
+        retain = {"retain_bars": WATCHLIST_RETAIN_BARS, "memory_retention_h": 2.0,
+                  "retain_ticks": WATCHLIST_RETAIN_TICKS} if pairs else {}
         self.session = Session(source=settings.make_source(pairs), db=settings.db,
                                timeframes=TIMEFRAMES, notifier=notifier, **retain).start()
         self.watchlist: Watchlist | None = None

@@ -74,3 +74,18 @@ def test_the_table_is_the_views_and_the_page_sends_only_what_changed():
     assert table["last_event"].astype(bool).sum() > 0 and session.status().events > 0
     zs = [abs(float(t.split("sak-wl-z")[1].split(">")[1].split("<")[0])) for t in shown if ">-<" not in t]
     assert zs == sorted(zs, reverse=True)  # shown by |z|, largest first
+
+
+def test_a_watchlist_page_holds_bounded_history_per_symbol():
+    """200 pairs over 100 symbols: 2 h of 1s bars per symbol, 2 h of stored ticks, 2,000 recent
+    ticks per symbol in memory (at 100,000 each the tick rings alone grew to 440 MB in a soak)."""
+    from statarb_kit.app import App, AppSettings
+
+    async def go():
+        app = App(AppSettings.parse("pairs=synthetic&timeframe=1s", {"STATARB_HISTORY_MIN": "1"}))
+        s = app.session
+        got = (len(app.watchlist), s.retained_bars("1s"), s._history[0].capacity, s._retention_ms)
+        await app.stop()
+        return got
+
+    assert asyncio.run(go()) == (200, 7_200, 2_000, 2 * 3_600_000)
