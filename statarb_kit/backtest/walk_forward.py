@@ -93,8 +93,11 @@ def walk_forward_optimise(bars: PairBars, combos: list[BacktestParams], in_sampl
         groups[p.frame_key()].append(i)
     frames = {key: signal_frame(bars.close_time, bars.price_x, bars.price_y, combos[idx[0]]) for key, idx in groups.items()}
 
-    def run(f: SignalFrame, p: BacktestParams, index: SignalIndex) -> tuple[TradeIndex, _Book, Metrics]:
-        fi = FundingIndex.build(f.time, f.price_x, f.price_y, bars.funding) if bars.funding else None
+    def funding_of(f: SignalFrame) -> FundingIndex | None:
+        return FundingIndex.build(f.time, f.price_x, f.price_y, bars.funding) if bars.funding else None
+
+    def run(f: SignalFrame, p: BacktestParams, index: SignalIndex,
+            fi: FundingIndex | None) -> tuple[TradeIndex, _Book, Metrics]:
         t = find_trades(f, p, index)
         b = _book(f, p, t, index, fi)
         return t, b, _metrics(t, b, f.time, bar_s)
@@ -107,9 +110,9 @@ def walk_forward_optimise(bars: PairBars, combos: list[BacktestParams], in_sampl
         scored: list[tuple[float, int, Metrics]] = []
         for key, idx in groups.items():
             f = cut(frames[key], lo, mid)
-            index = SignalIndex(f)
+            index, fi = SignalIndex(f), funding_of(f)  # once per window and frame, not per combination
             for i in idx:
-                m = run(f, combos[i], index)[2]
+                m = run(f, combos[i], index, fi)[2]
                 value = getattr(m, metric)
                 if m.trades >= min_trades and value is not None and not math.isnan(value):
                     scored.append((value, -i, m))
@@ -118,7 +121,7 @@ def walk_forward_optimise(bars: PairBars, combos: list[BacktestParams], in_sampl
             value, neg_i, m_is = max(scored, key=lambda v: (v[0], v[1]))  # ties: the first in grid order
             chosen = combos[-neg_i]
             f = cut(frames[chosen.frame_key()], mid, hi)
-            t, b, m_oos = run(f, chosen, SignalIndex(f))
+            t, b, m_oos = run(f, chosen, SignalIndex(f), funding_of(f))
             parts.append((mid - first_oos, t, b))
             row |= {"combination": -neg_i, **chosen.as_dict(), **{f"is_{k}": v for k, v in m_is.as_dict().items()},
                     **{f"oos_{k}": v for k, v in m_oos.as_dict().items()}}

@@ -64,9 +64,10 @@ class SyntheticFundingNow(FundingProvider):
         t = now_ms() if at_ms is None else at_ms
         day = t // (24 * HOUR_MS)
         key = (symbol, int(day))
-        if key not in self._cache:
+        if key not in self._cache:  # one entry per symbol: a dashboard asks for both legs in turn
             start = day * 24 * HOUR_MS - 24 * HOUR_MS
-            self._cache = {key: synthetic_funding(symbol, start, start + 72 * HOUR_MS, self.seed)}
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != symbol}
+            self._cache[key] = synthetic_funding(symbol, start, start + 72 * HOUR_MS, self.seed)
         f = self._cache[key]
         k = int(np.searchsorted(f.time, t, side="right"))
         return FundingNow(symbol, float(f.rate[k]), int(f.time[k]), DEFAULT_INTERVAL_H, True, t, "synthetic")
