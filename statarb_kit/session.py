@@ -11,6 +11,7 @@ calls run on one dedicated worker thread, so inserts never block the notebook.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import threading
@@ -188,6 +189,7 @@ class Session:
             self.notifier.start()
             self._event_listeners.append(self.notifier.submit)
         self._state = "running"
+        atexit.register(self._write_at_exit)
         if isinstance(self.funding, MarkPriceStream):
             self.funding.on_settled = self._store_funding
             self.spawn(self.funding.run(), "statarb-markprice")
@@ -243,7 +245,29 @@ class Session:
             await self._run(self._store.close)
             self._executor.shutdown(wait=True)
             self._state = "stopped"
+            atexit.unregister(self._write_at_exit)
             log.info("session stopped: %d ticks stored", self._store.inserted)
+
+    def _write_at_exit(self) -> None:
+        """Interpreter exit with the session still running (a kernel shut down without ``await
+        stop()``: Voila closing a page, a kernel restart): write what the ring holds, the forming
+        bars and the alerts and events not stored yet, on this thread, and close the store. The
+        loop no longer runs and the store thread has finished (its pool joins it before atexit
+        handlers run). A live source is not reconciled: its next start backfills the gap."""
+        if self._state != "running":
+            return
+        self._state = "stopped"
+        try:
+            while len(self.ring):
+                self._cycle(self.ring.drain(self._batch_rows))
+            self._commit_bars({tf: BarChanges(final=[rows]) for tf, rows in self.builder.forming().items()})
+            for table, pending in self._pending_alerts():
+                if pending:
+                    self._store.insert_alerts(alerts_frame(pending), table)
+            self._store.close()
+            log.info("session written at exit: %d ticks stored", self._store.inserted)
+        except Exception:
+            log.exception("writing the session at exit failed")
 
     async def _reconcile(self, stop_ms: int) -> None:
         """A live source checks what it has against the exchange up to the stop (``reconcile``):
@@ -461,8 +485,12 @@ class Session:
                 except Exception as exc:
                     self.report_error("bar listener", exc)
 
+    def _pending_alerts(self) -> tuple[tuple[str, list[Alert]], ...]:
+        """Alerts and events published but not stored yet, with their table."""
+        return ("alerts", self._alerts_to_store), ("alert_events", self._events_to_store)
+
     async def _flush_alerts(self) -> None:
-        for table, pending in (("alerts", self._alerts_to_store), ("alert_events", self._events_to_store)):
+        for table, pending in self._pending_alerts():
             if pending:
                 batch = pending[:]
                 del pending[:]

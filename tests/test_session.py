@@ -31,6 +31,36 @@ def test_clean_stop_of_a_live_source_loses_no_tick(db_path):
     assert st.overwritten == 0 and st.errors == 0
 
 
+def test_a_kernel_shut_down_without_stop_still_writes_its_ticks(db_path):
+    """Voila closing a page (and a kernel restart) shuts the kernel down without ``await stop()``:
+    what the ring holds, the forming bars and the events are written at interpreter exit."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        code = (
+            "import asyncio\n"
+            "from statarb_kit import Session, SyntheticPair\n"
+            "src = SyntheticPair(seed=1, model=None)\n"
+            f"s = Session(source=src, db={str(db_path)!r}, flush_interval_s=3600.0).start()\n"
+            "await asyncio.sleep(2.0)\n"
+            "print(src.status.ticks, s.status().ticks_stored)"
+        )
+        out = []
+        reply = kc.execute_interactive(code, timeout=60, output_hook=lambda m: out.append(m["content"].get("text", "")))
+        assert reply["content"]["status"] == "ok", reply["content"]
+        seen, stored_by_then = map(int, "".join(out).split())
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)  # what Voila's page-unload handler does
+    assert seen > 20 and stored_by_then == 0  # the writer never woke: everything was in the ring
+    n, distinct = stored(db_path)
+    assert n == distinct and n >= seen
+    s = TickStore(db_path, read_only=True)
+    assert s.con.execute("SELECT count(*) FROM bars_1s").fetchone()[0] >= 1
+    s.close()
+
+
 def test_fast_source_with_a_tiny_ring_waits_instead_of_overwriting(db_path):
     async def go():
         src = SyntheticPair(seed=2, realtime=False, start_ms=1_700_000_000_000, max_ticks=20_000)
