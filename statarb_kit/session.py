@@ -403,11 +403,10 @@ class Session:
                         raise
                     self._space.set()
                     self._notify(changes)
+                    await self._housekeep()  # also while a fast source keeps the ring full
                 if self.source.realtime:
                     self._notify(await self._run(self._close_due, now_ms()))
-                await self._flush_alerts()
-                if self._prune_due():
-                    self.ticks_pruned += await self._run(self._prune)
+                await self._housekeep()
             except Exception as exc:
                 self.report_error("writer", exc)
                 if self._closing:
@@ -440,6 +439,12 @@ class Session:
                     hist.extend(rows)
                     hist.mark_drained()
         return changes
+
+    async def _housekeep(self) -> None:
+        """Store the alerts and events published so far; prune an in-memory store when due."""
+        await self._flush_alerts()
+        if self._prune_due():
+            self.ticks_pruned += await self._run(self._prune)
 
     def _prune_due(self) -> bool:
         """A prune every sixth of the retention (data time), once the data is older than it."""

@@ -263,7 +263,7 @@ class TickStore:
         compresses what is kept (an in-memory store otherwise grows with every tick). Returns ticks
         deleted. The watermarks stay, so a pruned trade arriving again is still a duplicate."""
         with self.transaction():
-            deleted = int(self.con.execute("DELETE FROM ticks WHERE ts < ?", [ticks_before_ms]).fetchone()[0])
+            deleted = int(self._scalar("DELETE FROM ticks WHERE ts < ?", ticks_before_ms))
             for table in ("alerts", "alert_events"):
                 self.con.execute(f"DELETE FROM {table} WHERE time_ms < ?", [ticks_before_ms])
             for tf, before in bars_before_ms.items():
