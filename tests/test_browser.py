@@ -353,10 +353,11 @@ def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, b
         page.wait_for_timeout(500)
     assert page.locator(".sak-wl-event").count() > 0  # an event marker (a pair entered the condition)
     def settled() -> list[tuple[str, str]] | None:
-        """A snapshot between two refreshes (one refresh's rows and order arrive together)."""
+        """A snapshot ordered by |z|: between two refreshes, or nearly so (a loaded browser may be
+        part way through applying one refresh's row messages: at most 4 of 199 neighbours out of order)."""
         snap = rows()
         zs = [abs(float(z)) for _, z in snap if z != "-"]
-        return snap if len(zs) > 150 and zs == sorted(zs, reverse=True) else None
+        return snap if len(zs) > 150 and sum(a < b for a, b in zip(zs, zs[1:])) <= 4 else None
 
     def wait_settled(unlike: list[str] | None = None, timeout_s: float = 150.0) -> list[tuple[str, str]] | None:
         """A settled snapshot (whose order differs from ``unlike``): the warm-up keeps the kernel busy
