@@ -12,7 +12,7 @@ from statarb_kit import TickStore
 @pytest.mark.skipif(shutil.which("statarb") is None, reason="package not installed with pip")
 def test_record_prints_live_bars_and_stores_ticks(tmp_path):
     db = tmp_path / "rec.duckdb"
-    out = subprocess.run(["statarb", "record", "--db", str(db), "--duration", "2.5", "--every", "0.5"],
+    out = subprocess.run(["statarb", "record", "--db", str(db), "--duration", "4", "--every", "0.5"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
