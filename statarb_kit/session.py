@@ -189,7 +189,8 @@ class Session:
             self.notifier.start()
             self._event_listeners.append(self.notifier.submit)
         self._state = "running"
-        atexit.register(self._write_at_exit)
+        if self.db != ":memory:":  # an in-memory store ends with the process: nothing to keep
+            atexit.register(self._write_at_exit)
         if isinstance(self.funding, MarkPriceStream):
             self.funding.on_settled = self._store_funding
             self.spawn(self.funding.run(), "statarb-markprice")
@@ -236,8 +237,7 @@ class Session:
             await writer
             for view in list(self._pairs):  # after the writer: views see the last ticks too
                 view.close()
-            forming = {tf: BarChanges(final=[rows]) for tf, rows in self.builder.forming().items()}
-            await self._run(self._commit_bars, forming)
+            await self._run(self._commit_forming)
             await self._flush_alerts()
         finally:
             if self.notifier is not None:  # what is queued gets a few seconds, off the loop
@@ -260,7 +260,7 @@ class Session:
         try:
             while len(self.ring):
                 self._cycle(self.ring.drain(self._batch_rows))
-            self._commit_bars({tf: BarChanges(final=[rows]) for tf, rows in self.builder.forming().items()})
+            self._commit_forming()
             for table, pending in self._pending_alerts():
                 if pending:
                     self._store.insert_alerts(alerts_frame(pending), table)
@@ -467,6 +467,10 @@ class Session:
             changes = self.builder.close_due(clock_ms)
         self._commit_bars(changes)
         return changes
+
+    def _commit_forming(self) -> None:
+        """Store thread (or exit): store the forming bars as final, at a stop."""
+        self._commit_bars({tf: BarChanges(final=[rows]) for tf, rows in self.builder.forming().items()})
 
     def _commit_bars(self, changes: dict[str, BarChanges]) -> None:
         if any(changes.values()):
