@@ -22,6 +22,7 @@ Misbehaviour on command: ``drop()`` (abrupt TCP abort, a 1006 for the client), `
 subscription errors), ``duplicate_every`` / ``swap_every`` (duplicated, out-of-order trades),
 ``lifetime_s`` (the 24-hour close, shortened), ``rest_errors`` (HTTP 429/418 with Retry-After),
 ``holes`` (ids Binance itself never printed), server pings that need pongs (``ping_interval``).
+``wait_for_client`` holds the tapes until every symbol is streamed to a client.
 """
 
 from __future__ import annotations
@@ -102,8 +103,10 @@ class Client:
 class FakeBinance:
     def __init__(self, symbols=("BTCUSDT", "ETHUSDT"), n: int = 2_000, rate: float = 200.0, seed: int = 0,
                  holes: dict[str, dict[int, int]] | None = None, ping_interval: float | None = None,
-                 start_delay_s: float = 0.3) -> None:
+                 start_delay_s: float = 0.3, wait_for_client: bool = False) -> None:
         self.t0 = int(time.time() * 1000) + int(start_delay_s * 1000)
+        self.start_delay_s = start_delay_s
+        self.wait_for_client = wait_for_client  # hold the tapes until a client streams every symbol
         self.tapes = {s: make_tape(s, n, self.t0, rate, seed + k, first_id=1_000_000 * (k + 1),
                                    holes=(holes or {}).get(s)) for k, s in enumerate(symbols)}
         self.printed = {s: 0 for s in symbols}  # tape rows already printed
@@ -234,8 +237,25 @@ class FakeBinance:
         finally:
             self.clients.discard(client)
 
+    async def _hold_until_subscribed(self, timeout: float = 30.0) -> None:
+        """Wait until connected clients stream every tape's symbol (at most ``timeout`` s), then
+        move the tapes so that they start printing ``start_delay_s`` later: a test of a clean run
+        does not depend on how fast a loaded machine starts its client."""
+        deadline = time.monotonic() + timeout
+        while not set(self.tapes) <= {s for c in self.clients for s in c.symbols}:
+            if time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.005)
+        shift = int(time.time() * 1000) + int(self.start_delay_s * 1000) - self.t0
+        if shift > 0:
+            self.t0 += shift
+            for t in self.tapes.values():
+                t.ts += shift
+
     async def _play(self) -> None:
         """Print the tapes in real time, sending each trade to the subscribed clients."""
+        if self.wait_for_client:
+            await self._hold_until_subscribed()
         count = 0
         while not self.done:
             now_ms = int(time.time() * 1000)

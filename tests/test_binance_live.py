@@ -37,7 +37,7 @@ def run(db, script=None, fake_kw=None, symbols=SYMBOLS, **cfg_kw):
     """Play a tape through the client into ``db`` while ``script(fake, src)`` misbehaves."""
 
     async def go():
-        async with FakeBinance(**{"n": 600, "rate": 300.0, **(fake_kw or {})}) as fake:
+        async with FakeBinance(**{"n": 600, "rate": 300.0, "wait_for_client": True, **(fake_kw or {})}) as fake:
             src = BinanceLive(symbols, config(fake, **cfg_kw))
             session = Session(source=src, db=db, flush_interval_s=0.02).start()
             if script:
@@ -135,12 +135,23 @@ def test_a_quiet_market_keeps_the_connection(tmp_path):
     assert any("limit=1" in call for call in fake.rest_calls) and src.status.last_error == ""
 
 
+def test_a_blocked_event_loop_is_not_a_stall(tmp_path):
+    async def script(fake, src):
+        await until(lambda: src.status.ticks > 100, what="first trades")
+        time.sleep(1.0)  # a notebook cell holds the kernel's loop for longer than the 0.6 s limit
+
+    db = tmp_path / "l.duckdb"
+    fake, src, _ = run(db, script)
+    got = assert_stored_equals_truth(db, fake)
+    assert src.status.reconnects == 0 and fake.connections == 1 and not filled(got).any()
+
+
 def test_rotation_before_the_lifetime_cut_loses_nothing(tmp_path):
     async def script(fake, src):
         fake.lifetime_s = 1.2  # "24 hours", shortened; the client rotates at 0.5 s
 
-    db = tmp_path / "l.duckdb"
-    fake, src, _ = run(db, script, max_connection_age_s=0.5)
+    db = tmp_path / "l.duckdb"  # silence limits well above the rotation: a loaded machine is not a stall here
+    fake, src, _ = run(db, script, max_connection_age_s=0.5, stall_min_s=1.0, stall_timeout_s=2.0)
     got = assert_stored_equals_truth(db, fake)
     assert fake.connections >= 3 and src.status.reconnects == 0  # rotations, not reconnects
     assert not filled(got).any()  # the next connection was open before the old one closed
@@ -230,8 +241,8 @@ def test_a_silent_symbol_is_reported_while_others_flow(tmp_path):
         seen.update(src.notes)
 
     db = tmp_path / "l.duckdb"
-    fake, src, _ = run(db, script, fake_kw={"symbols": ("BTCUSDT", "DOGEUSDT"), "n": 600},
-                       symbols=("BTCUSDT", "DOGEUSDT"), symbol_silence_s=0.5)
+    fake, src, _ = run(db, script, fake_kw={"symbols": ("BTCUSDT", "DOGEUSDT"), "n": 600, "start_delay_s": 0.0},
+                       symbols=("BTCUSDT", "DOGEUSDT"), symbol_silence_s=1.0)
     assert "no trade for DOGEUSDT in" in seen["DOGEUSDT"] and "BTCUSDT" not in seen
     assert "DOGEUSDT" not in src.notes  # cleared once DOGE traded
     assert_stored_equals_truth(db, fake)

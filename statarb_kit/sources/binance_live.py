@@ -23,9 +23,10 @@ asks REST once per symbol for the trades after the last one received, up to the 
 
 Stalls are judged per connection against its own message rate (``rates``): silence of about
 ``stall_expected_msgs`` messages, within [``stall_min_s``, ``stall_timeout_s``] (``stall_min_s`` for
-a connection that has delivered nothing and whose rate is unknown), triggers a REST check: trades
-missed -> a stalled stream, reconnected; none -> a quiet market, kept (the next check waits twice
-as long). Malformed and unknown frames are counted and sampled, never raised.
+a connection that has delivered nothing and whose rate is unknown), triggers a REST check: none
+missed -> a quiet market, kept (the next check waits twice as long); trades missed that the
+connection still delivers within ``gap_grace_s`` -> in flight (or held up by a busy kernel), kept;
+else a stalled stream, reconnected. Malformed and unknown frames are counted and sampled, never raised.
 """
 
 from __future__ import annotations
@@ -127,6 +128,7 @@ class Shard:
     meter: RateMeter = field(default_factory=RateMeter)
     delivered: int = 0  # trade messages on the current connection
     quiet_factor: float = 1.0  # doubles after each quiet-market verdict, reset by a message
+    awaited: dict[int, int] = field(default_factory=dict)  # code -> trade id REST showed, while a silence is judged
 
     @property
     def path(self) -> str:
@@ -321,9 +323,11 @@ class BinanceLive:
                     ws, opened = nxt, time.monotonic()
                     continue
                 if reason.startswith("stalled"):
-                    verdict = await self._judge_silence(shard, rest, time.monotonic() - opened)
-                    if verdict == "quiet":
-                        continue  # nothing to deliver: the connection is fine, keep it
+                    verdict = await self._judge_silence(ws, shard, rest, queue, time.monotonic() - opened)
+                    if verdict in ("quiet", "in flight"):
+                        continue  # nothing missed, or it arrived after all: the connection is fine, keep it
+                    if verdict.startswith("closed"):
+                        reason = verdict
                     if verdict == "silent route":
                         shard.route = (shard.route + 1) % len(shard.routes)
                         self.route_switches += 1
@@ -355,15 +359,18 @@ class BinanceLive:
             base = silence_limit(rate, c.stall_expected_msgs, c.stall_min_s, c.stall_timeout_s)
         return min(c.stall_timeout_s, base * shard.quiet_factor)
 
-    async def _judge_silence(self, shard: Shard, rest: RestClient, open_s: float) -> str:
+    async def _judge_silence(self, ws: websockets.ClientConnection, shard: Shard, rest: RestClient,
+                             queue: asyncio.Queue[TickBatch], open_s: float) -> str:
         """After a silence: "quiet" when Binance printed nothing past the last trade received of
         the shard's most active symbols (at most QUIET_CHECKS REST calls, so a shard of hundreds
-        of symbols stays within the request weight), "silent route" when it did and this
-        connection has delivered nothing since it opened, else "stalled" (also when REST cannot
-        tell)."""
+        of symbols stays within the request weight). Trades REST shows may still be in flight, or
+        waiting in the socket while a notebook cell held the loop: the connection is read for
+        ``gap_grace_s`` more, and "in flight" when it then delivered them. Else "silent route"
+        when this connection has delivered nothing since it opened, "closed (code)" when it closed
+        meanwhile, else "stalled" (also when REST cannot tell)."""
         limit = self.silence_limit(shard)
         codes = sorted(shard.codes, key=lambda code: self._meters[code].rate(time.monotonic()), reverse=True)
-        missed, checked = 0, []
+        newest: dict[int, int] = {}  # code -> REST's newest id, for symbols with trades not received
         for code in codes[:QUIET_CHECKS]:
             try:
                 latest = await rest.latest_trade(self.symbols[code])
@@ -372,23 +379,34 @@ class BinanceLive:
                 return "stalled"
             last = self._last_id[code]
             if latest is not None and (last is None or latest[0] > last):
-                missed += latest[0] - last if last is not None else 1
-                checked.append(self.symbols[code])
-        if not missed:
+                newest[code] = latest[0]
+        if not newest:
             shard.quiet_factor *= 2
             self.status.state = "quiet"  # until the next message (not an error: shown as the state)
             log.info("quiet market: Binance printed no trade of %s in %.1f s; connection kept",
                      ", ".join(self.symbols[k] for k in codes[:QUIET_CHECKS]), limit)
             self.stall_checks.append((shard.path, limit, "quiet"))
             return "quiet"
+        before = {code: self._last_id[code] for code in newest}
+        shard.awaited = dict(newest)  # _emit removes each symbol whose trade arrives
+        try:
+            reason = await self._read(ws, shard, time.monotonic() + self.config.gap_grace_s, queue, watch=False)
+        finally:
+            arrived, shard.awaited = not shard.awaited, {}
+        if reason.startswith("closed"):
+            return reason
+        if arrived:
+            self.stall_checks.append((shard.path, limit, "in flight"))
+            return "in flight"
+        missed = sum(hi - before[code] if before[code] is not None else 1 for code, hi in newest.items())
         if shard.delivered == 0:
             nxt = shard.routes[(shard.route + 1) % len(shard.routes)]
             streams = ", ".join(shard.streams[:3]) + (f" and {len(shard.streams) - 3} more" if len(shard.streams) > 3 else "")
             self.status.state = "silent route"
             self.status.last_error = (
                 f"{streams} on {shard.path} delivered nothing in {open_s:.1f} s while REST shows {missed:,} "
-                f"new trade(s) of {', '.join(checked)}: a wrong route or a dead feed; trying {nxt} "
-                "(trades meanwhile from REST)")
+                f"new trade(s) of {', '.join(self.symbols[k] for k in newest)}: a wrong route or a dead feed; "
+                f"trying {nxt} (trades meanwhile from REST)")
             log.warning("binance %s", self.status.last_error)
             self.stall_checks.append((shard.path, limit, "silent route"))
             return "silent route"
@@ -465,6 +483,9 @@ class BinanceLive:
             shard.delivered += len(parsed.batch)
             shard.quiet_factor = 1.0
             shard.meter.add(len(parsed.batch), time.monotonic())
+            for code, wanted in list(shard.awaited.items()):
+                if parsed.batch.trade_id[parsed.batch.sym == code].max(initial=-1) >= wanted:
+                    del shard.awaited[code]
             queue.put_nowait(parsed.batch)
 
     # ---- sequencing and gaps -------------------------------------------------------------
