@@ -180,7 +180,10 @@ class BarChanges:
 class BarSeries:
     """Bars of one symbol and timeframe, sorted by start; the newest ``retain`` kept in memory.
 
-    Every bar but the newest is final; the newest is final only after ``close_due``.
+    Every bar but the newest is final; the newest is final only after ``close_due``. The buffer
+    holds ``retain`` plus a slack of an eighth (at least 64 bars): appends stay amortised O(1)
+    (a compaction moves ``retain`` bars once per slack's worth of appends) and a long-running
+    session holds at most 1.125 x ``retain`` bars per series.
     """
 
     def __init__(self, tf_ms: int, retain: int) -> None:
@@ -188,7 +191,7 @@ class BarSeries:
             raise InvalidParameter(f"retain must be >= 1 bar, got {retain}")
         self.tf_ms = tf_ms
         self.retain = retain
-        self._buf = np.empty(2 * retain, dtype=BAR_DTYPE)
+        self._buf = np.empty(retain + max(64, retain // 8), dtype=BAR_DTYPE)
         self._lo = self._hi = 0
         self.last_final = True  # vacuously: there is no forming bar yet
         self.late_ticks = 0

@@ -123,6 +123,28 @@ def test_forming_bar_final_on_later_tick_or_clock_and_late_tick_corrects():
     assert ch.arrays()[0]["start"].tolist() == [t0 + 1_000]
 
 
+@pytest.mark.parametrize("retain", [1, 100, 1_000])
+def test_a_series_holds_its_newest_bars_and_at_most_an_eighth_more(retain):
+    """However the ticks are cut into updates, the held bars are the newest ones, between
+    ``retain`` and ``retain`` plus a slack of max(64, retain // 8), and every bar turns final once."""
+    rng = np.random.default_rng(5)
+    batch = random_ticks(rng, 6_000, n_sym=1, mean_gap_ms=700.0)
+    want = bars_from_ticks(batch, 1_000)
+    b = BarBuilder(1, ("1s",), retain=retain)
+    final, at, most = [], 0, 0
+    while at < len(batch):
+        step = int(rng.integers(1, 400))
+        final.append(b.update(batch.take(slice(at, at + step)))["1s"].arrays()[0])
+        at += step
+        held = b.view(0, "1s")
+        so_far = want["start"][want["start"] <= held.index[-1].value // 10**6]
+        assert min(retain, len(so_far)) <= len(held) <= retain + max(64, retain // 8)
+        np.testing.assert_array_equal(held.index.as_unit("ms").asi8, so_far[-len(held):])
+        most = max(most, len(held))
+    assert most > retain  # the slack is used, then compacted
+    np.testing.assert_array_equal(np.concatenate(final)["start"], want["start"][:-1])
+
+
 @pytest.mark.parametrize("bad", [("1x",), ("0m",), ("1s", "1500ms"), ()])
 def test_bad_timeframes(bad):
     with pytest.raises(InvalidParameter):

@@ -226,8 +226,9 @@ def test_an_in_memory_store_keeps_its_retention_and_stays_consistent(tmp_path):
     assert st.ticks_pruned == disk["ticks"][0] - count and st.rows_in_store == count
     assert st.ticks_stored == disk["ticks"][0]  # every tick was stored before the retention dropped it
     final = mem["memory"][mem["memory"]["final"]]
-    # 1s bars: what memory holds (a series keeps 1 to 2 x retain_bars) plus at most one prune period
-    assert 3_599 <= len(final) <= mem["bars"][1] < 2 * 3_600 + 2 * 3_600 // 6 + 2
+    # 1s bars: what memory holds (a series keeps 1 to 1.125 x retain_bars) plus at most one prune period
+    assert 3_599 <= len(final) <= 3_600 + 3_600 // 8
+    assert len(final) <= mem["bars"][1] < 3_600 + 3_600 // 8 + 2 * 3_600 // 6 + 2
     assert mem["bars"][1] < disk["bars"][1] / 2 and mem["bars"][0] <= final.index[0].value // 10**6
     assert mem["bars_1m"] == disk["bars_1m"]  # 1m bars: 5 hours are fewer than the views hold
     stored = mem["tail"].set_index(pd.to_datetime(mem["tail"]["start"], unit="ms", utc=True))
