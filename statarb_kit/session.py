@@ -126,7 +126,7 @@ class Session:
         self.notifier = notifier
         self._flush_interval_s = flush_interval_s
         self._retention_ms = (int(memory_retention_h * 3_600_000)
-                              if memory_retention_h is not None and str(db) == ":memory:" else None)
+                              if memory_retention_h is not None and self.in_memory else None)
         self._newest_ms = 0  # newest stored tick's time
         self._pruned_at_ms = 0  # data time of the last prune
         self.ticks_pruned = 0
@@ -189,7 +189,7 @@ class Session:
             self.notifier.start()
             self._event_listeners.append(self.notifier.submit)
         self._state = "running"
-        if self.db != ":memory:":  # an in-memory store ends with the process: nothing to keep
+        if not self.in_memory:  # an in-memory store ends with the process: nothing to keep
             atexit.register(self._write_at_exit)
         if isinstance(self.funding, MarkPriceStream):
             self.funding.on_settled = self._store_funding
@@ -324,6 +324,11 @@ class Session:
         while self.running and (len(self.ring) or self._busy):
             self._wake.set()
             await asyncio.sleep(0.002)
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the store is DuckDB's ``":memory:"`` (pruned to ``memory_retention_h``, gone with the process)."""
+        return self.db == ":memory:"
 
     @property
     def source_done(self) -> bool:
