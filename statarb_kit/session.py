@@ -147,6 +147,7 @@ class Session:
         self._owned: set[asyncio.Task[Any]] = set()  # tasks started with spawn() / every()
         self._wake: asyncio.Event | None = None
         self._space: asyncio.Event | None = None
+        self._held: TickBatch | None = None  # the rest of a batch a stop cut off on its way into the ring
         self._ingest_done = False
         self._busy = False  # the writer is between draining the ring and notifying
         self._closing = False
@@ -230,6 +231,9 @@ class Session:
         ingest.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ingest
+        if self._held is not None:  # what the ingest was waiting to put into the ring
+            await self._accept(self._held)
+            self._held = None
         await self._reconcile(stop_ms)
         self._ingest_done = True
         self._wake.set()
@@ -381,13 +385,19 @@ class Session:
             self.ring.extend(batch)
         else:
             step = max(1, self.ring.capacity // 2)
-            for lo in range(0, len(batch), step):
-                piece = batch.take(slice(lo, lo + step))
-                while self.ring.free < len(piece):
-                    self._space.clear()
-                    self._wake.set()
-                    await self._space.wait()
-                self.ring.extend(piece)
+            lo = 0
+            try:
+                while lo < len(batch):
+                    piece = batch.take(slice(lo, lo + step))
+                    while self.ring.free < len(piece):
+                        self._space.clear()
+                        self._wake.set()
+                        await self._space.wait()
+                    self.ring.extend(piece)
+                    lo += len(piece)
+            except asyncio.CancelledError:  # a stop: the source counts these as received
+                self._held = batch.take(slice(lo, None))
+                raise
         if len(self.ring) >= self._batch_rows:
             self._wake.set()
 

@@ -23,7 +23,7 @@ def record(db, script=None, fake_kw=None, stop_after_s: float = 1.0, session_kw=
     the tape's last trade, without waiting for anything else: the stop must reconcile."""
 
     async def go():
-        async with FakeBinance(**{"n": 600, "rate": 300.0, **(fake_kw or {})}) as fake:
+        async with FakeBinance(**{"n": 600, "rate": 300.0, "wait_for_client": True, **(fake_kw or {})}) as fake:
             src = BinanceLive(SYMBOLS, config(fake, **cfg_kw))
             session = Session(source=src, db=db, flush_interval_s=0.02, **(session_kw or {})).start()
             if script:
@@ -206,3 +206,31 @@ def test_a_recording_whose_stream_never_delivers_starts_at_its_start(tmp_path):
         ids = got.loc[got["symbol"] == symbol, "trade_id"].to_numpy()
         assert len(ids) and ids[-1] == tape.trade_id[-1] and np.all(np.diff(ids) == 1)
         assert ids[0] >= tape.trade_id[before[symbol] - 1]  # nothing older than the start
+
+
+def test_a_stop_during_a_catch_up_keeps_what_it_had_fetched(tmp_path, monkeypatch):
+    """A stop cancels the stream between two REST calls of a catch-up: BTC's trades are fetched
+    (its last id moved on) and ETH's call hangs. What was fetched is stored, and the stop's
+    reconcile fetches the rest: every printed trade once."""
+    from statarb_kit.sources.binance_rest import RestClient
+
+    real_fill, hang, hung = RestClient.fill, {"on": True}, []
+
+    async def fill(self, symbol, *args, **kwargs):
+        if hang["on"] and symbol == "ETHUSDT":
+            hung.append(symbol)
+            await asyncio.Event().wait()  # until the stop cancels it
+        return await real_fill(self, symbol, *args, **kwargs)
+
+    monkeypatch.setattr(RestClient, "fill", fill)
+
+    async def script(fake, src):
+        fake.tiers["trade"] = "private"  # no route delivers: every trade comes from catch-ups
+        await until(lambda: hung, what="a catch-up stuck after BTC")
+        assert src._last_id[0] is not None  # BTC's part of the catch-up was taken
+        hang["on"] = False
+
+    db = tmp_path / "c.duckdb"
+    fake, src, session, _ = record(db, script)
+    got = assert_stored_equals_truth(db, fake)
+    assert len(hung) == 1 and (got["via"] == "recent_trades").all()

@@ -235,3 +235,27 @@ def test_an_in_memory_store_keeps_its_retention_and_stays_consistent(tmp_path):
     np.testing.assert_array_equal(final["close"].to_numpy(), stored.loc[final.index, "close"].to_numpy())
     with pytest.raises(InvalidParameter, match="memory_retention_h"):
         Session(memory_retention_h=1)
+
+
+def test_a_stop_while_a_backlog_waits_for_ring_space_stores_all_of_it(db_path):
+    """A live source hands over a backlog 50x the ring; the stop cancels the ingest while it waits
+    for space: the source has counted those trades as received, so the rest is still written."""
+    backlog = make_ticks(50_000).as_backlog()
+    handed = asyncio.Event()
+
+    class Live(ListSource):
+        async def stream(self):
+            handed.set()
+            yield backlog
+            await asyncio.Event().wait()  # then a quiet market, until the stop
+
+    async def go():
+        s = Session(source=Live([], realtime=True), db=db_path, buffer_capacity=1_000, batch_rows=500).start()
+        await handed.wait()
+        await asyncio.sleep(0.05)
+        assert s.status().ticks_stored < len(backlog)  # the stop comes while it is being written
+        await s.stop()
+        return s.status()
+
+    assert asyncio.run(go()).ticks_stored == len(backlog)
+    assert stored(db_path) == (len(backlog), len(backlog))

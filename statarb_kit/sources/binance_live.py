@@ -173,6 +173,9 @@ class BinanceLive:
             code = self.code_of[normalize_symbol(s)]
             self._last_id[code], self._last_ts[code] = int(tid), int(ts)
         self._gaps: list[Gap] = []
+        # REST fills already counted as received (their gap closed, the last id moved) and not yet
+        # handed over: a cancellation between two REST calls must not drop them
+        self._unsent: list[TickBatch] = []
         # symbols to catch up from REST: after a reconnect, and at once when resuming stored history
         self._resync: set[int] = {c for c, last in enumerate(self._last_id) if last is not None}
         self._anchor: set[int] = {c for c, last in enumerate(self._last_id) if last is None}  # start not fixed yet
@@ -222,7 +225,9 @@ class BinanceLive:
                             yield fresh
                     except TimeoutError:
                         pass
-                    filled = TickBatch.concat([await self._catch_up(rest), await self._backfill(rest)])
+                    await self._catch_up(rest)
+                    await self._backfill(rest)
+                    filled = self._take_unsent()
                     if len(filled):
                         self.status.record(filled)
                         yield filled.as_backlog()
@@ -263,9 +268,10 @@ class BinanceLive:
             before = [r for r in rows if int(r["time"]) <= self._started_ms]
             if before:
                 origin, origin_ts = int(before[-1]["id"]), int(before[-1]["time"])
-            elif rows:
+            elif 0 < len(rows) < RECENT_LIMIT:  # every trade there is, all after the start
                 origin, origin_ts = int(rows[0]["id"]) - 1, self._started_ms
-            else:  # nothing printed yet: every trade from the start time on belongs
+            else:  # nothing printed yet, or more since the start than one call shows: every trade
+                # from the start time on belongs (found from the aggregates when caught up)
                 if self._last_id[code] is None:
                     self._from_start.add(code)
                 elif self._first[code] is not None:  # the stream began first: fetch what it missed
@@ -543,11 +549,11 @@ class BinanceLive:
             self.exchange_gaps.append((symbol, lo, hi))
             log.warning("exchange gap: %s trades %d..%d are not in Binance's records", symbol, lo, hi)
 
-    async def _backfill(self, rest: RestClient, force: bool = False) -> TickBatch:
-        """Fetch gaps older than the grace period (all of them when ``force``) from REST."""
+    async def _backfill(self, rest: RestClient, force: bool = False) -> None:
+        """Fetch gaps older than the grace period (all of them when ``force``) from REST into
+        ``_unsent``."""
         now = time.monotonic()
         due = [g for g in self._gaps if force or (now - g.seen_at >= self.config.gap_grace_s and now >= g.next_try)]
-        out = []
         for g in due:
             symbol = self.symbols[g.code]
             if g.next_try == 0.0:
@@ -563,13 +569,16 @@ class BinanceLive:
             self._holes(symbol, fill)
             if len(fill.batch):
                 self.status.gaps_filled += 1
-                out.append(fill.batch)
-        return TickBatch.concat(out)
+                self._unsent.append(fill.batch)
 
-    async def _catch_up(self, rest: RestClient, until_ms: int | None = None) -> TickBatch:
+    def _take_unsent(self) -> TickBatch:
+        """The REST fills not handed over yet, as one batch (and the list emptied)."""
+        batch, self._unsent = TickBatch.concat(self._unsent), []
+        return batch
+
+    async def _catch_up(self, rest: RestClient, until_ms: int | None = None) -> None:
         """Every trade since each resynced symbol's last one (after a reconnect, a silent route, a
-        resume), from REST; ``until_ms`` bounds it (a stop)."""
-        out = []
+        resume), from REST into ``_unsent``; ``until_ms`` bounds it (a stop)."""
         for code in sorted(self._resync):
             last = self._last_id[code]
             from_start = code in self._from_start
@@ -591,7 +600,7 @@ class BinanceLive:
                 self.status.last_error = f"catch-up of {symbol} failed, will retry: {exc}"
                 if until_ms is not None:
                     continue  # a stop: try the other symbols; this one is reported unreconciled
-                return TickBatch.concat(out)
+                return
             self._resync.discard(code)
             self._holes(symbol, fill)
             if hi is not None or fill.last_id is not None:  # the trades since the start are fetched
@@ -603,8 +612,7 @@ class BinanceLive:
             self._meters[code].add(len(fill.batch), time.monotonic())
             if hi is None:  # an open range: the stream takes over after what REST had
                 self._last_id[code], self._last_ts[code] = fill.last_id, fill.last_ts
-            out.append(fill.batch)
-        return TickBatch.concat(out)
+            self._unsent.append(fill.batch)
 
     async def reconcile(self, until_ms: int, timeout_s: float = 10.0) -> TickBatch:
         """At a clean stop: the trades after the last one received of each symbol up to
@@ -612,13 +620,12 @@ class BinanceLive:
         usually). Bounded by ``timeout_s``; what could not be checked is listed in
         ``unreconciled``, the status and the log. The stream must have stopped."""
         self._resync.update(c for c in range(len(self.symbols)) if self._last_id[c] is not None or c in self._from_start)
-        out: list[TickBatch] = []
         why = ""
         try:
             async with asyncio.timeout(timeout_s), self._http() as http:
                 rest = self._rest(http)
-                out.append(await self._backfill(rest, force=True))
-                out.append(await self._catch_up(rest, until_ms))
+                await self._backfill(rest, force=True)
+                await self._catch_up(rest, until_ms)
         except TimeoutError:
             why = f"no answer within {timeout_s:g} s"
         except (RestError, httpx.HTTPError) as exc:
@@ -629,7 +636,7 @@ class BinanceLive:
             self.status.last_error = (f"stop: REST {why or 'failed'}; not reconciled: {', '.join(self.unreconciled)} "
                                       "(trades printed just before the stop may be missing there)")
             log.warning("binance %s", self.status.last_error)
-        batch = TickBatch.concat(out)
+        batch = self._take_unsent()  # with what a stopped stream had fetched and not handed over
         if len(batch):
             self.status.record(batch)
         return batch.as_backlog()
