@@ -234,3 +234,47 @@ def test_a_stop_during_a_catch_up_keeps_what_it_had_fetched(tmp_path, monkeypatc
     fake, src, session, _ = record(db, script)
     got = assert_stored_equals_truth(db, fake)
     assert len(hung) == 1 and (got["via"] == "recent_trades").all()
+
+
+def test_a_start_with_more_trades_since_it_than_one_rest_call_shows_misses_none(tmp_path, monkeypatch):
+    """The anchor's recent-trades call answers late, when over 1,000 trades have printed since
+    the start: the first of them are found from the aggregates, not skipped."""
+    from statarb_kit.sources.binance_rest import RECENT_LIMIT, RestClient
+
+    real, fakes = RestClient.recent_trades, []
+
+    async def late(self, symbol, limit=RECENT_LIMIT):
+        if limit == RECENT_LIMIT and fakes and fakes[0].printed[symbol] < RECENT_LIMIT + 200:
+            await until(lambda: fakes[0].printed[symbol] >= RECENT_LIMIT + 200, what="1,200 trades")
+        return await real(self, symbol, limit)
+
+    monkeypatch.setattr(RestClient, "recent_trades", late)
+
+    async def script(fake, src):
+        fake.tiers["trade"] = "private"  # every trade from REST
+        fakes.append(fake)
+
+    db = tmp_path / "s.duckdb"
+    fake, src, _, _ = record(db, script, fake_kw={"n": 1_500, "rate": 1_500.0})
+    got = assert_stored_equals_truth(db, fake)
+    assert (got["via"] == "agg_split").any()  # the part older than the newest 1,000
+
+
+def test_a_helper_task_that_fails_is_reported_not_silent(tmp_path, monkeypatch):
+    """The anchor task raising (a bug, a surprise from REST) ends the stream with its error in
+    the session's status; what was stored stays."""
+
+    async def broken(self, rest):
+        raise ValueError("anchor exploded")
+
+    monkeypatch.setattr(BinanceLive, "_anchor_starts", broken)
+
+    async def go():
+        async with FakeBinance(n=300, rate=300.0, wait_for_client=True) as fake:
+            src = BinanceLive(SYMBOLS, config(fake))
+            session = Session(source=src, db=tmp_path / "h.duckdb", flush_interval_s=0.02).start()
+            await until(lambda: "anchor exploded" in session.status().last_error, what="the error reported")
+            await session.stop()
+            return session.status()
+
+    assert asyncio.run(go()).errors >= 1

@@ -45,7 +45,7 @@ from ..errors import InvalidParameter
 from ..ticks import TickBatch, normalize_symbol, now_ms
 from .base import SourceStatus
 from .binance_format import SAMPLES, parse_frames
-from .binance_rest import Backoff, Fill, RestClient, RestError, WeightBudget
+from .binance_rest import RECENT_LIMIT, Backoff, Fill, RestClient, RestError, WeightBudget
 from .mark_price import MarkPriceStream
 from .binance_routes import route_candidates, stream_url
 from .rates import RateMeter, silence_limit
@@ -225,6 +225,9 @@ class BinanceLive:
                             yield fresh
                     except TimeoutError:
                         pass
+                    for t in tasks:  # a helper that failed is a fault to report, never a silent gap
+                        if t.done() and not t.cancelled() and t.exception() is not None:
+                            raise t.exception()
                     await self._catch_up(rest)
                     await self._backfill(rest)
                     filled = self._take_unsent()
