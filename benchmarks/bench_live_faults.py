@@ -54,7 +54,7 @@ async def stall_noticed(rate: float, **kw) -> float:
 
 
 async def scenario(name: str, rate: float) -> dict:
-    async with FakeBinance(n=int(rate * 4), rate=rate) as fake:
+    async with FakeBinance(n=int(rate * 4), rate=rate, wait_for_client=True) as fake:
         if name == "wrong tier":
             fake.tiers["trade"] = "market"  # @trade only on /market: the default /public is silent
         src = BinanceLive(SYMBOLS, cfg(fake, stall_min_s=0.5 if name == "wrong tier" else 20.0, stall_timeout_s=30.0))
