@@ -18,8 +18,11 @@ reconnect, a stall, a withheld run, the start after stored history) is visible; 
 ``gap_grace_s`` (late, out-of-order trades may still fill it) it is fetched over REST
 (``binance_rest``: exact from the recent trades, else historicalTrades with a key, else split
 aggregates). The start is anchored on REST's newest trade, so a recording whose stream never
-delivers still stores every trade since it began. ``reconcile`` (called by ``Session.stop``)
-asks REST once per symbol for the trades after the last one received, up to the stop.
+delivers still stores every trade since it began (from the aggregates when over 1,000 printed
+before the anchor's call). ``reconcile`` (called by ``Session.stop``) asks REST once per symbol
+for the trades after the last one received, up to the stop; REST fills are held until handed
+over, so a stop between two REST calls returns them too. A helper task that fails ends the
+stream with its error (the Session reports it), never silently.
 
 Stalls are judged per connection against its own message rate (``rates``): silence of about
 ``stall_expected_msgs`` messages, within [``stall_min_s``, ``stall_timeout_s``] (``stall_min_s`` for
