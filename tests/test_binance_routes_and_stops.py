@@ -262,7 +262,7 @@ def test_a_start_with_more_trades_since_it_than_one_rest_call_shows_misses_none(
 
 def test_a_helper_task_that_fails_is_reported_not_silent(tmp_path, monkeypatch):
     """The anchor task raising (a bug, a surprise from REST) ends the stream with its error in
-    the session's status; what was stored stays."""
+    the session's status, and the session still stops cleanly."""
 
     async def broken(self, rest):
         raise ValueError("anchor exploded")
