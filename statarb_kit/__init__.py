@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import InvalidParameter, SessionStateError, StatarbError, StoreLockedError
+from .errors import CorruptFileError, InvalidParameter, SessionStateError, StatarbError, StoreLockedError
 
 #: Public name -> module that defines it.
 _LAZY = {
@@ -21,7 +21,7 @@ _LAZY = {
     "Tick": ".ticks", "TickBatch": ".ticks",
 }
 
-__all__ = ["InvalidParameter", "SessionStateError", "StatarbError", "StoreLockedError", *sorted(_LAZY)]
+__all__ = ["CorruptFileError", "InvalidParameter", "SessionStateError", "StatarbError", "StoreLockedError", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:

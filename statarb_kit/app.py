@@ -16,11 +16,13 @@ import ipywidgets as w
 
 from .alerts import AlertRule
 from .analytics import PairParams
+from .bars import DEFAULT_TIMEFRAMES, check_timeframe
 from .errors import InvalidParameter
 from .notify import ENV as NOTIFY_ENV
 from .notify import Notifier
 from .session import Session
 from .sources import BinanceConfig, BinanceLive, Source, SyntheticGroups, SyntheticPair
+from .sources.binance_rest import refuse_unlisted
 from .ticks import normalize_symbol, now_ms
 from .watchlist import Watchlist, parse_pairs, read_watchlist
 from .widgets import Dashboard
@@ -28,7 +30,6 @@ from .widgets.watchlist_view import WatchlistView
 from .resources import notebook_path  # noqa: F401  (re-exported: app.notebook_path)
 
 SOURCES = ("synthetic", "live")
-TIMEFRAMES = ("1s", "1m", "5m")
 #: Settings only the server's operator chooses (``statarb dashboard`` options / environment): a URL
 #: must not make the kernel write a file of its choosing or connect to a host of its choosing.
 #: Each maps to its ``statarb dashboard`` option, if it has one (all have a STATARB_<NAME> variable).
@@ -113,8 +114,7 @@ class AppSettings:
             except ValueError:
                 raise InvalidParameter(f"setting {key}={text!r} is not a valid {types[key]}") from None
         settings = cls(**kw)
-        if settings.timeframe not in TIMEFRAMES:
-            raise InvalidParameter(f"timeframe {settings.timeframe!r} is not one of {', '.join(TIMEFRAMES)}")
+        check_timeframe(settings.timeframe)
         if not 0.0 <= settings.history_min <= MAX_HISTORY_MIN:
             raise InvalidParameter(f"history_min must be between 0 and {MAX_HISTORY_MIN:g} minutes, "
                                    f"got {settings.history_min:g}")
@@ -145,6 +145,7 @@ class AppSettings:
         if self.source == "live":
             config = BinanceConfig(ws_url=self.ws_url, ws_path=self.ws_path or None, rest_url=self.rest_url,
                                    api_key=os.environ.get("STATARB_BINANCE_API_KEY") or None)
+            refuse_unlisted(symbols, self.rest_url)
             return BinanceLive(symbols, config)
         start = now_ms() - int(self.history_min * 60_000)
         accelerated = {"realtime": False, "chunk_s": 1.0, "speed": self.speed} if self.speed > 0 else {"realtime": True}
@@ -184,7 +185,7 @@ class App:
         retain = {"retain_bars": WATCHLIST_RETAIN_BARS, "memory_retention_h": 2.0,
                   "retain_ticks": WATCHLIST_RETAIN_TICKS} if pairs else {}
         self.session = Session(source=settings.make_source(pairs), db=settings.db,
-                               timeframes=TIMEFRAMES, notifier=notifier, **retain).start()
+                               timeframes=DEFAULT_TIMEFRAMES, notifier=notifier, **retain).start()
         self.watchlist: Watchlist | None = None
         self.view: Dashboard | WatchlistView
         if pairs:

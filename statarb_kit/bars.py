@@ -50,6 +50,15 @@ _TF_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000}
 DEFAULT_TIMEFRAMES = ("1s", "1m", "5m")
 
 
+def check_timeframe(tf: str) -> str:
+    """``tf`` if it is one of the timeframes the pipeline builds and stores (DEFAULT_TIMEFRAMES),
+    else InvalidParameter: one rule for every command, notebook and URL."""
+    if tf not in DEFAULT_TIMEFRAMES:
+        raise InvalidParameter(f"timeframe {tf!r} is not one of {', '.join(DEFAULT_TIMEFRAMES)} "
+                               "(the bars statarb_kit builds and stores)")
+    return tf
+
+
 def timeframe_ms(tf: str) -> int:
     """Length of a timeframe such as ``"1s"``, ``"1m"``, ``"5m"``, ``"1h"`` in milliseconds."""
     m = _TF_RE.match(tf) if isinstance(tf, str) else None

@@ -18,11 +18,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .bars import timeframe_ms
+import duckdb
+
+from .bars import check_timeframe, timeframe_ms
 from .errors import InvalidParameter, StatarbError
 from .funding import FundingRates, read_funding_files
 from .session import Session
 from .sources import BinanceConfig, BinanceLive, Replay, Source, SyntheticPair, download
+from .sources.binance_rest import refuse_unlisted
 from .sources.history import DATA_URL
 from .store import TickStore
 from .ticks import normalize_symbol, now_ms
@@ -35,6 +38,22 @@ if TYPE_CHECKING:
 API_KEY_ENV = "STATARB_BINANCE_API_KEY"
 
 log = logging.getLogger(__name__)
+
+
+def _timeframe(text: str) -> str:
+    """argparse type of every --timeframe: the one rule (bars.check_timeframe), refused up front."""
+    try:
+        return check_timeframe(text)
+    except InvalidParameter as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _day(text: str) -> dt.date:
+    """argparse type of a UTC day, YYYY-MM-DD."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a day YYYY-MM-DD (e.g. 2024-01-31)") from None
 
 
 def _status_line(session: Session, timeframe: str) -> str:
@@ -66,6 +85,7 @@ def _source(args: argparse.Namespace) -> Source:
     if args.source == "live":
         config = BinanceConfig(ws_url=args.ws_url, ws_path=args.ws_path, rest_url=args.rest_url,
                                api_key=os.environ.get(API_KEY_ENV) or None)
+        refuse_unlisted(tuple(normalize_symbol(s) for s in symbols), args.rest_url)
         resume = {}
         if args.db != ":memory:" and Path(args.db).exists():
             store = TickStore(args.db)
@@ -80,7 +100,8 @@ def _source(args: argparse.Namespace) -> Source:
 async def _record(args: argparse.Namespace) -> int:
     source = _source(args)
     session = Session(source=source, db=args.db).start()
-    print(f"recording {', '.join(session.symbols)} from {source.status.name} into {args.db} "
+    what = " (generated prices, not market data)" if source.status.name == "synthetic" else ""
+    print(f"recording {', '.join(session.symbols)} from {source.status.name}{what} into {args.db} "
           f"(UTC times; Ctrl-C to stop)", flush=True)
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
@@ -99,13 +120,16 @@ async def _record(args: argparse.Namespace) -> int:
     failed = source_ended and st.errors > 0  # the source itself gave up (not stopped by the user)
     if st.last_error:
         print(f"statarb: {st.last_error}", file=sys.stderr, flush=True)
-    print(f"stopped: {st.rows_in_store:,} ticks in {args.db}", flush=True)
+    print(f"stopped: {st.ticks_stored:,} new ticks, {st.rows_in_store:,} in {args.db}", flush=True)
+    if source.status.ticks and not st.ticks_stored:
+        print(f"statarb: the source produced {source.status.ticks:,} trades and none was new to {args.db} "
+              f"({st.duplicates:,} already stored): nothing was recorded", file=sys.stderr, flush=True)
+        return 2
     return 2 if failed else 0
 
 
 async def _download(args: argparse.Namespace) -> int:
-    start = dt.date.fromisoformat(args.start)
-    end = dt.date.fromisoformat(args.end or args.start)
+    start, end = args.start, args.end or args.start
     report = await download(args.symbols, start, end, args.dir, kind=args.kind, base_url=args.base_url,
                             market=args.market)
     for name in report.missing:
@@ -272,7 +296,8 @@ def _scan(args: argparse.Namespace) -> int:
         closes = closes[symbols] if symbols else closes
         origin = f"{len(args.files)} dump file(s)"
     else:
-        universe = synthetic_universe(n_symbols=args.universe, n_bars=args.bars, seed=args.seed)
+        universe = synthetic_universe(n_symbols=args.universe, n_bars=args.bars, seed=args.seed,
+                                      bar=f"{timeframe_ms(args.timeframe) // 1000}s")
         closes, origin = universe.closes, f"synthetic universe seed {args.seed}"
     print(f"data: {origin}, {closes.shape[1]} symbols x {len(closes):,} {args.timeframe} bars "
           f"({closes.index[0]:%Y-%m-%d %H:%M} to {closes.index[-1]:%Y-%m-%d %H:%M} UTC)", flush=True)
@@ -301,15 +326,31 @@ def _scan(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Pages ``statarb serve`` knows by name (notebooks shipped with the package).
+PAGES = ("dashboard", "scan", "backtest", "sweep", "portfolio")
+
+
+def _check_db(db: str) -> str:
+    """``db`` resolved against the caller's directory (the server runs the notebook elsewhere);
+    an existing file must open (not corrupt, not locked by a writer), before any server starts."""
+    if db == ":memory:":
+        return db
+    path = Path(db).expanduser().resolve()
+    if path.exists():
+        TickStore(path, read_only=True).close()
+    return str(path)
+
+
 def _dashboard(args: argparse.Namespace) -> int:
     from .app import AppSettings
-    from .resources import notebook_path
 
     env = dict(os.environ)
     for name in ("source", "symbols", "timeframe", "db", "watchlist", "ws_url", "ws_path", "rest_url"):
         value = getattr(args, name)
         if value is not None:
             env[f"STATARB_{name.upper()}"] = value
+    if args.db:
+        env["STATARB_DB"] = _check_db(args.db)
     if args.watchlist:
         env["STATARB_WATCHLIST"] = str(Path(args.watchlist).resolve())  # the server runs elsewhere
     if args.notify:
@@ -320,12 +361,40 @@ def _dashboard(args: argparse.Namespace) -> int:
         Notifier(env["STATARB_NOTIFY"])  # refuse bad URLs here, before the server starts
         env.setdefault("STATARB_LINK_BASE", f"http://{args.ip}:{args.port}/")
     AppSettings.parse("", env)  # report bad options here, before the server starts
-    cmd = [sys.executable, "-m", "voila", str(notebook_path()), "--no-browser", f"--port={args.port}",
-           "--Voila.port_retries=0", f"--Voila.ip={args.ip}", "--show_tracebacks=True"]
-    print(f"statarb dashboard: open http://{args.ip}:{args.port}/ in a browser (Ctrl-C to stop)", flush=True)
-    # Become the server (same PID): SIGTERM from systemd, Docker or a CI runner, and Ctrl-C, reach
-    # Voila itself, which stops its kernels on either. A child process would be orphaned instead.
+    return _exec_server("dashboard", args, env)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    return _exec_server(args.page, args, dict(os.environ))
+
+
+def _exec_server(page: str, args: argparse.Namespace, env: dict[str, str]) -> int:
+    """Become the page's Voila server (statarb_kit.server): same PID, so SIGTERM from systemd,
+    Docker or a CI runner, and Ctrl-C, reach the server, which stops its kernels on either (a
+    child process would be orphaned instead)."""
+    from .resources import notebook_path
+
+    if args.cull_after <= 0:
+        raise InvalidParameter(f"--cull-after must be > 0 seconds, got {args.cull_after:g}")
+    notebook = notebook_path(f"{page}.ipynb") if page in PAGES else Path(page).resolve()
+    if not notebook.is_file():
+        raise InvalidParameter(f"no such notebook: {page} (serve one of {', '.join(PAGES)}, or a .ipynb file)")
+    cmd = [sys.executable, "-m", "statarb_kit.server", str(notebook), "--no-browser", f"--port={args.port}",
+           "--Voila.port_retries=0", f"--Voila.ip={args.ip}", "--show_tracebacks=True",
+           f"--cull-after={args.cull_after:g}"]
+    print(f"statarb {'dashboard' if page == 'dashboard' else f'serve {page}'}: open http://{args.ip}:{args.port}/ "
+          f"in a browser (Ctrl-C to stop; a closed page's kernel ends within {args.cull_after:g} s)", flush=True)
     os.execve(sys.executable, cmd, env)
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    from .server import CULL_AFTER_S
+
+    parser.add_argument("--port", type=int, default=8866, help="port (default: %(default)s)")
+    parser.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--cull-after", type=float, default=CULL_AFTER_S, metavar="S",
+                        help="end a page's kernel when no browser has been connected to it for S seconds "
+                             "(default: %(default)g; a closed tab ends its kernel at once)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -346,13 +415,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="live: stream path to try first (default: by tier, @trade on /public/stream; "
                           "/market/stream, /public/ws, the legacy /stream); a silent one falls back to the other tier")
     rec.add_argument("--rest-url", default=BinanceConfig.rest_url, help="live: REST base URL")
-    rec.add_argument("--timeframe", default="1s", help="bars to print: 1s, 1m or 5m")
+    rec.add_argument("--timeframe", default="1s", type=_timeframe, help="bars to print: 1s, 1m or 5m")
     rec.add_argument("--every", type=float, default=1.0, help="seconds between status lines")
     rec.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     dl = sub.add_parser("download", help="download Binance USD-M history dumps, verify them and load them")
     dl.add_argument("symbols", nargs="+", help="symbols, e.g. BTCUSDT ETHUSDT")
-    dl.add_argument("--start", required=True, help="first day, YYYY-MM-DD (UTC)")
-    dl.add_argument("--end", default=None, help="last day, YYYY-MM-DD (default: the start day)")
+    dl.add_argument("--start", required=True, type=_day, help="first day, YYYY-MM-DD (UTC)")
+    dl.add_argument("--end", default=None, type=_day, help="last day, YYYY-MM-DD (default: the start day)")
     dl.add_argument("--kind", choices=("trades", "aggTrades", "fundingRate"), default="trades",
                     help="dump kind (fundingRate: the monthly funding dumps, stored in table funding)")
     dl.add_argument("--market", choices=("um", "spot"), default="um", help="USD-M futures (default) or spot")
@@ -370,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash = sub.add_parser("dashboard", help="serve the live dashboard with Voila")
     dash.add_argument("--source", default=None, help="synthetic (default) or live (Binance USD-M)")
     dash.add_argument("--symbols", default=None, help="comma-separated pair x,y (default: BTCUSDT,ETHUSDT)")
-    dash.add_argument("--timeframe", default=None, help="1s, 1m or 5m (default: 1s)")
+    dash.add_argument("--timeframe", default=None, type=_timeframe, help="1s, 1m or 5m (default: 1s)")
     dash.add_argument("--db", default=None, help="DuckDB file (default: in memory, one per browser tab)")
     dash.add_argument("--ws-url", default=None, help="live: Binance WebSocket base URL")
     dash.add_argument("--ws-path", default=None, help="live: stream path to try first (default: /public/stream)")
@@ -381,8 +450,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--notify", action="append", metavar="URL",
                       help="send alert events here (an apprise URL: slack://..., tgram://..., mailto://..., "
                            "json://host/path...; repeat for more; or set STATARB_NOTIFY)")
-    dash.add_argument("--port", type=int, default=8866, help="port (default: %(default)s)")
-    dash.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    _server_options(dash)
+    srv = sub.add_parser("serve", help="serve a notebook page (scan, backtest, sweep, portfolio) with Voila")
+    srv.add_argument("page", help=f"one of {', '.join(PAGES)}, or a .ipynb file")
+    _server_options(srv)
     sw = sub.add_parser("sweep", help="backtest a grid of alert-rule parameters on a pair, in parallel",
                         description="Backtest every combination of a parameter grid on one pair. Data: --db "
                         "(recorded bars), else --files (Binance dumps), else the synthetic pair.")
@@ -392,7 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sw.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a fixed parameter for every combination, e.g. fee_bps=4")
     sw.add_argument("--pair", default="BTCUSDT,ETHUSDT", help="x,y (default: %(default)s)")
-    sw.add_argument("--timeframe", default="1m", help="bars: 1s, 1m or 5m (default: %(default)s)")
+    sw.add_argument("--timeframe", default="1m", type=_timeframe, help="bars: 1s, 1m or 5m (default: %(default)s)")
     sw.add_argument("--db", default=None, help="DuckDB file with recorded bars (opened read-only)")
     sw.add_argument("--files", nargs="*", help="Binance trades/aggTrades dump files instead of --db")
     sw.add_argument("--start", default=None, help="first UTC time to use, e.g. 2026-01-01")
@@ -425,7 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.add_argument("--files", nargs="*", help="Binance trades/aggTrades dump files instead of --db")
     sc.add_argument("--symbols", default=None, help="comma-separated symbols to scan")
     sc.add_argument("--all", action="store_true", help="--db: every symbol in the file")
-    sc.add_argument("--timeframe", default="1m", help="bars: 1s, 1m or 5m (default: %(default)s)")
+    sc.add_argument("--timeframe", default="1m", type=_timeframe, help="bars: 1s, 1m or 5m (default: %(default)s)")
     sc.add_argument("--start", default=None, help="first UTC time to use, e.g. 2026-01-01")
     sc.add_argument("--end", default=None, help="UTC time to stop before")
     sc.add_argument("--universe", type=int, default=100, help="synthetic: symbols (default: %(default)s)")
@@ -449,6 +520,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "dashboard":
             return _dashboard(args)
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "download":
             return asyncio.run(_download(args))
         if args.command == "funding":
@@ -460,6 +533,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(_record(args))
     except StatarbError as exc:
+        print(f"statarb: {exc}", file=sys.stderr)
+        return 2
+    except duckdb.Error as exc:  # e.g. an --out file that is not a DuckDB database
         print(f"statarb: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -15,5 +15,13 @@ class StoreLockedError(StatarbError):
     """The DuckDB file is already open for writing by another process."""
 
 
+class CorruptFileError(StatarbError):
+    """A file is not what its name or use says (not a DuckDB database, a broken zip...)."""
+
+
+class NetworkError(StatarbError):
+    """A server (Binance's API, its data site) could not be reached or answered with an error."""
+
+
 class SessionStateError(StatarbError, RuntimeError):
     """A Session method was called in the wrong state (e.g. start() twice, no event loop)."""

@@ -178,6 +178,13 @@ class Session:
         self._store = TickStore(self.db)
         self._store.ensure_bars_tables(self.builder.timeframes)
         self._rows_at_start = self._store.tick_count()
+        resume = getattr(self.source, "resume", None)
+        if callable(resume) and self._rows_at_start:  # a generated source continues the file's ids and clock
+            try:
+                resume(self._store.newest_trades())
+            except StatarbError:
+                self._store.close()
+                raise
         self._load_bars()
         self._load_ticks()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statarb-store")

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .bars import BAR_DTYPE, BAR_FIELDS, merge_bars
-from .errors import InvalidParameter, StoreLockedError
+from .errors import CorruptFileError, InvalidParameter, StoreLockedError
 from .funding import SAME_SETTLEMENT_MS, FundingRates
 from .ticks import TICK_COLUMNS, VIA, TickBatch
 
@@ -124,10 +124,18 @@ class TickStore:
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if self.path != ":memory:":
+            if self.read_only and not Path(self.path).is_file():
+                raise InvalidParameter(f"{self.path} does not exist: give a DuckDB file that a recording, "
+                                       "a download or `statarb update` wrote")
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             return duckdb.connect(self.path, read_only=self.read_only)
         except duckdb.IOException as exc:
+            if "not a valid DuckDB database" in str(exc):
+                raise CorruptFileError(
+                    f"{self.path} is not a DuckDB database (corrupt, or another kind of file); it was not "
+                    "opened or changed. Give a file statarb_kit wrote, or a new file name to start one."
+                ) from None
             m = _LOCK_RE.search(str(exc))
             if m is None and "lock" not in str(exc).lower():
                 raise
@@ -278,6 +286,14 @@ class TickStore:
             return {}
         rows = self.con.execute("SELECT symbol, max(trade_id), arg_max(ts, trade_id) FROM ticks GROUP BY symbol").fetchall()
         return {sym: (int(tid), int(ts)) for sym, tid, ts in rows}
+
+    def newest_trades(self) -> dict[str, tuple[int, int, float]]:
+        """Per symbol, the (trade id, time ms, price) of the stored trade with the highest id."""
+        if not self._has_table("ticks"):
+            return {}
+        rows = self.con.execute("SELECT symbol, max(trade_id), arg_max(ts, trade_id), arg_max(price, trade_id) "
+                                "FROM ticks GROUP BY symbol").fetchall()
+        return {sym: (int(tid), int(ts), float(px)) for sym, tid, ts, px in rows}
 
     def tick_count(self) -> int:
         if not self._has_table("ticks"):

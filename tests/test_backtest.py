@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from statarb_kit import InvalidParameter
 from statarb_kit.analytics import PairParams, pair_frame
 from statarb_kit.analytics.hedge import KalmanParams, ols_hedge
-from statarb_kit.backtest import BacktestParams, SignalFrame, backtest, expand_grid, parse_grid_spec, run_backtest
+from statarb_kit.backtest import (BacktestParams, DataSpec, SignalFrame, backtest, backtest_bars, expand_grid,
+                                  parse_grid_spec, run_backtest)
 from statarb_kit.backtest.engine import EXIT_REASONS, find_trades
 from statarb_kit.backtest.frame import signal_frame
 from statarb_kit.backtest.reference import loop_backtest
@@ -295,6 +296,19 @@ def test_grid_specs_and_expansion():
         expand_grid({"zentry": [1]})
 
 
+def test_annual_return_compounds_and_is_not_given_for_short_spans():
+    """-0.64% in a day is not -234% a year: under 30 days there is no annual figure; a year of
+    +10% then -100% compounds; a loss of all the capital is -100% a year, never below."""
+    from statarb_kit.backtest.engine import annualised
+
+    assert math.isnan(annualised(-0.0064, 1 / 365)) and math.isnan(annualised(0.5, 29 / 365))
+    assert annualised(0.21, 2.0) == pytest.approx(0.1, rel=1e-12)
+    assert annualised(-0.19, 2.0) == pytest.approx(-0.1, rel=1e-12)
+    assert annualised(-1.5, 0.5) == -1.0 and annualised(0.1, 30 / 365) > 0.1
+    r = backtest_bars(DataSpec(hours=24, seed=7).load(), BacktestParams())
+    assert r.metrics.years < 30 / 365 and math.isnan(r.metrics.annual_return)
+
+
 def test_annualisation_uses_calendar_time_not_rows():
     """Dropping 40% of the rows where the strategy is flat leaves the elapsed time, the PnL, the
     annual return and the Sharpe unchanged (counting rows overstated them 1.67x and 1.29x)."""
@@ -303,9 +317,9 @@ def test_annualisation_uses_calendar_time_not_rows():
     y = 100 + np.cumsum(rng.normal(0, 0.1, n))
     x = 2 * y + rng.normal(0, 0.3, n)
     p = BacktestParams(z_entry=2.0, z_exit=0.0, hedge_window=120, z_window=60, corr_window=60)
-    t = np.arange(n, dtype=np.int64) * 1000
+    t = np.arange(n, dtype=np.int64) * 3_600_000  # hourly bars: 208 days, long enough to annualise
     full = signal_frame(t, x, y, p)
-    r = run_backtest(full, p, bar_s=1.0)
+    r = run_backtest(full, p, bar_s=3600.0)
     assert r.metrics.trades > 5
     tix = find_trades(full, p)
     held = np.abs(full.z) >= p.z_entry  # every row that may decide an entry stays
@@ -316,9 +330,10 @@ def test_annualisation_uses_calendar_time_not_rows():
     assert drop.mean() > 0.3
     keep = ~drop
     part = SignalFrame(*(getattr(full, c)[keep] for c in ("time", "price_x", "price_y", "alpha", "beta", "z", "corr")))
-    m, k = r.metrics, run_backtest(part, p, bar_s=1.0).metrics
+    m, k = r.metrics, run_backtest(part, p, bar_s=3600.0).metrics
     assert k.trades == m.trades and k.total_return == pytest.approx(m.total_return, rel=1e-12)
     assert k.years == pytest.approx(m.years, rel=1e-12) and k.periods == pytest.approx(n)
     assert k.annual_return == pytest.approx(m.annual_return, rel=1e-12)
+    assert m.annual_return == pytest.approx((1 + m.total_return) ** (1 / m.years) - 1, rel=1e-12)
     assert k.sharpe == pytest.approx(m.sharpe, rel=1e-9)
     assert k.time_in_market == pytest.approx(m.time_in_market, rel=1e-12) and k.bars < 0.7 * n

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import psutil
 import pytest
@@ -87,7 +88,7 @@ def serve_notebook(name: str, tmp_path_factory):
     port = free_port()
     notebook = Path(__file__).resolve().parents[1] / "notebooks" / name
     log = tmp_path_factory.mktemp("voila") / f"voila-{name}.log"
-    yield from serve([sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+    yield from serve([sys.executable, "-m", "statarb_kit.server", str(notebook), "--no-browser", f"--port={port}",
                       "--Voila.ip=127.0.0.1"], port, dict(os.environ), log)
 
 
@@ -122,12 +123,33 @@ def shots(tmp_path) -> Path:
     return out
 
 
+def watch_outside(page) -> list[str]:
+    """The URLs a page requests from anywhere but this machine (a page must need none)."""
+    urls: list[str] = []
+    page.on("request", lambda r: urlparse(r.url).scheme in ("http", "https", "ws", "wss")
+            and urlparse(r.url).hostname not in ("127.0.0.1", "localhost") and urls.append(r.url))
+    return urls
+
+
+def kernels_of(pid: int) -> list[psutil.Process]:
+    """The running kernel processes a server has started (an ended one not yet reaped is not)."""
+    found = []
+    for p in psutil.Process(pid).children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and "ipykernel" in " ".join(p.cmdline()):
+                found.append(p)
+        except psutil.Error:  # ended meanwhile
+            pass
+    return found
+
+
 class App:
-    """A browser page on the app, collecting JavaScript errors."""
+    """A browser page on the app, collecting JavaScript errors and requests that leave the machine."""
 
     def __init__(self, browser, url: str) -> None:
         self.page = browser.new_page(viewport={"width": 1366, "height": 768}, accept_downloads=True)
         self.errors: list[str] = []
+        self.outside = watch_outside(self.page)
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
         self.page.on("console", lambda m: m.type == "error" and not OUTSIDE.search(m.text)
                      and self.errors.append(f"console: {m.text}"))
@@ -171,7 +193,7 @@ def test_dashboard_renders_live_charts_without_javascript_errors(server, browser
     for title in ("BTCUSDT (left)", "spread", "rolling correlation"):
         assert app.points(title) > 100, title
     assert "warming up" not in app.text("body")  # six minutes of history fill a 180-bar warm-up
-    assert app.errors == []
+    assert app.errors == [] and app.outside == [], (app.errors, app.outside)
     app.page.close()
 
 
@@ -299,8 +321,7 @@ def test_sigterm_to_the_dashboard_stops_the_server_and_every_kernel(browser, tmp
             time.sleep(0.3)
         app = App(browser, f"http://127.0.0.1:{port}/")
         app.wait_for(lambda: rows_stored(app) > 0, what="recording")
-        kernels = [p for p in psutil.Process(proc.pid).children(recursive=True) if "kernel" in " ".join(p.cmdline())]
-        assert kernels, "the page started no kernel"
+        assert kernels_of(proc.pid), "the page started no kernel"
         app.page.close()
     finally:
         stop_and_check(proc, port)
@@ -315,8 +336,9 @@ def test_scan_page_shows_a_sortable_grid_a_heatmap_and_a_chosen_pair(scan_server
     assert page.locator(".ipydatagrid-widget, .p-DataGrid, .lm-DataGrid").count() >= 1  # the grid is drawn
     assert r.titles[0].startswith("pairwise evidence") and page.locator(".bqplot").first.locator("rect").count() > 100
     first = page.inner_text("#sak-scan-pair")
-    link = page.get_attribute("#sak-open-dashboard", "href")
-    assert "symbols=" in link and first.split(":")[0].replace(" / ", "%2C") in link
+    # the synthetic universe is not market data: no link to a dashboard that would show other prices
+    assert page.locator("#sak-open-dashboard").count() == 0
+    assert "exists only in the synthetic universe" in page.inner_text("#sak-no-dashboard")
     # another selected pair, chosen from the list, redraws the charts with its symbols
     options = page.locator("select").first.locator("option").all_text_contents()
     assert len(options) >= 2
@@ -383,3 +405,54 @@ def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, b
     page.screenshot(path=str(shots / "watchlist-pair.png"), full_page=True)
     assert errors == []
     page.close()
+
+
+def test_ten_pages_opened_and_closed_leave_no_kernel_and_the_recording_stopped_cleanly(browser, tmp_path):
+    """Ten pages on one server, recording into a --db file: five leave for another page (the page's
+    shutdown beacon ends the kernel at once), five are closed with no word to the server, and
+    one kernel is started by a plain HTTP GET that never connects. Within the cull time and one
+    check, no kernel is left, and the file opens with the recorded ticks (the kernels' sessions
+    wrote what they held)."""
+    import httpx
+
+    from statarb_kit import TickStore
+
+    port, cull_s, db = free_port(), 6.0, tmp_path / "rec.duckdb"
+    env = {**os.environ, "STATARB_HISTORY_MIN": "1"}
+    env.pop("STATARB_PREVIEW_S", None)
+    log = tmp_path / "voila.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "statarb_kit.cli", "dashboard", "--port", str(port),
+                                 "--db", str(db), "--cull-after", f"{cull_s:g}"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.3)
+        httpx.get(f"http://127.0.0.1:{port}/", timeout=120)  # a kernel no browser ever connects to
+        started, at_once = 1, 0
+        for i in range(10):
+            app = App(browser, f"http://127.0.0.1:{port}/")
+            started += 1
+            assert app.outside == [], app.outside
+            if i % 2 == 0:
+                app.page.goto("about:blank")  # leaving the page sends its shutdown beacon
+                gone = lambda: len(kernels_of(proc.pid)) <= 1 + (i // 2)  # noqa: E731 (the GET's and the closed ones')
+                app.wait_for(gone, 10, "the left page's kernel to end")
+                at_once += 1
+            app.page.close()
+        assert len(kernels_of(proc.pid)) >= 1, "the closed pages' kernels should outlive the close until culled"
+        deadline = time.monotonic() + cull_s + 2 * max(1, cull_s / 4) + 15
+        while kernels_of(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = kernels_of(proc.pid)
+        assert not left, f"{len(left)} of {started} kernels still running {cull_s:g} s after their pages closed"
+        text = log.read_text()
+        assert text.count("no page connected to it") >= 5 and "403 POST /voila/api/shutdown" not in text
+        assert at_once == 5
+        store = TickStore(db, read_only=True)  # no kernel holds the file
+        assert store.tick_count() > 0
+        store.close()
+    finally:
+        stop_and_check(proc, port)

@@ -20,7 +20,7 @@ def test_record_prints_live_bars_and_stores_ticks(tmp_path):
     assert sum("ticks/s" in ln and "BTCUSDT" in ln and "ETHUSDT" in ln for ln in lines) >= 3
     store = TickStore(db, read_only=True)
     n = store.tick_count()
-    assert n > 20 and f"stopped: {n:,} ticks" in lines[-1]
+    assert n > 20 and lines[-1] == f"stopped: {n:,} new ticks, {n:,} in {db}"
 
 
 def test_record_reports_a_locked_file_without_a_traceback(tmp_path):
@@ -54,7 +54,7 @@ def test_ctrl_c_or_kill_stops_cleanly_and_keeps_every_tick(tmp_path, sig):
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     n = TickStore(db, read_only=True).tick_count()
-    assert n > 20 and out.splitlines()[-1] == f"stopped: {n:,} ticks in {db}"
+    assert n > 20 and out.splitlines()[-1] == f"stopped: {n:,} new ticks, {n:,} in {db}"
 
 
 def _run_cli(*argv, timeout=60):

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from ..analytics import align_pair
-from ..bars import timeframe_ms
+from ..bars import check_timeframe, timeframe_ms
 from ..errors import InvalidParameter
 from ..funding import PairFunding, read_funding_files, synthetic_funding
 from ..session import Session
-from ..sources import HistoryFile, Replay, SyntheticPair
+from ..sources import Replay, SyntheticPair
+from ..sources.history import dump_files
 from ..sources.synthetic import PairModel
 from ..store import TickStore
 from ..ticks import normalize_symbol
@@ -100,7 +101,7 @@ class DataSpec:
 
     def __post_init__(self) -> None:
         _pair(self.symbols)
-        timeframe_ms(self.timeframe)
+        check_timeframe(self.timeframe)
 
     def load(self) -> PairBars:
         if self.db:
@@ -174,7 +175,7 @@ def bars_from_files(files: list[str | Path], symbols: tuple[str, str] | str, tim
     """Bars of a pair from Binance dump files (trades or aggTrades, zipped or not), built by the
     pipeline in a temporary DuckDB file."""
     pair = _pair(symbols)
-    found = {HistoryFile.of(f).symbol for f in files}
+    found = {f.symbol for f in dump_files(files)}
     missing = [s for s in pair if s not in found]
     if missing:
         raise InvalidParameter(f"no file of {missing} among the {len(files)} given (found {sorted(found)})")

@@ -33,6 +33,8 @@ from .overfitting import block_sums_of
 from .params import OPTIONAL_DTYPES, PARAM_NAMES, BacktestParams
 
 YEAR_S = 365.0 * 86_400.0  # crypto futures trade around the clock
+#: Shortest span (days) whose return is annualised: a day's return raised to 365 days says nothing.
+MIN_ANNUALISE_DAYS = 30.0
 EXIT_REASONS = ("exit", "stop", "max_hold", "end")
 
 
@@ -56,7 +58,8 @@ class Metrics:
     Time is calendar time, not a count of rows: bars are missing where neither symbol traded
     or a stale row was dropped, and counting rows would shorten the year and overstate both
     figures. ``years`` = elapsed time from the first bar's open to the last bar's close;
-    ``annual_return`` = total / years; ``sharpe`` = mean / std of the PnL per bar period over
+    ``annual_return`` = (1 + total) ** (1 / years) - 1, compounded (never below -100%), NaN for
+    less than MIN_ANNUALISE_DAYS of data (too short to annualise); ``sharpe`` = mean / std of the PnL per bar period over
     the ``periods`` elapsed (elapsed / bar length: a period without a row has PnL 0, a row after
     a gap carries the PnL of the whole gap), times sqrt(periods per year). ``max_drawdown`` as a
     fraction of the running equity peak; ``turnover`` = filled notional / capital;
@@ -287,7 +290,15 @@ def pnl_figures(pnl: np.ndarray, periods: float, bar_s: float) -> tuple[float, f
     equity = 1.0 + np.cumsum(pnl)  # the equity where it can move; flat in between
     peak = np.maximum(np.maximum.accumulate(equity), 1.0)  # the start (capital 1) counts as a peak
     drawdown = float(np.max((peak - equity) / peak)) if len(pnl) else 0.0
-    return total, total / years if years > 0 else math.nan, sharpe, drawdown
+    return total, annualised(total, years), sharpe, drawdown
+
+
+def annualised(total: float, years: float) -> float:
+    """The yearly rate that compounds to ``total`` (a return on capital 1) over ``years``: -1 once
+    the capital is lost; NaN for less than MIN_ANNUALISE_DAYS."""
+    if not years * 365.0 >= MIN_ANNUALISE_DAYS:
+        return math.nan
+    return -1.0 if total <= -1.0 else (1.0 + total) ** (1.0 / years) - 1.0
 
 
 def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics:

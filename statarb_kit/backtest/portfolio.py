@@ -23,7 +23,7 @@ from ..analytics.hedge import ols_hedge
 from ..errors import InvalidParameter
 from ..funding import FundingRates, PairFunding
 from .data import PairBars, backtest_bars
-from .engine import BacktestResult, bar_seconds, pnl_figures
+from .engine import YEAR_S, BacktestResult, bar_seconds, pnl_figures
 from .params import BacktestParams
 
 WEIGHTINGS = ("equal", "inverse_vol")
@@ -35,7 +35,9 @@ class PortfolioResult:
     1 each); ``pnl`` per bar and pair, weighted (UTC index of close times); ``equity`` of the
     whole (capital 1); ``metrics`` of the whole: total_return, annual_return, sharpe,
     max_drawdown, trades, costs, funding_pnl (NaN unless every pair had funding data);
-    ``contribution`` per pair; ``correlation`` of the pairs' daily PnL."""
+    ``contribution`` per pair; ``correlation`` of the pairs' PnL summed per
+    ``correlation_period`` ("1D", or "1h" when there are fewer than MIN_CORR_POINTS days), over
+    ``correlation_points`` periods; all NaN and period "" when even the hours are too few."""
 
     pairs: list[str]
     weights: pd.Series
@@ -45,6 +47,24 @@ class PortfolioResult:
     metrics: dict[str, float]
     contribution: pd.DataFrame
     correlation: pd.DataFrame
+    correlation_period: str
+    correlation_points: int
+
+
+#: Fewest PnL sums (days, else hours) a correlation of the pairs is computed from.
+MIN_CORR_POINTS = 20
+
+
+def pnl_correlation(pnl: pd.DataFrame) -> tuple[pd.DataFrame, str, int]:
+    """(correlation, period, points) of the columns' PnL summed per day, else per hour, on at
+    least MIN_CORR_POINTS periods; NaN, "" and the hours' count when there are fewer."""
+    points = 0
+    for period in ("1D", "1h"):
+        sums = pnl.resample(period).sum() if len(pnl) else pnl
+        points = len(sums)
+        if points >= MIN_CORR_POINTS:
+            return sums.corr(), period, points
+    return pd.DataFrame(math.nan, index=pnl.columns, columns=pnl.columns), "", points
 
 
 def spread_volatility(bars: PairBars, p: BacktestParams) -> float:
@@ -113,18 +133,17 @@ def run_portfolio(bars: list[PairBars], params: BacktestParams | list[BacktestPa
     metrics = {"total_return": total, "annual_return": annual, "sharpe": sharpe, "max_drawdown": drawdown,
                "trades": int(sum(x.trades for x in m)), "costs": float(sum(w * x.costs for w, x in zip(weights, m))),
                "funding_pnl": float(sum(w * x.funding_pnl for w, x in zip(weights, m))) if funded else math.nan,
-               "pairs": len(bars), "periods": periods}
+               "pairs": len(bars), "periods": periods, "years": periods * bar_s / YEAR_S}
     contribution = pd.DataFrame({
         "weight": weights, "total_return": [x.total_return for x in m], "sharpe": [x.sharpe for x in m],
         "trades": [x.trades for x in m], "funding_pnl": [x.funding_pnl for x in m],
         "contribution": pnl.sum(axis=0).to_numpy(),
     }, index=pd.Index(names, name="pair"))
     contribution["share"] = contribution["contribution"] / total if total else math.nan
-    daily = pnl.resample("1D").sum() if len(pnl) else pnl
-    correlation = daily.corr() if len(daily) > 2 else pnl.corr()
+    correlation, period, points = pnl_correlation(pnl)
     equity = pd.Series(1.0 + np.cumsum(total_pnl), index=own.index, name="equity")
     return PortfolioResult(names, pd.Series(weights, index=names, name="weight"), results, pnl, equity, metrics,
-                           contribution, correlation)
+                           contribution, correlation, period, points)
 
 
 def pair_bars_from_closes(closes: pd.DataFrame, x: str, y: str, timeframe: str, origin: str,

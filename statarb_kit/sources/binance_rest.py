@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import httpx
 import numpy as np
 
-from ..errors import StatarbError
+from ..errors import InvalidParameter, StatarbError
 from ..funding import FundingRates
 from ..ticks import TickBatch, now_ms
 from .base import SourceStatus
@@ -245,6 +245,27 @@ class RestClient:
             return after[0]
         aggs = await self.agg_trades(symbol, since_ms, int(newest[0]["time"]))
         return min([after[0], *(int(a["f"]) for a in aggs)])
+
+
+def refuse_unlisted(symbols: tuple[str, ...], rest_url: str, timeout_s: float = 10.0) -> None:
+    """Up front, before anything connects or records: InvalidParameter naming the ``symbols``
+    that Binance USD-M Futures does not list as trading (``/fapi/v1/exchangeInfo``). When the
+    API cannot be reached, nothing is refused here (the stream checks again when it starts)."""
+    try:
+        info = httpx.get(f"{rest_url.rstrip('/')}/fapi/v1/exchangeInfo", timeout=timeout_s)
+        info.raise_for_status()
+        listed = {s["symbol"]: s.get("status", "TRADING") for s in info.json()["symbols"]}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        log.warning("exchangeInfo unreachable (%s): symbols not checked up front", exc)
+        return
+    unknown = [s for s in symbols if s not in listed]
+    halted = [f"{s} ({listed[s]})" for s in symbols if s in listed and listed[s] != "TRADING"]
+    if unknown or halted:
+        raise InvalidParameter(
+            "Binance USD-M Futures " + "; ".join(
+                ([f"lists no symbol {', '.join(unknown)}"] if unknown else [])
+                + ([f"does not trade {', '.join(halted)}"] if halted else []))
+            + " (exchangeInfo): check the spelling, e.g. BTCUSDT")
 
 
 def _retry_after(r: httpx.Response) -> float | None:

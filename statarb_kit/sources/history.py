@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..errors import InvalidParameter, StatarbError
+from ..errors import InvalidParameter, NetworkError, StatarbError
 from ..funding import funding_dump_name
 from ..ticks import TickBatch, normalize_symbol, now_ms
 
@@ -60,12 +60,21 @@ class HistoryFile:
         p = Path(path)
         m = _NAME.match(p.name)
         if m is None and (symbol is None or kind is None):
-            raise InvalidParameter(f"{p.name}: not a Binance dump name (SYMBOL-trades-YYYY-MM-DD.zip); "
-                                   "give the symbol and kind explicitly")
+            raise InvalidParameter(f"{p.name}: not a Binance dump name (SYMBOL-trades-YYYY-MM-DD.zip, "
+                                   "SYMBOL-aggTrades-YYYY-MM-DD.zip, zipped or not): the name says the symbol and "
+                                   "kind, so rename the file so (or, in Python, HistoryFile.of(path, symbol=, kind=))")
         kind = kind or m["kind"]
         if kind not in COLUMNS:
             raise InvalidParameter(f"kind must be 'trades' or 'aggTrades', got {kind!r}")
         return cls(p, normalize_symbol(symbol or m["symbol"]), kind, m["date"] if m else "")
+
+
+def dump_files(files: list[str | Path]) -> list[HistoryFile]:
+    """The dump files named by ``files``; InvalidParameter names those that do not exist."""
+    missing = [str(f) for f in files if not Path(f).is_file()]
+    if missing:
+        raise InvalidParameter(f"no such file: {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return [HistoryFile.of(f) for f in files]
 
 
 @dataclass
@@ -259,31 +268,51 @@ async def download(symbols: list[str], start: dt.date, end: dt.date, dest: str |
     names = monthly_funding_names if kind == "fundingRate" else daily_names
     jobs = [(path, name) for s in symbols for path, name in names(normalize_symbol(s), kind, start, end, market)]
     async with httpx.AsyncClient(base_url=base_url, timeout=60.0, follow_redirects=True) as http:
-        for path, name in tqdm(jobs, desc="download", unit="file", disable=not progress):
-            target = dest / name
-            r = await http.get(path + ".CHECKSUM")
-            if r.status_code == 404:
+        try:
+            await _fetch_all(http, jobs, dest, report, progress)
+        except httpx.HTTPError as exc:
+            try:
+                url = str(exc.request.url)
+            except RuntimeError:  # no request attached
+                url = base_url
+            what = (f"answered HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError)
+                    else f"could not be reached ({type(exc).__name__}{f': {exc}' if str(exc) else ''})")
+            raise NetworkError(f"{url} {what}; nothing partial was kept. Check the network, or give a mirror "
+                               "of the data site with --base-url") from None
+    return report
+
+
+async def _fetch_all(http: httpx.AsyncClient, jobs: list[tuple[str, str]], dest: Path, report: DownloadReport,
+                     progress: bool) -> None:
+    """Fetch and verify each (url path, file name) of ``jobs`` into ``dest``, filling ``report``."""
+    for path, name in tqdm(jobs, desc="download", unit="file", disable=not progress):
+        target = dest / name
+        r = await http.get(path + ".CHECKSUM")
+        if r.status_code == 404:
+            report.missing.append(name)
+            continue
+        r.raise_for_status()
+        expected = r.text.split()[0].lower()
+        if target.exists() and sha256_of(target) == expected:
+            report.skipped.append(target)
+            continue
+        part = target.with_suffix(".part")
+        async with http.stream("GET", path) as resp:
+            if resp.status_code == 404:
                 report.missing.append(name)
                 continue
-            r.raise_for_status()
-            expected = r.text.split()[0].lower()
-            if target.exists() and sha256_of(target) == expected:
-                report.skipped.append(target)
-                continue
-            part = target.with_suffix(".part")
-            async with http.stream("GET", path) as resp:
-                if resp.status_code == 404:
-                    report.missing.append(name)
-                    continue
-                resp.raise_for_status()
+            resp.raise_for_status()
+            try:
                 with open(part, "wb") as fh:
                     async for chunk in resp.aiter_bytes():
                         fh.write(chunk)
-            got = await asyncio.to_thread(sha256_of, part)
-            if got != expected:
-                part.unlink()
-                raise HistoryFileError(f"{name}: SHA-256 {got} does not match the published {expected}; "
-                                       "the file was deleted, download it again")
-            part.replace(target)
-            report.downloaded.append(target)
-    return report
+            except BaseException:  # a broken transfer leaves no partial file behind
+                part.unlink(missing_ok=True)
+                raise
+        got = await asyncio.to_thread(sha256_of, part)
+        if got != expected:
+            part.unlink()
+            raise HistoryFileError(f"{name}: SHA-256 {got} does not match the published {expected}; "
+                                   "the file was deleted, download it again")
+        part.replace(target)
+        report.downloaded.append(target)

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from ..errors import InvalidParameter
 from ..ticks import TickBatch
 from .base import SourceStatus
-from .history import HistoryFile, read_history, to_batch
+from .history import HistoryFile, dump_files, read_history, to_batch
 
 
 class Replay:
@@ -33,7 +33,8 @@ class Replay:
             raise InvalidParameter("replay needs at least one file")
         if speed is not None and speed <= 0:
             raise InvalidParameter(f"speed must be > 0 (times real time) or None, got {speed}")
-        self.files = [f if isinstance(f, HistoryFile) else HistoryFile.of(f) for f in files]
+        named = dump_files([f for f in files if not isinstance(f, HistoryFile)])  # each one exists
+        self.files = [f if isinstance(f, HistoryFile) else named.pop(0) for f in files]
         self.symbols = tuple(dict.fromkeys(f.symbol for f in self.files))
         self.speed, self.skip_bad, self.batch_rows, self.progress = speed, skip_bad, batch_rows, progress
         self.status = SourceStatus(name="replay")

@@ -12,8 +12,9 @@ The same seed and ``start_ms`` give the same trades.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,11 @@ from .mark_price import SyntheticFundingNow
 from .base import SourceStatus
 
 _DAY_MS = 86_400_000
+#: Most of a gap since a file's newest trade that a resumed real-time source generates (6 h of
+#: the default pair is ~860k trades, a few seconds).
+MAX_RESUME_GAP_MS = 6 * 3_600_000
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -105,6 +111,39 @@ class SyntheticPair:
         self._ar = math.exp(-math.log(2) / m.half_life_s * dt_s)
         self._spread_sd = m.spread_std * math.sqrt(1 - self._ar**2)
         self._y_sd = m.vol_y * math.sqrt(step_ms / _DAY_MS)
+
+    def resume(self, last: Mapping[str, tuple[int, int, float]]) -> None:
+        """Continue a recording: ``last`` maps a symbol to its newest stored (trade id, time ms,
+        price). Trade ids go on after the stored ones, prices from the stored ones, and time from
+        the newest stored trade: a real-time source generates the gap since then as history (a
+        gap over MAX_RESUME_GAP_MS is left as a gap, and logged). Raises InvalidParameter for a
+        real-time source whose file ends in the future (an accelerated recording)."""
+        mine = {s: v for s, v in last.items() if s in self.symbols}
+        if not mine:
+            return
+        for symbol, (trade_id, _, _) in mine.items():
+            k = self.symbols.index(symbol)
+            self._next_id[k] = max(self._next_id[k], trade_id + 1)
+        end = max(ts for _, ts, _ in mine.values()) + 1
+        now = now_ms()
+        if self.realtime and end > now + 60_000:
+            raise InvalidParameter(f"the file's newest trade is {(end - now) / 60_000:.0f} min in the future (an "
+                                   "accelerated recording): a real-time source cannot continue it; use another file")
+        start = max(end, now - MAX_RESUME_GAP_MS) if self.realtime else max(end, self._t_ms)
+        if self.realtime and start > end:
+            log.warning("the file ends %.1f h ago: generating the last %.0f h, the rest stays a gap",
+                        (now - end) / 3_600_000, MAX_RESUME_GAP_MS / 3_600_000)
+        self._t_ms = -(-start // self._step_ms) * self._step_ms
+        self._continue_prices({s: price for s, (_, _, price) in mine.items()})
+
+    def _continue_prices(self, prices: Mapping[str, float]) -> None:
+        """Move the latent state so the next mids start at ``prices`` (the pair: y's level and
+        the spread that x's price implies)."""
+        x, y = self.symbols
+        if y in prices and prices[y] > 0:
+            self._log_y = math.log(prices[y])
+        if x in prices:
+            self._spread = prices[x] - (self.model.alpha + self.model.beta * math.exp(self._log_y))
 
     def _mids(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
         """Advance the latent process by ``steps`` grid points; return mid prices of x and y."""
@@ -226,6 +265,13 @@ class SyntheticGroups(SyntheticPair):
     def pairs(self) -> list[tuple[str, str]]:
         """Every pair inside a group (the cointegrated ones)."""
         return [(a, b) for g in self.groups() for i, a in enumerate(g) for b in g[i + 1 :]]
+
+    def _continue_prices(self, prices: Mapping[str, float]) -> None:
+        """Each member's level so its next mid (factor + level + deviation) is its stored price."""
+        for symbol, price in prices.items():
+            i = self.symbols.index(symbol)
+            if price > 0:
+                self._log_p0[i] = math.log(price) - self._factor[i // self.group_size] - self._dev[i]
 
     def _mids(self, steps: int) -> list[np.ndarray]:
         from scipy.signal import lfilter

@@ -37,10 +37,11 @@ def evidence_matrix(results: pd.DataFrame, symbols: list[str]) -> np.ndarray:
 class ScanExplorer:
     """Display ``explorer.widget``. ``closes``: the closes scanned (UTC index, one column per
     symbol); ``results``: ``scan_pairs`` rows; ``dashboard_url``: where ``statarb dashboard``
-    serves, for the link that opens a pair there."""
+    serves, for the link that opens a pair there on live market data; None when the closes are
+    not market data (a synthetic universe): the pair then exists only here, and the page says so."""
 
     def __init__(self, closes: pd.DataFrame, results: pd.DataFrame, params: PairParams | None = None,
-                 dashboard_url: str = "http://127.0.0.1:8866/", timeframe: str = "1m", heatmap_symbols: int = 40) -> None:
+                 dashboard_url: str | None = "http://127.0.0.1:8866/", timeframe: str = "1m", heatmap_symbols: int = 40) -> None:
         self.closes, self.results, self.params = closes, results, params or PairParams()
         self.dashboard_url, self.timeframe = dashboard_url, timeframe
         shown = results.loc[:, list(GRID_COLUMNS)].copy()
@@ -110,11 +111,16 @@ class ScanExplorer:
         for chart in (self.price, self.spread, self.z):
             chart.reset(cols)
         row = self.results[(self.results["x"] == x) & (self.results["y"] == y)].iloc[0]
-        link = f"{self.dashboard_url}?{urlencode({'symbols': f'{x},{y}', 'timeframe': self.timeframe})}"
+        if self.dashboard_url:
+            query = urlencode({"source": "live", "symbols": f"{x},{y}", "timeframe": self.timeframe})
+            where = (f"<a id='sak-open-dashboard' href='{html.escape(f'{self.dashboard_url}?{query}')}' "
+                     "target='_blank'>open in the pair dashboard</a> (live Binance trades of these symbols)")
+        else:
+            where = ("<span id='sak-no-dashboard'>this pair exists only in the synthetic universe scanned here: "
+                     "the live pair dashboard cannot show it (its charts are below)</span>")
         surv = "n/a" if pd.isna(row["survives"]) else ("yes" if row["survives"] else "no")
         hl = row["half_life_bars"]
         self.title.value = (
             f"<div id='sak-scan-pair'><b>{x} / {y}</b>: beta {row['beta']:.4g} (log prices), EG {row['eg_stat']:.2f}"
             f" (q {row['q_value']:.2g}), half-life {hl:.1f} bars, corr {row['corr']:.2f}; survives validation: "
-            f"{surv}<br><a id='sak-open-dashboard' href='{html.escape(link)}' target='_blank'>open in the pair "
-            f"dashboard</a></div>" if math.isfinite(hl) else f"<div id='sak-scan-pair'><b>{x} / {y}</b></div>")
+            f"{surv}<br>{where}</div>" if math.isfinite(hl) else f"<div id='sak-scan-pair'><b>{x} / {y}</b></div>")

@@ -1,0 +1,167 @@
+"""What a new user meets in the first hour: every mistake answered in one line with exit code 2,
+nothing written on a refusal, paths resolved where the command runs, a file recorded twice."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from statarb_kit import TickStore
+from statarb_kit import cli
+
+pytestmark = pytest.mark.skipif(shutil.which("statarb") is None, reason="package not installed with pip")
+
+
+def statarb(*argv: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(["statarb", *argv], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "STATARB_PREVIEW_S": ""})
+
+
+def one_line_refusal(out: subprocess.CompletedProcess, *words: str) -> str:
+    """The command exited 2 with a message naming ``words`` and no traceback; returns the message."""
+    assert out.returncode == 2, (out.returncode, out.stdout[-500:], out.stderr[-2000:])
+    assert "Traceback" not in out.stderr, out.stderr[-2000:]
+    message = out.stderr.strip().splitlines()[-1]
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("argv", [
+    ("scan", "--timeframe", "7m"),
+    ("sweep", "--timeframe", "2h"),
+    ("record", "--timeframe", "7m", "--duration", "1", "--db", "rec.duckdb"),
+    ("dashboard", "--timeframe", "7m", "--port", "1"),
+])
+def test_a_timeframe_the_pipeline_does_not_build_is_refused_before_anything_runs(tmp_path, argv):
+    out = statarb(*argv, cwd=tmp_path)
+    one_line_refusal(out, "'7m'" if "7m" in argv else "'2h'", "1s, 1m, 5m")
+    assert list(tmp_path.iterdir()) == [], "a refused command wrote a file"
+    assert "recording" not in out.stdout and "grid" not in out.stdout
+
+
+def test_the_url_refuses_the_same_timeframes():
+    from statarb_kit.app import AppSettings
+    from statarb_kit.errors import InvalidParameter
+
+    with pytest.raises(InvalidParameter, match="1s, 1m, 5m"):
+        AppSettings.parse("timeframe=7m", env={})
+    assert AppSettings.parse("timeframe=5m", env={}).timeframe == "5m"
+
+
+def test_scan_files_that_are_missing_or_not_dumps_say_which(tmp_path):
+    one_line_refusal(statarb("scan", "--files", "nope.zip", cwd=tmp_path), "no such file: nope.zip")
+    (tmp_path / "garbage.csv").write_text("a,b\n1,2\n")
+    message = one_line_refusal(statarb("scan", "--files", "garbage.csv", cwd=tmp_path), "garbage.csv",
+                               "not a Binance dump name", "rename")
+    assert "explicitly" not in message  # no option gives them: the name must say the symbol and kind
+
+
+def test_download_with_a_bad_date_or_no_network_answers_in_one_line(tmp_path):
+    out = statarb("download", "BTCUSDT", "--start", "2024-13-01", cwd=tmp_path)
+    assert out.returncode == 2 and "'2024-13-01' is not a day YYYY-MM-DD" in out.stderr
+    out = statarb("download", "BTCUSDT", "--start", "2024-01-01", "--base-url", "http://127.0.0.1:9",
+                  "--dir", "data", cwd=tmp_path)
+    one_line_refusal(out, "http://127.0.0.1:9/data/futures/um/daily/trades/BTCUSDT/", "could not be reached",
+                     "--base-url")
+    assert list((tmp_path / "data").iterdir()) == []  # nothing partial left
+
+
+def test_a_corrupt_database_file_is_named_on_every_command_and_left_untouched(tmp_path):
+    bad = tmp_path / "bad.duckdb"
+    bad.write_bytes(os.urandom(9_000))
+    before = digest(bad)
+    for argv in (("scan", "--db", "bad.duckdb", "--all"), ("sweep", "--db", "bad.duckdb"),
+                 ("record", "--db", "bad.duckdb", "--duration", "1"), ("dashboard", "--db", "bad.duckdb", "--port", "1")):
+        one_line_refusal(statarb(*argv, cwd=tmp_path), f"{bad}" if argv[0] == "dashboard" else "bad.duckdb",
+                         "is not a DuckDB database")
+    out = statarb("scan", "--db", "missing.duckdb", "--all", cwd=tmp_path)
+    one_line_refusal(out, "missing.duckdb does not exist")
+    assert digest(bad) == before and sorted(p.name for p in tmp_path.iterdir()) == ["bad.duckdb"]
+
+
+def test_dashboard_paths_are_resolved_where_the_command_runs(tmp_path, monkeypatch):
+    """The server runs the notebook in the package's folder: a relative --db must still mean the
+    caller's file. The command becomes the server (execve): capture what it would run."""
+    seen = {}
+
+    def execve(path, cmd, env):
+        seen.update(cmd=cmd, env=env)
+        raise SystemExit(0)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "execve", execve)
+    with pytest.raises(SystemExit):
+        cli.main(["dashboard", "--db", "rec.duckdb", "--watchlist", "pairs.txt", "--cull-after", "15"])
+    assert seen["env"]["STATARB_DB"] == str(tmp_path / "rec.duckdb")
+    assert seen["env"]["STATARB_WATCHLIST"] == str(tmp_path / "pairs.txt")
+    assert seen["cmd"][1:3] == ["-m", "statarb_kit.server"] and "--cull-after=15" in seen["cmd"]
+
+
+def test_serve_knows_the_pages_and_refuses_a_missing_one(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(os, "execve", lambda path, cmd, env: (seen.update(cmd=cmd), sys.exit(0)))
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "scan"])
+    assert Path(seen["cmd"][3]).name == "scan.ipynb" and Path(seen["cmd"][3]).is_file()
+    assert cli.main(["serve", str(tmp_path / "nope.ipynb")]) == 2
+
+
+def test_an_unlisted_symbol_is_refused_before_a_live_recording_starts(tmp_path):
+    from tests.fake_binance import FakeBinance
+
+    async def go():
+        async with FakeBinance(n=10) as fake:
+            return await asyncio.to_thread(
+                statarb, "record", "--source", "live", "--symbols", "BTCUSDT,FOOUSDT", "--db", "live.duckdb",
+                "--ws-url", fake.ws_url, "--rest-url", fake.http_url, "--duration", "3", cwd=tmp_path)
+
+    out = asyncio.run(go())
+    one_line_refusal(out, "lists no symbol FOOUSDT", "exchangeInfo")
+    assert "recording" not in out.stdout and not (tmp_path / "live.duckdb").exists()
+
+
+def test_recording_the_synthetic_source_again_continues_the_file(tmp_path):
+    """Run 2 stores new trades after run 1's: ids go on (no duplicates), time goes on from the
+    newest stored trade (the pause between the runs is generated, so 1s bars have no gap), and the
+    prices go on from the stored ones."""
+    for _ in range(2):
+        out = statarb("record", "--db", "rec.duckdb", "--duration", "3", "--every", "1", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "generated prices" in out.stdout.splitlines()[0]
+    first_new = int(out.stdout.splitlines()[-1].split("stopped: ")[1].split(" new")[0].replace(",", ""))
+    assert first_new > 20
+    con = TickStore(tmp_path / "rec.duckdb", read_only=True).con
+    for symbol, n, distinct, bar_gap_ms, jump in con.execute("""
+            WITH b AS (SELECT symbol, start, close, start - lag(start) OVER w AS gap,
+                              abs(close / lag(close) OVER w - 1) AS jump
+                       FROM bars_1s WINDOW w AS (PARTITION BY symbol ORDER BY start))
+            SELECT t.symbol, t.n, t.d, max(b.gap), max(b.jump)
+            FROM (SELECT symbol, count(*) n, count(DISTINCT trade_id) d FROM ticks GROUP BY symbol) t
+            JOIN b USING (symbol) GROUP BY t.symbol, t.n, t.d""").fetchall():
+        assert n == distinct, symbol
+        assert bar_gap_ms <= 2_000, f"{symbol}: a {bar_gap_ms} ms hole between the runs"
+        assert jump < 0.005, f"{symbol}: the second run's prices jumped {jump:.2%}"
+
+
+def test_a_run_that_stores_nothing_new_says_so(tmp_path):
+    from tests.test_replay import trades_rows, write
+
+    dump = str(tmp_path / "BTCUSDT-trades-2023-11-14.csv")
+    write(Path(dump), trades_rows(500))
+    first = statarb("record", "--source", "replay", "--files", dump, "--db", "r.duckdb", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = statarb("record", "--source", "replay", "--files", dump, "--db", "r.duckdb", cwd=tmp_path)
+    one_line_refusal(again, "produced 500 trades and none was new", "500 already stored")
+    assert TickStore(tmp_path / "r.duckdb", read_only=True).tick_count() == 500
