@@ -298,7 +298,9 @@ def _scan(args: argparse.Namespace) -> int:
     else:
         universe = synthetic_universe(n_symbols=args.universe, n_bars=args.bars, seed=args.seed,
                                       bar=f"{timeframe_ms(args.timeframe) // 1000}s")
-        closes, origin = universe.closes, f"synthetic universe seed {args.seed}"
+        closes = universe.closes
+        origin = (f"synthetic universe seed {args.seed} (generated prices, not market data; "
+                  f"{len(universe.truth())} cointegrated pairs planted)")
     print(f"data: {origin}, {closes.shape[1]} symbols x {len(closes):,} {args.timeframe} bars "
           f"({closes.index[0]:%Y-%m-%d %H:%M} to {closes.index[-1]:%Y-%m-%d %H:%M} UTC)", flush=True)
     with dask_client(args.scheduler, args.workers) as client:

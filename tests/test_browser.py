@@ -109,6 +109,11 @@ def scan_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def portfolio_server(tmp_path_factory):
+    yield from serve_notebook("portfolio.ipynb", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -193,7 +198,31 @@ def test_dashboard_renders_live_charts_without_javascript_errors(server, browser
     for title in ("BTCUSDT (left)", "spread", "rolling correlation"):
         assert app.points(title) > 100, title
     assert "warming up" not in app.text("body")  # six minutes of history fill a 180-bar warm-up
+    # generated data says so, with its planted relation
+    assert "generated prices, not market data" in app.text("#sak-synthetic") and "20 * y" in app.text("#sak-synthetic")
+    for title in ("hedge ratio beta (rolling, window 120)", "distribution of the spread"):
+        assert app.points(title) >= 0, title  # the figure exists (points() is -1 for a missing title)
+    legend = app.page.evaluate("""[...document.querySelectorAll('.bqplot')].find(f =>
+        (f.querySelector('.mainheading') || {}).textContent?.startsWith('z-score'))
+        .querySelector('.g_legend').textContent""")
+    assert "LONG_SPREAD bar" in legend and "SHORT_SPREAD bar" in legend and "event: entered the condition" in legend
     assert app.errors == [] and app.outside == [], (app.errors, app.outside)
+    app.page.close()
+
+
+def test_the_pair_page_backtests_its_rule(server, browser, shots):
+    app = App(browser, server + "?z_entry=1.5&corr_min=0")
+    app.wait_for(lambda: app.points("z-score") > 100, 60, "z points")
+    app.page.get_by_role("button", name="Backtest this rule on the bars shown").click()
+    app.page.wait_for_selector("#sak-backtest-result", timeout=60_000)
+    assert re.search(r"BTCUSDT/ETHUSDT, [\d,]+ 1s bars shown: \d+ trades, total [+-]", app.text("#sak-backtest-result"))
+    app.page.wait_for_function("""[...document.querySelectorAll('.bqplot .mainheading')]
+        .some(e => e.textContent.startsWith('Net PnL per trade'))""", timeout=60_000)
+    titles = app.page.evaluate("[...document.querySelectorAll('.bqplot .mainheading')].map(e => e.textContent)")
+    assert any(t.startswith("Equity: ") for t in titles) and any(t.startswith("Drawdown from the running peak")
+                                                                 for t in titles)
+    app.page.screenshot(path=str(shots / "dashboard_backtest.png"), full_page=True)
+    assert app.errors == [] and app.outside == []
     app.page.close()
 
 
@@ -269,6 +298,7 @@ class Report:
     def __init__(self, browser, url: str, shot: Path, height: int) -> None:
         self.page = browser.new_page(viewport={"width": 1366, "height": height})
         self.errors: list[str] = []
+        self.outside = watch_outside(self.page)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.goto(url, timeout=120_000)
         self.page.wait_for_selector(".bqplot", timeout=120_000)
@@ -281,7 +311,12 @@ class Report:
 def test_backtest_report_shows_metrics_equity_and_trades(backtest_server, browser, shots):
     r = Report(browser, backtest_server, shots / "backtest.png", 2200)
     assert r.titles[0].startswith("Equity: ") and " trades, Sharpe " in r.titles[0]
-    assert r.titles[1].startswith("z-score: entries at |z| >= 2 (dashed)")
+    assert r.titles[1].startswith("Drawdown from the running peak (deepest ")
+    assert r.titles[2].startswith("z-score: entries at |z| >= 2 (dashed)")
+    assert r.titles[3].startswith("Net PnL per trade: ")
+    # a day's return is not annualised (it was -234.82% a year: -0.64% times 365)
+    assert "not annualised: 1.0 days of data (needs 30)" in r.page.inner_text("body")
+    assert "generated prices, not market data" in r.page.inner_text("body") and r.outside == []
     # the equity axis spans the data's UTC day (2026-01-01), as the z axis does
     ticks = r.page.evaluate("""[...document.querySelectorAll('.bqplot')].map(f =>
         [...f.querySelectorAll('.axis text')].map(t => t.textContent).join(' '))""")
@@ -300,7 +335,22 @@ def test_sweep_notebook_shows_best_combinations_and_a_heatmap(sweep_server, brow
     labels = r.page.locator(".bqplot").first.locator("text").all_text_contents()
     assert {"1.5", "3", "-0.5", "0.5", "z_entry", "z_exit"} <= set(labels)  # the 4 x 3 grid's axes
     assert sum(1 for t in labels if re.fullmatch(r"-?\d+(\.\d+)?", t)) >= 12 + 7  # 12 cell values, 7 ticks
-    assert "Best combinations" in r.page.inner_text("body") and r.errors == []
+    assert "Best combinations" in r.page.inner_text("body") and r.errors == [] and r.outside == []
+    # the "best Sharpe" figure is the best of the ranked table (min_trades applied to both)
+    best_shown = r.page.evaluate("""() => {
+        const table = [...document.querySelectorAll('table')].find(t => t.innerText.includes('deflated_sharpe'));
+        const head = [...table.querySelectorAll('thead th')].map(th => th.textContent.trim());
+        const col = head.indexOf('sharpe');
+        return Math.max(...[...table.querySelectorAll('tbody tr')].map(tr =>
+            parseFloat(tr.children[col].textContent)));
+    }""")
+    summary = r.page.evaluate("""[...document.querySelectorAll('table')].map(t => t.innerText)
+        .find(t => t.includes('best Sharpe (a year, of rows with >= 5 trades)'))""")
+    shown = float(re.search(r"best Sharpe \(a year, of rows with >= 5 trades\)\s+(-?[\d.]+)", summary).group(1))
+    assert shown == pytest.approx(best_shown, abs=0.006)
+    sr0 = float(re.search(r"SR0: best expected from luck \(a year\)\s+(-?[\d.]+)", summary).group(1))
+    below = re.search(r"every Sharpe below SR0 \(no sign of skill\)\s+(yes|no)", summary).group(1)
+    assert best_shown < sr0 and below == "yes"  # the seeded sweep: every rule loses, SR0 is of their spread
     r.page.close()
 
 
@@ -336,6 +386,19 @@ def test_scan_page_shows_a_sortable_grid_a_heatmap_and_a_chosen_pair(scan_server
     assert page.locator(".ipydatagrid-widget, .p-DataGrid, .lm-DataGrid").count() >= 1  # the grid is drawn
     assert r.titles[0].startswith("pairwise evidence") and page.locator(".bqplot").first.locator("rect").count() > 100
     first = page.inner_text("#sak-scan-pair")
+    assert "generated prices, not market data" in page.inner_text("body") and r.outside == []
+    # the pair's charts mark where validation starts, and their multi-day axes show dates
+    legends = page.evaluate("[...document.querySelectorAll('.bqplot .g_legend')].map(l => l.textContent)")
+    assert sum("validation starts" in t for t in legends) == 3, legends
+    ticks = page.evaluate("""[...document.querySelectorAll('.bqplot')].filter(f =>
+        (f.querySelector('.mainheading') || {}).textContent?.includes('(left) and'))
+        .map(f => [...f.querySelectorAll('.axis text')].map(t => t.textContent).join(' '))""")
+    assert re.search(r"\d\d-\d\d \d\d:\d\d", ticks[0]), ticks
+    heat = page.locator(".bqplot").first.locator(".axis text").all_text_contents()
+    assert "S029" in heat and all(not t.endswith("US") for t in heat)  # whole names, USDT dropped to fit
+    page.get_by_role("button", name="Backtest this pair on the validation bars").click()
+    page.wait_for_selector("#sak-backtest-result", timeout=30_000)
+    assert "on the 900 validation bars" in page.inner_text("#sak-backtest-result")
     # the synthetic universe is not market data: no link to a dashboard that would show other prices
     assert page.locator("#sak-open-dashboard").count() == 0
     assert "exists only in the synthetic universe" in page.inner_text("#sak-no-dashboard")
@@ -370,6 +433,7 @@ def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, b
 
     first = rows()
     assert len(first) == 200 and "200</b> pairs" in page.inner_html("#sak-wl-status")
+    assert "every pair inside a group is cointegrated" in page.inner_text("#sak-synthetic")
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline and not page.locator(".sak-wl-event").count():
         page.wait_for_timeout(500)
@@ -456,3 +520,22 @@ def test_ten_pages_opened_and_closed_leave_no_kernel_and_the_recording_stopped_c
         store.close()
     finally:
         stop_and_check(proc, port)
+
+
+@pytest.mark.timeout(600)
+def test_portfolio_page_shows_a_readable_correlation_of_enough_points(portfolio_server, browser, shots):
+    r = Report(browser, portfolio_server, shots / "portfolio.png", 2400)
+    r.page.wait_for_function("[...document.querySelectorAll('.bqplot .mainheading')].length >= 2", timeout=240_000)
+    titles = r.page.evaluate("[...document.querySelectorAll('.bqplot .mainheading')].map(e => e.textContent)")
+    heat = next(t for t in titles if t.startswith("Correlation of"))
+    points = int(re.search(r"\((\d+) (daily|hourly) sums", heat).group(1))
+    assert points >= 20, heat  # 3 daily points made cells of 1.00 and 0.99: too few for a correlation
+    figure = r.page.locator(".bqplot").nth(titles.index(heat))
+    labels = figure.locator(".axis text").all_text_contents()
+    pairs = [t for t in labels if "/" in t]
+    assert len(pairs) >= 2 * 2 and not any("USDT" in t for t in labels), labels  # rows and columns, short names
+    figure.screenshot(path=str(shots / "portfolio-correlation.png"))
+    body = r.page.inner_text("body")
+    assert "not annualised: " in body and "generated prices, not market data" in body
+    assert r.errors == [] and r.outside == []
+    r.page.close()

@@ -165,3 +165,119 @@ def test_a_run_that_stores_nothing_new_says_so(tmp_path):
     again = statarb("record", "--source", "replay", "--files", dump, "--db", "r.duckdb", cwd=tmp_path)
     one_line_refusal(again, "produced 500 trades and none was new", "500 already stored")
     assert TickStore(tmp_path / "r.duckdb", read_only=True).tick_count() == 500
+
+
+def test_a_pair_page_backtests_the_rule_it_shows_on_its_bars():
+    """The dashboard's backtest button runs the rule of its controls on the view's bars: the same
+    trades and figures as backtest_bars on those bars with those parameters."""
+    from statarb_kit import Session, SyntheticPair
+    from statarb_kit.alerts import AlertRule
+    from statarb_kit.analytics import PairParams
+    from statarb_kit.backtest import BacktestParams
+    from statarb_kit.backtest.data import PairBars, backtest_bars
+    from statarb_kit.widgets import Dashboard
+
+    async def go():
+        src = SyntheticPair(realtime=False, start_ms=1_700_000_000_000, max_ticks=150_000, seed=3)
+        session = Session(source=src).start()
+        dash = Dashboard(session, timeframe="1s", params=PairParams(hedge_window=60, z_window=30, corr_window=30),
+                         rule=AlertRule(z_entry=1.5, corr_min=0.0), refresh_s=3600)
+        await session.wait_source()
+        await session.flush()
+        dash.run_backtest()
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if "sak-backtest-result" in dash.backtest.note.value:
+                break
+        v = dash.view
+        cols = v.arrays()
+        want = backtest_bars(PairBars(v.symbols, "1s", cols["time"], cols["price_x"], cols["price_y"], "x"),
+                             BacktestParams(z_entry=1.5, corr_min=0.0, z_window=30, corr_window=30, hedge_window=60))
+        shown = dash.backtest.note.value, len(dash.backtest.result.children)
+        dash.close()
+        await session.stop()
+        return shown, want
+
+    (note, figures), want = asyncio.run(go())
+    assert want.metrics.trades > 0 and f"{want.metrics.trades} trades" in note
+    assert f"total {want.metrics.total_return:+.3%}" in note and figures == 3  # equity, drawdown, trade PnL
+
+
+def test_a_scan_row_backtests_on_the_bars_after_its_formation_and_links_only_market_data():
+    from statarb_kit.scan import scan_pairs, synthetic_universe
+    from statarb_kit.widgets.scan_view import ScanExplorer
+
+    u = synthetic_universe(n_symbols=30, n_bars=2_000, seed=7)
+    results = scan_pairs(u.closes)
+    synthetic = ScanExplorer(u.closes, results, dashboard_url=None)
+    assert "sak-open-dashboard" not in synthetic.title.value and "only in the synthetic universe" in synthetic.title.value
+    synthetic.run_backtest()
+    assert f"on the {int(round(2_000 * 0.3)):,} validation bars" in synthetic.backtest.note.value
+    market = ScanExplorer(u.closes, results, dashboard_url="http://127.0.0.1:8866/")
+    assert "source=live" in market.title.value and "sak-open-dashboard" in market.title.value
+
+
+def test_time_axes_show_dates_once_a_chart_spans_days():
+    import numpy as np
+
+    from statarb_kit.widgets.charts import time_format
+
+    t = np.datetime64("2026-01-01T10:00", "ms")
+    assert time_format(t, t + np.timedelta64(30, "m")) == "%H:%M:%S"
+    assert time_format(t, t + np.timedelta64(5, "h")) == "%H:%M"
+    assert time_format(t, t + np.timedelta64(15, "h")) == "%m-%d %H:%M"  # crosses midnight UTC
+    assert time_format(t, t + np.timedelta64(3, "D")) == "%m-%d %H:%M"
+
+
+def test_a_page_says_when_it_is_catching_up():
+    from statarb_kit.widgets.panels import behind_text
+
+    now = 1_700_000_000_000
+    assert behind_text(now - 2_000, 1_000, now) == ""  # a bar or two behind: live
+    assert "16 min behind" in behind_text(now - 16 * 60_000, 1_000, now)
+    assert behind_text(now - 200_000, 60_000, now) == ""  # 1m bars: 3 bars is not behind
+    assert behind_text(0, 1_000, now) == ""  # nothing yet
+
+
+def test_the_spread_distribution_counts_every_finite_row():
+    import numpy as np
+
+    from statarb_kit.widgets.charts import DistributionChart
+
+    values = np.r_[np.nan, np.random.default_rng(3).normal(size=999), 1.5]
+    chart = DistributionChart("d", bins=20)
+    chart.update(values)
+    assert int(np.sum(chart.bars.y)) == 1_000 and list(chart.now.x) == [1.5, 1.5]
+    counts, edges = np.histogram(values[1:], bins=20)
+    assert list(chart.bars.y) == counts.tolist() and np.allclose(chart.bars.x, (edges[:-1] + edges[1:]) / 2)
+
+
+def test_the_scan_grid_shows_whole_headers_and_one_format_per_kind():
+    from statarb_kit.scan import scan_pairs, synthetic_universe
+    from statarb_kit.widgets.scan_view import GRID_COLUMNS, PROBABILITY_COLUMNS, ScanExplorer
+
+    u = synthetic_universe(n_symbols=30, n_bars=1_000, seed=7)
+    e = ScanExplorer(u.closes, scan_pairs(u.closes), dashboard_url=None)
+    for c in GRID_COLUMNS:
+        assert e.grid.column_widths[c] >= 8 * len(c) + 30  # "half_life_bars" was cut to "half_life_ba"
+    formats = {c: r.format for c, r in e.grid.renderers.items()}
+    assert {formats[c] for c in PROBABILITY_COLUMNS if c in formats} == {".2e"}
+    assert {f for c, f in formats.items() if c not in PROBABILITY_COLUMNS} == {",.4~f"}
+    ticks = [a for a in e.heatmap.axes if getattr(a, "tick_style", None)]
+    assert all(a.tick_style["font-size"] == "11px" for a in ticks) and "USDT" not in "".join(e.heatmap.marks[0].row)
+
+
+def test_a_portfolio_correlation_needs_twenty_sums():
+    import numpy as np
+    import pandas as pd
+
+    from statarb_kit.backtest.portfolio import pnl_correlation
+
+    rng = np.random.default_rng(5)
+    index = pd.date_range("2026-01-01", periods=3 * 1_440, freq="1min", tz="UTC")  # 3 days of 1m PnL
+    pnl = pd.DataFrame(rng.normal(size=(len(index), 3)), index=index, columns=["a", "b", "c"])
+    corr, period, points = pnl_correlation(pnl)
+    assert period == "1h" and points == 72
+    assert np.allclose(corr, pnl.resample("1h").sum().corr(), atol=1e-12)
+    corr, period, points = pnl_correlation(pnl.iloc[:600])  # 10 hours: too few hourly sums
+    assert period == "" and points == 10 and corr.isna().all().all()

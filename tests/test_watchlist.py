@@ -89,3 +89,28 @@ def test_a_watchlist_page_holds_bounded_history_per_symbol():
         return got
 
     assert asyncio.run(go()) == (200, 7_200, 2_000, 2 * 3_600_000)
+
+
+def test_the_synthetic_groups_show_their_planted_structure_on_the_page_windows():
+    """The watchlist page's default source and windows (1s bars, hedge 120, z and correlation 60):
+    pairs inside a group are correlated and well hedged, pairs across groups are not (a page that
+    calls the groups cointegrated must show it, not correlations of 0.0-0.3 and R² 0.0008)."""
+    async def go():
+        src = SyntheticGroups(n_groups=3, group_size=3, realtime=False, start_ms=1_700_000_000_000,
+                              max_ticks=9 * 2 * 1_200)
+        session = Session(source=src, timeframes=("1s",)).start()
+        params = PairParams(hedge_window=120, z_window=60, corr_window=60)
+        g = src.groups()
+        inside = Watchlist(session, src.pairs(), "1s", params, AlertRule())
+        across = Watchlist(session, [(g[0][0], g[1][0]), (g[1][1], g[2][1]), (g[0][2], g[2][2])], "1s", params,
+                           AlertRule())
+        await session.wait_source()
+        await session.flush()
+        out = [(w.table(), [v.summary().fit.r2 for v in w.views]) for w in (inside, across)]
+        await session.stop()
+        return out, src
+
+    ((t_in, r2_in), (t_out, r2_out)), src = asyncio.run(go())
+    assert np.median(t_in["corr"]) > 0.3 and np.median(r2_in) > 0.75, (t_in["corr"].tolist(), r2_in)
+    assert np.median(np.abs(t_out["corr"])) < 0.2, t_out["corr"].tolist()
+    assert "cointegrated" in src.truth() and "generated prices" in src.truth()

@@ -203,7 +203,9 @@ def bars_synthetic(symbols: tuple[str, str] | str = ("BTCUSDT", "ETHUSDT"), time
     keep = bars.time + timeframe_ms(timeframe) <= end_ms
     funding = PairFunding(*(synthetic_funding(s, start_ms, end_ms, seed) for s in pair))
     return PairBars(pair, timeframe, bars.time[keep], bars.price_x[keep], bars.price_y[keep],
-                    f"synthetic seed {seed}, {hours:g} h", funding)
+                    f"synthetic seed {seed}, {hours:g} h (generated prices, not market data; planted: x = "
+                    f"{model.alpha:g} + {model.beta:g} * y + s, s mean-reverting with a half-life of {model.half_life_s:g} s)",
+                    funding)
 
 
 def _through_pipeline(make_source: Callable[[], Any], pair: tuple[str, str], timeframe: str, max_stale: int) -> PairBars:

@@ -98,6 +98,7 @@ class SyntheticPair:
         self.status = SourceStatus(name="synthetic")
         self.max_ticks = max_ticks
         self.funding = SyntheticFundingNow(seed)  # its funding rates, as a dashboard asks for them
+        self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._step_ms = step_ms
         self._chunk_steps = int(chunk_s * 1000 // step_ms)
@@ -111,6 +112,12 @@ class SyntheticPair:
         self._ar = math.exp(-math.log(2) / m.half_life_s * dt_s)
         self._spread_sd = m.spread_std * math.sqrt(1 - self._ar**2)
         self._y_sd = m.vol_y * math.sqrt(step_ms / _DAY_MS)
+
+    def truth(self) -> str:
+        """What the prices are: generated, and the relation planted in them (for pages to show)."""
+        m, (x, y) = self.model, self.symbols
+        return (f"generated prices, not market data ({x} and {y} are only names): x = {m.alpha:g} + {m.beta:g} * y "
+                f"+ s, with s mean-reverting (half-life {m.half_life_s:g} s, std {m.spread_std:g}); seed {self.seed}")
 
     def resume(self, last: Mapping[str, tuple[int, int, float]]) -> None:
         """Continue a recording: ``last`` maps a symbol to its newest stored (trade id, time ms,
@@ -233,8 +240,8 @@ class SyntheticGroups(SyntheticPair):
     ``G00A00USDT``...; each trades ``rate`` times a second; pacing as SyntheticPair.
     """
 
-    def __init__(self, n_groups: int = 20, group_size: int = 5, vol: float = 0.03, half_life_s: float = 120.0,
-                 spread_std: float = 0.002, rate: float = 2.0, seed: int = 7, realtime: bool = True,
+    def __init__(self, n_groups: int = 20, group_size: int = 5, vol: float = 0.2, half_life_s: float = 30.0,
+                 spread_std: float = 0.001, rate: float = 2.0, seed: int = 7, realtime: bool = True,
                  start_ms: int | None = None, max_ticks: int | None = None, step_ms: int = 100,
                  chunk_s: float = 10.0, speed: float | None = None) -> None:
         if n_groups < 1 or group_size < 2 or rate <= 0 or half_life_s <= 0:
@@ -244,6 +251,7 @@ class SyntheticGroups(SyntheticPair):
                          max_ticks=max_ticks, step_ms=step_ms, chunk_s=chunk_s, speed=speed)
         self.symbols = tuple(names)
         self.group_size = group_size
+        self._planted = (n_groups, vol, half_life_s, spread_std)
         n = len(names)
         rng = self._rng
         self._log_p0 = np.log(rng.uniform(1.0, 1_000.0, n))
@@ -257,6 +265,14 @@ class SyntheticGroups(SyntheticPair):
         self._lot = [0.001] * n
         self._mean_qty = [max(0.001, 100.0 / np.exp(v)) for v in self._log_p0]
         self._next_id = [int(rng.integers(1_000_000, 5_000_000)) for _ in range(n)]
+
+    def truth(self) -> str:
+        n_groups, vol, half_life_s, spread_std = self._planted
+        return (f"generated prices, not market data: {n_groups} groups of {self.group_size} symbols "
+                f"({self.symbols[0]}...); inside a group the log prices share a random walk (daily vol {vol:g}) "
+                f"plus a mean-reverting deviation each (half-life {half_life_s:g} s, std {spread_std:g} in log "
+                "units): every pair inside a group is cointegrated, pairs across groups are not; "
+                f"seed {self.seed}")
 
     def groups(self) -> list[tuple[str, ...]]:
         k = self.group_size

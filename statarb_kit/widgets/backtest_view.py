@@ -1,6 +1,10 @@
-"""bqplot figures of backtests: a result's equity curve and z-score with its trades; a sweep's heatmap."""
+"""bqplot figures of backtests: a result's equity curve, drawdown, z-score with its trades and the
+distribution of trade PnL; a sweep's heatmap; the backtest button of a pair's page."""
 
 from __future__ import annotations
+
+import html
+from collections.abc import Callable
 
 import bqplot as bq
 import ipywidgets as w
@@ -83,18 +87,55 @@ def signal_figure(result: BacktestResult, max_points: int = 4_000, height: str =
     return _figure(title, marks, axes, height)
 
 
+def drawdown_figure(result: BacktestResult, max_points: int = 4_000, height: str = "200px") -> bq.Figure:
+    """How far the equity is below its running peak (the start, capital 1, counts as a peak), as
+    a fraction of that peak: the ``max_drawdown`` of the metrics is this curve's deepest point."""
+    equity = result.equity.to_numpy(dtype=np.float64)
+    peak = np.maximum(np.maximum.accumulate(np.where(np.isfinite(equity), equity, -np.inf)), 1.0)
+    t, dd = _thinned(result.equity.index.as_unit("ms").asi8, -(peak - equity) / peak, max_points)
+    x, y = bq.DateScale(), bq.LinearScale(max=0.0)
+    marks = [bq.Lines(x=t, y=dd, scales={"x": x, "y": y}, colors=[BAND_COLOR], fill="bottom",
+                      fill_opacities=[0.25], stroke_width=1)]
+    axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
+            bq.Axis(scale=y, side="left", tick_format=".2%", grid_lines="solid", num_ticks=4)]
+    return _figure(f"Drawdown from the running peak (deepest {result.metrics.max_drawdown:.2%})", marks, axes, height)
+
+
+def trade_pnl_figure(result: BacktestResult, bins: int = 30, height: str = "220px") -> bq.Figure:
+    """The distribution of the trades' net PnL (after costs and funding), losses red, gains green."""
+    pnl = result.trades["pnl"].to_numpy(dtype=np.float64)
+    pnl = pnl[np.isfinite(pnl)]
+    x, y = bq.LinearScale(), bq.LinearScale(min=0.0)
+    if len(pnl) >= 2 and pnl.min() < pnl.max():
+        counts, edges = np.histogram(pnl, bins=min(bins, max(5, len(pnl) // 2)))
+        centers = (edges[:-1] + edges[1:]) / 2
+    else:
+        counts, centers = np.array([len(pnl)]), (pnl[:1] if len(pnl) else np.zeros(1))
+    marks = [bq.Bars(x=centers, y=counts, scales={"x": x, "y": y}, padding=0.05,
+                     colors=[LONG_COLOR if c > 0 else SHORT_COLOR for c in centers])]
+    axes = [bq.Axis(scale=x, num_ticks=6, tick_format=".2%"),
+            bq.Axis(scale=y, side="left", tick_format="d", label="trades", num_ticks=4)]
+    wins = int((pnl > 0).sum())
+    title = (f"Net PnL per trade: {len(pnl)} trades, {wins} won, mean {pnl.mean():+.3%}" if len(pnl)
+             else "Net PnL per trade: no trades")
+    return _figure(title, marks, axes, height)
+
+
 def backtest_figures(result: BacktestResult, max_points: int = 4_000) -> w.VBox:
-    """The equity curve above the z-score with the trades."""
-    return w.VBox([equity_figure(result, max_points), signal_figure(result, max_points)])
+    """The equity curve and its drawdown above the z-score with the trades and the distribution
+    of the trades' PnL."""
+    return w.VBox([equity_figure(result, max_points), drawdown_figure(result, max_points),
+                   signal_figure(result, max_points), trade_pnl_figure(result)])
 
 
 def _label(value: object) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px") -> bq.Figure:
+def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px", fmt: str = ".3g") -> bq.Figure:
     """A sweep's metric over two parameters (``sweep.heatmap``: rows x columns), each cell
-    coloured (red below 0, green above) and labelled with its value; grey where no value."""
+    coloured (red below 0, green above) and labelled with its value (d3 format ``fmt``); grey where
+    no value. Long labels are turned (bqplot cuts a column label to its cell's width)."""
     values = table.to_numpy(dtype=np.float64)
     finite = values[np.isfinite(values)]
     span = float(np.max(np.abs(finite))) if len(finite) else 1.0
@@ -102,8 +143,44 @@ def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px") -> bq
     color = bq.ColorScale(colors=["#e8705a", "#f7f7f7", "#6fbf73"], min=-span, max=span, mid=0.0)  # text stays legible
     grid = bq.GridHeatMap(color=values, row=[_label(v) for v in table.index], column=[_label(v) for v in table.columns],
                           scales={"row": rows, "column": cols, "color": color}, null_color="#dddddd",
-                          stroke="white", display_format=".3g", font_style={"font-size": "12px", "fill": "#222"})
-    axes = [bq.Axis(scale=cols, label=str(table.columns.name)),
-            bq.Axis(scale=rows, side="left", label=str(table.index.name))]  # values are on the cells
-    return _figure(title, [grid], axes, height, margin={"top": 36, "bottom": 48, "left": 70, "right": 28},
-                   padding_y=0.0)
+                          stroke="white", display_format=fmt, font_style={"font-size": "12px", "fill": "#222"})
+    longest = max((len(_label(v)) for v in [*table.index, *table.columns]), default=1)
+    turn = longest * 7 * len(table.columns) > 900  # labels that would overlap side by side are turned
+    axes = [bq.Axis(scale=cols, label="" if turn else str(table.columns.name), tick_rotate=-40 if turn else 0,
+                    tick_style={"font-size": "11px"}),
+            bq.Axis(scale=rows, side="left", label="" if turn else str(table.index.name),
+                    tick_style={"font-size": "11px"})]  # values are on the cells
+    margin = {"top": 36, "bottom": 48 + (int(longest * 5) if turn else 0), "left": max(70, 7 * longest + 16),
+              "right": 28}
+    return _figure(title, [grid], axes, height, margin=margin, padding_y=0.0)
+
+
+class BacktestPanel:
+    """A button that backtests the rule shown on the bars shown (``on_run`` starts it, off the
+    event loop), then its figures: what a pair's page offers before a full backtest notebook."""
+
+    def __init__(self, on_run: Callable[[], None], label: str = "Backtest this rule on the bars shown") -> None:
+        self.label = label
+        self.button = w.Button(description=label, icon="line-chart", layout=w.Layout(width="320px"))
+        self.button.on_click(lambda _: on_run())
+        self.result = w.VBox()
+        self.note = w.HTML("<span class='sak-muted'>Fees 2 bps and slippage 1 bp per leg and fill; a signal fills "
+                           "at the next bar's close.</span>")
+        self.widget = w.VBox([self.button, self.note])
+
+    def running(self) -> None:
+        self.button.disabled, self.button.description = True, "backtesting..."
+
+    def show(self, result: BacktestResult, what: str) -> None:
+        self.button.disabled, self.button.description = False, self.label
+        m = result.metrics
+        self.note.value = (f"<div id='sak-backtest-result'><b>{html.escape(what)}</b>: {m.trades} trades, total "
+                           f"{m.total_return:+.3%}, Sharpe {m.sharpe:.2f}, max drawdown {m.max_drawdown:.3%}, hit rate "
+                           f"{m.hit_rate:.0%}{'' if result.funding_included else '; funding not included'}</div>")
+        for child in self.result.children:
+            child.close()
+        self.result.children = [equity_figure(result), drawdown_figure(result), trade_pnl_figure(result)]
+
+    def failed(self, text: str) -> None:
+        self.button.disabled, self.button.description = False, self.label
+        self.note.value = f"<span class='sak-err'>{html.escape(text)}</span>"

@@ -13,7 +13,20 @@ import numpy as np
 from .segments import SegmentedLine
 
 X_COLOR, Y_COLOR, SPREAD_COLOR, Z_COLOR, CORR_COLOR = "#1f77b4", "#ff7f0e", "#6a3d9a", "#2b2b2b", "#2ca02c"
+BETA_COLOR = "#8c564b"
 BAND_COLOR, LONG_COLOR, SHORT_COLOR = "#d62728", "#2ca02c", "#d62728"
+
+
+#: Time axis labels by the span shown: seconds within an hour, minutes within a day, dates beyond.
+_DAY = np.timedelta64(1, "D")
+
+
+def time_format(first: np.datetime64, last: np.datetime64) -> str:
+    """The tick format of a time axis from ``first`` to ``last``: a span that crosses a UTC day
+    shows the date, as any multi-day chart must."""
+    if first.astype("datetime64[D]") != last.astype("datetime64[D]") or last - first >= _DAY:
+        return "%m-%d %H:%M"
+    return "%H:%M:%S" if last - first <= np.timedelta64(1, "h") else "%H:%M"
 
 
 def datetimes(ms: np.ndarray) -> np.ndarray:
@@ -33,13 +46,15 @@ class Chart:
             (col, SegmentedLine({"x": self.x, "y": self.y[scale]}, [color], max_points=max_points, stroke_width=1.5))
             for col, scale, color in lines
         ]
-        axes = [bq.Axis(scale=self.x, num_ticks=5, tick_format="%H:%M:%S")]
+        self.x_axis = bq.Axis(scale=self.x, num_ticks=5, tick_format="%H:%M:%S")
+        axes = [self.x_axis]
         for i, (name, scale) in enumerate(self.y.items()):
             color = next(c for _, s, c in lines if s == name)
             axes.append(bq.Axis(scale=scale, side="left" if i == 0 else "right",
                                 color=color if len(self.y) > 1 else None, tick_format=",.6~g",
                                 grid_lines="solid" if i == 0 else "none"))
         self.static: list[bq.Mark] = []
+        self._vline: bq.Lines | None = None  # mark_time's line
         self.fixed: set[str] = set()  # y scales with a fixed domain
         self._span: tuple[np.datetime64, np.datetime64] | None = None  # times of the rows shown
         self.figure = bq.Figure(
@@ -74,6 +89,9 @@ class Chart:
         if len(t):
             first = self._span[0] if self._span else t[0]
             self._span = (first, t[-1]) if t[-1] > first else (first, first + np.timedelta64(1, "s"))
+            fmt = time_format(*self._span)
+            if self.x_axis.tick_format != fmt:
+                self.x_axis.tick_format = fmt
 
     def reset(self, cols: dict[str, np.ndarray]) -> None:
         t = datetimes(cols["time"])
@@ -93,6 +111,24 @@ class Chart:
     def set_title(self, title: str) -> None:
         if self.figure.title != title:
             self.figure.title = title
+
+    def mark_time(self, time_ms: int | None, label: str) -> None:
+        """A vertical dashed line at ``time_ms`` across the plot (e.g. where a scan's validation
+        starts), named in the legend; None removes it."""
+        if self._vline is not None:
+            self.static.remove(self._vline)
+            self._vline.close()
+            self._vline = None
+        if time_ms is not None:
+            t = datetimes(np.array([time_ms, time_ms]))
+            line = bq.Lines(x=t, y=[0.0, 1.0], colors=["#555555"], line_style="dashed", stroke_width=1.5,
+                            scales={"x": self.x, "y": bq.LinearScale(min=0.0, max=1.0)}, labels=[label],
+                            display_legend=True)
+            self._vline = line
+            self.static.append(line)
+            self.figure.legend_location = "top-left"
+            self.figure.legend_text = {"font-size": "10px"}
+        self._remark()
 
     @property
     def points(self) -> int:
@@ -131,18 +167,22 @@ class ZChart(Chart):
         super().__init__("z-score", [("z", "z", Z_COLOR)], max_points=max_points)
         scale = self.y["z"]
         self.upper, self.lower = _hline(scale, threshold, BAND_COLOR), _hline(scale, -threshold, BAND_COLOR)
-        self.long = self._markers(scale, "triangle-up", LONG_COLOR)
-        self.short = self._markers(scale, "triangle-down", SHORT_COLOR)
+        self.long = self._markers(scale, "triangle-up", LONG_COLOR, "LONG_SPREAD bar (z < -entry)")
+        self.short = self._markers(scale, "triangle-down", SHORT_COLOR, "SHORT_SPREAD bar (z > entry)")
         self.events = bq.Scatter(x=np.empty(0, dtype="datetime64[ms]"), y=np.empty(0), colors=["#222222"],
                                  default_size=180, marker="circle", fill=False, stroke_width=2,
-                                 scales={"x": self.x, "y": scale})
+                                 scales={"x": self.x, "y": scale}, labels=["event: entered the condition"],
+                                 display_legend=True)
+        self.figure.legend_location = "top-left"
+        self.figure.legend_style = {"fill": "white", "opacity": 0.5, "stroke-width": 0}
+        self.figure.legend_text = {"font-size": "10px"}
         self.static = [self.upper, self.lower, self.long, self.short, self.events]
         self.fixed = {"z"}  # the bands give the z scale its domain
         self._remark()
 
-    def _markers(self, scale: bq.LinearScale, marker: str, color: str) -> bq.Scatter:
+    def _markers(self, scale: bq.LinearScale, marker: str, color: str, label: str) -> bq.Scatter:
         return bq.Scatter(x=np.empty(0, dtype="datetime64[ms]"), y=np.empty(0), colors=[color], default_size=40,
-                          marker=marker, scales={"x": self.x, "y": scale})
+                          marker=marker, scales={"x": self.x, "y": scale}, labels=[label], display_legend=True)
 
     def set_threshold(self, threshold: float) -> None:
         if self.upper.y[0] != threshold:
@@ -154,7 +194,6 @@ class ZChart(Chart):
         for mark, side in ((self.long, z < 0), (self.short, z > 0)):
             with mark.hold_sync():
                 mark.x, mark.y = datetimes(np.asarray(time_ms)[side]), z[side]
-
 
     def set_events(self, time_ms: np.ndarray, z: np.ndarray) -> None:
         """A ring at each event (the bar where the pair entered the condition)."""
@@ -176,3 +215,54 @@ class CorrChart(Chart):
     def set_threshold(self, threshold: float) -> None:
         if self.line.y[0] != threshold:
             self.line.y = [threshold, threshold]
+
+
+class BetaChart(Chart):
+    """The hedge ratio the spread of each bar used (rolling, walk-forward or Kalman): how stable
+    the relation is."""
+
+    def __init__(self, max_points: int = 4_000) -> None:
+        super().__init__("hedge ratio beta", [("beta", "b", BETA_COLOR)], max_points=max_points)
+
+
+class DistributionChart:
+    """A histogram of a column's finite values (``bins`` bins), with the newest value marked by
+    a vertical line. ``update(values)`` redraws; nothing is sent when nothing changed."""
+
+    def __init__(self, title: str, bins: int = 40, height: str = "240px", color: str = SPREAD_COLOR) -> None:
+        self.base_title, self.bins = title, bins
+        self.x, self.y = bq.LinearScale(), bq.LinearScale(min=0.0)
+        self.bars = bq.Bars(x=np.zeros(1), y=np.zeros(1), scales={"x": self.x, "y": self.y}, colors=[color],
+                            padding=0.05, opacities=[0.75])
+        self.now = bq.Lines(x=[0.0, 0.0], y=[0.0, 1.0], colors=[BAND_COLOR], stroke_width=2,
+                            scales={"x": self.x, "y": bq.LinearScale(min=0.0, max=1.0)},
+                            labels=["newest"], display_legend=True)
+        self.figure = bq.Figure(
+            marks=[self.bars, self.now], title=title, animation_duration=0, legend_location="top-right",
+            axes=[bq.Axis(scale=self.x, num_ticks=5, tick_format=",.3~g"),
+                  bq.Axis(scale=self.y, orientation="vertical", tick_format=",d", label="bars")],
+            fig_margin={"top": 32, "bottom": 28, "left": 62, "right": 28}, legend_text={"font-size": "10px"},
+            layout={"height": height, "width": "100%", "min_width": "360px"}, title_style={"font-size": "13px"})
+        self._shown: tuple | None = None
+
+    def update(self, values: np.ndarray, title: str | None = None) -> None:
+        v = np.asarray(values, dtype=float)
+        v = v[np.isfinite(v)]
+        if title is not None and self.figure.title != title:
+            self.figure.title = title
+        if len(v) < 2 or v.min() == v.max():
+            return
+        counts, edges = np.histogram(v, bins=self.bins)
+        key = (len(v), float(v[-1]), float(edges[0]), float(edges[-1]))
+        if key == self._shown:
+            return
+        self._shown = key
+        centers = (edges[:-1] + edges[1:]) / 2
+        with self.bars.hold_sync():
+            self.bars.x, self.bars.y = centers, counts
+        self.now.x = [float(v[-1]), float(v[-1])]
+
+    def close(self) -> None:
+        for m in (self.bars, self.now):
+            m.close()
+        self.figure.close()

@@ -7,7 +7,9 @@ panels. Until the z window is full the charts say 'warming up: n of N bars'.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import deque
 
 import ipywidgets as w
@@ -20,12 +22,17 @@ from ..export import alerts_csv, bars_csv, frame_csv
 from ..pair import PairView
 from ..session import Session
 from ..sources.mark_price import net_funding_per_day
-from .charts import CorrChart, PriceChart, SpreadChart, ZChart
-from .panels import AlertLog, Controls, ExportPanel, FundingPanel, HedgePanel, StatusBar, TestsPanel, css
+from ..ticks import now_ms
+from .backtest_view import BacktestPanel
+from .charts import BetaChart, CorrChart, DistributionChart, PriceChart, SpreadChart, ZChart
+from .panels import (AlertLog, Controls, ExportPanel, FundingPanel, HedgePanel, StatusBar, TestsPanel, behind_text, css,
+                     source_note)
 
 log = logging.getLogger(__name__)
 
 _PARAM_CONTROLS = ("hedge_mode", "hedge_window", "z_window", "corr_window")
+#: Seconds between redraws of the spread's histogram (it counts every row the view holds).
+DISTRIBUTION_EVERY_S = 2.0
 
 
 class Dashboard:
@@ -48,6 +55,7 @@ class Dashboard:
         self.tests = TestsPanel(self.run_tests)
         self.alert_log = AlertLog()
         self.export = ExportPanel(self.export_files)
+        self.backtest = BacktestPanel(self.run_backtest)
         self.title = w.HTML()
         self._title_text = title
         self._alerts: deque[Alert] = deque(maxlen=500)
@@ -58,11 +66,13 @@ class Dashboard:
         self._bind(self.view)
         self._top_row = w.HBox([self.price.figure, self.spread.figure], layout=w.Layout(width="100%"))
         charts = w.VBox([self._top_row, w.HBox([self.z.figure, self.corr.figure], layout=w.Layout(width="100%")),
-                         self.alert_log.widget], layout=w.Layout(flex="1 1 auto", min_width="0"))
+                         w.HBox([self.beta.figure, self.distribution.figure], layout=w.Layout(width="100%")),
+                         self.alert_log.widget, self.backtest.result], layout=w.Layout(flex="1 1 auto", min_width="0"))
         side = w.VBox([self.controls.widget, self.hedge.widget, self.funding.widget, self.tests.widget,
-                       self.export.widget],
+                       self.backtest.widget, self.export.widget],
                       layout=w.Layout(width="340px", flex="0 0 340px", padding="0 8px 0 0"))
-        self.widget = w.VBox([css(), self.title, self.status.widget, w.HBox([side, charts])],
+        self.note = source_note(session.source)
+        self.widget = w.VBox([css(), self.title, self.note, self.status.widget, w.HBox([side, charts])],
                              layout=w.Layout(width="100%"))
         self.refresh()
         self._task = session.every(refresh_s, self.refresh, "dashboard refresh")
@@ -76,10 +86,13 @@ class Dashboard:
         self.z = ZChart(v.rule.z_entry, max_points=m)
         of = "log returns" if v.params.corr_of == "returns" else "price levels"
         self.corr = CorrChart(v.rule.corr_min, of, max_points=m)
+        self.beta = BetaChart(max_points=m)
+        self.distribution = DistributionChart("distribution of the spread")
+        self._distribution_at = 0.0
 
     @property
     def charts(self) -> tuple:
-        return self.price, self.spread, self.z, self.corr
+        return self.price, self.spread, self.z, self.corr, self.beta
 
     def _bind(self, view: PairView) -> None:
         self.view = view
@@ -147,8 +160,10 @@ class Dashboard:
 
     def refresh(self) -> None:
         """Apply what changed since the last refresh (called by the session's timer)."""
-        self.status.update(self.session.status())
         v = self.view
+        last = int(v.tail("time", 1)[0]) if len(v) else 0
+        behind = behind_text(last, v.tf_ms, now_ms()) if self.session.source.realtime else ""
+        self.status.update(self.session.status(), behind)
         if self._reset:
             cols = v.arrays()
             for chart in self.charts:
@@ -163,6 +178,10 @@ class Dashboard:
             self._dirty = False
             self._titles()
             self.hedge.update(v.summary(), v.timeframe, len(v))
+        if time.monotonic() - self._distribution_at >= DISTRIBUTION_EVERY_S:  # a histogram of every row: not at 2 Hz
+            self._distribution_at = time.monotonic()
+            self.distribution.update(v.tail("spread", len(v)), f"distribution of the spread ({v.params.hedge_mode} "
+                                     f"hedge, {int(np.isfinite(v.tail('spread', len(v))).sum()):,} bars)")
         self._show_funding()
         if self._alerts_dirty:
             self._alerts_dirty = False
@@ -199,6 +218,7 @@ class Dashboard:
         of = "log returns" if p.corr_of == "returns" else "price levels"
         self.corr.set_title(f"rolling correlation of {of} (window {p.corr_window}, min "
                             f"{v.rule.corr_min:g}){warming(p.rows_for_corr)}")
+        self.beta.set_title(f"hedge ratio beta ({p.hedge_mode}, window {p.hedge_window}){warming(p.rows_for_spread)}")
         text = (f"<h3 style='margin:4px 0'>{self._title_text}: <span id='sak-pair'>{v.name}</span> "
                 f"<small>{v.timeframe} bars, UTC</small></h3>")
         if self.title.value != text:
@@ -217,6 +237,29 @@ class Dashboard:
         except Exception as exc:
             self.tests.failed(f"tests failed: {exc}")
             raise
+
+    def run_backtest(self) -> None:
+        """Backtest the rule shown (windows, hedge, z entry, correlation minimum) on the view's
+        bars, on a worker thread; the figures appear below the alert log."""
+        self.backtest.running()
+        self.session.spawn(self._backtest(), "dashboard backtest")
+
+    async def _backtest(self) -> None:
+        from ..backtest import BacktestParams
+        from ..backtest.data import PairBars, backtest_bars
+
+        v = self.view
+        cols = v.arrays()
+        try:
+            params = BacktestParams(z_entry=v.rule.z_entry, corr_min=v.rule.corr_min, z_window=v.params.z_window,
+                                    corr_window=v.params.corr_window, hedge_mode=v.params.hedge_mode,
+                                    hedge_window=v.params.hedge_window, log_prices=v.params.log_prices)
+            bars = PairBars(v.symbols, v.timeframe, cols["time"], cols["price_x"], cols["price_y"], "the view's bars")
+            result = await asyncio.to_thread(backtest_bars, bars, params)
+        except StatarbError as exc:
+            self.backtest.failed(str(exc))
+            return
+        self.backtest.show(result, f"{v.name}, {len(bars):,} {v.timeframe} bars shown")
 
     def export_files(self) -> dict[str, str]:
         v = self.view

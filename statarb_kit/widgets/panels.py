@@ -28,6 +28,8 @@ _CSS = """
 .sak-long { color: #2ca02c; font-weight: 600; } .sak-short { color: #d62728; font-weight: 600; }
 .sak-status { font-size: 12px; color: #333; } .sak-err { color: #d62728; }
 .sak-muted { color: #777; font-size: 12px; }
+.sak-synthetic { font-size: 12px; background: #fff8e1; border-left: 3px solid #f0b400; padding: 3px 8px; margin: 2px 0; }
+.sak-catching-up { color: #b26a00; }
 </style>"""
 
 
@@ -232,15 +234,34 @@ class StatusBar:
     def __init__(self) -> None:
         self.widget = w.HTML()
 
-    def update(self, st: SessionStatus) -> None:
+    def update(self, st: SessionStatus, extra: str = "") -> None:
         age = "-" if st.last_tick_age_s is None else f"{st.last_tick_age_s:.1f} s"
         err = f" | <span class='sak-err'>error: {html.escape(st.last_error)}</span>" if st.last_error else ""
         set_value(self.widget, (
             f"<div class='sak-status' id='sak-status'><b>{html.escape(st.source)}</b> {html.escape(st.source_state)}"
             f" | {st.ticks_per_s:,.0f} ticks/s | last tick {age} | gaps filled {st.gaps_filled}/{st.gaps_found}"
             f" | malformed {st.malformed} | dropped {st.overwritten} | duplicates {st.duplicates}"
-            f" | rows stored {st.rows_in_store:,}{_via(st.stored_via)} | reconnects {st.reconnects}{err}</div>"
+            f" | rows stored {st.rows_in_store:,}{_via(st.stored_via)} | reconnects {st.reconnects}{extra}{err}</div>"
         ))
+
+
+def behind_text(last_ms: int, tf_ms: int, now: int) -> str:
+    """A word when the newest bar is well behind a real-time source's clock (history replaying,
+    a backlog being written): more than 3 bars and 10 s. "" otherwise."""
+    lag = now - (last_ms + tf_ms) if last_ms else 0
+    if lag <= max(3 * tf_ms, 10_000):
+        return ""
+    amount = f"{lag / 60_000:.0f} min" if lag >= 120_000 else f"{lag / 1000:.0f} s"
+    return (f" | <span class='sak-catching-up' id='sak-catching-up'><b>catching up</b>: the newest bar is "
+            f"{amount} behind the clock (history is being replayed)</span>")
+
+
+def source_note(source: object) -> w.HTML:
+    """A banner naming generated data and its planted truth (empty for market data)."""
+    truth = getattr(source, "truth", None)
+    text = (f"<div class='sak-synthetic' id='sak-synthetic'><b>Synthetic data</b>: {html.escape(truth())}</div>"
+            if callable(truth) else "")
+    return w.HTML(text)
 
 
 def _via(counts: dict[str, int]) -> str:

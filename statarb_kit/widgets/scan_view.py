@@ -14,11 +14,14 @@ import pandas as pd
 from ipydatagrid import DataGrid, TextRenderer
 
 from ..analytics import PairParams, pair_frame
+from .backtest_view import BacktestPanel
 from .charts import PriceChart, SpreadChart, ZChart
 
 #: Columns the grid shows, in order (the full rows stay in ``ScanExplorer.results``).
 GRID_COLUMNS = ("x", "y", "q_value", "eg_stat", "eg_lags", "beta", "r2", "half_life_bars", "corr", "spread_std",
                 "crossings", "val_adf_pvalue", "val_half_life_bars", "survives")
+#: Probabilities span many orders of magnitude: one scientific format (the rest: fixed decimals).
+PROBABILITY_COLUMNS = ("q_value", "pvalue", "val_adf_pvalue")
 
 
 def evidence_matrix(results: pd.DataFrame, symbols: list[str]) -> np.ndarray:
@@ -41,15 +44,17 @@ class ScanExplorer:
     not market data (a synthetic universe): the pair then exists only here, and the page says so."""
 
     def __init__(self, closes: pd.DataFrame, results: pd.DataFrame, params: PairParams | None = None,
-                 dashboard_url: str | None = "http://127.0.0.1:8866/", timeframe: str = "1m", heatmap_symbols: int = 40) -> None:
+                 dashboard_url: str | None = "http://127.0.0.1:8866/", timeframe: str = "1m", heatmap_symbols: int = 24) -> None:
         self.closes, self.results, self.params = closes, results, params or PairParams()
         self.dashboard_url, self.timeframe = dashboard_url, timeframe
         shown = results.loc[:, list(GRID_COLUMNS)].copy()
         shown["survives"] = shown["survives"].astype("object").where(shown["survives"].notna(), None)
-        numbers = TextRenderer(format=".4g")
+        numbers, probabilities = TextRenderer(format=",.4~f"), TextRenderer(format=".2e")
+        renderers = {c: (probabilities if c in PROBABILITY_COLUMNS else numbers)
+                     for c in shown.columns if shown[c].dtype.kind == "f"}
         self.grid = DataGrid(shown, selection_mode="row", base_column_size=92, base_row_size=22,
-                             layout={"height": "320px", "width": "100%"}, editable=False,
-                             renderers={c: numbers for c in shown.columns if shown[c].dtype.kind == "f"})
+                             column_widths={c: max(80, 8 * len(c) + 30) for c in shown.columns},
+                             layout={"height": "320px", "width": "100%"}, editable=False, renderers=renderers)
         self.grid.observe(self._on_grid, names="selections")
         chosen = results[results["selected"]]
         options = [(f"{r.x} / {r.y}  q={r.q_value:.2g}", (r.x, r.y)) for r in chosen.itertuples()]
@@ -59,11 +64,13 @@ class ScanExplorer:
         self.title = w.HTML()
         self.price, self.spread, self.z = PriceChart("x", "y"), SpreadChart(), ZChart(2.0)
         self.heatmap = self._heatmap(heatmap_symbols)
+        self.backtest = BacktestPanel(self.run_backtest, "Backtest this pair on the validation bars")
+        self._pair: tuple[str, str] | None = None
         self._charts = w.HBox([self.price.figure, self.spread.figure], layout={"width": "100%"})
         self.widget = w.VBox([
             w.HTML(self._summary()), self.grid,
-            w.HBox([self.heatmap, w.VBox([self.pick, self.title], layout={"width": "440px"})]),
-            self._charts, self.z.figure,
+            w.HBox([self.heatmap, w.VBox([self.pick, self.title, self.backtest.widget], layout={"width": "440px"})]),
+            self._charts, self.z.figure, self.backtest.result,
         ], layout={"width": "100%"})
         if options:
             self.show(*options[0][1])
@@ -84,13 +91,14 @@ class ScanExplorer:
         m = evidence_matrix(self.results, top)
         scales = {"row": bq.OrdinalScale(reverse=True), "column": bq.OrdinalScale(),
                   "color": bq.ColorScale(scheme="Blues", min=0.0, max=6.0)}  # q = 1e-6 and below: darkest
-        grid = bq.GridHeatMap(color=np.minimum(m, 6.0), row=top, column=top, scales=scales, stroke="#ddd")
-        axes = [bq.Axis(scale=scales["column"], tick_rotate=-90, tick_style={"font-size": "8px"}),
-                bq.Axis(scale=scales["row"], orientation="vertical", tick_style={"font-size": "8px"}),
+        short = [t.removesuffix("USDT") for t in top]  # full names do not fit under a column
+        grid = bq.GridHeatMap(color=np.minimum(m, 6.0), row=short, column=short, scales=scales, stroke="#ddd")
+        axes = [bq.Axis(scale=scales["column"], tick_rotate=-90, tick_style={"font-size": "11px"}),
+                bq.Axis(scale=scales["row"], orientation="vertical", tick_style={"font-size": "11px"}),
                 bq.ColorAxis(scale=scales["color"], label="-log10 q (6+)", side="right")]
-        return bq.Figure(marks=[grid], axes=axes, title="pairwise evidence: -log10(q) of the strongest symbols",
-                         layout={"width": "560px", "height": "520px"}, title_style={"font-size": "13px"},
-                         fig_margin={"top": 40, "bottom": 80, "left": 80, "right": 90})
+        return bq.Figure(marks=[grid], axes=axes, title=f"pairwise evidence: -log10(q) of the {len(top)} strongest symbols (USDT quoted)",
+                         layout={"width": "620px", "height": "620px"}, title_style={"font-size": "13px"},
+                         fig_margin={"top": 40, "bottom": 100, "left": 100, "right": 90})
 
     def _on_grid(self, change: dict) -> None:
         sel = change["new"]
@@ -99,8 +107,36 @@ class ScanExplorer:
         row = self.grid.get_visible_data().iloc[int(sel[0]["r1"])]
         self.show(str(row["x"]), str(row["y"]))
 
+    def run_backtest(self) -> None:
+        """Backtest the shown pair by the live rule (log prices, rolling hedge, the explorer's
+        windows) on the bars after the formation: data the selection never saw."""
+        from ..backtest import BacktestParams
+        from ..backtest.data import PairBars, backtest_bars
+        from ..errors import StatarbError
+
+        if self._pair is None:
+            return
+        x, y = self._pair
+        validation = self.results.attrs.get("validation")
+        pair = self.closes[[x, y]].dropna()
+        if validation:
+            pair = pair[pair.index >= pd.Timestamp(validation[0])]
+        p = self.params
+        try:
+            params = BacktestParams(z_window=p.z_window, corr_window=p.corr_window, hedge_window=p.hedge_window,
+                                    hedge_mode="rolling", log_prices=True)
+            bars = PairBars((x, y), self.timeframe, pair.index.as_unit("ms").asi8, pair[x].to_numpy(),
+                            pair[y].to_numpy(), "scanned closes")
+            self.backtest.show(backtest_bars(bars, params), f"{x} / {y} on the {len(pair):,} validation bars")
+        except StatarbError as exc:
+            self.backtest.failed(str(exc))
+
     def show(self, x: str, y: str) -> None:
         """The pair's prices, spread and z (the live analytics, rolling hedge) over the scanned closes."""
+        self._pair = (x, y)
+        for child in self.backtest.result.children:
+            child.close()
+        self.backtest.result.children = []
         pair = self.closes[[x, y]].dropna()
         t = pair.index.as_unit("ms").asi8
         f = pair_frame(t, pair[x].to_numpy(), pair[y].to_numpy(), self.params)
@@ -108,8 +144,11 @@ class ScanExplorer:
         self.price.close()
         self.price = PriceChart(x, y)
         self._charts.children = [self.price.figure, self.spread.figure]
+        validation = self.results.attrs.get("validation")
+        split = int(pd.Timestamp(validation[0]).value // 1_000_000) if validation else None
         for chart in (self.price, self.spread, self.z):
             chart.reset(cols)
+            chart.mark_time(split, "validation starts")
         row = self.results[(self.results["x"] == x) & (self.results["y"] == y)].iloc[0]
         if self.dashboard_url:
             query = urlencode({"source": "live", "symbols": f"{x},{y}", "timeframe": self.timeframe})

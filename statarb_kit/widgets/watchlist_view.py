@@ -18,7 +18,7 @@ from ..session import Session
 from ..ticks import now_ms
 from ..watchlist import Watchlist
 from .dashboard import Dashboard
-from .panels import css, set_value, utc_text
+from .panels import behind_text, css, set_value, source_note, utc_text
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,8 @@ class WatchlistView:
                                                       flex_flow="column nowrap"))
         self.detail = w.VBox()
         self.dashboard: Dashboard | None = None
-        self.widget = w.VBox([css(), w.HTML(_CSS), self.status, self.sort, w.HTML(head), self.body, self.detail])
+        self.widget = w.VBox([css(), w.HTML(_CSS), source_note(session.source), self.status, self.sort, w.HTML(head),
+                              self.body, self.detail])
         self._shown: list[str] = [""] * k
         self._order: list[int] = list(range(k))  # row i's rank
         self.refresh()
@@ -104,10 +105,12 @@ class WatchlistView:
         st = self.session.status()
         warm = int(table["warm"].sum())
         last = max((int(v.tail("time", 1)[0]) for v in self.watchlist.views if len(v)), default=0)
+        tf_ms = self.watchlist.views[0].tf_ms if self.watchlist.views else 1_000
+        behind = behind_text(last, tf_ms, now_ms()) if self.session.source.realtime else ""
         set_value(self.status, f"<div class='sak-status' id='sak-wl-status'><b>{len(table)}</b> pairs, {warm} warm "
                                f"| <span id='sak-wl-events'>{st.events}</span> events, {st.alerts} alert bars | "
                                f"{st.ticks_per_s:,.0f} ticks/s | {self.watchlist.timeframe} bars, last "
-                               f"<span id='sak-wl-last'>{utc_text(last)}</span></div>")
+                               f"<span id='sak-wl-last'>{utc_text(last)}</span>{behind}</div>")
 
     def ranked(self) -> list[str]:
         """The pairs' names in the order shown."""
