@@ -281,3 +281,17 @@ def test_a_portfolio_correlation_needs_twenty_sums():
     assert np.allclose(corr, pnl.resample("1h").sum().corr(), atol=1e-12)
     corr, period, points = pnl_correlation(pnl.iloc[:600])  # 10 hours: too few hourly sums
     assert period == "" and points == 10 and corr.isna().all().all()
+
+
+def test_a_backtest_result_is_forgotten_when_another_pair_is_shown():
+    from statarb_kit.scan import scan_pairs, synthetic_universe
+    from statarb_kit.widgets.scan_view import ScanExplorer
+
+    u = synthetic_universe(n_symbols=30, n_bars=2_000, seed=7)
+    e = ScanExplorer(u.closes, scan_pairs(u.closes), dashboard_url=None)
+    first = e._pair
+    e.run_backtest()
+    assert f"{first[0]} / {first[1]}" in e.backtest.note.value and len(e.backtest.result.children) == 3
+    other = next(o[1] for o in e.pick.options if o[1] != first)
+    e.pick.value = other
+    assert "sak-backtest-result" not in e.backtest.note.value and e.backtest.result.children == ()

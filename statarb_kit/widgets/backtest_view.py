@@ -164,9 +164,17 @@ class BacktestPanel:
         self.button = w.Button(description=label, icon="line-chart", layout=w.Layout(width="320px"))
         self.button.on_click(lambda _: on_run())
         self.result = w.VBox()
-        self.note = w.HTML("<span class='sak-muted'>Fees 2 bps and slippage 1 bp per leg and fill; a signal fills "
-                           "at the next bar's close.</span>")
+        self.note = w.HTML()
         self.widget = w.VBox([self.button, self.note])
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the result shown (the page now shows another pair or rule)."""
+        for child in self.result.children:
+            child.close()
+        self.result.children = []
+        self.note.value = ("<span class='sak-muted'>Fees 2 bps and slippage 1 bp per leg and fill; a signal fills "
+                           "at the next bar's close.</span>")
 
     def running(self) -> None:
         self.button.disabled, self.button.description = True, "backtesting..."

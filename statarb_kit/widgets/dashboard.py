@@ -36,11 +36,12 @@ DISTRIBUTION_EVERY_S = 2.0
 
 
 class Dashboard:
-    """Live dashboard of ``x`` against ``y`` on ``timeframe``; display ``dashboard.widget``."""
+    """Live dashboard of ``x`` against ``y`` on ``timeframe``; display ``dashboard.widget``. On
+    generated data a banner says so (``source_note_shown=False``: a page that shows it already)."""
 
     def __init__(self, session: Session, x: str | None = None, y: str | None = None, timeframe: str = "1m",
                  params: PairParams | None = None, rule: AlertRule | None = None, refresh_s: float = 0.5,
-                 max_points: int = 4_000, title: str = "statarb_kit") -> None:
+                 max_points: int = 4_000, title: str = "statarb_kit", source_note_shown: bool = True) -> None:
         self.session = session
         self.max_points = max_points
         params, rule = params or PairParams(), rule or AlertRule()
@@ -71,7 +72,7 @@ class Dashboard:
         side = w.VBox([self.controls.widget, self.hedge.widget, self.funding.widget, self.tests.widget,
                        self.backtest.widget, self.export.widget],
                       layout=w.Layout(width="340px", flex="0 0 340px", padding="0 8px 0 0"))
-        self.note = source_note(session.source)
+        self.note = source_note(session.source) if source_note_shown else w.HTML()  # a watchlist shows it once
         self.widget = w.VBox([css(), self.title, self.note, self.status.widget, w.HBox([side, charts])],
                              layout=w.Layout(width="100%"))
         self.refresh()
@@ -142,6 +143,7 @@ class Dashboard:
                 self.price = PriceChart(*new.symbols, max_points=self.max_points)
                 self._bind(new)
                 self._top_row.children = [self.price.figure, self.spread.figure]
+                self.backtest.clear()
             elif name in _PARAM_CONTROLS:
                 self.view.set_params(**{name: value})
                 self._clear_markers()

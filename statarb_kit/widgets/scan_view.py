@@ -134,9 +134,7 @@ class ScanExplorer:
     def show(self, x: str, y: str) -> None:
         """The pair's prices, spread and z (the live analytics, rolling hedge) over the scanned closes."""
         self._pair = (x, y)
-        for child in self.backtest.result.children:
-            child.close()
-        self.backtest.result.children = []
+        self.backtest.clear()
         pair = self.closes[[x, y]].dropna()
         t = pair.index.as_unit("ms").asi8
         f = pair_frame(t, pair[x].to_numpy(), pair[y].to_numpy(), self.params)

@@ -122,7 +122,8 @@ class WatchlistView:
         if self.dashboard is not None:
             self.dashboard.close()
         self.dashboard = Dashboard(self.session, *v.symbols, timeframe=self.watchlist.timeframe,
-                                   params=self.watchlist.params, rule=self.watchlist.rule, title="watchlist")
+                                   params=self.watchlist.params, rule=self.watchlist.rule, title="watchlist",
+                                   source_note_shown=False)
         self.detail.children = [self.dashboard.widget]
 
     def close(self) -> None:
