@@ -215,7 +215,9 @@ def test_the_pair_page_backtests_its_rule(server, browser, shots):
     app.wait_for(lambda: app.points("z-score") > 100, 60, "z points")
     app.page.get_by_role("button", name="Backtest this rule on the bars shown").click()
     app.page.wait_for_selector("#sak-backtest-result", timeout=60_000)
-    assert re.search(r"BTCUSDT/ETHUSDT, [\d,]+ 1s bars shown: \d+ trades, total [+-]", app.text("#sak-backtest-result"))
+    result = app.text("#sak-backtest-result")
+    assert re.search(r"BTCUSDT/ETHUSDT, [\d,]+ 1s bars shown: \d+ trades, total [+-]", result)
+    assert re.search(r"no annual Sharpe from \d+ min of data", result)  # minutes of 1s bars: no yearly figure
     app.page.wait_for_function("""[...document.querySelectorAll('.bqplot .mainheading')]
         .some(e => e.textContent.startsWith('Net PnL per trade'))""", timeout=60_000)
     titles = app.page.evaluate("[...document.querySelectorAll('.bqplot .mainheading')].map(e => e.textContent)")

@@ -155,6 +155,11 @@ def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px", fmt: 
     return _figure(title, [grid], axes, height, margin=margin, padding_y=0.0)
 
 
+#: Fewest days of data whose Sharpe ratio the backtest button annualises (minutes of 1s bars gave
+#: Sharpe ratios in the thousands).
+MIN_SHARPE_DAYS = 1.0
+
+
 class BacktestPanel:
     """A button that backtests the rule shown on the bars shown (``on_run`` starts it, off the
     event loop), then its figures: what a pair's page offers before a full backtest notebook."""
@@ -182,8 +187,12 @@ class BacktestPanel:
     def show(self, result: BacktestResult, what: str) -> None:
         self.button.disabled, self.button.description = False, self.label
         m = result.metrics
+        days = m.years * 365.0
+        span = f"{days:.1f} days" if days >= 1 else f"{days * 1_440:.0f} min"
+        sharpe = (f"Sharpe {m.sharpe:.2f} a year" if days >= MIN_SHARPE_DAYS
+                  else f"no annual Sharpe from {span} of data")
         self.note.value = (f"<div id='sak-backtest-result'><b>{html.escape(what)}</b>: {m.trades} trades, total "
-                           f"{m.total_return:+.3%}, Sharpe {m.sharpe:.2f}, max drawdown {m.max_drawdown:.3%}, hit rate "
+                           f"{m.total_return:+.3%}, {sharpe}, max drawdown {m.max_drawdown:.3%}, hit rate "
                            f"{m.hit_rate:.0%}{'' if result.funding_included else '; funding not included'}</div>")
         for child in self.result.children:
             child.close()
