@@ -297,13 +297,13 @@ def test_a_bad_url_setting_shows_a_clear_message(server, browser):
 class Report:
     """A notebook page served by Voila, fully drawn, its screenshot saved, JavaScript errors kept."""
 
-    def __init__(self, browser, url: str, shot: Path, height: int) -> None:
+    def __init__(self, browser, url: str, shot: Path, height: int, wait_s: float = 120.0) -> None:
         self.page = browser.new_page(viewport={"width": 1366, "height": height})
         self.errors: list[str] = []
         self.outside = watch_outside(self.page)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.goto(url, timeout=120_000)
-        self.page.wait_for_selector(".bqplot", timeout=120_000)
+        self.page.goto(url, timeout=wait_s * 1000)
+        self.page.wait_for_selector(".bqplot", timeout=wait_s * 1000)
         self.page.wait_for_timeout(1500)
         self.page.screenshot(path=str(shot), full_page=True)
         self.titles = self.page.evaluate(
@@ -419,9 +419,26 @@ def test_scan_page_shows_a_sortable_grid_a_heatmap_and_a_chosen_pair(scan_server
     page.close()
 
 
+@pytest.fixture
+def page_of(browser):
+    """A new page, closed after the test whatever happens (an open page keeps its kernel, which
+    would load the machine for every later test)."""
+    pages = []
+
+    def new(**kw):
+        pages.append(browser.new_page(**kw))
+        return pages[-1]
+
+    yield new
+    for page in pages:
+        if not page.is_closed():
+            page.goto("about:blank")  # the shutdown beacon ends the kernel at once
+            page.close()
+
+
 @pytest.mark.timeout(600)  # a loaded machine can take minutes to show a snapshot between two refreshes
-def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, browser, shots):
-    page = browser.new_page(viewport={"width": 1366, "height": 1000})
+def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, page_of, shots):
+    page = page_of(viewport={"width": 1366, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server + "?pairs=synthetic&z_entry=1&corr_min=-1&timeframe=1s", timeout=120_000)
@@ -465,7 +482,7 @@ def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, b
     page.screenshot(path=str(shots / "watchlist.png"))
     top = later[0][0]  # rows keep moving: click this pair's own button, wherever its row is shown now
     page.locator(f".sak-wl-row[data-pair='{top}']").locator("xpath=../../..").locator("button").click()
-    page.wait_for_selector("#sak-pair", timeout=30_000)
+    page.wait_for_selector("#sak-pair", timeout=120_000)
     assert page.inner_text("#sak-pair") == top
     page.wait_for_timeout(1500)
     page.screenshot(path=str(shots / "watchlist-pair.png"), full_page=True)
@@ -473,6 +490,7 @@ def test_watchlist_rows_reorder_with_z_show_events_and_open_their_pair(server, b
     page.close()
 
 
+@pytest.mark.timeout(900)  # ten page loads: about 80 s here, minutes on a loaded machine
 def test_ten_pages_opened_and_closed_leave_no_kernel_and_the_recording_stopped_cleanly(browser, tmp_path):
     """Ten pages on one server, recording into a --db file: five leave for another page (the page's
     shutdown beacon ends the kernel at once), five are closed with no word to the server, and
@@ -524,10 +542,10 @@ def test_ten_pages_opened_and_closed_leave_no_kernel_and_the_recording_stopped_c
         stop_and_check(proc, port)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)  # the page scans 60 symbols and backtests 10 pairs before it draws
 def test_portfolio_page_shows_a_readable_correlation_of_enough_points(portfolio_server, browser, shots):
-    r = Report(browser, portfolio_server, shots / "portfolio.png", 2400)
-    r.page.wait_for_function("[...document.querySelectorAll('.bqplot .mainheading')].length >= 2", timeout=240_000)
+    r = Report(browser, portfolio_server, shots / "portfolio.png", 2400, wait_s=600)
+    r.page.wait_for_function("[...document.querySelectorAll('.bqplot .mainheading')].length >= 2", timeout=600_000)
     titles = r.page.evaluate("[...document.querySelectorAll('.bqplot .mainheading')].map(e => e.textContent)")
     heat = next(t for t in titles if t.startswith("Correlation of"))
     points = int(re.search(r"\((\d+) (daily|hourly) sums", heat).group(1))

@@ -48,9 +48,13 @@ def test_ctrl_c_or_kill_stops_cleanly_and_keeps_every_tick(tmp_path, sig):
     proc = subprocess.Popen(["statarb", "record", "--db", str(db), "--every", "0.3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(3)
+    # signal once it has printed two status lines (its handlers are set by then), not after a fixed
+    # sleep: a loaded CI machine took over 3 s to start it, and the default SIGTERM then killed it
+    head = [proc.stdout.readline() for _ in range(3)]
+    assert head[0].startswith("recording") and all("ticks/s" in line for line in head[1:]), head
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
+    out = "".join(head) + out
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     n = TickStore(db, read_only=True).tick_count()
