@@ -247,9 +247,12 @@ def test_the_spread_distribution_counts_every_finite_row():
     values = np.r_[np.nan, np.random.default_rng(3).normal(size=999), 1.5]
     chart = DistributionChart("d", bins=20)
     chart.update(values)
-    assert int(np.sum(chart.bars.y)) == 1_000 and list(chart.now.x) == [1.5, 1.5]
+    assert int(chart.counts.sum()) == 1_000 and list(chart.now.x) == [1.5, 1.5]
     counts, edges = np.histogram(values[1:], bins=20)
-    assert list(chart.bars.y) == counts.tolist() and np.allclose(chart.bars.x, (edges[:-1] + edges[1:]) / 2)
+    assert chart.counts.tolist() == counts.tolist() and np.array_equal(chart.edges, edges)
+    assert list(chart.bars.y) == np.repeat(counts, 2).tolist()  # a step per bin, from edge to edge
+    assert list(chart.bars.x) == np.repeat(edges, 2)[1:-1].tolist()
+    assert (chart.x.min, chart.x.max) == (edges[0], edges[-1])  # the axis spans the bins
 
 
 def test_the_scan_grid_shows_whole_headers_and_one_format_per_kind():

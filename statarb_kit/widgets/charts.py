@@ -174,7 +174,7 @@ class ZChart(Chart):
                                  scales={"x": self.x, "y": scale}, labels=["event: entered the condition"],
                                  display_legend=True)
         self.figure.legend_location = "top-left"
-        self.figure.legend_style = {"fill": "white", "opacity": 0.5, "stroke-width": 0}
+        self.figure.legend_style = {"fill": "none", "stroke-width": 0}  # a filled box greyed the line below it
         self.figure.legend_text = {"font-size": "10px"}
         self.static = [self.upper, self.lower, self.long, self.short, self.events]
         self.fixed = {"z"}  # the bands give the z scale its domain
@@ -232,8 +232,10 @@ class DistributionChart:
     def __init__(self, title: str, bins: int = 40, height: str = "240px", color: str = SPREAD_COLOR) -> None:
         self.base_title, self.bins = title, bins
         self.x, self.y = bq.LinearScale(), bq.LinearScale(min=0.0)
-        self.bars = bq.Bars(x=np.zeros(1), y=np.zeros(1), scales={"x": self.x, "y": self.y}, colors=[color],
-                            padding=0.05, opacities=[0.75])
+        # a filled step line, not bq.Bars: Bars on a linear scale drew every bin at one place on a
+        # domain of +/-5,000 in the browser whatever the scale's min and max said
+        self.bars = bq.Lines(x=np.zeros(2), y=np.zeros(2), scales={"x": self.x, "y": self.y}, colors=[color],
+                             fill="bottom", fill_colors=[color], fill_opacities=[0.6], stroke_width=1)
         self.now = bq.Lines(x=[0.0, 0.0], y=[0.0, 1.0], colors=[BAND_COLOR], stroke_width=2,
                             scales={"x": self.x, "y": bq.LinearScale(min=0.0, max=1.0)},
                             labels=["newest"], display_legend=True)
@@ -244,6 +246,7 @@ class DistributionChart:
             fig_margin={"top": 32, "bottom": 28, "left": 62, "right": 28}, legend_text={"font-size": "10px"},
             layout={"height": height, "width": "100%", "min_width": "360px"}, title_style={"font-size": "13px"})
         self._shown: tuple | None = None
+        self.counts, self.edges = np.zeros(0, dtype=np.int64), np.zeros(0)  # the histogram drawn
 
     def update(self, values: np.ndarray, title: str | None = None) -> None:
         v = np.asarray(values, dtype=float)
@@ -257,10 +260,12 @@ class DistributionChart:
         if key == self._shown:
             return
         self._shown = key
-        centers = (edges[:-1] + edges[1:]) / 2
-        with self.bars.hold_sync():
-            self.bars.x, self.bars.y = centers, counts
+        with self.x.hold_sync():
+            self.x.min, self.x.max = float(edges[0]), float(edges[-1])
+        with self.bars.hold_sync():  # each bin a flat step from its left edge to its right edge
+            self.bars.x, self.bars.y = np.repeat(edges, 2)[1:-1], np.repeat(counts, 2)
         self.now.x = [float(v[-1]), float(v[-1])]
+        self.counts, self.edges = counts, edges
 
     def close(self) -> None:
         for m in (self.bars, self.now):
