@@ -2,7 +2,6 @@ import asyncio
 import shutil
 import signal
 import subprocess
-import time
 
 import pytest
 
