@@ -534,10 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _scan(args)
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(_record(args))
-    except StatarbError as exc:
-        print(f"statarb: {exc}", file=sys.stderr)
-        return 2
-    except duckdb.Error as exc:  # e.g. an --out file that is not a DuckDB database
+    except (StatarbError, duckdb.Error) as exc:  # duckdb: e.g. an --out file that is not a DuckDB database
         print(f"statarb: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -125,8 +125,8 @@ class TickStore:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         if self.path != ":memory:":
             if self.read_only and not Path(self.path).is_file():
-                raise InvalidParameter(f"{self.path} does not exist: give a DuckDB file that a recording, "
-                                       "a download or `statarb update` wrote")
+                raise InvalidParameter(f"{self.path} does not exist: give a DuckDB file that a recording "
+                                       "or a download wrote")
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
             return duckdb.connect(self.path, read_only=self.read_only)
@@ -282,10 +282,7 @@ class TickStore:
 
     def last_trades(self) -> dict[str, tuple[int, int]]:
         """Per symbol, the (trade id, time ms) of the newest stored trade."""
-        if not self._has_table("ticks"):
-            return {}
-        rows = self.con.execute("SELECT symbol, max(trade_id), arg_max(ts, trade_id) FROM ticks GROUP BY symbol").fetchall()
-        return {sym: (int(tid), int(ts)) for sym, tid, ts in rows}
+        return {sym: (tid, ts) for sym, (tid, ts, _) in self.newest_trades().items()}
 
     def newest_trades(self) -> dict[str, tuple[int, int, float]]:
         """Per symbol, the (trade id, time ms, price) of the stored trade with the highest id."""

@@ -144,9 +144,7 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
     """The stored final bars of a pair in DuckDB file ``db`` (opened read-only), aligned; optional
     UTC ``start`` (inclusive) and ``end`` (exclusive) bounds."""
     x, y = _pair(symbols)
-    if not Path(db).exists():
-        raise InvalidParameter(f"{db} does not exist: record or download data into it first")
-    store = TickStore(db, read_only=True)
+    store = TickStore(db, read_only=True)  # names a file that does not exist
     try:
         bx, by = store.bars(timeframe, x), store.bars(timeframe, y)
         fx, fy = store.funding(x), store.funding(y)

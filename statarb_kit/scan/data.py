@@ -27,10 +27,8 @@ def closes_from_store(db: str | Path, timeframe: str = "1m", symbols: list[str] 
     """Closes of the stored final bars of ``symbols`` (None: every symbol in the file) on
     ``timeframe``, from UTC ``start`` (inclusive) to ``end`` (exclusive); the file is opened
     read-only. A bar time where a symbol did not trade is NaN (the scan carries it, bounded)."""
-    if not Path(db).exists():
-        raise InvalidParameter(f"{db} does not exist: record or download data into it first")
     table = bars_table(timeframe)
-    store = TickStore(db, read_only=True)
+    store = TickStore(db, read_only=True)  # names a file that does not exist
     try:
         if not store._has_table(table):
             raise InvalidParameter(f"{db} has no {timeframe} bars")

@@ -48,7 +48,7 @@ from ..errors import InvalidParameter
 from ..ticks import TickBatch, normalize_symbol, now_ms
 from .base import SourceStatus
 from .binance_format import SAMPLES, parse_frames
-from .binance_rest import RECENT_LIMIT, Backoff, Fill, RestClient, RestError, WeightBudget
+from .binance_rest import RECENT_LIMIT, Backoff, Fill, RestClient, RestError, WeightBudget, check_listed
 from .mark_price import MarkPriceStream
 from .binance_routes import route_candidates, stream_url
 from .rates import RateMeter, silence_limit
@@ -245,14 +245,12 @@ class BinanceLive:
 
     async def _check_symbols(self, rest: RestClient) -> None:
         try:
-            known = await rest.symbols()
+            listed = await rest.listed()
         except REST_FAILURES as exc:
             self.status.last_error = f"exchangeInfo unreachable ({exc}): symbols not checked"
             log.warning(self.status.last_error)
             return
-        unknown = [s for s in self.symbols if s not in known]
-        if unknown:
-            raise InvalidParameter(f"Binance USD-M Futures has no symbol {', '.join(unknown)} (exchangeInfo)")
+        check_listed(self.symbols, listed)
 
     async def _anchor_starts(self, rest: RestClient) -> None:
         """Fix where each new symbol's recording starts: REST's newest trade at the start. A stream

@@ -135,9 +135,9 @@ class RestClient:
             return r.json()
         raise RestError(f"GET {path}: still failing after {self.retries} retries")
 
-    async def symbols(self) -> set[str]:
-        info = await self.get("/fapi/v1/exchangeInfo")
-        return {s["symbol"] for s in info["symbols"]}
+    async def listed(self) -> dict[str, str]:
+        """Every symbol exchangeInfo lists, with its status (TRADING, SETTLING...)."""
+        return listed_of(await self.get("/fapi/v1/exchangeInfo"))
 
     async def recent_trades(self, symbol: str, limit: int = RECENT_LIMIT) -> list[dict]:
         """The newest ``limit`` (<= 1,000) trades, oldest first, exact."""
@@ -247,17 +247,28 @@ class RestClient:
         return min([after[0], *(int(a["f"]) for a in aggs)])
 
 
+def listed_of(info: dict) -> dict[str, str]:
+    """Symbol -> status of an exchangeInfo answer."""
+    return {s["symbol"]: s.get("status", "TRADING") for s in info["symbols"]}
+
+
 def refuse_unlisted(symbols: tuple[str, ...], rest_url: str, timeout_s: float = 10.0) -> None:
-    """Up front, before anything connects or records: InvalidParameter naming the ``symbols``
-    that Binance USD-M Futures does not list as trading (``/fapi/v1/exchangeInfo``). When the
-    API cannot be reached, nothing is refused here (the stream checks again when it starts)."""
+    """Up front, before anything connects or records (a blocking call): ``check_listed`` on
+    ``/fapi/v1/exchangeInfo``. When the API cannot be reached, nothing is refused here (the
+    stream checks again when it starts)."""
     try:
         info = httpx.get(f"{rest_url.rstrip('/')}/fapi/v1/exchangeInfo", timeout=timeout_s)
         info.raise_for_status()
-        listed = {s["symbol"]: s.get("status", "TRADING") for s in info.json()["symbols"]}
+        listed = listed_of(info.json())
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         log.warning("exchangeInfo unreachable (%s): symbols not checked up front", exc)
         return
+    check_listed(symbols, listed)
+
+
+def check_listed(symbols: tuple[str, ...], listed: dict[str, str]) -> None:
+    """InvalidParameter naming the ``symbols`` that ``listed`` (exchangeInfo's symbol -> status)
+    does not have, or has but not TRADING."""
     unknown = [s for s in symbols if s not in listed]
     halted = [f"{s} ({listed[s]})" for s in symbols if s in listed and listed[s] != "TRADING"]
     if unknown or halted:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..backtest.engine import BacktestResult
+from ..backtest.params import BacktestParams
 from .charts import BAND_COLOR, LONG_COLOR, SHORT_COLOR, Z_COLOR, datetimes
 from .segments import thin
 
@@ -178,8 +179,9 @@ class BacktestPanel:
         for child in self.result.children:
             child.close()
         self.result.children = []
-        self.note.value = ("<span class='sak-muted'>Fees 2 bps and slippage 1 bp per leg and fill; a signal fills "
-                           "at the next bar's close.</span>")
+        p = BacktestParams()  # what the buttons trade with
+        self.note.value = (f"<span class='sak-muted'>Fees {p.fee_bps:g} bps and slippage {p.slippage_bps:g} bp per leg "
+                           f"and fill; a signal fills {p.lag} bar after it, at that bar's close.</span>")
 
     def running(self) -> None:
         self.button.disabled, self.button.description = True, "backtesting..."

@@ -248,10 +248,12 @@ class DistributionChart:
         self._shown: tuple | None = None
         self.counts, self.edges = np.zeros(0, dtype=np.int64), np.zeros(0)  # the histogram drawn
 
-    def update(self, values: np.ndarray, title: str | None = None) -> None:
+    def update(self, values: np.ndarray, label: str | None = None) -> None:
+        """Redraw from ``values``; ``label`` titles the chart, followed by the count of values drawn."""
         v = np.asarray(values, dtype=float)
         v = v[np.isfinite(v)]
-        if title is not None and self.figure.title != title:
+        title = self.figure.title if label is None else f"{label} ({len(v):,} bars)"
+        if self.figure.title != title:
             self.figure.title = title
         if len(v) < 2 or v.min() == v.max():
             return

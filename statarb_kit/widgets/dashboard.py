@@ -182,8 +182,7 @@ class Dashboard:
             self.hedge.update(v.summary(), v.timeframe, len(v))
         if time.monotonic() - self._distribution_at >= DISTRIBUTION_EVERY_S:  # a histogram of every row: not at 2 Hz
             self._distribution_at = time.monotonic()
-            self.distribution.update(v.tail("spread", len(v)), f"distribution of the spread ({v.params.hedge_mode} "
-                                     f"hedge, {int(np.isfinite(v.tail('spread', len(v))).sum()):,} bars)")
+            self.distribution.update(v.tail("spread", len(v)), f"distribution of the spread, {v.params.hedge_mode} hedge")
         self._show_funding()
         if self._alerts_dirty:
             self._alerts_dirty = False

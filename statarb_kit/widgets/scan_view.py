@@ -66,6 +66,8 @@ class ScanExplorer:
         self.heatmap = self._heatmap(heatmap_symbols)
         self.backtest = BacktestPanel(self.run_backtest, "Backtest this pair on the validation bars")
         self._pair: tuple[str, str] | None = None
+        validation = results.attrs.get("validation")  # (first, last, bars) of the bars after the formation
+        self._validation_ms = int(pd.Timestamp(validation[0]).value // 1_000_000) if validation else None
         self._charts = w.HBox([self.price.figure, self.spread.figure], layout={"width": "100%"})
         self.widget = w.VBox([
             w.HTML(self._summary()), self.grid,
@@ -117,10 +119,9 @@ class ScanExplorer:
         if self._pair is None:
             return
         x, y = self._pair
-        validation = self.results.attrs.get("validation")
         pair = self.closes[[x, y]].dropna()
-        if validation:
-            pair = pair[pair.index >= pd.Timestamp(validation[0])]
+        if self._validation_ms is not None:
+            pair = pair[pair.index.as_unit("ms").asi8 >= self._validation_ms]
         p = self.params
         try:
             params = BacktestParams(z_window=p.z_window, corr_window=p.corr_window, hedge_window=p.hedge_window,
@@ -142,11 +143,9 @@ class ScanExplorer:
         self.price.close()
         self.price = PriceChart(x, y)
         self._charts.children = [self.price.figure, self.spread.figure]
-        validation = self.results.attrs.get("validation")
-        split = int(pd.Timestamp(validation[0]).value // 1_000_000) if validation else None
         for chart in (self.price, self.spread, self.z):
             chart.reset(cols)
-            chart.mark_time(split, "validation starts")
+            chart.mark_time(self._validation_ms, "validation starts")
         row = self.results[(self.results["x"] == x) & (self.results["y"] == y)].iloc[0]
         if self.dashboard_url:
             query = urlencode({"source": "live", "symbols": f"{x},{y}", "timeframe": self.timeframe})
