@@ -51,7 +51,10 @@ def test_engle_granger_equals_statsmodels_coint_on_every_pair(universe, result):
         spread = x - fit.alpha - fit.beta * y
         assert row.half_life_bars == pytest.approx(half_life(spread).bars, rel=1e-8)
         assert row["corr"] == pytest.approx(np.corrcoef(np.diff(x), np.diff(y))[0, 1], rel=1e-9)
-        assert row.crossings == np.count_nonzero(np.diff(np.sign(spread - spread.mean())) != 0)
+        if row.selected:
+            assert row.crossings == np.count_nonzero(np.diff(np.sign(spread - spread.mean())) != 0)
+        else:
+            assert np.isnan(row.crossings)
 
 
 def test_mackinnon_p_values_equal_statsmodels():
@@ -104,7 +107,9 @@ def test_symbols_with_too_little_data_are_left_out_with_a_reason_and_gaps_are_bo
     name = closes.columns[3]
     assert name in r.attrs["left_out"] and "fewer than min_obs=500" in r.attrs["left_out"][name]
     assert name not in set(r.x) | set(r.y) and len(r) == 7 * 6 // 2
-    assert r["n"].iloc[0] == r.attrs["formation"][2] == 1_750 - 7  # 10 missing, 3 of them carried
+    with6 = (r.x == closes.columns[6]) | (r.y == closes.columns[6])
+    assert (r.loc[with6, "n"] == 1_750 - 7).all()  # 10 missing, 3 of them carried: only its own pairs lose them
+    assert (r.loc[~with6, "n"] == 1_750).all() and r.attrs["formation"][2] == 1_750
     closes.iloc[:, 2] = 42.0  # never moves: no statistic exists (statsmodels refuses a constant series)
     flat = scan_pairs(closes, min_obs=500)
     assert "constant over the formation period" in flat.attrs["left_out"][closes.columns[2]]
@@ -191,3 +196,129 @@ def test_sweep_on_dask_workers_equals_the_sweep_here(tmp_path):
     assert here.returncode == 0 and there.returncode == 0, there.stderr
     a, b = pd.read_csv(tmp_path / "here.csv"), pd.read_csv(tmp_path / "dask.csv")
     pd.testing.assert_frame_equal(a.drop(columns="run_at"), b.drop(columns="run_at"))
+
+
+# ---- real universes: staggered listings, messy data -------------------------------------------
+
+def _own_rows(closes: pd.DataFrame, split: str, x: str, y: str) -> pd.DataFrame:
+    """A pair's formation sample as a user would build it: bounded forward fill, both legs present."""
+    form = np.log(closes[closes.index < pd.Timestamp(split)]).ffill(limit=3)
+    return form[[x, y]].dropna()
+
+
+@pytest.fixture(scope="module")
+def staggered():
+    u = synthetic_universe(n_symbols=30, n_bars=4_000, n_pairs=4, n_groups=1, seed=21, listed_late=0.5, delisted=0.3)
+    closes = u.closes.copy()
+    closes.iloc[1_500:1_520, 3] = np.nan  # a 20-bar outage inside a symbol's life: its pairs are gapped
+    closes.iloc[700:, 4] = np.nan  # delisted early ...
+    closes.iloc[:550, 5] = np.nan  # ... and listed before that: 150 bars together
+    return u, closes, scan_pairs(closes, min_obs=300)
+
+
+def test_each_pair_is_tested_on_its_own_bars_exactly_as_coint(staggered):
+    u, closes, r = staggered
+    assert (u.listings["first"] > closes.index[0]).sum() >= 10 and (u.listings["last"] < closes.index[-1]).sum() >= 5
+    tested = r[r.pvalue.notna()]
+    assert r["n"].nunique() > 20  # staggered spans: many different sample lengths
+    gapped = tested[(tested.x == closes.columns[3]) | (tested.y == closes.columns[3])]
+    rng = np.random.default_rng(3)
+    sample = pd.concat([tested.iloc[rng.choice(len(tested), 25, replace=False)], gapped.head(5)])
+    for _, row in sample.iterrows():
+        own = _own_rows(closes, r.attrs["split"], row.x, row.y)
+        assert row.n == len(own)
+        x, y = own[row.x].to_numpy(), own[row.y].to_numpy()
+        for stat, p, lags, (a, b) in ((row.eg_stat, row.eg_pvalue, row.eg_lags, (x, y)),
+                                      (row.eg_stat_yx, row.eg_pvalue_yx, row.eg_lags_yx, (y, x))):
+            ref = coint(a, b, trend="c", autolag="aic")
+            fit = ols_hedge(a, b)
+            used = adfuller(a - fit.alpha - fit.beta * b, regression="n", autolag="AIC", result_object=False)[2]
+            assert abs(stat - ref[0]) <= 1e-8 * abs(ref[0]) and lags == used
+            assert p == pytest.approx(ref[1], rel=1e-9, abs=1e-12)
+        assert row["corr"] == pytest.approx(np.corrcoef(np.diff(x), np.diff(y))[0, 1], rel=1e-9)
+    # pairs that never overlap long enough are not tested, and say why; q-values count only the tested
+    untested = r[r.pvalue.isna()]
+    assert len(untested) and untested["note"].str.contains("min_obs=300|never traded").all()
+    assert r.attrs["pairs_tested"] == len(tested) == len(r) - r.attrs["pairs_not_tested"]
+    np.testing.assert_allclose(tested.q_value, bh_qvalues(tested.pvalue.to_numpy()))
+
+
+def test_one_calendar_split_and_nothing_after_it_informs_the_selection(staggered):
+    u, closes, r = staggered
+    split = pd.Timestamp(r.attrs["split"])
+    span = closes.index[-1] - closes.index[0]
+    assert split == closes.index[0] + span * 0.7
+    changed = closes.copy()
+    changed.loc[changed.index >= split] *= np.random.default_rng(0).uniform(0.5, 2.0, changed[changed.index >= split].shape)
+    again = scan_pairs(changed, min_obs=300)
+    cols = ["x", "y", "n", "eg_stat", "eg_stat_yx", "q_value", "selected"]
+    pd.testing.assert_frame_equal(again[cols], r[cols])  # the future changed, the selection did not
+    chosen = r[r.selected & r.survives.notna()]
+    val = np.log(closes[closes.index >= split]).ffill(limit=3)
+    for _, row in chosen.head(5).iterrows():
+        both = val[[row.x, row.y]].dropna()
+        spread = both[row.x].to_numpy() - row.alpha - row.beta * both[row.y].to_numpy()
+        assert row.val_n == len(both)
+        assert row.val_adf_stat == pytest.approx(adfuller(spread, regression="c", autolag="AIC", result_object=False)[0],
+                                               rel=1e-8)
+    dated = scan_pairs(closes, min_obs=300, split=str(closes.index[2_000]))
+    assert dated.attrs["split"] == str(closes.index[2_000]) and dated.attrs["formation"][2] == 2_000
+
+
+def test_planted_pairs_are_found_when_legs_list_late_and_delist():
+    u = synthetic_universe(n_symbols=80, n_bars=12_000, n_pairs=8, n_groups=3, seed=8, listed_late=0.5, delisted=0.25,
+                           half_life=(5.0, 30.0))
+    r = scan_pairs(u.closes)
+    truth = u.truth()
+    found = {frozenset(p) for p in zip(r.x[r.selected], r.y[r.selected])}
+    late = set(u.listings.index[u.listings["first"] > u.closes.index[0]])
+    late_truth = {p for p in truth if p & late}
+    assert len(late_truth) >= 5
+    assert len(found & truth) / len(truth) >= 0.9 and len(found & late_truth) / len(late_truth) >= 0.9
+    assert len(found - truth) / len(found) <= 0.1
+
+
+def test_exact_twins_get_minus_inf_like_statsmodels_and_cost_nothing_else(universe):
+    closes = universe.closes.iloc[:, :6].copy()
+    a, b = closes.columns[:2]
+    closes["TWINUSDT"] = closes[a]  # the same data under two names
+    closes["DOUBLEUSDT"] = 2 * closes[b]  # an exact function of another
+    r = scan_pairs(closes)
+    for x, y in ((a, "TWINUSDT"), (b, "DOUBLEUSDT")):
+        row = r[(r.x == x) & (r.y == y)].iloc[0]
+        ref = coint(np.log(closes[x].iloc[:1750]), np.log(closes[y].iloc[:1750]), trend="c", autolag="aic")
+        assert row.eg_stat == ref[0] == -np.inf and row.pvalue == ref[1] == 0.0
+    assert r.attrs["pairs_tested"] == len(r) == 8 * 7 // 2 and r.eg_stat.notna().all()
+    twin = r[(r.x == a) & (r.y == "TWINUSDT")].iloc[0]
+    assert twin.selected and pd.isna(twin.survives) and "constant" in twin.note
+
+
+def test_messy_symbols_are_left_out_with_stated_reasons(universe):
+    closes = universe.closes.iloc[:, :6].copy()
+    closes["INFUSDT"] = closes.iloc[:, 0] * 1.01
+    closes.iloc[40, 6] = np.inf
+    closes["STEPUSDT"] = np.where(np.arange(len(closes)) < 900, 10.0, 11.0)  # one move in the formation period
+    r = scan_pairs(closes)
+    assert "infinite closes" in r.attrs["left_out"]["INFUSDT"]
+    assert "1 price changes" in r.attrs["left_out"]["STEPUSDT"] and "min_moves=50" in r.attrs["left_out"]["STEPUSDT"]
+    assert r.attrs["pairs_tested"] == len(r) == 15 and r.pvalue.notna().all()  # the count is honest
+    twice = pd.concat([closes.iloc[:100], closes.iloc[99:]])
+    with pytest.raises(InvalidParameter, match="appear twice"):
+        scan_pairs(twice)
+    named_twice = closes.iloc[:, [0, 1, 1]]
+    with pytest.raises(InvalidParameter, match="named twice"):
+        scan_pairs(named_twice)
+
+
+def test_a_pair_without_enough_validation_bars_is_not_validated_not_failed():
+    u = synthetic_universe(n_symbols=10, n_bars=3_000, n_pairs=3, n_groups=0, seed=2, half_life=(5.0, 15.0))
+    closes = u.closes.copy()
+    a, b = sorted(next(iter(u.truth())))
+    closes.loc[closes.index >= closes.index[2_120], a] = np.nan  # delisted 20 bars after the split
+    r = scan_pairs(closes)
+    row = r[(r.x == a) & (r.y == b)].iloc[0]
+    assert row.selected and row.val_n == 20 + 3  # carried 3 bars
+    assert pd.isna(row.survives) and "not validated: 23 validation bars" in row.note
+    others = r[r.selected & (r.x != a) & (r.y != a)]
+    assert len(others)
+    assert others.survives.notna().all() and others.note.isna().all()

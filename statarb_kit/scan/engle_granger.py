@@ -11,7 +11,11 @@ Done here for many series without a regression per series and lag:
   sums of d and e with a constant) over a contiguous sample; each is a full-length sum of one
   lag's products minus a few terms at the head and the tail (``Sums``). For pair residuals
   e = x - alpha - beta y the full-length sums come from per-symbol cross-products (one BLAS
-  matrix product per lag for all pairs: ``pair_sums``); for explicit series, from dot products.
+  matrix product per lag and stretch of rows for all pairs: ``pair_moments``); for explicit
+  series, from dot products.
+- pairs tested on their own spans of rows (symbols listed and delisted at different times): every
+  full-length sum of a pair is a difference of two running sums taken where its span starts and
+  ends, less a few terms past its end (``pair_moments``), so staggered spans need no pair loop;
 - one Cholesky factor of the largest lag order's (scaled) Gram matrix holds every smaller order
   (the leading block of a Cholesky factor factors the leading block), so the residual sum of
   squares of every order, hence every AIC, comes from one triangular solve;
@@ -23,7 +27,7 @@ Tests check statistic (relative difference <= 1e-8), lag and p-value against sta
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -137,7 +141,7 @@ def adf_batch(s: Sums, maxlag: int, const: bool = False) -> ADFBatch:
     off = 2 if const else 1
     k = off + p  # regressors of the largest order
     g = _gram(s, p, p, const)
-    nobs = s.n - 1 - p
+    nobs = (np.zeros(len(s.fd)) + (s.n - 1 - p))[:, None]  # n: one length, or one per series
     r, gy, yy = g[:, :k, :k], g[:, :k, k], g[:, k, k]
     scale = np.sqrt(np.diagonal(r, axis1=1, axis2=2))
     scale = np.where(scale > 0, scale, 1.0)
@@ -153,7 +157,7 @@ def adf_batch(s: Sums, maxlag: int, const: bool = False) -> ADFBatch:
     keep = np.arange(p)[None, :] >= best[:, None]
     z = z * keep[:, :, None]
     gf = g + np.einsum("pti,ptj->pij", z, z)
-    nf = s.n - 1 - best
+    nf = s.n - 1 - best  # (s.n per series, or one for all)
     r, gy, yy = gf[:, :k, :k], gf[:, :k, k], gf[:, k, k]
     scale = np.sqrt(np.diagonal(r, axis1=1, axis2=2))
     scale = np.where(scale > 0, scale, 1.0)
@@ -171,46 +175,147 @@ def adf_batch(s: Sums, maxlag: int, const: bool = False) -> ADFBatch:
     stat = coef / np.sqrt(s2 * q)
     return ADFBatch(stat, best, nf, coef / scale[:, off - 1])
 
+#: Leg combinations of a pair's cross-products, in order: (x, x), (x, y), (y, x), (y, y).
+_COMBOS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
 
 @dataclass(frozen=True, eq=False)
-class Panel:
-    """Per-symbol cross-products from which every pair's regressions follow (built once,
-    shared by all blocks of pairs: what a Dask client scatters).
+class PairMoments:
+    """What Engle-Granger needs of a block of pairs, each over its own span of rows (legs x, y;
+    combos ``_COMBOS``; c = level less its mean over the pair's span, d its differences):
 
-    ``c``: levels less their means (n x N); ``cd[k]`` = D[:n-1-k]' D[k:] and ``cl[j]`` =
-    C[j:n-1]' D[:n-1-j] (N x N each, D the differences), ``cc`` = C' C, ``cc2`` = C[:n-1]' C[:n-1].
+    ``n`` rows and ``p`` maximum lag per pair; ``mean`` (m, 2) levels' means; ``cc`` / ``cc2``
+    (m, 4): sum of c_u c_v over the span / without its last row; ``cd`` (m, P+1, 4):
+    sum_{t<n-1-k} d_u[t] d_v[t+k]; ``cl`` (m, P+1, 4): sum_{t<n-1-j} c_u[t+j] d_v[t];
+    ``head_c``, ``head_d`` (m, 2P+2, 2): c and d from the span's start; ``tail_d`` (m, 2P+2, 2):
+    the last 2P+2 differences; ``last_c`` (m, 2): c of the last row. A unit of Dask work.
     """
 
-    n: int
-    p: int
+    n: np.ndarray
+    p: np.ndarray
     mean: np.ndarray
-    c: np.ndarray
-    d: np.ndarray
-    cd: np.ndarray
-    cl: np.ndarray
     cc: np.ndarray
     cc2: np.ndarray
+    cd: np.ndarray
+    cl: np.ndarray
+    head_c: np.ndarray
+    head_d: np.ndarray
+    tail_d: np.ndarray
+    last_c: np.ndarray
 
-    @classmethod
-    def of(cls, levels: np.ndarray, maxlag: int | None = None) -> Panel:
-        """``levels`` (n x N, no NaN: e.g. log closes) of N symbols on common times."""
-        x = np.asarray(levels, dtype=np.float64)
-        n = x.shape[0]
-        p = default_maxlag(n, "n") if maxlag is None else maxlag
-        mean = x.mean(axis=0)
-        c = x - mean
-        d = np.diff(x, axis=0)
-        cd = np.stack([d[: n - 1 - k].T @ d[k:] for k in range(p + 1)])
-        cl = np.stack([c[j : n - 1].T @ d[: n - 1 - j] for j in range(p + 1)])
-        cc = c.T @ c
-        cc2 = cc - np.outer(c[-1], c[-1])
-        return cls(n, p, mean, c, d, cd, cl, cc, cc2)
+    def __len__(self) -> int:
+        return len(self.n)
+
+    def take(self, idx: np.ndarray | slice) -> PairMoments:
+        """The pairs ``idx`` (a slice or index array)."""
+        return PairMoments(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+    def swapped(self) -> PairMoments:
+        """The same pairs with x and y exchanged (y on x)."""
+        combos = [3, 2, 1, 0]
+        return PairMoments(self.n, self.p, self.mean[:, ::-1], self.cc[:, combos], self.cc2[:, combos],
+                           self.cd[:, :, combos], self.cl[:, :, combos], self.head_c[:, :, ::-1],
+                           self.head_d[:, :, ::-1], self.tail_d[:, :, ::-1], self.last_c[:, ::-1])
+
+
+def pair_moments(levels: np.ndarray, xi: np.ndarray, yi: np.ndarray, start: np.ndarray, end: np.ndarray,
+                 maxlag: int | None = None, chunk: int = 4_096) -> PairMoments:
+    """Moments of the pairs (xi[k], yi[k]) of ``levels`` (n x N, NaN where a symbol has no close),
+    each over its rows ``start[k]:end[k]``, where both legs must have a close on every row.
+    ``maxlag``: every pair's maximum lag (None: statsmodels' default for the pair's own length).
+
+    Running sums of the cross-products over the rows, taken at each pair's start and end (one
+    matrix product per lag and stretch between consecutive starts and ends): each full-length
+    sum of a pair is their difference, less the terms that reach past its end."""
+    x = np.asarray(levels, dtype=np.float64)
+    n_rows, n_sym = x.shape
+    xi, yi = np.asarray(xi, dtype=np.intp), np.asarray(yi, dtype=np.intp)
+    start, end = np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64)
+    n = end - start
+    if len(n) and n.min() < 4:
+        raise ValueError("every pair needs at least 4 rows")
+    p = (np.array([default_maxlag(int(k), "n") for k in n], dtype=np.int64) if maxlag is None
+         else np.full(len(n), maxlag, dtype=np.int64))
+    big = int(p.max()) if len(p) else 0
+    f = big + 1  # rows of zeros before row 0 (and after the last): windows never leave the arrays
+    valid = ~np.isnan(x)
+    with np.errstate(invalid="ignore"):
+        shift = np.nan_to_num(np.nanmean(np.where(valid, x, np.nan), axis=0)) if n_rows else np.zeros(n_sym)
+    xs = np.zeros((n_rows + 2 * f, n_sym))
+    xs[f : f + n_rows] = np.where(valid, x - shift, 0.0)
+    ds = np.zeros_like(xs)
+    ds[f : f + n_rows - 1] = np.where(valid[1:] & valid[:-1], xs[f + 1 : f + n_rows] - xs[f : f + n_rows - 1], 0.0)
+    del valid
+    m = len(n)
+    cd, cl = np.zeros((m, big + 1, 4)), np.zeros((m, big + 1, 4))
+    sxx, sx, sd = np.zeros((m, 4)), np.zeros((m, 2)), np.zeros((m, 2))
+    legs = np.stack([xi, yi], axis=1)
+    run_cd, run_cl = np.zeros((big + 1, n_sym, n_sym)), np.zeros((big + 1, n_sym, n_sym))
+    run_xx, run_x, run_d = np.zeros((n_sym, n_sym)), np.zeros(n_sym), np.zeros(n_sym)
+
+    def at(mat: np.ndarray, sel: np.ndarray) -> np.ndarray:  # (..., N, N) -> (pairs, ..., 4)
+        return np.stack([np.moveaxis(mat[..., legs[sel, a], legs[sel, b]], -1, 0) for a, b in _COMBOS], axis=-1)
+
+    pos = 0
+    for t in np.unique(np.concatenate([start, end - 1, end])):
+        if t > pos:
+            lo, hi = f + pos, f + int(t)
+            dseg = ds[lo:hi]
+            for k in range(big + 1):
+                run_cd[k] += dseg.T @ ds[lo + k : hi + k]
+                run_cl[k] += xs[lo + k : hi + k].T @ dseg
+            run_xx += xs[lo:hi].T @ xs[lo:hi]
+            run_x += xs[lo:hi].sum(axis=0)
+            run_d += dseg.sum(axis=0)
+            pos = int(t)
+        for sel, sign, levels_too, diffs in ((start == t, -1.0, True, True), (end - 1 == t, 1.0, False, True),
+                                             (end == t, 1.0, True, False)):
+            sel = np.flatnonzero(sel)
+            if not len(sel):
+                continue
+            if diffs:
+                cd[sel] += sign * at(run_cd, sel)
+                cl[sel] += sign * at(run_cl, sel)
+                sd[sel] += sign * run_d[legs[sel]]
+            if levels_too:
+                sxx[sel] += sign * at(run_xx, sel)
+                sx[sel] += sign * run_x[legs[sel]]
+    del run_cd, run_cl
+    h = 2 * big + 2
+    mean = sx / n[:, None]
+    cc = sxx - n[:, None] * np.stack([mean[:, a] * mean[:, b] for a, b in _COMBOS], axis=1)
+    head_c, head_d, tail_d, last_c = (np.zeros((m, h, 2)), np.zeros((m, h, 2)), np.zeros((m, h, 2)),
+                                      np.zeros((m, 2)))
+    for lo in range(0, m, chunk):  # the terms past each end, and the windows, a chunk of pairs at a time
+        sl = slice(lo, min(m, lo + chunk))
+        lg, s0, e1 = legs[sl], start[sl], end[sl] - 1
+        around = f + e1[:, None] + np.arange(-big, big)[None, :]  # rows e-1-P .. e-2+P
+        wd = ds[around[:, :, None], lg[:, None, :]]  # (pairs, 2P, 2)
+        wx = xs[around[:, :, None], lg[:, None, :]]
+        for k in range(1, big + 1):
+            for c, (a, b) in enumerate(_COMBOS):
+                cd[sl, k, c] -= np.einsum("ij,ij->i", wd[:, big - k : big, a], wd[:, big : big + k, b])
+                cl[sl, k, c] -= np.einsum("ij,ij->i", wx[:, big : big + k, a], wd[:, big - k : big, b])
+        # cl centred: less mean_u * sum of d_v over t < n-1-j
+        d_left = sd[sl][:, None, :] - np.concatenate([np.zeros((len(lg), 1, 2)),
+                                                      np.cumsum(wd[:, big - 1 :: -1, :], axis=1)[:, : big, :]], axis=1)
+        for c, (a, b) in enumerate(_COMBOS):
+            cl[sl, :, c] -= mean[sl, a][:, None] * d_left[:, :, b]
+        rows = f + s0[:, None] + np.arange(h)[None, :]
+        head_c[sl] = xs[rows[:, :, None], lg[:, None, :]] - mean[sl][:, None, :]
+        head_d[sl] = ds[rows[:, :, None], lg[:, None, :]]
+        tail = f + e1[:, None] - h + np.arange(h)[None, :]
+        tail_d[sl] = ds[tail[:, :, None], lg[:, None, :]]
+        last_c[sl] = xs[f + e1[:, None], lg] - mean[sl]
+    cc2 = cc - np.stack([last_c[:, a] * last_c[:, b] for a, b in _COMBOS], axis=1)
+    return PairMoments(n, p, mean + shift[legs], cc, cc2, cd, cl, head_c, head_d, tail_d, last_c)
 
 
 @dataclass(frozen=True, eq=False)
 class CointBatch:
-    """Engle-Granger of x on y (with a constant) for pairs given by column indices: the OLS hedge
-    (alpha, beta, R²), the ADF of its residual, and the residual's AR(1) coefficient ``phi``."""
+    """Engle-Granger of x on y (with a constant) for a block of pairs: the OLS hedge (alpha,
+    beta, R²), the ADF of its residual (NaN where its regression is singular: ``singular``),
+    the residual's AR(1) coefficient ``phi`` and the correlation of the legs' differences."""
 
     alpha: np.ndarray
     beta: np.ndarray
@@ -218,39 +323,71 @@ class CointBatch:
     resid_ssr: np.ndarray
     adf: ADFBatch
     phi: np.ndarray
+    corr: np.ndarray
+    singular: np.ndarray
 
 
-def coint_batch(panel: Panel, xi: np.ndarray, yi: np.ndarray) -> CointBatch:
-    """Engle-Granger statistics of symbols ``xi`` on ``yi`` (arrays of column indices), as
-    ``statsmodels.tsa.stattools.coint(x, y, trend="c", autolag="aic", maxlag=panel.p)``. A pair
-    whose R² reaches statsmodels' collinearity guard gets a statistic of -inf (lags 0)."""
-    xi, yi = np.asarray(xi), np.asarray(yi)
-    n, p = panel.n, panel.p
-    sxx, syy, sxy = panel.cc[xi, xi], panel.cc[yi, yi], panel.cc[xi, yi]
-    b = sxy / syy
-    alpha = panel.mean[xi] - b * panel.mean[yi]
+def adf_or_nan(s: Sums, p: int, const: bool = False) -> tuple[ADFBatch, np.ndarray]:
+    """adf_batch; a series whose regression is singular (a constant spread, exact twins) gets NaN
+    (and True in the mask) instead of failing the whole batch."""
+    try:
+        return adf_batch(s, p, const), np.zeros(len(s.fd), dtype=bool)
+    except np.linalg.LinAlgError:
+        pass
+    parts, bad = [], np.zeros(len(s.fd), dtype=bool)
+    for i in range(len(s.fd)):
+        one = Sums(*(v[i : i + 1] if isinstance(v, np.ndarray) and v.ndim else v for v in
+                     (getattr(s, f.name) for f in fields(s))))
+        try:
+            parts.append(adf_batch(one, p, const))
+        except np.linalg.LinAlgError:
+            bad[i] = True
+            parts.append(ADFBatch(np.array([np.nan]), np.array([0]), np.array([0]), np.array([np.nan])))
+    return ADFBatch(*(np.concatenate([getattr(a, f.name) for a in parts]) for f in fields(ADFBatch))), bad
+
+
+def coint_moments(mo: PairMoments) -> CointBatch:
+    """Engle-Granger of x on y for each pair of ``mo``, as ``statsmodels.tsa.stattools.coint(x, y,
+    trend="c", autolag="aic", maxlag=p)`` on the pair's own rows. A pair whose R² reaches
+    statsmodels' collinearity guard gets a statistic of -inf (lags 0), as statsmodels does."""
+    n = mo.n
+    sxx, sxy, syy = mo.cc[:, 0], mo.cc[:, 1], mo.cc[:, 3]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        b = sxy / syy
+    alpha = mo.mean[:, 0] - b * mo.mean[:, 1]
     ssr = np.maximum(sxx - b * sxy, 0.0)
-    r2 = 1.0 - ssr / sxx
-    b1, b2 = b[:, None], (b * b)[:, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = 1.0 - ssr / sxx
 
-    def combine(m: np.ndarray) -> np.ndarray:  # sum over a product of (u_x - b u_y)(v_x - b v_y)
-        return m[:, xi, xi].T - b1 * (m[:, xi, yi].T + m[:, yi, xi].T) + b2 * m[:, yi, yi].T
+    def combine(a: np.ndarray) -> np.ndarray:  # sum of (u_x - b u_y)(v_x - b v_y) from the four combos
+        bb = b.reshape((-1,) + (1,) * (a.ndim - 2))
+        return a[..., 0] - bb * (a[..., 1] + a[..., 2]) + bb * bb * a[..., 3]
 
-    h = 2 * p + 2
-    c, d = panel.c, panel.d
-    e_head = c[:h, xi].T - b1 * c[:h, yi].T
-    e_last = c[n - 1, xi] - b * c[n - 1, yi]
-    sums = Sums(n, combine(panel.cd), combine(panel.cl),
-                panel.cc2[xi, xi] - 2 * b * panel.cc2[xi, yi] + b * b * panel.cc2[yi, yi],
-                (c[n - 1, xi] - c[0, xi]) - b * (c[n - 1, yi] - c[0, yi]), -e_last,
-                e_head, d[:h, xi].T - b1 * d[:h, yi].T, d[-h:, xi].T - b1 * d[-h:, yi].T)
-    adf = adf_batch(sums, p, const=False)
+    def leg(a: np.ndarray) -> np.ndarray:  # x - b y of a (pairs, rows, 2) window
+        return a[:, :, 0] - b[:, None] * a[:, :, 1]
+
+    fd, fl, fll = combine(mo.cd), combine(mo.cl), combine(mo.cc2)
+    e_head, d_head, d_tail = leg(mo.head_c), leg(mo.head_d), leg(mo.tail_d)
+    e_last = mo.last_c[:, 0] - b * mo.last_c[:, 1]
+    sd = (mo.last_c[:, 0] - mo.head_c[:, 0, 0]) - b * (mo.last_c[:, 1] - mo.head_c[:, 0, 1])
     collinear = r2 >= 1 - 100 * SQRTEPS
-    if collinear.any():
-        adf = ADFBatch(np.where(collinear, -np.inf, adf.stat), np.where(collinear, 0, adf.lags), adf.nobs, adf.gamma)
-    # AR(1) of the residual with a constant (as analytics.half_life): s1 = e_1.., s0 = e_0..e_{n-2}
+    stat, lags, nobs, gamma = (np.full(len(n), -np.inf), np.zeros(len(n), dtype=np.int64), n - 1,
+                               np.full(len(n), np.nan))
+    singular = np.zeros(len(n), dtype=bool)
+    for p in np.unique(mo.p[~collinear]):
+        idx = np.flatnonzero((mo.p == p) & ~collinear)
+        h = 2 * int(p) + 2
+        s = Sums(n[idx], fd[idx, : p + 1], fl[idx, : p + 1], fll[idx], sd[idx], -e_last[idx], e_head[idx, :h],
+                 d_head[idx, :h], d_tail[idx, d_tail.shape[1] - h :])
+        adf, bad = adf_or_nan(s, int(p))
+        stat[idx], lags[idx], nobs[idx], gamma[idx], singular[idx] = adf.stat, adf.lags, adf.nobs, adf.gamma, bad
+    # AR(1) of the residual with a constant (as analytics.half_life)
     m = n - 1
-    s01 = sums.fll + sums.fl[:, 0]  # sum e_t e_{t+1} = sum e_t^2 + sum e_t d_t over t <= n-2
+    s01 = fll + fl[:, 0]  # sum e_t e_{t+1} = sum e_t^2 + sum e_t d_t over t <= n-2
     mean0, mean1 = -e_last / m, -e_head[:, 0] / m  # the residuals sum to 0 over all n
-    phi = (s01 - m * mean0 * mean1) / (sums.fll - m * mean0 * mean0)
-    return CointBatch(alpha, b, r2, ssr, adf, phi)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phi = (s01 - m * mean0 * mean1) / (fll - m * mean0 * mean0)
+        dx, dy = mo.last_c[:, 0] - mo.head_c[:, 0, 0], mo.last_c[:, 1] - mo.head_c[:, 0, 1]  # sums of differences
+        cov = mo.cd[:, 0, 1] - dx * dy / m
+        corr = cov / np.sqrt((mo.cd[:, 0, 0] - dx * dx / m) * (mo.cd[:, 0, 3] - dy * dy / m))
+    return CointBatch(alpha, b, r2, ssr, ADFBatch(stat, lags, nobs, gamma), phi, corr, singular)

@@ -3,22 +3,29 @@ false discoveries controlled, checked out of sample. In-process, or on Dask work
 
 Conventions (each is a column or ``DataFrame.attrs`` of the result):
 - prices are logged (``log_prices``): a hedge ratio in logs is a ratio of dollar amounts;
-- a symbol with fewer than ``min_obs`` closes in the formation period, or whose closes there are
-  all equal, is left out, with its reason in ``attrs["left_out"]``; a missing close is carried forward at most ``max_stale`` bars
-  (as in the pair analytics), and bars where a kept symbol still has none are dropped;
-- the first ``1 - validation`` of the bars form, the rest validate;
+- one calendar split for every pair: ``split`` (a UTC time), else ``1 - validation`` of the time
+  span; bars before it form, the rest validate, so every pair is validated on the same future;
+- a symbol is left out, with its reason in ``attrs["left_out"]``, when it has fewer than
+  ``min_obs`` closes or fewer than ``min_moves`` price changes in the formation period, or a
+  close that is not finite; a missing close is carried forward at most ``max_stale`` bars (as in
+  the pair analytics);
+- each pair is tested on its own bars: those of the formation period where both legs have a
+  close (symbols list and delist at different times), ``n`` of them; a pair with fewer than
+  ``min_obs`` is not tested, and ``note`` says why (as it does for a singular regression);
 - for each unordered pair, ``x`` is the symbol first in column order: ``alpha``, ``beta``, ``r2``
   and ``eg_*`` are of x on y (Engle-Granger as ``statsmodels.tsa.stattools.coint(x, y,
-  trend="c", autolag="aic")``, default maxlag), ``eg_*_yx`` of y on x (the test is not
-  symmetric); ``pvalue`` = min(1, 2 min(p_xy, p_yx)) (Bonferroni over the two directions, so
-  trying both does not double the chances) and ``q_value`` its Benjamini-Hochberg value over all
-  pairs tested; ``selected`` = q_value <= q_level;
+  trend="c", autolag="aic")`` on the pair's bars, default maxlag), ``eg_*_yx`` of y on x (the
+  test is not symmetric); ``pvalue`` = min(1, 2 min(p_xy, p_yx)) (Bonferroni over the two
+  directions) and ``q_value`` its Benjamini-Hochberg value over the pairs tested
+  (``attrs["pairs_tested"]``); ``selected`` = q_value <= q_level;
 - ``half_life_bars`` (AR(1) of the formation spread), ``corr`` (of log returns), ``spread_std``
-  (of the formation spread, log units), ``crossings`` (times the spread crosses its mean);
-- each selected pair is checked on the validation bars with its formation hedge held fixed, so
-  plain ADF critical values apply (``adfuller(regression="c", autolag="aic")``): ``val_*``
-  columns and ``survives`` (validation p < ``val_level`` and a finite half-life). A pair that
-  does not survive is marked, not hidden.
+  (of the formation spread, log units); ``crossings`` (times the spread crosses its mean) of the
+  selected pairs;
+- each selected pair is checked on its validation bars (both legs with a close) with its
+  formation hedge held fixed, so plain ADF critical values apply (``adfuller(regression="c",
+  autolag="aic")``): ``val_*`` columns and ``survives`` (validation p < ``val_level`` and a
+  finite half-life). A pair that does not survive is marked, not hidden; one with fewer than
+  ``MIN_VALIDATION_BARS`` validation bars was not validated: ``survives`` is NA, with a note.
 """
 
 from __future__ import annotations
@@ -32,24 +39,30 @@ import pandas as pd
 
 from ..analytics.stationarity import ar1_rows, half_life_of
 from ..errors import InvalidParameter
-from .engle_granger import Panel, adf_batch, coint_batch, default_maxlag, series_sums
+from .engle_granger import PairMoments, adf_or_nan, coint_moments, default_maxlag, pair_moments, series_sums
 
 log = logging.getLogger(__name__)
 
 #: Columns of a scan result, in order.
 COLUMNS = ("x", "y", "n", "alpha", "beta", "r2", "eg_stat", "eg_pvalue", "eg_lags", "eg_stat_yx", "eg_pvalue_yx",
            "eg_lags_yx", "pvalue", "q_value", "selected", "half_life_bars", "corr", "spread_std", "crossings",
-           "val_n", "val_adf_stat", "val_adf_pvalue", "val_adf_lags", "val_half_life_bars", "survives")
+           "val_n", "val_adf_stat", "val_adf_pvalue", "val_adf_lags", "val_half_life_bars", "survives", "note")
+
+#: Fewest validation bars (both legs with a close) on which a selected pair is validated.
+MIN_VALIDATION_BARS = 50
 
 
 @dataclass(frozen=True)
 class ScanParams:
-    """Settings of a scan (see the module doc). ``block``: pairs per unit of work."""
+    """Settings of a scan (see the module doc). ``split``: UTC time where validation starts (None:
+    ``1 - validation`` of the time span); ``block``: pairs per unit of work."""
 
     log_prices: bool = True
     max_stale: int = 3
     min_obs: int = 500
+    min_moves: int = 50
     validation: float = 0.3
+    split: str | None = None
     q_level: float = 0.05
     val_level: float = 0.05
     maxlag: int | None = None
@@ -60,8 +73,13 @@ class ScanParams:
             raise InvalidParameter(f"validation must be a fraction in [0, 0.9), got {self.validation!r}")
         if not (0 < self.q_level < 1 and 0 < self.val_level < 1):
             raise InvalidParameter("q_level and val_level must be within (0, 1)")
-        if self.min_obs < 50 or self.max_stale < 0 or self.block < 1:
-            raise InvalidParameter("need min_obs >= 50 bars, max_stale >= 0 and block >= 1")
+        if self.min_obs < 50 or self.max_stale < 0 or self.block < 1 or self.min_moves < 1:
+            raise InvalidParameter("need min_obs >= 50 bars, min_moves >= 1, max_stale >= 0 and block >= 1")
+        if self.split is not None:
+            try:
+                pd.Timestamp(self.split)
+            except (ValueError, TypeError):
+                raise InvalidParameter(f"split must be a UTC date or time, got {self.split!r}") from None
         if self.maxlag is not None and self.maxlag < 0:
             raise InvalidParameter(f"maxlag must be >= 0 or None, got {self.maxlag!r}")
 
@@ -104,156 +122,284 @@ def bh_qvalues(p: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class Prepared:
-    """The panel a scan runs on: formation and validation levels of the symbols kept."""
+    """The panel a scan runs on: formation and validation levels of the symbols kept (NaN where a
+    symbol has no close), the split time, and the symbols left out with their reasons."""
 
     symbols: tuple[str, ...]
     formation: np.ndarray
     validation: np.ndarray
     time_formation: pd.DatetimeIndex
     time_validation: pd.DatetimeIndex
+    split: pd.Timestamp
     left_out: dict[str, str]
 
 
+def split_time(index: pd.DatetimeIndex, p: ScanParams) -> pd.Timestamp:
+    """The calendar split: ``p.split`` (UTC), else ``1 - p.validation`` of the index's time span."""
+    if p.split is not None:
+        t = pd.Timestamp(p.split)
+        return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    first, last = index[0], index[-1]
+    return last + pd.Timedelta(1, "ms") if p.validation == 0 else first + (last - first) * (1.0 - p.validation)
+
+
 def prepare(closes: pd.DataFrame, p: ScanParams) -> Prepared:
-    """Clean, transform and split a wide table of closes (see the module doc)."""
+    """Check, clean, transform and split a wide table of closes (see the module doc)."""
     if not isinstance(closes, pd.DataFrame) or closes.shape[1] < 2:
         raise InvalidParameter("closes must be a DataFrame with one column per symbol (at least 2)")
     if not isinstance(closes.index, pd.DatetimeIndex):
         raise InvalidParameter("closes must have a DatetimeIndex (UTC)")
+    twice = closes.columns[closes.columns.duplicated()]
+    if len(twice):
+        raise InvalidParameter(f"symbols named twice: {', '.join(map(str, twice.unique()[:5]))}: one column each")
+    if closes.index.has_duplicates:
+        again = closes.index[closes.index.duplicated()]
+        raise InvalidParameter(f"{len(again)} bar times appear twice (first {again[0]}): one row per bar time")
     frame = closes.sort_index().astype(np.float64)
+    if frame.index.tz is None:
+        frame.index = frame.index.tz_localize("UTC")
+    split = split_time(frame.index, p)
+    before = frame.index < split
+    if before.sum() < p.min_obs:
+        raise InvalidParameter(f"only {int(before.sum())} bars before the split {split} (min_obs={p.min_obs})")
+    values = frame.to_numpy()
+    bad = np.isinf(values).sum(axis=0)
     frame = frame.where(frame > 0)  # a close <= 0 is no price
-    split = int(round(len(frame) * (1.0 - p.validation)))
-    counts = frame.iloc[:split].notna().sum()
-    left_out = {str(s): f"{int(c)} closes in the formation period, fewer than min_obs={p.min_obs}"
-                for s, c in counts.items() if c < p.min_obs}
-    flat = frame.iloc[:split].max() == frame.iloc[:split].min()
-    left_out.update({str(s): "constant over the formation period: nothing to test"
-                     for s in frame.columns[flat.to_numpy()] if str(s) not in left_out})
+    form = frame[before]
+    counts = form.notna().sum()
+    moves = (form.ffill().diff().abs() > 0).sum()
+    left_out: dict[str, str] = {}
+    for k, s in enumerate(frame.columns):
+        if bad[k]:
+            left_out[str(s)] = f"{int(bad[k])} infinite closes: not a price (fix the data)"
+        elif counts[s] < p.min_obs:
+            left_out[str(s)] = f"{int(counts[s])} closes in the formation period, fewer than min_obs={p.min_obs}"
+        elif moves[s] == 0:
+            left_out[str(s)] = "constant over the formation period: nothing to test"
+        elif moves[s] < p.min_moves:
+            left_out[str(s)] = (f"{int(moves[s])} price changes in the formation period, fewer than "
+                                f"min_moves={p.min_moves}")
     kept = [s for s in frame.columns if str(s) not in left_out]
     if len(kept) < 2:
         raise InvalidParameter(f"fewer than 2 symbols have {p.min_obs} closes in the formation period: {left_out}")
     frame = frame[kept].ffill(limit=p.max_stale)
     if p.log_prices:
         frame = np.log(frame)
-    form, val = frame.iloc[:split].dropna(), frame.iloc[split:].dropna()
-    if len(form) < p.min_obs:
-        raise InvalidParameter(f"only {len(form)} formation bars where every kept symbol has a close "
-                               f"(min_obs={p.min_obs}); scan fewer symbols or a longer range")
-    return Prepared(tuple(str(s) for s in kept), form.to_numpy(), val.to_numpy(), form.index, val.index, left_out)
+    form, val = frame[before], frame[~before]
+    form, val = form[form.notna().any(axis=1)], val[val.notna().any(axis=1)]  # a bar where nothing trades
+    return Prepared(tuple(str(s) for s in kept), form.to_numpy(), val.to_numpy(), form.index, val.index, split,
+                    left_out)
+
+
+@dataclass(frozen=True, eq=False)
+class Spans:
+    """Where each pair (xi, yi) of a panel is tested: rows ``start:end`` when both legs have a close
+    on every row between (``gapped`` False), else the rows where both have one (found per pair)."""
+
+    xi: np.ndarray
+    yi: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    n: np.ndarray
+    gapped: np.ndarray
+
+
+def spans(levels: np.ndarray) -> Spans:
+    """The span of every unordered pair of the columns of ``levels`` (NaN: no close): from the
+    later first close to the earlier last one; ``gapped`` where either leg misses a row inside."""
+    ok = ~np.isnan(levels)
+    n_rows, n_sym = ok.shape
+    has = ok.any(axis=0)
+    first = np.where(has, ok.argmax(axis=0), n_rows)
+    last = np.where(has, n_rows - ok[::-1].argmax(axis=0), 0)
+    holes = [np.flatnonzero(~ok[first[k] : last[k], k]) + first[k] for k in range(n_sym)]
+    xi, yi = np.triu_indices(n_sym, 1)
+    start, end = np.maximum(first[xi], first[yi]), np.minimum(last[xi], last[yi])
+    end = np.maximum(end, start)
+    gapped = np.zeros(len(xi), dtype=bool)
+    n = end - start
+    for k in np.flatnonzero([len(h) for h in holes]):  # pairs of a symbol that misses rows in its span
+        for legs in (xi, yi):
+            sel = np.flatnonzero(legs == k)
+            inside = np.searchsorted(holes[k], end[sel]) - np.searchsorted(holes[k], start[sel])
+            gapped[sel] |= inside > 0
+    for k in np.flatnonzero(gapped):  # the common rows of a gapped pair
+        n[k] = int(np.count_nonzero(ok[start[k] : end[k], xi[k]] & ok[start[k] : end[k], yi[k]]))
+    return Spans(xi, yi, start, end, n, gapped)
 
 
 # ---- the work --------------------------------------------------------------------------------
 
-def scan_block(panel: Panel, xi: np.ndarray, yi: np.ndarray) -> dict[str, np.ndarray]:
-    """Formation statistics of the pairs (xi[k], yi[k]): both directions, half-life, correlation,
-    spread std and mean crossings (a pure function of the shared panel: a unit of Dask work)."""
-    fwd, rev = coint_batch(panel, xi, yi), coint_batch(panel, yi, xi)
-    n = panel.n
-    m = n - 1
-    sd = panel.c[-1] - panel.c[0]  # sums of the differences of each symbol
-    dd = np.diagonal(panel.cd[0])
-    cov = panel.cd[0][xi, yi] - sd[xi] * sd[yi] / m
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = cov / np.sqrt((dd[xi] - sd[xi] ** 2 / m) * (dd[yi] - sd[yi] ** 2 / m))
-    e = panel.c[:, xi] - fwd.beta * panel.c[:, yi]  # formation spreads (mean 0)
-    crossings = np.count_nonzero((e[1:] > 0) != (e[:-1] > 0), axis=0)
+def scan_block(mo: PairMoments) -> dict[str, np.ndarray]:
+    """Formation statistics of a block of pairs from their moments: both directions, half-life,
+    correlation and spread std (a pure function: a unit of Dask work)."""
+    fwd, rev = coint_moments(mo), coint_moments(mo.swapped())
     return {"alpha": fwd.alpha, "beta": fwd.beta, "r2": fwd.r2, "eg_stat": fwd.adf.stat, "eg_lags": fwd.adf.lags,
-            "eg_stat_yx": rev.adf.stat, "eg_lags_yx": rev.adf.lags, "half_life_bars": half_life_of(fwd.phi), "corr": corr,
-            "spread_std": np.sqrt(fwd.resid_ssr / (n - 2)), "crossings": crossings}
+            "eg_stat_yx": rev.adf.stat, "eg_lags_yx": rev.adf.lags, "half_life_bars": half_life_of(fwd.phi),
+            "corr": fwd.corr, "spread_std": np.sqrt(fwd.resid_ssr / (mo.n - 2)),
+            "singular": fwd.singular | rev.singular}
 
 
-def _blocks(n_symbols: int, block: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    xi, yi = np.triu_indices(n_symbols, 1)
-    return [(xi[lo : lo + block], yi[lo : lo + block]) for lo in range(0, len(xi), block)]
+def _gapped_moments(levels: np.ndarray, sp: Spans, rows: np.ndarray, maxlag: int | None) -> list[PairMoments]:
+    """Moments of gapped pairs, one pair at a time on the rows where both legs have a close."""
+    out = []
+    for k in rows:
+        x, y = levels[sp.start[k] : sp.end[k], sp.xi[k]], levels[sp.start[k] : sp.end[k], sp.yi[k]]
+        both = ~(np.isnan(x) | np.isnan(y))
+        two = np.column_stack([x[both], y[both]])
+        out.append(pair_moments(two, np.array([0]), np.array([1]), np.array([0]), np.array([len(two)]), maxlag))
+    return out
 
 
-def _run(panel: Panel, blocks: list[tuple[np.ndarray, np.ndarray]], client: object | None,
-         progress: bool) -> list[dict[str, np.ndarray]]:
+def _run(units: list[PairMoments], client: object | None, progress: bool) -> list[dict[str, np.ndarray]]:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=sum(len(x) for x, _ in blocks), desc="scan", unit="pair", disable=not progress)
+    bar = tqdm(total=sum(len(u) for u in units), desc="scan", unit="pair", disable=not progress)
     try:
         if client is None:
             out = []
-            for xi, yi in blocks:
-                out.append(scan_block(panel, xi, yi))
-                bar.update(len(xi))
+            for unit in units:
+                out.append(scan_block(unit))
+                bar.update(len(unit))
             return out
         from distributed import as_completed
 
-        shared = client.scatter(panel, broadcast=True)  # the panel travels once to each worker
-        futures = [client.submit(scan_block, shared, xi, yi, pure=False) for xi, yi in blocks]
+        futures = [client.submit(scan_block, unit, pure=False) for unit in units]
         position = {f.key: i for i, f in enumerate(futures)}
-        out: list[dict[str, np.ndarray] | None] = [None] * len(futures)
+        got: list[dict[str, np.ndarray] | None] = [None] * len(futures)
         try:
             for future in as_completed(futures):
-                out[position[future.key]] = future.result()
-                bar.update(len(blocks[position[future.key]][0]))
+                got[position[future.key]] = future.result()
+                bar.update(len(units[position[future.key]]))
         finally:
             client.cancel(futures)
-        return out  # type: ignore[return-value]
+        return got  # type: ignore[return-value]
     finally:
         bar.close()
 
 
-def _validate(prep: Prepared, rows: pd.DataFrame, p: ScanParams, maxlag: int) -> pd.DataFrame:
-    """ADF (constant, AIC lags) and half-life of each row's validation spread under its formation
-    hedge: out-of-sample, the hedge is fixed in advance, so plain ADF critical values apply."""
+def _common(levels: np.ndarray, i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+    x, y = levels[:, i], levels[:, j]
+    both = ~(np.isnan(x) | np.isnan(y))
+    return x[both], y[both]
+
+
+def _crossings(prep: Prepared, rows: pd.DataFrame) -> np.ndarray:
+    """Times each row's formation spread (its own bars) crosses its mean."""
+    col = {s: i for i, s in enumerate(prep.symbols)}
+    out = np.zeros(len(rows))
+    for k, (x, y, b) in enumerate(zip(rows["x"], rows["y"], rows["beta"])):
+        lx, ly = _common(prep.formation, col[x], col[y])
+        e = lx - b * ly
+        e = e - e.mean()
+        out[k] = np.count_nonzero((e[1:] > 0) != (e[:-1] > 0))
+    return out
+
+
+def _validate(prep: Prepared, rows: pd.DataFrame, p: ScanParams) -> tuple[pd.DataFrame, list[object]]:
+    """ADF (constant, AIC lags) and half-life of each row's validation spread (its own bars) under
+    its formation hedge: out-of-sample, the hedge is fixed in advance, so plain ADF critical
+    values apply. Rows with fewer than MIN_VALIDATION_BARS bars get NaN; so do those whose
+    regression is singular (their labels are returned)."""
     out = pd.DataFrame(index=rows.index, columns=["val_n", "val_adf_stat", "val_adf_pvalue", "val_adf_lags",
                                                  "val_half_life_bars"], dtype="float64")
-    n = len(prep.validation)
-    if not len(rows) or n < 50:
-        return out
     col = {s: i for i, s in enumerate(prep.symbols)}
-    xi, yi = rows["x"].map(col).to_numpy(), rows["y"].map(col).to_numpy()
-    spread = (prep.validation[:, xi] - rows["alpha"].to_numpy() - rows["beta"].to_numpy() * prep.validation[:, yi]).T
-    lag = min(maxlag, default_maxlag(n, "c"))
-    adf = adf_batch(series_sums(spread, lag), lag, const=True)
-    hl = half_life_of(ar1_rows(spread)[0])
-    out["val_n"] = n
-    out["val_adf_stat"], out["val_adf_lags"] = adf.stat, adf.lags
-    out["val_adf_pvalue"] = mackinnon_p(adf.stat, "c", 1)
-    out["val_half_life_bars"] = hl
-    return out
+    groups: dict[tuple[int, int], list[tuple[object, np.ndarray]]] = {}
+    for label, x, y, a, b, lags in zip(rows.index, rows["x"], rows["y"], rows["alpha"], rows["beta"], rows["eg_lags_max"]):
+        vx, vy = _common(prep.validation, col[x], col[y])
+        out.loc[label, "val_n"] = len(vx)
+        if len(vx) >= MIN_VALIDATION_BARS:
+            lag = min(int(lags), default_maxlag(len(vx), "c"))
+            groups.setdefault((len(vx), lag), []).append((label, vx - a - b * vy))
+    singular: list[object] = []
+    for (n, lag), items in groups.items():
+        spread = np.stack([s for _, s in items])
+        adf, bad = adf_or_nan(series_sums(spread, lag), lag, const=True)
+        labels = [label for label, _ in items]
+        singular += [label for label, b in zip(labels, bad) if b]
+        out.loc[labels, "val_adf_stat"], out.loc[labels, "val_adf_lags"] = adf.stat, adf.lags
+        out.loc[labels, "val_adf_pvalue"] = mackinnon_p(adf.stat, "c", 1)
+        out.loc[labels, "val_half_life_bars"] = half_life_of(ar1_rows(spread)[0])
+    return out, singular
 
 
 def scan_pairs(closes: pd.DataFrame, *, client: object | None = None, progress: bool = False,
                params: ScanParams | None = None, **changes: object) -> pd.DataFrame:
     """Scan every unordered pair of the columns of ``closes`` (UTC index, one column of closes per
-    symbol): one row per pair, columns COLUMNS (see the module doc), sorted by ``pvalue``.
-    ``client``: a ``distributed.Client`` to run the blocks of pairs on its workers (identical
-    results); None runs here. Settings: ``params`` or keyword changes (q_level=0.01, ...).
+    symbol, NaN where a symbol has none): one row per pair, columns COLUMNS (see the module doc),
+    sorted by ``pvalue``. ``client``: a ``distributed.Client`` to run the blocks of pairs on its
+    workers (identical results); None runs here. Settings: ``params`` or keyword changes
+    (q_level=0.01, split="2025-07-01", ...).
 
     ``attrs`` holds ``pairs_tested``, ``selected``, ``symbols`` used, ``left_out`` (symbol ->
-    reason), ``params``, the formation and validation ranges and ``seconds``."""
+    reason), ``params``, ``split``, the formation and validation ranges and ``seconds``."""
     p = replace(params or ScanParams(), **changes)
     started = time.perf_counter()
     prep = prepare(closes, p)
-    panel = Panel.of(prep.formation, p.maxlag)
-    blocks = _blocks(len(prep.symbols), p.block)
-    parts = _run(panel, blocks, client, progress)
-    xi = np.concatenate([b[0] for b in blocks])
-    yi = np.concatenate([b[1] for b in blocks])
-    got = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+    sp = spans(prep.formation)
+    testable = sp.n >= p.min_obs
+    plain, gapped = np.flatnonzero(testable & ~sp.gapped), np.flatnonzero(testable & sp.gapped)
+    units: list[PairMoments] = []
+    if len(plain):
+        mo = pair_moments(prep.formation, sp.xi[plain], sp.yi[plain], sp.start[plain], sp.end[plain], p.maxlag)
+        units = [mo.take(slice(lo, lo + p.block)) for lo in range(0, len(plain), p.block)]
+    units += _gapped_moments(prep.formation, sp, gapped, p.maxlag)
+    parts = _run(units, client, progress)
+    order = np.concatenate([plain, gapped])
     names = np.asarray(prep.symbols, dtype=object)
-    frame = pd.DataFrame({"x": names[xi], "y": names[yi], "n": panel.n, **got})
+    frame = pd.DataFrame({"x": names[sp.xi], "y": names[sp.yi], "n": sp.n})
+    note = np.full(len(frame), None, dtype=object)
+    for k in np.flatnonzero(~testable):
+        note[k] = (f"only {sp.n[k]} formation bars where both trade, fewer than min_obs={p.min_obs}" if sp.n[k]
+                   else "the two never traded at the same time in the formation period")
+    if parts:
+        got = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
+        for k, v in got.items():
+            if k == "singular":
+                continue
+            column = np.full(len(frame), np.nan)
+            column[order] = v
+            frame[k] = column
+        maxlags = np.concatenate([u.p for u in units])
+        lags_max = np.zeros(len(frame), dtype=np.int64)
+        lags_max[order] = maxlags
+        frame["eg_lags_max"] = lags_max
+        for k in order[got["singular"]]:
+            note[k] = "singular ADF regression: no statistic"
+    else:
+        for k in ("alpha", "beta", "r2", "eg_stat", "eg_lags", "eg_stat_yx", "eg_lags_yx", "half_life_bars", "corr",
+                  "spread_std"):
+            frame[k] = np.nan
+        frame["eg_lags_max"] = 0
     frame["eg_pvalue"] = mackinnon_p(frame["eg_stat"].to_numpy(), "c", 2)
     frame["eg_pvalue_yx"] = mackinnon_p(frame["eg_stat_yx"].to_numpy(), "c", 2)
-    frame["pvalue"] = np.minimum(1.0, 2.0 * np.minimum(frame["eg_pvalue"], frame["eg_pvalue_yx"]))
+    frame["pvalue"] = np.minimum(1.0, 2.0 * np.fmin(frame["eg_pvalue"], frame["eg_pvalue_yx"]))
+    frame.loc[frame["eg_pvalue"].isna() | frame["eg_pvalue_yx"].isna(), "pvalue"] = np.nan
     frame["q_value"] = bh_qvalues(frame["pvalue"].to_numpy())
     frame["selected"] = frame["q_value"] <= p.q_level
     chosen = frame[frame["selected"]]
-    val = _validate(prep, chosen, p, panel.p)
+    frame["crossings"] = np.nan
+    frame.loc[chosen.index, "crossings"] = _crossings(prep, chosen)
+    val, singular = _validate(prep, chosen, p)
     frame = frame.join(val)
+    judged = (val["val_n"] >= MIN_VALIDATION_BARS) & ~val.index.isin(singular)
     frame["survives"] = pd.array([pd.NA] * len(frame), dtype="boolean")
-    frame.loc[chosen.index, "survives"] = ((val["val_adf_pvalue"] < p.val_level)
-                                           & np.isfinite(val["val_half_life_bars"])).to_numpy()
+    frame.loc[judged[judged].index, "survives"] = ((val["val_adf_pvalue"] < p.val_level)
+                                                   & np.isfinite(val["val_half_life_bars"]))[judged].to_numpy()
+    for label in judged[~judged].index:
+        note[label] = ("not validated: its validation spread is constant (singular ADF regression)" if label in singular
+                       else f"not validated: {int(val.loc[label, 'val_n'])} validation bars where both trade "
+                            f"(needs {MIN_VALIDATION_BARS})")
+    frame["note"] = pd.array(note, dtype="string")
     frame = frame[list(COLUMNS)].sort_values("pvalue", kind="stable", ignore_index=True)
-    frame.attrs.update(pairs_tested=len(frame), selected=int(frame["selected"].sum()), symbols=list(prep.symbols),
-                       left_out=prep.left_out, params=asdict(p),
+    tested = int(frame["pvalue"].notna().sum())
+    frame.attrs.update(pairs_tested=tested, selected=int(frame["selected"].sum()), symbols=list(prep.symbols),
+                       left_out=prep.left_out, params=asdict(p), split=str(prep.split),
+                       pairs_not_tested=len(frame) - tested, median_pair_n=float(np.median(sp.n[testable]))
+                       if testable.any() else 0.0,
                        formation=(str(prep.time_formation[0]), str(prep.time_formation[-1]), len(prep.time_formation)),
                        validation=(str(prep.time_validation[0]), str(prep.time_validation[-1]), len(prep.time_validation))
                        if len(prep.time_validation) else None, seconds=time.perf_counter() - started)
-    log.info("scan: %d pairs of %d symbols in %.1f s, %d selected at q <= %g", len(frame), len(prep.symbols),
-             frame.attrs["seconds"], frame.attrs["selected"], p.q_level)
+    log.info("scan: %d pairs of %d symbols tested in %.1f s (%d not), %d selected at q <= %g", tested,
+             len(prep.symbols), frame.attrs["seconds"], len(frame) - tested, frame.attrs["selected"], p.q_level)
     return frame

@@ -8,7 +8,8 @@ Log prices, per bar (one bar = ``bar`` of time, default 1 minute):
   its own OU deviation, so every pair inside a group is cointegrated;
 - independent random walks, and trending ones (a drift plus a random walk): the rest.
 Symbols are named ``S000USDT``, ``S001USDT``...; their order is shuffled, so planted members are
-not neighbours.
+not neighbours. Like a real exchange's, a universe can list symbols late and delist them early
+(``listed_late``, ``delisted``): a symbol has closes only from its listing to its delisting.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Universe:
 
     closes: pd.DataFrame
     pairs: pd.DataFrame
+    listings: pd.DataFrame | None = None  # per symbol (index): first and last bar time
 
     def truth(self) -> set[frozenset[str]]:
         """The planted cointegrated pairs, as unordered symbol pairs."""
@@ -49,17 +51,22 @@ def _ou(rng: np.random.Generator, n: int, half_life: float, std: float) -> np.nd
 def synthetic_universe(n_symbols: int = 300, n_bars: int = 10_000, n_pairs: int | None = None, n_groups: int | None = None,
                        trending: float = 0.2, half_life: tuple[float, float] = (5.0, 60.0),
                        vol: float = 0.002, spread_std: float = 0.004, seed: int = 7, bar: str = "1min",
-                       start: str = START) -> Universe:
+                       start: str = START, listed_late: float = 0.0, delisted: float = 0.0) -> Universe:
     """``n_symbols`` series of ``n_bars`` closes: ``n_pairs`` planted pairs (default one per 10
     symbols), ``n_groups`` groups of 3-4 (default one per 30), a ``trending`` fraction of the rest
     with a drift; ``vol`` is the per-bar log-volatility
     of the random walks, ``spread_std`` the stationary std of the planted spreads (log units),
-    half-lives drawn log-uniformly from ``half_life`` (bars)."""
+    half-lives drawn log-uniformly from ``half_life`` (bars). A ``listed_late`` fraction of the
+    symbols (planted members included) lists at a bar drawn uniformly from the first 40%, a
+    ``delisted`` fraction delists at one drawn from the last 25%: NaN outside; ``listings`` says
+    when."""
     rng = np.random.default_rng(seed)
     n_pairs = n_symbols // 10 if n_pairs is None else n_pairs
     n_groups = n_symbols // 30 if n_groups is None else n_groups
     sizes = rng.integers(3, 5, n_groups) if n_groups else np.empty(0, dtype=int)
     planted = 2 * n_pairs + int(sizes.sum())
+    if not (0 <= listed_late <= 1 and 0 <= delisted <= 1):
+        raise InvalidParameter("listed_late and delisted are fractions of the symbols, within [0, 1]")
     if n_bars < 100 or n_symbols < planted or min(half_life) <= 0:
         raise InvalidParameter(f"a universe needs n_bars >= 100, n_symbols >= {planted} planted members "
                                f"and half-lives > 0 (got {n_symbols} symbols, {n_bars} bars)")
@@ -93,10 +100,15 @@ def synthetic_universe(n_symbols: int = 300, n_bars: int = 10_000, n_pairs: int 
     names = [f"S{i:03d}USDT" for i in range(n_symbols)]
     levels = np.column_stack(logs)[:, np.argsort(order)] + np.log(rng.uniform(1, 1000, n_symbols))
     index = pd.date_range(start, periods=n_bars, freq=bar, tz="UTC", name="time")
+    lists = np.where(rng.random(n_symbols) < listed_late, rng.integers(1, max(2, int(0.4 * n_bars)), n_symbols), 0)
+    ends = np.where(rng.random(n_symbols) < delisted, rng.integers(int(0.75 * n_bars), n_bars, n_symbols), n_bars)
+    bar_no = np.arange(n_bars)[:, None]
+    levels = np.where((bar_no >= lists) & (bar_no < ends), levels, np.nan)
     closes = pd.DataFrame(np.exp(levels), index=index, columns=names)
+    listings = pd.DataFrame({"first": index[lists], "last": index[ends - 1]}, index=pd.Index(names, name="symbol"))
     pairs = []
     for i, j, kind, beta, h in rows:
         a, b = sorted((int(order[i]), int(order[j])))
         beta_ab = beta if a == order[i] else 1.0 / beta
         pairs.append((names[a], names[b], kind, beta_ab, h))
-    return Universe(closes, pd.DataFrame(pairs, columns=["a", "b", "kind", "beta", "half_life_bars"]))
+    return Universe(closes, pd.DataFrame(pairs, columns=["a", "b", "kind", "beta", "half_life_bars"]), listings)
