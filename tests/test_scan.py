@@ -32,19 +32,24 @@ def result(universe):
     return scan_pairs(universe.closes)
 
 
+def _assert_both_directions_equal_coint(row: pd.Series, x: np.ndarray, y: np.ndarray) -> None:
+    """The row's Engle-Granger statistic, lag and p-value equal statsmodels' coint both ways."""
+    for stat, p, lags, (a, b) in ((row.eg_stat, row.eg_pvalue, row.eg_lags, (x, y)),
+                                  (row.eg_stat_yx, row.eg_pvalue_yx, row.eg_lags_yx, (y, x))):
+        ref = coint(a, b, trend="c", autolag="aic")
+        fit = ols_hedge(a, b)
+        used = adfuller(a - fit.alpha - fit.beta * b, regression="n", autolag="AIC", result_object=False)[2]
+        assert abs(stat - ref[0]) <= 1e-8 * abs(ref[0]) and lags == used
+        assert p == pytest.approx(ref[1], rel=1e-9, abs=1e-12)
+
+
 def test_engle_granger_equals_statsmodels_coint_on_every_pair(universe, result):
     form = np.log(universe.closes.iloc[: result.attrs["formation"][2]])
     rng = np.random.default_rng(0)
     sample = result.iloc[np.r_[0:15, rng.choice(np.arange(15, len(result)), 45, replace=False)]]
     for _, row in sample.iterrows():
         x, y = form[row.x].to_numpy(), form[row.y].to_numpy()
-        for stat, p, lags, (a, b) in ((row.eg_stat, row.eg_pvalue, row.eg_lags, (x, y)),
-                                      (row.eg_stat_yx, row.eg_pvalue_yx, row.eg_lags_yx, (y, x))):
-            ref = coint(a, b, trend="c", autolag="aic")
-            fit = ols_hedge(a, b)
-            used = adfuller(a - fit.alpha - fit.beta * b, regression="n", autolag="AIC", result_object=False)[2]
-            assert abs(stat - ref[0]) <= 1e-8 * abs(ref[0]) and lags == used
-            assert p == pytest.approx(ref[1], rel=1e-9, abs=1e-12)
+        _assert_both_directions_equal_coint(row, x, y)
         fit = ols_hedge(x, y)
         assert row.beta == pytest.approx(fit.beta, rel=1e-10) and row.alpha == pytest.approx(fit.alpha, rel=1e-9, abs=1e-12)
         assert row.r2 == pytest.approx(fit.r2, rel=1e-10)
@@ -228,13 +233,7 @@ def test_each_pair_is_tested_on_its_own_bars_exactly_as_coint(staggered):
         own = _own_rows(closes, r.attrs["split"], row.x, row.y)
         assert row.n == len(own)
         x, y = own[row.x].to_numpy(), own[row.y].to_numpy()
-        for stat, p, lags, (a, b) in ((row.eg_stat, row.eg_pvalue, row.eg_lags, (x, y)),
-                                      (row.eg_stat_yx, row.eg_pvalue_yx, row.eg_lags_yx, (y, x))):
-            ref = coint(a, b, trend="c", autolag="aic")
-            fit = ols_hedge(a, b)
-            used = adfuller(a - fit.alpha - fit.beta * b, regression="n", autolag="AIC", result_object=False)[2]
-            assert abs(stat - ref[0]) <= 1e-8 * abs(ref[0]) and lags == used
-            assert p == pytest.approx(ref[1], rel=1e-9, abs=1e-12)
+        _assert_both_directions_equal_coint(row, x, y)
         assert row["corr"] == pytest.approx(np.corrcoef(np.diff(x), np.diff(y))[0, 1], rel=1e-9)
     # pairs that never overlap long enough are not tested, and say why; q-values count only the tested
     untested = r[r.pvalue.isna()]

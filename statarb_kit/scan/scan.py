@@ -244,9 +244,7 @@ def _gapped_moments(levels: np.ndarray, sp: Spans, rows: np.ndarray, maxlag: int
     """Moments of gapped pairs, one pair at a time on the rows where both legs have a close."""
     out = []
     for k in rows:
-        x, y = levels[sp.start[k] : sp.end[k], sp.xi[k]], levels[sp.start[k] : sp.end[k], sp.yi[k]]
-        both = ~(np.isnan(x) | np.isnan(y))
-        two = np.column_stack([x[both], y[both]])
+        two = np.column_stack(_common(levels[sp.start[k] : sp.end[k]], sp.xi[k], sp.yi[k]))
         out.append(pair_moments(two, np.array([0]), np.array([1]), np.array([0]), np.array([len(two)]), maxlag))
     return out
 
