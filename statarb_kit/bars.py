@@ -45,8 +45,8 @@ BAR_DTYPE = np.dtype(
 #: Columns of a bar as stored (``sym`` becomes ``symbol``; ``vwap`` is added).
 BAR_FIELDS = BAR_DTYPE.names
 
-_TF_RE = re.compile(r"^(\d+)([smh])$")
-_TF_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000}
+_TF_RE = re.compile(r"^(\d+)([smhd])$")
+_TF_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 DEFAULT_TIMEFRAMES = ("1s", "1m", "5m")
 
 

@@ -21,6 +21,8 @@ import pandas as pd
 import duckdb
 
 from .bars import check_timeframe, timeframe_ms
+from .cli_history import add_parsers as add_history_parsers
+from .cli_history import add_universe_options
 from .errors import InvalidParameter, StatarbError
 from .funding import FundingRates, read_funding_files
 from .session import Session
@@ -46,6 +48,15 @@ def _timeframe(text: str) -> str:
         return check_timeframe(text)
     except InvalidParameter as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _any_timeframe(text: str) -> str:
+    """argparse type of a timeframe a store may hold (recorded 1s/1m/5m, or kline intervals)."""
+    try:
+        timeframe_ms(text)
+    except InvalidParameter as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _day(text: str) -> dt.date:
@@ -129,6 +140,12 @@ async def _record(args: argparse.Namespace) -> int:
 
 
 async def _download(args: argparse.Namespace) -> int:
+    if args.kind == "klines":
+        from .cli_history import download_klines
+
+        return await download_klines(args)
+    if args.all or not args.symbols:
+        raise InvalidParameter(f"--kind {args.kind}: name the symbols (--all is for klines)")
     start, end = args.start, args.end or args.start
     report = await download(args.symbols, start, end, args.dir, kind=args.kind, base_url=args.base_url,
                             market=args.market)
@@ -292,7 +309,7 @@ def _scan(args: argparse.Namespace) -> int:
         closes = closes_from_store(args.db, args.timeframe, None if args.all else symbols, args.start, args.end)
         origin = f"store {args.db}"
     elif args.files:
-        closes = closes_from_files(args.files, args.timeframe, args.skip_bad)
+        closes = closes_from_files(args.files, check_timeframe(args.timeframe), args.skip_bad)
         closes = closes[symbols] if symbols else closes
         origin = f"{len(args.files)} dump file(s)"
     else:
@@ -308,7 +325,7 @@ def _scan(args: argparse.Namespace) -> int:
             print(f"dask: {client.scheduler_info()['address']}, {len(client.scheduler_info()['workers'])} workers",
                   flush=True)
         results = scan_pairs(closes, client=client, progress=not args.quiet, q_level=args.q, validation=args.validation,
-                             min_obs=args.min_obs)
+                             min_obs=args.min_obs, split=args.split)
     a = results.attrs
     for symbol, why in a["left_out"].items():
         print(f"left out {symbol}: {why}", flush=True)
@@ -316,7 +333,7 @@ def _scan(args: argparse.Namespace) -> int:
     chosen = results[results["selected"]]
     print(f"{a['pairs_tested']:,} pairs of {len(a['symbols'])} symbols tested in {a['seconds']:.1f} s; "
           f"{len(chosen)} selected at q <= {args.q:g} (Benjamini-Hochberg), {int(chosen['survives'].sum())} of them "
-          f"survive validation on the last {args.validation:.0%}; raw p < 0.05 would select {raw:,}", flush=True)
+          f"survive validation from {a['split']} UTC; raw p < 0.05 would select {raw:,}", flush=True)
     if len(chosen):
         shown = ["x", "y", "beta", "eg_stat", "q_value", "half_life_bars", "corr", "crossings", "val_adf_pvalue",
                  "survives"]
@@ -421,17 +438,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec.add_argument("--every", type=float, default=1.0, help="seconds between status lines")
     rec.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     dl = sub.add_parser("download", help="download Binance USD-M history dumps, verify them and load them")
-    dl.add_argument("symbols", nargs="+", help="symbols, e.g. BTCUSDT ETHUSDT")
+    dl.add_argument("symbols", nargs="*", help="symbols, e.g. BTCUSDT ETHUSDT")
+    dl.add_argument("--all", action="store_true",
+                    help="klines: every symbol that traded in the range, delisted ones included (point in time)")
     dl.add_argument("--start", required=True, type=_day, help="first day, YYYY-MM-DD (UTC)")
-    dl.add_argument("--end", default=None, type=_day, help="last day, YYYY-MM-DD (default: the start day)")
-    dl.add_argument("--kind", choices=("trades", "aggTrades", "fundingRate"), default="trades",
-                    help="dump kind (fundingRate: the monthly funding dumps, stored in table funding)")
+    dl.add_argument("--end", default=None, type=_day,
+                    help="last day, YYYY-MM-DD (default: the start day; klines: up to now)")
+    dl.add_argument("--kind", choices=("trades", "aggTrades", "fundingRate", "klines"), default="trades",
+                    help="dump kind (fundingRate: the monthly funding dumps, stored in table funding; klines: bars "
+                         "of --interval, REST for what the dumps do not have yet, funding along)")
+    dl.add_argument("--interval", default="1m", help="klines: 1m (default), 3m, 5m, 15m, 30m, 1h ... 1d")
+    dl.add_argument("--rest-url", default="https://fapi.binance.com", help="klines: REST base URL")
     dl.add_argument("--market", choices=("um", "spot"), default="um", help="USD-M futures (default) or spot")
     dl.add_argument("--dir", default="data", help="where the files go (default: %(default)s)")
     dl.add_argument("--db", default="statarb.duckdb", help="DuckDB file to load them into")
     dl.add_argument("--base-url", default=DATA_URL, help="public data site (default: Binance's)")
     dl.add_argument("--no-load", action="store_true", help="download only")
     dl.add_argument("--skip-bad", action="store_true", help="skip and count corrupt lines when loading")
+    dl.add_argument("--archive", default=None, metavar="DIR",
+                    help="klines: also write them as hive-partitioned Parquet under DIR")
+    add_universe_options(dl)
+    add_history_parsers(sub)
     fu = sub.add_parser("funding", help="fetch USD-M funding rates from Binance's REST API into a DuckDB file")
     fu.add_argument("symbols", nargs="+", help="symbols, e.g. BTCUSDT ETHUSDT")
     fu.add_argument("--start", required=True, help="first UTC time, e.g. 2026-01-01")
@@ -494,11 +521,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         description="Engle-Granger on every pair of symbols, Benjamini-Hochberg q-values, out-of-sample "
                         "validation. Data: --db (recorded or downloaded bars), else --files (Binance dumps), else a "
                         "synthetic universe with planted pairs.")
-    sc.add_argument("--db", default=None, help="DuckDB file with bars (opened read-only)")
+    sc.add_argument("--db", default=None,
+                    help="DuckDB file with bars (opened read-only), or an archive folder (statarb archive)")
     sc.add_argument("--files", nargs="*", help="Binance trades/aggTrades dump files instead of --db")
     sc.add_argument("--symbols", default=None, help="comma-separated symbols to scan")
     sc.add_argument("--all", action="store_true", help="--db: every symbol in the file")
-    sc.add_argument("--timeframe", default="1m", type=_timeframe, help="bars: 1s, 1m or 5m (default: %(default)s)")
+    sc.add_argument("--timeframe", default="1m", type=_any_timeframe,
+                    help="bars: 1s, 1m or 5m; with --db any stored kline interval, e.g. 1h (default: %(default)s)")
     sc.add_argument("--start", default=None, help="first UTC time to use, e.g. 2026-01-01")
     sc.add_argument("--end", default=None, help="UTC time to stop before")
     sc.add_argument("--universe", type=int, default=100, help="synthetic: symbols (default: %(default)s)")
@@ -506,7 +535,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.add_argument("--seed", type=int, default=7, help="synthetic: seed (default: %(default)s)")
     sc.add_argument("--q", type=float, default=0.05, help="false discovery rate level (default: %(default)s)")
     sc.add_argument("--validation", type=float, default=0.3,
-                    help="fraction of the bars, at the end, kept to validate (default: %(default)s)")
+                    help="fraction of the time span, at the end, kept to validate (default: %(default)s)")
+    sc.add_argument("--split", default=None, metavar="TIME",
+                    help="UTC date or time where validation starts, the same for every pair (instead of --validation)")
     sc.add_argument("--min-obs", type=int, default=500, help="closes a symbol needs in the formation period")
     sc.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:8786) to run on")
     sc.add_argument("--workers", type=int, default=None, help="a local Dask cluster of N worker processes")
@@ -528,6 +559,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_download(args))
         if args.command == "funding":
             return asyncio.run(_funding(args))
+        if args.command in ("update", "universe", "archive"):
+            from . import cli_history
+
+            return asyncio.run(getattr(cli_history, args.command)(args))
         if args.command == "sweep":
             return _sweep(args)
         if args.command == "scan":

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .bars import BAR_DTYPE, BAR_FIELDS, merge_bars
+from .bars import BAR_DTYPE, BAR_FIELDS, merge_bars, timeframe_ms
 from .errors import CorruptFileError, InvalidParameter, StoreLockedError
 from .funding import SAME_SETTLEMENT_MS, FundingRates
 from .ticks import TICK_COLUMNS, VIA, TickBatch
@@ -62,10 +62,26 @@ CREATE TABLE IF NOT EXISTS {table} (
     open DOUBLE, high DOUBLE, low DOUBLE, close DOUBLE,
     volume DOUBLE, quote_volume DOUBLE, trades BIGINT, taker_buy_volume DOUBLE,
     first_trade_id BIGINT, last_trade_id BIGINT,
-    vwap DOUBLE
+    vwap DOUBLE,
+    origin VARCHAR DEFAULT 'recorded'  -- one of BAR_ORIGINS
 )"""
+#: Where a stored bar came from: built from recorded ticks, a kline dump file, or REST klines
+#: (the last two have no trade ids).
+BAR_ORIGINS = ("recorded", "kline_dump", "kline_rest")
+#: Bars tables written before ``origin`` existed hold recorded bars only.
+_ADD_ORIGIN = "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS origin VARCHAR DEFAULT 'recorded'"
 
 _BAR_COLS = ", ".join(["symbol", "start", *BAR_FIELDS[2:], "vwap"])
+_KLINE_COLS = ("symbol", "start", "open", "high", "low", "close", "volume", "quote_volume", "trades",
+               "taker_buy_volume", "vwap", "origin")
+
+_COVERAGE_DDL = """
+CREATE TABLE IF NOT EXISTS kline_coverage (
+    symbol VARCHAR NOT NULL, timeframe VARCHAR NOT NULL, market VARCHAR NOT NULL,
+    start_ms BIGINT NOT NULL,      -- Binance was asked for every bar opening in [start_ms, end_ms)
+    end_ms BIGINT NOT NULL,        -- ms since epoch, UTC; a bar missing in between does not exist
+    asked_at BIGINT NOT NULL
+)"""
 
 _ALERTS_DDL = """
 CREATE TABLE IF NOT EXISTS alerts (
@@ -96,8 +112,8 @@ def _symbol_array(codes: np.ndarray, symbols: tuple[str, ...]) -> pa.Array:
 
 def bars_table(tf: str) -> str:
     """Table name for a timeframe: ``"1m"`` -> ``bars_1m``."""
-    if not re.fullmatch(r"\d+[smh]", tf):
-        raise InvalidParameter(f"timeframe {tf!r} is not valid: use e.g. '1s', '1m', '5m'")
+    if not re.fullmatch(r"\d+[smhd]", tf):
+        raise InvalidParameter(f"timeframe {tf!r} is not valid: use e.g. '1s', '1m', '5m', '1h', '1d'")
     return f"bars_{tf}"
 
 
@@ -116,6 +132,7 @@ class TickStore:
             self.con.execute(_ALERTS_DDL)
             self.con.execute(_EVENTS_DDL)
             self.con.execute(_FUNDING_DDL)
+            self.con.execute(_COVERAGE_DDL)
             self._migrate()
         self._watermark = self._load_watermarks()
         self.inserted = 0  # rows stored by this object
@@ -197,6 +214,68 @@ class TickStore:
     def ensure_bars_tables(self, timeframes: tuple[str, ...]) -> None:
         for tf in timeframes:
             self.con.execute(_BARS_DDL.format(table=bars_table(tf)))
+            self.con.execute(_ADD_ORIGIN.format(table=bars_table(tf)))
+
+    def bar_timeframes(self) -> list[str]:
+        """Timeframes that have a bars table in this file, shortest first."""
+        names = [r[0][5:] for r in self.con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'bars\\_%' ESCAPE '\\'").fetchall()]
+        return sorted((n for n in names if re.fullmatch(r"\d+[smhd]", n)), key=timeframe_ms)
+
+    def insert_kline_bars(self, tf: str, symbol: str, bars: pd.DataFrame, origin: str) -> int:
+        """Store Binance klines of one symbol (``sources.klines.KLINE_BAR_COLUMNS``) where this
+        file has no bar of that (symbol, start) yet: a recorded bar or one stored earlier stays.
+        VWAP is quote volume / volume (NULL without volume); trade ids are NULL. Returns how many
+        were new."""
+        if origin not in BAR_ORIGINS[1:]:
+            raise InvalidParameter(f"origin must be one of {BAR_ORIGINS[1:]}, got {origin!r}")
+        if bars.empty:
+            return 0
+        table = bars_table(tf)
+        self.ensure_bars_tables((tf,))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            vwap = bars["quote_volume"].to_numpy() / bars["volume"].to_numpy()
+        frame = pa.table({"symbol": pa.array([symbol] * len(bars), pa.string()),
+                          **{c: bars[c].to_numpy() for c in _KLINE_COLS[1:10]},
+                          "vwap": pa.array(vwap, mask=~(bars["volume"].to_numpy() > 0)),
+                          "origin": pa.array([origin] * len(bars), pa.string())})
+        cols = ", ".join(_KLINE_COLS)
+        with self.transaction(), self._registered("incoming_klines", frame):
+            before = int(self._scalar(f"SELECT count(*) FROM {table} WHERE symbol = ?", symbol))
+            self.con.execute(
+                f"INSERT INTO {table} ({cols}) SELECT {cols} FROM incoming_klines i WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {table} b WHERE b.symbol = ? AND b.start = i.start AND b.start BETWEEN ? AND ?)",
+                [symbol, int(bars["start"].min()), int(bars["start"].max())])
+            return int(self._scalar(f"SELECT count(*) FROM {table} WHERE symbol = ?", symbol)) - before
+
+    def add_coverage(self, symbol: str, tf: str, market: str, start_ms: int, end_ms: int, asked_at: int) -> None:
+        """Record that Binance was asked for every ``tf`` bar of ``symbol`` opening in [start_ms, end_ms)."""
+        if end_ms > start_ms:
+            self.con.execute("INSERT INTO kline_coverage VALUES (?, ?, ?, ?, ?, ?)",
+                             [symbol, tf, market, int(start_ms), int(end_ms), int(asked_at)])
+
+    def coverage(self) -> pd.DataFrame:
+        """Per (symbol, timeframe, market): the first and last time Binance was asked about
+        (start_ms, end_ms). Empty for a file no download or update wrote."""
+        if not self._has_table("kline_coverage"):
+            return pd.DataFrame(columns=["symbol", "timeframe", "market", "start_ms", "end_ms"])
+        return self.con.execute("SELECT symbol, timeframe, market, min(start_ms) AS start_ms, max(end_ms) AS end_ms "
+                                "FROM kline_coverage GROUP BY ALL ORDER BY ALL").df()
+
+    def bar_gaps(self, tf: str, symbol: str | None = None) -> pd.DataFrame:
+        """Stretches with no stored bar between a symbol's first and last stored ``tf`` bar:
+        symbol, after (start of the bar before the gap), before (start of the bar after it), and
+        missing (bars), ms UTC; sorted by symbol and time."""
+        from .bars import timeframe_ms
+
+        table, step = bars_table(tf), timeframe_ms(tf)
+        if not self._has_table(table):
+            return pd.DataFrame(columns=["symbol", "after", "before", "missing"])
+        where, args = ("WHERE symbol = ?", [symbol]) if symbol else ("", [])
+        return self.con.execute(
+            f"SELECT symbol, prev AS after, start AS before, (start - prev) // {step} - 1 AS missing FROM "
+            f"(SELECT symbol, start, lag(start) OVER (PARTITION BY symbol ORDER BY start) AS prev FROM {table} {where}) "
+            f"WHERE start - prev > {step} ORDER BY symbol, after", args).df()
 
     def close(self) -> None:
         self.con.close()
@@ -356,10 +435,10 @@ class TickStore:
                     "(SELECT symbol, start FROM incoming)",
                     [int(corrected["start"].min()), int(corrected["start"].max())],
                 )
-                self.con.execute(f"INSERT INTO {table} SELECT {_BAR_COLS} FROM incoming")
+                self.con.execute(f"INSERT INTO {table} ({_BAR_COLS}) SELECT {_BAR_COLS} FROM incoming")
         if len(final):
             with self._registered("incoming", self._bars_frame(final, symbols)):
-                self.con.execute(f"INSERT INTO {table} SELECT {_BAR_COLS} FROM incoming")
+                self.con.execute(f"INSERT INTO {table} ({_BAR_COLS}) SELECT {_BAR_COLS} FROM incoming")
 
     def _read_bar_rows(self, table: str, keys: np.ndarray, symbols: tuple[str, ...]) -> np.ndarray:
         """Stored rows of ``table`` whose (symbol, start) matches a row of ``keys``."""

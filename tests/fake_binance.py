@@ -23,12 +23,21 @@ subscription errors), ``duplicate_every`` / ``swap_every`` (duplicated, out-of-o
 ``lifetime_s`` (the 24-hour close, shortened), ``rest_errors`` (HTTP 429/418 with Retry-After),
 ``holes`` (ids Binance itself never printed), server pings that need pongs (``ping_interval``).
 ``wait_for_client`` holds the tapes until every symbol is streamed to a client.
+
+The data site (data.binance.vision) on the same port: ``files`` (``publish`` adds a file and its
+``.CHECKSUM``), and the S3 bucket listing at ``/?prefix=...&delimiter=/&marker=...`` built from
+them (ListBucketResult XML, ``list_page`` keys a page, NextMarker). ``klines`` holds the bars
+``/fapi/v1/klines`` serves; ``delisted`` symbols are gone from REST (code -1121) and exchangeInfo,
+their files stay; ``info`` adds exchangeInfo fields (contractType, onboardDate, ...).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import io
+import zipfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -118,6 +127,11 @@ class FakeBinance:
         self.rest_errors: list[tuple[int, float]] = []  # (status, Retry-After) for the next REST calls
         self.rest_calls: list[str] = []
         self.files: dict[str, bytes] = {}  # extra HTTP paths (history dumps for download tests)
+        self.klines: dict[tuple[str, str], pd.DataFrame] = {}  # (symbol, interval) -> bars REST serves
+        self.delisted: set[str] = set()
+        self.info: dict[str, dict] = {}  # symbol -> extra exchangeInfo fields
+        self.list_page = 1000
+        self.funding_span: tuple[int, int] | None = None  # settlements served (default: the last 40 days)
         self.tiers = {"trade": "public", "aggTrade": "market", "markPrice": "market"}  # stream kind -> tier
         self.recent_cap = 1000
         self.rest_down = False  # every REST call fails (HTTP 503)
@@ -314,6 +328,8 @@ class FakeBinance:
         self.rest_calls.append(request.path)
         if url.path in self.files:
             return self._reply(200, self.files[url.path], "application/octet-stream")
+        if url.path == "/" and "prefix" in url.query:
+            return self._listing({k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()})
         if self.rest_errors and url.path.startswith("/fapi/"):
             status, retry = self.rest_errors.pop(0)
             return self._reply(status, orjson.dumps({"code": -1003, "msg": "Too many requests"}),
@@ -322,12 +338,28 @@ class FakeBinance:
         if self.rest_down and url.path.startswith("/fapi/"):
             return self._reply(503, b'{"code": -1001, "msg": "Internal error"}')
         weight = {"/fapi/v1/trades": 5, "/fapi/v1/historicalTrades": 20, "/fapi/v1/aggTrades": 20}.get(url.path, 1)
+        if url.path == "/fapi/v1/klines":
+            limit = int(q.get("limit", 500))
+            weight = 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
         self.weights.append((time.monotonic(), weight))
+        known = (set(self.tapes) | {sym for sym, _ in self.klines} | set(self.info)) - self.delisted
         if url.path == "/fapi/v1/exchangeInfo":
-            return self._json({"timezone": "UTC", "symbols": [{"symbol": s, "status": "TRADING"} for s in self.tapes]})
+            return self._json({"timezone": "UTC", "symbols": [{"symbol": s, "status": "TRADING", **self.info.get(s, {})}
+                                                              for s in sorted(known)]})
         s = q.get("symbol", "")
-        if url.path.startswith("/fapi/v1/") and s not in self.tapes:
+        if url.path.startswith("/fapi/v1/") and s not in known:
             return self._reply(400, orjson.dumps({"code": -1121, "msg": "Invalid symbol."}))
+        if url.path == "/fapi/v1/klines":
+            if not 1 <= limit <= 1500:
+                return self._reply(400, orjson.dumps({"code": -1130, "msg": "Data sent for parameter 'limit' is not valid."}))
+            k = self.klines.get((s, q["interval"]))
+            if k is None:
+                return self._json([])
+            lo, hi = int(q.get("startTime", 0)), int(q.get("endTime", 2**62))
+            k = k[(k["start"] >= lo) & (k["start"] <= hi)].head(limit)
+            return self._json([[int(r.start), f"{r.open}", f"{r.high}", f"{r.low}", f"{r.close}", f"{r.volume}",
+                                int(r.close_time), f"{r.quote_volume}", int(r.trades), f"{r.taker_buy_volume}",
+                                f"{r.taker_buy_quote_volume}", "0"] for r in k.itertuples()])
         if url.path == "/fapi/v1/aggTrades":
             rows = aggregate(self.tapes[s], self.printed[s])
             if "fromId" in q:
@@ -339,7 +371,7 @@ class FakeBinance:
                 return self._json(rows[-limit:])  # Binance: neither given, the most recent ones
             return self._json(rows[:limit])
         if url.path == "/fapi/v1/fundingRate":  # 8-hourly settlements of the last 40 days, seeded per symbol
-            f = synthetic_funding(s, self.t0 - 40 * 86_400_000, self.t0, seed=11)
+            f = synthetic_funding(s, *(self.funding_span or (self.t0 - 40 * 86_400_000, self.t0)), seed=11)
             lo, hi = int(q.get("startTime", 0)), int(q.get("endTime", self.t0))
             keep = np.flatnonzero((f.time >= lo) & (f.time <= hi))[: int(q.get("limit", 100))]
             return self._json([{"symbol": s, "fundingTime": int(f.time[i]) + 3, "fundingRate": f"{f.rate[i]:.8f}",
@@ -363,6 +395,41 @@ class FakeBinance:
                                 "quoteQty": f"{t.price[i] * t.qty[i]:.5f}", "time": int(t.ts[i]),
                                 "isBuyerMaker": bool(t.buyer_maker[i])} for i in range(lo, hi)])
         return self._reply(404, b"not found")
+
+    def publish(self, path: str, data: bytes) -> None:
+        """Serve ``data`` at ``path`` with its ``.CHECKSUM`` (as the data site does)."""
+        self.files[path] = data
+        self.files[path + ".CHECKSUM"] = f"{hashlib.sha256(data).hexdigest()}  {path.rsplit('/', 1)[1]}\n".encode()
+
+    def _listing(self, q: dict[str, str]) -> Response:
+        """The S3 ListObjects (v1) answer over ``files``: keys and, with a delimiter, common prefixes."""
+        prefix, delim, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
+        keys, prefixes = set(), set()
+        for path in self.files:
+            key = path.lstrip("/")
+            if not key.startswith(prefix):
+                continue
+            rest = key[len(prefix):]
+            if delim and delim in rest:
+                prefixes.add(prefix + rest[: rest.index(delim) + 1])
+            else:
+                keys.add(key)
+        entries = sorted([(k, "key") for k in keys] + [(p, "prefix") for p in prefixes])
+        entries = [e for e in entries if e[0] > marker]
+        page, more = entries[: self.list_page], len(entries) > self.list_page
+        body = ['<?xml version="1.0" encoding="UTF-8"?>',
+                '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
+                f"<Name>data.binance.vision</Name><Prefix>{prefix}</Prefix><Marker>{marker}</Marker>",
+                f"<MaxKeys>{self.list_page}</MaxKeys><Delimiter>{delim}</Delimiter>",
+                f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>"]
+        if more:
+            body.append(f"<NextMarker>{page[-1][0]}</NextMarker>")
+        for name, kind in page:
+            body.append(f"<Contents><Key>{name}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>"
+                        f"<Size>{len(self.files['/' + name])}</Size></Contents>" if kind == "key"
+                        else f"<CommonPrefixes><Prefix>{name}</Prefix></CommonPrefixes>")
+        body.append("</ListBucketResult>")
+        return self._reply(200, "".join(body).encode(), "application/xml")
 
     def _json(self, obj) -> Response:
         return self._reply(200, orjson.dumps(obj), extra={"X-MBX-USED-WEIGHT-1M": str(self.weight_last_minute())})
@@ -404,3 +471,67 @@ async def misbehave(fake: FakeBinance, fault: str, started: Callable[[], bool]) 
         while fake.printed[first] < 0.75 * len(fake.tapes[first].trade_id):
             await asyncio.sleep(0.01)
         fake.stall(60)
+
+
+KLINE_HEADER = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
+                "taker_buy_quote_volume,ignore")
+
+
+def make_klines(symbol: str, interval_ms: int, start_ms: int, end_ms: int, seed: int,
+                holes: list[tuple[int, int]] = ()) -> pd.DataFrame:
+    """Seeded klines opening in [start_ms, end_ms), none in the [a, b) ``holes`` (maintenance
+    windows): start, OHLC, volume, close_time, quote_volume, trades, taker buy base and quote."""
+    start = np.arange(start_ms, end_ms, interval_ms, dtype=np.int64)
+    for a, b in holes:
+        start = start[(start < a) | (start >= b)]
+    rng = np.random.default_rng(seed)
+    n = len(start)
+    close = np.round(100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n))), 4)
+    open_ = np.round(np.r_[close[0], close[:-1]], 4)
+    high = np.round(np.maximum(open_, close) * (1 + rng.uniform(0, 1e-3, n)), 4)
+    low = np.round(np.minimum(open_, close) * (1 - rng.uniform(0, 1e-3, n)), 4)
+    volume = np.round(rng.uniform(1, 50, n), 3)
+    vwap = np.clip(np.round((high + low + close) / 3, 4), low, high)
+    taker = np.round(volume * rng.uniform(0.2, 0.8, n), 3)
+    return pd.DataFrame({"start": start, "open": open_, "high": high, "low": low, "close": close,
+                         "volume": volume, "close_time": start + interval_ms - 1,
+                         "quote_volume": np.round(volume * vwap, 5), "trades": rng.integers(1, 400, n),
+                         "taker_buy_volume": taker, "taker_buy_quote_volume": np.round(taker * vwap, 5)})
+
+
+def kline_zip(bars: pd.DataFrame, name: str, header: bool, microseconds: bool = False) -> bytes:
+    """A kline dump as Binance zips it: one CSV, with or without its header row, times in ms or µs."""
+    k = bars.copy()
+    if microseconds:
+        k["start"] *= 1000
+        k["close_time"] = k["close_time"] * 1000 + 999
+    k["ignore"] = 0
+    cols = ["start", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
+            "taker_buy_volume", "taker_buy_quote_volume", "ignore"]
+    text = k[cols].to_csv(index=False, header=False)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(name.replace(".zip", ".csv"), (KLINE_HEADER + "\n" if header else "") + text)
+    return buf.getvalue()
+
+
+def publish_funding_dumps(fake: FakeBinance, symbol: str, start_ms: int, end_ms: int, seed: int = 11) -> None:
+    """Monthly funding dumps of ``symbol`` (calc_time, funding_interval_hours, last_funding_rate)
+    with the same seeded settlements REST serves, for each month of [start_ms, end_ms)."""
+    from statarb_kit.funding import funding_dump_name
+
+    f = synthetic_funding(symbol, *(fake.funding_span or (start_ms, end_ms)), seed=seed)
+    months = pd.date_range(pd.Timestamp(start_ms, unit="ms", tz="UTC").floor("D").replace(day=1),
+                           pd.Timestamp(end_ms, unit="ms", tz="UTC"), freq="MS")
+    for m in months:
+        lo = int(m.value // 1_000_000)
+        hi = int((m + pd.offsets.MonthBegin(1)).value // 1_000_000)
+        keep = (f.time >= max(lo, start_ms)) & (f.time < min(hi, end_ms))
+        if not keep.any():
+            continue
+        path, name = funding_dump_name(symbol, m.year, m.month)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr(name.replace(".zip", ".csv"), "calc_time,funding_interval_hours,last_funding_rate\n" + "".join(
+                f"{int(t) + 3},8,{r:.8f}\n" for t, r in zip(f.time[keep], f.rate[keep])))
+        fake.publish(path, buf.getvalue())

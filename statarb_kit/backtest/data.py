@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..analytics import align_pair
+from ..archive import is_archive, read_bars, read_funding
 from ..bars import check_timeframe, timeframe_ms
 from ..errors import InvalidParameter
 from ..funding import PairFunding, read_funding_files, synthetic_funding
@@ -142,14 +143,18 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
                     start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None,
                     max_stale: int = MAX_STALE) -> PairBars:
     """The stored final bars of a pair in DuckDB file ``db`` (opened read-only), aligned; optional
-    UTC ``start`` (inclusive) and ``end`` (exclusive) bounds."""
+    UTC ``start`` (inclusive) and ``end`` (exclusive) bounds. ``db`` may be an archive folder."""
     x, y = _pair(symbols)
-    store = TickStore(db, read_only=True)  # names a file that does not exist
-    try:
-        bx, by = store.bars(timeframe, x), store.bars(timeframe, y)
-        fx, fy = store.funding(x), store.funding(y)
-    finally:
-        store.close()
+    if is_archive(db):
+        bx, by = read_bars(db, timeframe, x), read_bars(db, timeframe, y)
+        fx, fy = read_funding(db, x), read_funding(db, y)
+    else:
+        store = TickStore(db, read_only=True)  # names a file that does not exist
+        try:
+            bx, by = store.bars(timeframe, x), store.bars(timeframe, y)
+            fx, fy = store.funding(x), store.funding(y)
+        finally:
+            store.close()
     for sym, b in ((x, bx), (y, by)):
         if not len(b):
             raise InvalidParameter(f"{db} has no {timeframe} bars of {sym}")

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..archive import is_archive, read_closes
+from ..backtest.data import utc_ms
 from ..errors import InvalidParameter
 from ..results import write_frame
 from ..store import TickStore, bars_table
@@ -26,28 +28,32 @@ def closes_from_store(db: str | Path, timeframe: str = "1m", symbols: list[str] 
                       start: str | None = None, end: str | None = None) -> pd.DataFrame:
     """Closes of the stored final bars of ``symbols`` (None: every symbol in the file) on
     ``timeframe``, from UTC ``start`` (inclusive) to ``end`` (exclusive); the file is opened
-    read-only. A bar time where a symbol did not trade is NaN (the scan carries it, bounded)."""
+    read-only, and ``db`` may also be an archive folder (``archive``). A bar time where a symbol
+    did not trade is NaN (the scan carries it, bounded)."""
+    bounds = [None if b is None else utc_ms(b) for b in (start, end)]
+    names = [normalize_symbol(s) for s in symbols] if symbols else None
+    if is_archive(db):
+        return read_closes(db, timeframe, names, *bounds)
     table = bars_table(timeframe)
     store = TickStore(db, read_only=True)  # names a file that does not exist
     try:
         if not store._has_table(table):
             raise InvalidParameter(f"{db} has no {timeframe} bars")
         where, args = ["1 = 1"], []
-        if symbols:
-            where.append(f"symbol IN ({', '.join('?' * len(symbols))})")
-            args += [normalize_symbol(s) for s in symbols]
-        for bound, op in ((start, ">="), (end, "<")):
+        if names:
+            where.append(f"symbol IN ({', '.join('?' * len(names))})")
+            args += names
+        for bound, op in zip(bounds, (">=", "<")):
             if bound is not None:
                 where.append(f"start {op} ?")
-                args.append(int(pd.Timestamp(bound, tz="UTC").value // 1_000_000) if pd.Timestamp(bound).tzinfo is None
-                            else int(pd.Timestamp(bound).tz_convert("UTC").value // 1_000_000))
+                args.append(bound)
         rows = store.con.execute(f"SELECT symbol, start, close FROM {table} WHERE {' AND '.join(where)}", args).df()
     finally:
         store.close()
     if rows.empty:
-        raise InvalidParameter(f"{db} has no {timeframe} bars of {', '.join(symbols) if symbols else 'any symbol'} "
+        raise InvalidParameter(f"{db} has no {timeframe} bars of {', '.join(names) if names else 'any symbol'} "
                                "in that range")
-    missing = sorted({normalize_symbol(s) for s in symbols or []} - set(rows["symbol"]))
+    missing = sorted(set(names or []) - set(rows["symbol"]))
     if missing:
         raise InvalidParameter(f"{db} has no {timeframe} bars of {', '.join(missing)}")
     wide = rows.pivot_table(index="start", columns="symbol", values="close", aggfunc="last").sort_index()

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import numpy as np
+import pandas as pd
 
 from ..errors import InvalidParameter, StatarbError
 from ..funding import FundingRates
@@ -45,10 +46,22 @@ FUNDING_LIMIT = 1_000  # most settlements /fapi/v1/fundingRate returns per call
 RECENT_LIMIT = 1_000  # most trades /fapi/v1/trades and historicalTrades return per call
 AGG_WINDOW_MS = 3_600_000  # aggTrades: startTime..endTime at most one hour per call
 AGG_LIMIT = 1_000
+KLINE_LIMIT = 1_500  # most klines /fapi/v1/klines returns per call
+INVALID_SYMBOL = -1121  # Binance's error code for a symbol it does not list
+
+
+def kline_weight(limit: int) -> int:
+    """Request weight of /fapi/v1/klines by ``limit``: [1,100) 1, [100,500) 2, [500,1000] 5, above 10."""
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
 
 
 class RestError(StatarbError):
-    """A Binance REST call failed after its retries."""
+    """A Binance REST call failed after its retries; ``code`` is Binance's error code when it
+    answered one (e.g. -1121 "Invalid symbol" for a symbol it no longer lists)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class Backoff:
@@ -111,10 +124,12 @@ class RestClient:
         self.retries, self.backoff_initial_s, self.max_wait_s = retries, backoff_initial_s, max_wait_s
         self._api_key = api_key
 
-    async def get(self, path: str, params: dict | None = None, headers: dict | None = None) -> object:
+    async def get(self, path: str, params: dict | None = None, headers: dict | None = None,
+                  weight: int | None = None) -> object:
+        """The JSON answer of GET ``path``; ``weight`` (default: WEIGHTS) is spent from the budget first."""
         backoff = Backoff(self.backoff_initial_s, self.max_wait_s)
         for attempt in range(self.retries + 1):
-            await self.budget.spend(WEIGHTS.get(path, 1))
+            await self.budget.spend(weight if weight is not None else WEIGHTS.get(path, 1))
             try:
                 r = await self.http.get(path, params=params, headers=headers)
             except httpx.HTTPError as exc:
@@ -131,7 +146,11 @@ class RestClient:
                 await asyncio.sleep(min(wait, self.max_wait_s))
                 continue
             if r.status_code >= 400:
-                raise RestError(f"GET {path} {params}: HTTP {r.status_code}: {r.text[:200]}")
+                try:
+                    code = int(r.json().get("code"))
+                except (ValueError, TypeError, AttributeError):
+                    code = None
+                raise RestError(f"GET {path} {params}: HTTP {r.status_code}: {r.text[:200]}", code)
             return r.json()
         raise RestError(f"GET {path}: still failing after {self.retries} retries")
 
@@ -179,6 +198,25 @@ class RestClient:
                 break
             lo = int(page[-1]["fundingTime"]) + 1
         return FundingRates(symbol, np.array(times, dtype=np.int64), np.array(rates), "rest")
+
+    async def klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> tuple[pd.DataFrame, int]:
+        """The bars (``klines.KLINE_BAR_COLUMNS``) of ``symbol`` opening in [start_ms, end_ms] that
+        have closed by ``end_ms``, paged by open time, KLINE_LIMIT a call; and the number of calls."""
+        from .klines import INTERVAL_MS, bars_of_rest
+
+        step = INTERVAL_MS[interval]
+        pages = []
+        lo = start_ms
+        while lo + step - 1 <= end_ms:
+            limit = min(KLINE_LIMIT, (end_ms - lo) // step + 1)
+            page = await self.get("/fapi/v1/klines", {"symbol": symbol, "interval": interval, "startTime": lo,
+                                                      "endTime": end_ms, "limit": limit}, weight=kline_weight(limit))
+            bars = bars_of_rest(page)
+            pages.append(bars[bars["start"] + step - 1 <= end_ms])
+            if len(page) < limit:
+                break
+            lo = int(bars["start"].iloc[-1]) + step
+        return (pd.concat(pages, ignore_index=True) if pages else bars_of_rest([])), len(pages)
 
     async def agg_trades(self, symbol: str, start_ms: int, end_ms: int) -> list[dict]:
         """Every aggregate trade in [start_ms, end_ms], in one-hour windows, paginated."""

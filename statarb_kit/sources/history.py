@@ -19,7 +19,7 @@ import hashlib
 import io
 import re
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -85,9 +85,15 @@ class ReadResult:
     skipped: int = 0
 
 
-def _text(path: Path) -> str:
+def zip_text(path: Path) -> str:
+    """The text of a dump: the one CSV inside a zip, or a plain CSV file. HistoryFileError for a
+    corrupt zip or one that does not hold exactly one CSV."""
     if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as z:
+        try:
+            z = zipfile.ZipFile(path)
+        except zipfile.BadZipFile as exc:
+            raise HistoryFileError(f"{path}: cannot read: {exc}") from None
+        with z:
             names = [n for n in z.namelist() if n.endswith(".csv")]
             if len(names) != 1:
                 raise HistoryFileError(f"{path}: expected one CSV inside the zip, found {names}")
@@ -103,8 +109,8 @@ def read_history(f: HistoryFile, skip_bad: bool = False) -> ReadResult:
     skipped and counted.
     """
     try:
-        text = _text(f.path)
-    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        text = zip_text(f.path)
+    except (OSError, UnicodeDecodeError) as exc:
         raise HistoryFileError(f"{f.path}: cannot read: {exc}") from None
     lines = text.split("\n", 2)
     header = 1 if lines[0] and not lines[0][:1].isdigit() else 0
@@ -255,6 +261,7 @@ class DownloadReport:
     downloaded: list[Path]
     skipped: list[Path]  # already present with a matching checksum
     missing: list[str]  # not published (404), e.g. today's file
+    corrupt: list[str] = field(default_factory=list)  # what was wrong with each file that failed its checksum
 
 
 async def download(symbols: list[str], start: dt.date, end: dt.date, dest: str | Path, kind: str = "trades",
@@ -269,22 +276,31 @@ async def download(symbols: list[str], start: dt.date, end: dt.date, dest: str |
     jobs = [(path, name) for s in symbols for path, name in names(normalize_symbol(s), kind, start, end, market)]
     async with httpx.AsyncClient(base_url=base_url, timeout=60.0, follow_redirects=True) as http:
         try:
-            await _fetch_all(http, jobs, dest, report, progress)
+            await fetch_all(http, jobs, dest, report, progress)
         except httpx.HTTPError as exc:
-            try:
-                url = str(exc.request.url)
-            except RuntimeError:  # no request attached
-                url = base_url
-            what = (f"answered HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError)
-                    else f"could not be reached ({type(exc).__name__}{f': {exc}' if str(exc) else ''})")
-            raise NetworkError(f"{url} {what}; nothing partial was kept. Check the network, or give a mirror "
-                               "of the data site with --base-url") from None
+            raise network_error(exc, base_url) from None
+    if report.corrupt:
+        raise HistoryFileError("; ".join(report.corrupt))
     return report
 
 
-async def _fetch_all(http: httpx.AsyncClient, jobs: list[tuple[str, str]], dest: Path, report: DownloadReport,
-                     progress: bool) -> None:
-    """Fetch and verify each (url path, file name) of ``jobs`` into ``dest``, filling ``report``."""
+def network_error(exc: httpx.HTTPError, base_url: str) -> NetworkError:
+    """A one-line NetworkError for a failed transfer from the data site."""
+    try:
+        url = str(exc.request.url)
+    except RuntimeError:  # no request attached
+        url = base_url
+    what = (f"answered HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError)
+            else f"could not be reached ({type(exc).__name__}{f': {exc}' if str(exc) else ''})")
+    return NetworkError(f"{url} {what}; nothing partial was kept. Check the network, or give a mirror "
+                        "of the data site with --base-url")
+
+
+async def fetch_all(http: httpx.AsyncClient, jobs: list[tuple[str, str]], dest: Path, report: DownloadReport,
+                    progress: bool) -> None:
+    """Fetch and verify each (url path, file name) of ``jobs`` into ``dest``, filling ``report``:
+    a file already present with the published checksum is not fetched again; a file that fails
+    its checksum is deleted and named in ``report.corrupt`` (the others go on)."""
     for path, name in tqdm(jobs, desc="download", unit="file", disable=not progress):
         target = dest / name
         r = await http.get(path + ".CHECKSUM")
@@ -312,7 +328,8 @@ async def _fetch_all(http: httpx.AsyncClient, jobs: list[tuple[str, str]], dest:
         got = await asyncio.to_thread(sha256_of, part)
         if got != expected:
             part.unlink()
-            raise HistoryFileError(f"{name}: SHA-256 {got} does not match the published {expected}; "
-                                   "the file was deleted, download it again")
+            report.corrupt.append(f"{name}: SHA-256 {got} does not match the published {expected}; "
+                                  "the file was deleted, download it again")
+            continue
         part.replace(target)
         report.downloaded.append(target)

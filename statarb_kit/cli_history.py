@@ -1,0 +1,186 @@
+"""The history commands of ``statarb``: ``download --kind klines``, ``update`` and ``universe``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+
+import pandas as pd
+
+from .archive import export_store
+from .errors import InvalidParameter
+from .kline_history import REST_URL, UpdateReport, store_targets, update_klines
+from .sources.history import DATA_URL
+from .sources.klines import MARKET_INTERVALS
+from .sources.symbols import EXCLUSIONS, LISTING_URL, fetch_universe, point_in_time
+from .store import TickStore
+
+
+def _exclude(text: str) -> tuple[str, ...]:
+    """argparse type of --exclude: comma-separated rules, or "none"."""
+    if text == "none":
+        return ()
+    got = tuple(t.strip() for t in text.split(",") if t.strip())
+    unknown = sorted(set(got) - set(EXCLUSIONS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown exclusion {', '.join(unknown)}: use {', '.join(EXCLUSIONS)} or none")
+    return got
+
+
+def add_universe_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--listing-url", default=LISTING_URL, help="the data site's S3 bucket listing (default: Binance's)")
+    p.add_argument("--exclude", type=_exclude, default=tuple(EXCLUSIONS),
+                   help=f"comma-separated: {', '.join(EXCLUSIONS)} (default: all three; 'none' keeps every symbol)")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ``update`` and ``universe`` subcommands."""
+    up = sub.add_parser("update", help="bring a store's kline bars (and funding) up to now, incrementally",
+                        description="For every symbol and timeframe the store holds klines of: the dump files of the "
+                        "days since it was last updated, REST for the rest, funding of perpetuals along. A second run "
+                        "fetches nothing new.")
+    up.add_argument("db", help="DuckDB file a kline download or a recording wrote")
+    up.add_argument("--interval", action="append", default=None, help="only this timeframe (repeatable)")
+    up.add_argument("--market", choices=tuple(MARKET_INTERVALS), default="um", help="USD-M futures (default) or spot")
+    up.add_argument("--dir", default=None, help="keep the dump files here (default: a temporary folder)")
+    up.add_argument("--base-url", default=DATA_URL, help="public data site (default: Binance's)")
+    up.add_argument("--rest-url", default=REST_URL, help="REST base URL (default: Binance's)")
+    up.add_argument("--no-funding", action="store_true", help="klines only")
+    up.add_argument("--archive", default=None, metavar="DIR",
+                    help="also write the months updated as hive-partitioned Parquet under DIR")
+    up.add_argument("--skip-bad", action="store_true", help="skip and count corrupt lines")
+    up.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    un = sub.add_parser("universe", help="every symbol Binance ever listed, with type, status, first and last day",
+                        description="The data site's listing (it keeps delisted symbols) joined with exchangeInfo. "
+                        "With --start/--end: the symbols that traded in that range, point in time.")
+    un.add_argument("--market", choices=tuple(MARKET_INTERVALS), default="um", help="USD-M futures (default) or spot")
+    un.add_argument("--interval", default="1m", help="kline files whose days give first and last (default: 1m)")
+    un.add_argument("--start", default=None, type=dt.date.fromisoformat, help="first UTC day of the range")
+    un.add_argument("--end", default=None, type=dt.date.fromisoformat, help="last UTC day (default: today)")
+    un.add_argument("--rest-url", default=REST_URL, help="REST base URL (default: Binance's)")
+    un.add_argument("--out", default=None, help="write the table: .csv or .parquet")
+    un.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_universe_options(un)
+    ar = sub.add_parser("archive", help="write a store's bars and funding as hive-partitioned Parquet",
+                        description="ROOT/bars/timeframe=TF/symbol=S/month=YYYY-MM/part.parquet and "
+                        "ROOT/funding/symbol=S/part.parquet, each written whole (temporary file, then rename), "
+                        "readable by DuckDB, Dask and Spark without a lock; --db ROOT works in scan and backtests.")
+    ar.add_argument("db", help="DuckDB file")
+    ar.add_argument("root", help="archive folder")
+
+
+async def resolve_symbols(args: argparse.Namespace, start: dt.date, end: dt.date) -> list[str]:
+    """The symbols of ``args`` or, with ``--all``, every symbol that traded in ``start``..``end``
+    (point in time), the exclusions printed."""
+    if not args.all:
+        if not args.symbols:
+            raise InvalidParameter("name the symbols, or download --all that traded in the range")
+        return args.symbols
+    u = await fetch_universe(args.market, getattr(args, "interval", "1m"), args.listing_url, args.rest_url,
+                             progress=False)
+    kept, out = point_in_time(u, start, end, args.exclude)
+    _print_exclusions(out)
+    print(f"--all: {len(kept)} symbols traded between {start} and {end}", flush=True)
+    return kept
+
+
+def _print_exclusions(out: pd.DataFrame) -> None:
+    for why, group in out.groupby("why"):
+        names = group["symbol"].tolist()
+        print(f"excluded, {why}: {len(names)} ({', '.join(names[:8])}{' ...' if len(names) > 8 else ''})", flush=True)
+
+
+async def download_klines(args: argparse.Namespace) -> int:
+    """``statarb download --kind klines``: files of the range into --dir, bars into --db."""
+    start = args.start
+    end = args.end or dt.datetime.now(dt.UTC).date()
+    symbols = await resolve_symbols(args, start, end)
+    store = TickStore(args.db)
+    try:
+        targets = store_targets(store, args.market, [args.interval], symbols, start, end)
+        report = await update_klines(store, targets, dest=args.dir, market=args.market, base_url=args.base_url,
+                                     rest_url=args.rest_url, skip_bad=args.skip_bad, progress=True)
+        _to_archive(store, report, args.archive)
+    finally:
+        store.close()
+    return print_report(report, args.db)
+
+
+async def update(args: argparse.Namespace) -> int:
+    store = TickStore(args.db)
+    try:
+        targets = store_targets(store, args.market, args.interval)
+        report = await update_klines(store, targets, dest=args.dir, market=args.market, base_url=args.base_url,
+                                     rest_url=args.rest_url, funding=not args.no_funding, skip_bad=args.skip_bad,
+                                     progress=not args.quiet)
+        _to_archive(store, report, args.archive)
+    finally:
+        store.close()
+    return print_report(report, args.db)
+
+
+def _to_archive(store: TickStore, report: UpdateReport, root: str | None) -> None:
+    """Rewrite the archive months an update touched (each symbol from the first month it asked)."""
+    if not root:
+        return
+    files = 0
+    for r in report.rows:
+        if r.dump_bars or r.rest_bars:
+            files += export_store(store, root, [r.timeframe], [r.symbol], since_ms=r.asked[0])
+    print(f"archive {root}: {files} file(s) written", flush=True)
+
+
+async def archive(args: argparse.Namespace) -> int:
+    store = TickStore(args.db, read_only=True)
+    try:
+        files = export_store(store, args.root)
+    finally:
+        store.close()
+    print(f"archive {args.root}: {files} file(s) written from {args.db}", flush=True)
+    return 0
+
+
+def print_report(report: UpdateReport, db: str) -> int:
+    """One line per symbol and timeframe, the funding, the bad files (stderr); 2 if any file was bad."""
+    for r in report.rows:
+        span = f"{pd.Timestamp(r.asked[0], unit='ms', tz='UTC'):%Y-%m-%d %H:%M}" \
+               f" to {pd.Timestamp(r.asked[1], unit='ms', tz='UTC'):%Y-%m-%d %H:%M} UTC"
+        gaps = f"{r.gaps} gap(s), {r.missing_bars:,} bars Binance does not have" if r.gaps else "no gaps"
+        print(f"{r.symbol} {r.timeframe} {span}: {r.files} file(s) downloaded, {r.files_present} already here, "
+              f"{r.rest_calls} REST call(s); {r.dump_bars:,} new bars from dumps, {r.rest_bars:,} from REST; {gaps}"
+              f"{'; ' + r.note if r.note else ''}", flush=True)
+    for symbol, n in report.funding.items():
+        print(f"{symbol}: {n} new funding settlements", flush=True)
+    for symbol, note in report.funding_notes.items():
+        print(f"{symbol}: {note}", flush=True)
+    print(f"{db}: {report.fetched} file(s) and REST call(s) fetched"
+          f"{' (already up to date)' if report.fetched == 0 else ''}", flush=True)
+    for c in report.corrupt:
+        print(f"statarb: bad file, not stored (the next update tries it again): {c}", file=sys.stderr, flush=True)
+    return 2 if report.corrupt else 0
+
+
+async def universe(args: argparse.Namespace) -> int:
+    u = await fetch_universe(args.market, args.interval, args.listing_url, args.rest_url, progress=not args.quiet)
+    if args.start:
+        end = args.end or dt.datetime.now(dt.UTC).date()
+        kept, out = point_in_time(u, args.start, end, args.exclude)
+        _print_exclusions(out)
+        u = u[u["symbol"].isin(kept)]
+        print(f"{len(u)} symbols traded between {args.start} and {end} (point in time: delisted ones included, "
+              "later listings not)", flush=True)
+    with pd.option_context("display.width", 200, "display.max_rows", 40):
+        shown = u.assign(**{c: u[c].dt.strftime("%Y-%m-%d") for c in ("onboard", "delivery", "first", "last")})
+        print(shown.drop(columns=["on_exchange_info"]).to_string(index=False), flush=True)
+    counts = u["status"].value_counts().to_dict()
+    print(f"{len(u)} symbols: " + ", ".join(f"{n} {s}" for s, n in counts.items()), flush=True)
+    if args.out:
+        if args.out.endswith(".parquet"):
+            u.to_parquet(args.out, index=False)
+        elif args.out.endswith(".csv"):
+            u.to_csv(args.out, index=False)
+        else:
+            raise InvalidParameter(f"--out {args.out}: give a .csv or .parquet file")
+        print(f"wrote {args.out}", flush=True)
+    return 0
