@@ -51,11 +51,13 @@ def _timeframe(text: str) -> str:
 
 
 def _any_timeframe(text: str) -> str:
-    """argparse type of a timeframe a store may hold (recorded 1s/1m/5m, or kline intervals)."""
-    try:
-        timeframe_ms(text)
-    except InvalidParameter as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    """argparse type of a timeframe a store may hold: the pipeline's 1s/1m/5m or an interval
+    Binance publishes klines for (3m, 15m, 1h ... 1d); anything else is refused up front."""
+    from .sources.klines import INTERVAL_MS
+
+    if text not in INTERVAL_MS:
+        raise argparse.ArgumentTypeError(f"timeframe {text!r} is neither one the pipeline builds (1s, 1m, 5m) nor a "
+                                         f"Binance kline interval ({', '.join(INTERVAL_MS)})")
     return text
 
 
