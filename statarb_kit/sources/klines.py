@@ -77,21 +77,20 @@ def kline_jobs(symbol: str, interval: str, start: dt.date, end: dt.date, today: 
             jobs.append(KlineJob(f"{base}/monthly/klines/{symbol}/{interval}/{name}", name, day, month_end))
             day = month_end + dt.timedelta(days=1)
             continue
-        name = f"{symbol}-{interval}-{day:%Y-%m-%d}.zip"
-        jobs.append(KlineJob(f"{base}/daily/klines/{symbol}/{interval}/{name}", name, day, day))
+        jobs.append(_daily(symbol, interval, day, market))
         day += dt.timedelta(days=1)
     return jobs
 
 
+def _daily(symbol: str, interval: str, day: dt.date, market: str) -> KlineJob:
+    name = f"{symbol}-{interval}-{day:%Y-%m-%d}.zip"
+    return KlineJob(f"{MARKET_PATHS[market]}/daily/klines/{symbol}/{interval}/{name}", name, day, day)
+
+
 def daily_jobs(job: KlineJob, symbol: str, interval: str, market: str = "um") -> list[KlineJob]:
     """The daily files of a monthly job's days (for a month whose file is not published yet)."""
-    out = []
-    day = job.first
-    while day <= job.last:
-        name = f"{symbol}-{interval}-{day:%Y-%m-%d}.zip"
-        out.append(KlineJob(f"{MARKET_PATHS[market]}/daily/klines/{symbol}/{interval}/{name}", name, day, day))
-        day += dt.timedelta(days=1)
-    return out
+    days = (job.last - job.first).days + 1
+    return [_daily(symbol, interval, job.first + dt.timedelta(days=k), market) for k in range(days)]
 
 
 @dataclass(frozen=True)
