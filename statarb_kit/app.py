@@ -39,7 +39,9 @@ WATCHLIST_RETAIN_BARS = 7_200
 #: Recent ticks per symbol a watchlist page holds in memory (``Session.ticks``; 44 bytes each).
 WATCHLIST_RETAIN_TICKS = 2_000
 SERVER_ONLY: dict[str, str | None] = {"db": "--db", "speed": None, "watchlist": "--watchlist", "ws_url": "--ws-url", "ws_path": "--ws-path",
-                                      "rest_url": "--rest-url", "preview_s": None}
+                                      "rest_url": "--rest-url", "preview_s": None, "monitor": "--monitor"}
+#: Query keys the server itself reads (Jupyter's token), not settings.
+SERVER_KEYS = ("token",)
 #: Older short names of URL settings, still accepted: the vocabulary is the rule's and the backtests'.
 URL_ALIASES = {"z": "z_entry", "corr": "corr_min", "hedge": "hedge_mode"}
 #: Most synthetic history (minutes) generated at start: a day of trades is already ~3M ticks.
@@ -71,6 +73,7 @@ class AppSettings:
     ws_url: str = BinanceConfig.ws_url
     ws_path: str = ""  # "": by tier (@trade on /public/stream)
     rest_url: str = BinanceConfig.rest_url
+    monitor: str = ""  # HOST:PORT of a running `statarb monitor`: the pages attach to it (server only)
 
     @classmethod
     def parse(cls, query: str = "", env: Mapping[str, str] | None = None) -> AppSettings:
@@ -84,6 +87,8 @@ class AppSettings:
                 if f"STATARB_{name.upper()}" in env:
                     raw[f.name] = env[f"STATARB_{name.upper()}"]
         for key, values in parse_qs(query.lstrip("?")).items():
+            if key in SERVER_KEYS:
+                continue
             key = URL_ALIASES.get(key, key)
             if key not in {f.name for f in fields(cls)}:
                 raise InvalidParameter(f"unknown setting {key!r} in the URL: use one of "
@@ -177,6 +182,9 @@ class App:
 
     def __init__(self, settings: AppSettings) -> None:
         self.settings = settings
+        if settings.monitor:
+            self._attach(settings)
+            return
         notifier = (Notifier(link_base=os.environ.get("STATARB_LINK_BASE") or None)
                     if os.environ.get(NOTIFY_ENV) else None)  # the operator's URLs, never the page's
         pairs = settings.watched()
@@ -194,6 +202,24 @@ class App:
         else:
             self.view = Dashboard(self.session, *settings.symbols, timeframe=settings.timeframe,
                                   params=settings.params(), rule=settings.rule())
+        self.widget = self.view.widget
+
+    def _attach(self, settings: AppSettings) -> None:
+        """The pages of a running monitor: its watchlist (or one of its pairs, ``symbols`` in the
+        URL), its rule, its numbers; nothing ingested here."""
+        from .monitor.remote import RemoteSession
+
+        remote = RemoteSession(settings.monitor, os.environ.get("STATARB_MONITOR_TOKEN") or None).start()
+        self.session = remote
+        pair = settings.symbols if settings.symbols != AppSettings.symbols else None
+        self.watchlist = None
+        if pair is None and len(remote.pairs) > 1:
+            with remote.keeping(remote.params.hedge_window + 1):  # the table's rows, not each pair's history
+                self.watchlist = Watchlist(remote, remote.pairs, remote.timeframe, remote.params, remote.rule)
+            self.view = WatchlistView(remote, self.watchlist)
+        else:
+            x, y = pair or remote.pairs[0]
+            self.view = Dashboard(remote, x, y, timeframe=remote.timeframe, params=remote.params, rule=remote.rule)
         self.widget = self.view.widget
 
     @property

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import math
 import os
+import secrets
 import signal
 import sys
 import time
@@ -23,8 +24,10 @@ import duckdb
 from .bars import check_timeframe, timeframe_ms
 from .cli_history import add_parsers as add_history_parsers
 from .cli_history import add_universe_options
+from .cli_monitor import add_parser as add_monitor_parser
 from .errors import InvalidParameter, StatarbError
 from .funding import FundingRates, read_funding_files
+from .monitor import is_loopback
 from .session import Session
 from .sources import BinanceConfig, BinanceLive, Replay, Source, SyntheticPair, download
 from .sources.binance_rest import refuse_unlisted
@@ -374,6 +377,16 @@ def _dashboard(args: argparse.Namespace) -> int:
         env["STATARB_DB"] = _check_db(args.db)
     if args.watchlist:
         env["STATARB_WATCHLIST"] = str(Path(args.watchlist).resolve())  # the server runs elsewhere
+    if args.monitor:
+        from .monitor.remote import parse_address
+
+        parse_address(args.monitor)
+        if args.notify or args.db or args.source or args.watchlist:
+            raise InvalidParameter("--monitor: the monitor ingests, records and notifies; --source, --db, --watchlist "
+                                   "and --notify belong to `statarb monitor`")
+        env["STATARB_MONITOR"] = args.monitor
+        if args.monitor_token:
+            env["STATARB_MONITOR_TOKEN"] = args.monitor_token
     if args.notify:
         env["STATARB_NOTIFY"] = " ".join(args.notify)
     if env.get("STATARB_NOTIFY"):
@@ -403,7 +416,14 @@ def _exec_server(page: str, args: argparse.Namespace, env: dict[str, str]) -> in
     cmd = [sys.executable, "-m", "statarb_kit.server", str(notebook), "--no-browser", f"--port={args.port}",
            "--Voila.port_retries=0", f"--Voila.ip={args.ip}", "--show_tracebacks=True",
            f"--cull-after={args.cull_after:g}"]
-    print(f"statarb {'dashboard' if page == 'dashboard' else f'serve {page}'}: open http://{args.ip}:{args.port}/ "
+    query = ""
+    token = args.token or os.environ.get("STATARB_TOKEN")
+    if token or not is_loopback(args.ip):  # anyone who can reach the address would get a kernel: ask for a token
+        token = token or secrets.token_urlsafe(24)
+        env = {**env, "JUPYTER_TOKEN": token}  # Jupyter's variable: the token stays off the command line
+        cmd.append("--Voila.auto_token=True")
+        query = f"?token={token}"
+    print(f"statarb {'dashboard' if page == 'dashboard' else f'serve {page}'}: open http://{args.ip}:{args.port}/{query} "
           f"in a browser (Ctrl-C to stop; a closed page's kernel ends within {args.cull_after:g} s)", flush=True)
     os.execve(sys.executable, cmd, env)
 
@@ -413,6 +433,9 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--port", type=int, default=8866, help="port (default: %(default)s)")
     parser.add_argument("--ip", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--token", default=None,
+                        help="token a browser must give when --ip is not loopback (or set STATARB_TOKEN; "
+                             "generated and printed when none is given)")
     parser.add_argument("--cull-after", type=float, default=CULL_AFTER_S, metavar="S",
                         help="end a page's kernel when no browser has been connected to it for S seconds "
                              "(default: %(default)g; a closed tab ends its kernel at once)")
@@ -481,7 +504,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--notify", action="append", metavar="URL",
                       help="send alert events here (an apprise URL: slack://..., tgram://..., mailto://..., "
                            "json://host/path...; repeat for more; or set STATARB_NOTIFY)")
+    dash.add_argument("--monitor", default=None, metavar="HOST:PORT",
+                      help="attach the pages to a running `statarb monitor` instead of ingesting in each page")
+    dash.add_argument("--monitor-token", default=None,
+                      help="the monitor's token (or set STATARB_MONITOR_TOKEN), for a monitor on another address")
     _server_options(dash)
+    add_monitor_parser(sub, _timeframe)
     srv = sub.add_parser("serve", help="serve a notebook page (scan, backtest, sweep, portfolio) with Voila")
     srv.add_argument("page", help=f"one of {', '.join(PAGES)}, or a .ipynb file")
     _server_options(srv)
@@ -565,6 +593,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from . import cli_history
 
             return asyncio.run(getattr(cli_history, args.command)(args))
+        if args.command == "monitor":
+            from . import cli_monitor
+
+            with contextlib.suppress(KeyboardInterrupt):
+                return asyncio.run(cli_monitor.run(args))
+            return 0
         if args.command == "sweep":
             return _sweep(args)
         if args.command == "scan":

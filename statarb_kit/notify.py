@@ -17,6 +17,7 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -58,7 +59,8 @@ class Notifier:
 
     def __init__(self, urls: list[str] | str | None = None, config_path: str | None = None,
                  link_base: str | None = None, queue_size: int = 1_000, retries: int = 3,
-                 backoff_s: float = 1.0, timeout_s: float = 10.0) -> None:
+                 backoff_s: float = 1.0, timeout_s: float = 10.0,
+                 on_done: Callable[[Alert, bool], None] | None = None) -> None:
         import apprise
 
         if isinstance(urls, str):
@@ -82,6 +84,7 @@ class Notifier:
         for server in self._apprise:
             server.socket_connect_timeout = server.socket_read_timeout = timeout_s
         self.link_base = link_base
+        self.on_done = on_done  # called on the worker thread with (event, sent) after each event
         self.retries, self.backoff_s = retries, backoff_s
         self._queue: queue.Queue[Alert | None] = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
@@ -140,6 +143,7 @@ class Notifier:
                 if ok:
                     with self._lock:
                         self._sent += 1
+                    self._done(event, True)
                     break
                 if attempt < self.retries:
                     with self._lock:
@@ -150,6 +154,14 @@ class Notifier:
                     self._failed += 1
                     self._last_error = f"{event.pair} {event.direction}: {err} after {self.retries + 1} attempts"
                 log.warning("notification failed: %s", self._last_error)
+                self._done(event, False)
+
+    def _done(self, event: Alert, sent: bool) -> None:
+        if self.on_done is not None:
+            try:
+                self.on_done(event, sent)
+            except Exception:  # the worker goes on
+                log.exception("notification callback failed")
 
 
 def _redact(url: str) -> str:

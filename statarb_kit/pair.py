@@ -103,11 +103,14 @@ class PairView:
         self.max_rows = max(max_rows, params.history + 1)
         self._listeners: list[ViewListener] = []
         self._event_state = EventState()  # kept across recomputes: past rows never fire again
+        self._fired: list[int] = []  # bar times of this view's events, oldest first (the newest kept)
         self._closed = False
         self.recomputes = 0
         self.dropped = 0
         self._unsubscribe = feed.subscribe_bars(self._on_bars)
         self._recompute()
+        # the rows already held (history) are not tested for events: the test starts after them
+        self._event_base = (EventState(), int(self._cols["time"][self._n - 1]) if self._n else -1)
 
     # ---- state -------------------------------------------------------------------------
 
@@ -157,11 +160,15 @@ class PairView:
     def _on_bars(self, tf: str, final: np.ndarray, corrected: np.ndarray) -> None:
         if tf != self.timeframe:
             return
-        mine = (corrected["sym"] == self.x) | (corrected["sym"] == self.y)
-        if mine.any() and self._n and corrected["start"][mine].min() <= self._col("time")[-1]:
-            self._recompute()  # a late tick changed a bar already in the frame
-            self._notify(0)
-            return
+        if self._n:  # a late tick changed a bar in the frame, or a filled gap added one before its end
+            last = self._col("time")[-1]
+            starts = [b["start"][((b["sym"] == self.x) | (b["sym"] == self.y)) & (b["start"] <= last)]
+                      for b in (corrected, final)]
+            if len(starts[0]) or len(starts[1]):
+                self._recompute()
+                self._retest_events(int(min(int(s.min()) for s in starts if len(s))))
+                self._notify(0)
+                return
         for side, code in enumerate((self.x, self.y)):
             rows = final[final["sym"] == code]
             self._pending[side].update(zip(rows["start"].tolist(), rows["close"].tolist()))
@@ -260,7 +267,30 @@ class PairView:
         one = slice(n, n + 1)
         fired, self._event_state = event_rows(self._cols["time"][one], self._cols["z"][one], self._cols["corr"][one],
                                               self.rule, self._event_state)
-        return self._row_alert(n) if len(fired) else None
+        if not len(fired):
+            return None
+        self._fired.append(int(self._cols["time"][n]))
+        del self._fired[:-256]
+        return self._row_alert(n)
+
+    def _retest_events(self, since_ms: int) -> None:
+        """After a correction from bar ``since_ms`` on: test the corrected rows again for events,
+        from the state right after the last event before them (armed False at its time: known
+        exactly), and publish the events the corrected rows hold that were not published. An
+        event already published on rows since corrected stays published (it cannot be unsent)."""
+        prior = [t for t in self._fired if t < since_ms]
+        state, after = (EventState(False, prior[-1]), prior[-1]) if prior else self._event_base
+        time_ms = self._col("time")
+        lo = int(np.searchsorted(time_ms, after, side="right"))
+        fired, self._event_state = event_rows(time_ms[lo:], self._col("z")[lo:], self._col("corr")[lo:],
+                                              self.rule, EventState(state.armed, state.last_ms))
+        known = set(self._fired)
+        rows = (lo + fired).tolist()
+        self._fired = prior + [int(time_ms[n]) for n in rows]
+        late = [self._row_alert(n) for n in rows if int(time_ms[n]) not in known]
+        if late:
+            log.info("%s: %d events found on corrected bars", self.name, len(late))
+            self._feed.publish_events(late)
 
     def _check_alert(self, n: int) -> Alert | None:
         z, corr = self._cols["z"][n : n + 1], self._cols["corr"][n : n + 1]
@@ -319,6 +349,11 @@ class PairView:
         return pd.DataFrame(cols, index=index)
 
     @property
+    def rows_added(self) -> int:
+        """Rows the view ever added (more than it holds once old rows are dropped)."""
+        return self._count
+
+    @property
     def warming_up(self) -> bool:
         """True until the view has a z-score (``params.rows_for_z`` rows)."""
         return self._count < self.params.rows_for_z
@@ -341,6 +376,23 @@ class PairView:
         """``stationarity`` on a worker thread (on a snapshot), so live updates keep flowing."""
         return await asyncio.to_thread(_stationarity, self.arrays(last), self.params.log_prices, lags)
 
+    @property
+    def event_state(self) -> EventState:
+        """A copy of where the pair stands for its next event (see ``alerts.EventState``)."""
+        return EventState(self._event_state.armed, self._event_state.last_ms)
+
+    def resume_events(self, state: EventState, after_ms: int) -> list[Alert]:
+        """Continue the event test from ``state`` (as it stood after bar time ``after_ms``, e.g.
+        stored by a monitor before a restart) over the held rows after ``after_ms``; the events
+        they fire are returned (not published) and the view goes on from the resulting state."""
+        time_ms = self._col("time")
+        lo = int(np.searchsorted(time_ms, after_ms, side="right"))
+        fired, self._event_state = event_rows(time_ms[lo:], self._col("z")[lo:], self._col("corr")[lo:],
+                                              self.rule, state)
+        self._event_base = (EventState(state.armed, state.last_ms), after_ms)
+        self._fired = [int(time_ms[lo + int(i)]) for i in fired]
+        return [self._row_alert(lo + int(i)) for i in fired]
+
     def close(self) -> None:
         """Stop following the session (idempotent); the rows stay readable."""
         if self._closed:
@@ -357,3 +409,65 @@ def _stationarity(cols: dict[str, np.ndarray], log_prices: bool, lags: int | Non
     if log_prices:
         x, y = np.log(x), np.log(y)
     return StationarityReport(adf(cols["spread"], lags), engle_granger(x, y, lags), half_life(cols["spread"]), len(x))
+
+
+class MirrorView(PairView):
+    """A view whose rows another process computes (a monitor's view of the same pair, parameters
+    and rule): they arrive through ``load_rows`` (all of them) and ``add_rows`` (the new ones),
+    as ROW arrays (``monitor.wire.ROW_DTYPE``: time and ``PairFrame.COLUMNS``) with ``count``, the
+    rows that view ever added. Its bars feed is used only once ``set_params`` asks for other
+    parameters: from then on it computes locally, as a PairView (``mirrored`` False)."""
+
+    def __init__(self, feed: BarFeed, x: str, y: str, timeframe: str, params: PairParams, rule: AlertRule,
+                 rows: np.ndarray, count: int, max_rows: int,
+                 on_close: Callable[[PairView], None] | None = None) -> None:
+        self.mirrored = True
+        self._first = (rows, count)
+        self._max_mirror = max_rows
+        super().__init__(feed, x, y, timeframe, params, rule, on_close)
+        self.max_rows = max_rows
+
+    def _recompute(self) -> None:
+        if not self.mirrored:
+            super()._recompute()
+            return
+        self.recomputes += 1
+        rows, count = self._first
+        self._cols = {c: np.asarray(rows[c], dtype=_DTYPES.get(c, np.float64)).copy() for c in _COLS}
+        self._n, self._count = len(rows), count
+        self.max_rows = self._max_mirror
+        self._trim()
+
+    def _on_bars(self, tf: str, final: np.ndarray, corrected: np.ndarray) -> None:
+        if not self.mirrored:
+            super()._on_bars(tf, final, corrected)
+
+    def load_rows(self, rows: np.ndarray, count: int) -> None:
+        """Replace every row (the monitor recomputed the frame, or a resynchronisation)."""
+        if self.mirrored:
+            self._first = (rows, count)
+            self._recompute()
+            self._notify(0)
+
+    def add_rows(self, rows: np.ndarray, count: int) -> None:
+        """Append the monitor's new rows (those at or before the newest held row are skipped)."""
+        if not self.mirrored:
+            return
+        newest = int(self._cols["time"][self._n - 1]) if self._n else None
+        added = 0
+        for row in rows if newest is None else rows[rows["time"] > newest]:
+            self._trim()
+            for c in _COLS:
+                self._cols[c][self._n] = row[c]
+            self._n += 1
+            added += 1
+        self._count = count
+        self._trim()
+        if added:
+            self._notify(added)
+
+    def set_params(self, **changes: object) -> None:
+        """Other parameters than the monitor's: computed here from the monitor's bars from now on."""
+        if self.mirrored and self.params.with_(**changes) != self.params:
+            self.mirrored = False
+        super().set_params(**changes)

@@ -16,12 +16,11 @@ import contextlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +30,7 @@ from .analytics import PairParams
 from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges
 from .buffer import TickRing
 from .errors import InvalidParameter, SessionStateError, StatarbError
+from .event_log import EventLog
 from .feed import BarListener
 from .funding import FundingRates
 from .notify import Notifier
@@ -38,12 +38,14 @@ from .sources import Source, SyntheticPair
 from .sources.mark_price import FundingProvider, MarkPriceStream
 from .pair import PairView
 from .store import TickStore
+from .tasks import Tasks
 from .ticks import VIA, TickBatch, normalize_symbol, now_ms
+
+if TYPE_CHECKING:
+    from .monitor.remote import RemoteSession
 
 log = logging.getLogger(__name__)
 
-#: Called with each new alert.
-AlertListener = Callable[[Alert], None]
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class SessionStatus:
     last_error: str
 
 
-class Session:
+class Session(EventLog):
     """Runs one source into one DuckDB store and keeps live pandas views.
 
     Parameters: ``source`` (default: a real-time synthetic cointegrated pair), ``db`` (file path
@@ -133,18 +135,13 @@ class Session:
         self._listeners: list[BarListener] = []
         self._lock = threading.Lock()  # guards builder and history: written on the store thread
         self._pairs: list[PairView] = []
-        self.alert_log: deque[Alert] = deque(maxlen=alert_log_size)  # newest last
-        self._alert_listeners: list[AlertListener] = []
+        EventLog.__init__(self, alert_log_size)
         self._alerts_to_store: list[Alert] = []
-        self.alerts_fired = 0
-        self.event_log: deque[Alert] = deque(maxlen=alert_log_size)  # newest last
-        self._event_listeners: list[AlertListener] = []
         self._events_to_store: list[Alert] = []
-        self.events_fired = 0
         self._store: TickStore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self._owned: set[asyncio.Task[Any]] = set()  # tasks started with spawn() / every()
+        self._owned = Tasks(self.report_error)  # tasks started with spawn() / every()
         self._wake: asyncio.Event | None = None
         self._space: asyncio.Event | None = None
         self._held: TickBatch | None = None  # the rest of a batch a stop cut off on its way into the ring
@@ -155,8 +152,6 @@ class Session:
         self._rows_at_start = 0
         self._rate = 0.0
         self._rate_mark = (time.monotonic(), 0)
-        self._errors = 0
-        self._last_error = ""
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -230,9 +225,7 @@ class Session:
             return
         self._state = "stopping"
         self._closing = True
-        for task in list(self._owned):
-            task.cancel()
-        await asyncio.gather(*self._owned, return_exceptions=True)
+        await self._owned.cancel()
         ingest, writer = self._tasks
         stop_ms = now_ms()
         ingest.cancel()
@@ -301,34 +294,23 @@ class Session:
         if self._state != "running":
             coro.close()
             raise SessionStateError(f"spawn() needs a running session, this one is {self._state}")
-
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._owned.add(task)
-        task.add_done_callback(self._owned_done)
-        return task
-
-    def _owned_done(self, task: asyncio.Task[Any]) -> None:
-        self._owned.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.report_error(task.get_name(), task.exception())
+        return self._owned.spawn(coro, name)
 
     def every(self, interval_s: float, fn: Callable[[], Awaitable[None] | None], name: str) -> asyncio.Task[Any]:
         """Call ``fn`` every ``interval_s`` seconds until the session stops; an error is
         reported in the status and the calls go on."""
-        if interval_s <= 0:
-            raise InvalidParameter(f"interval_s must be > 0, got {interval_s}")
+        if self._state != "running":
+            raise SessionStateError(f"every() needs a running session, this one is {self._state}")
+        return self._owned.every(interval_s, fn, name)
 
-        async def loop() -> None:
-            while True:
-                await asyncio.sleep(interval_s)
-                try:
-                    result = fn()
-                    if asyncio.iscoroutine(result):
-                        await result
-                except Exception as exc:
-                    self.report_error(name, exc)
+    @staticmethod
+    def attach(address: str, token: str | None = None) -> RemoteSession:
+        """A viewer of a running ``statarb monitor`` at ``HOST:PORT``: the monitor's bars, pair
+        rows, alerts, events and status, without ingesting (see ``monitor.remote``). Needs a
+        running event loop, as ``start()``; ``await viewer.stop()`` ends it."""
+        from .monitor.remote import RemoteSession
 
-        return self.spawn(loop(), name)
+        return RemoteSession(address, token).start()
 
     async def flush(self) -> None:
         """Wait until every tick received so far is stored and its bars and views updated."""
@@ -371,6 +353,12 @@ class Session:
         return self._state == "running"
 
     # ---- tasks -------------------------------------------------------------------------
+
+    async def with_store(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(store, *args)`` on the store's thread (after what is queued there); its result."""
+        if self._state != "running":
+            raise SessionStateError(f"with_store() needs a running session, this one is {self._state}")
+        return await self._run(fn, self._store, *args)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -546,24 +534,6 @@ class Session:
         self.events_fired += len(events)
         self._hand_over(events, self._event_listeners, "event")
 
-    def _hand_over(self, items: list[Alert], listeners: list[AlertListener], kind: str) -> None:
-        for item in items:
-            log.info("%s: %s", kind, item)
-            for listener in list(listeners):
-                try:
-                    listener(item)
-                except Exception as exc:
-                    self.report_error(f"{kind} listener", exc)
-
-    def report_error(self, where: str, exc: BaseException) -> None:
-        """Count and log a failure of ``where`` (the status shows the last one); never raises."""
-        self._errors += 1
-        self._last_error = f"{where}: {type(exc).__name__}: {exc}"
-        if isinstance(exc, StatarbError):  # an expected failure with a message that says it all
-            log.error("%s failed: %s", where, exc)
-        else:
-            log.error("%s failed", where, exc_info=exc)
-
     def _update_rate(self) -> None:
         t0, n0 = self._rate_mark
         t1, n1 = time.monotonic(), self.ring.appended
@@ -577,26 +547,6 @@ class Session:
         """Call ``listener(tf, final, corrected)`` after bars are stored; returns unsubscribe."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
-
-    def subscribe_alerts(self, listener: AlertListener) -> Callable[[], None]:
-        """Call ``listener(alert)`` for every new alert of any pair; returns unsubscribe."""
-        self._alert_listeners.append(listener)
-        return lambda: self._alert_listeners.remove(listener)
-
-    def subscribe_events(self, listener: AlertListener) -> Callable[[], None]:
-        """Call ``listener(event)`` for every new alert event of any pair; returns unsubscribe."""
-        self._event_listeners.append(listener)
-        return lambda: self._event_listeners.remove(listener)
-
-    def events(self, last: int | None = None) -> pd.DataFrame:
-        """The newest ``last`` alert events of this session (in memory), indexed by bar time (UTC)."""
-        items = list(self.event_log)
-        return alerts_frame(items if last is None else items[-last:] if last > 0 else [])
-
-    def alerts(self, last: int | None = None) -> pd.DataFrame:
-        """The newest ``last`` alerts of this session (in memory), indexed by bar time (UTC)."""
-        items = list(self.alert_log)
-        return alerts_frame(items if last is None else items[-last:] if last > 0 else [])
 
     def pair(
         self,

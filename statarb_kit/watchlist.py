@@ -22,7 +22,7 @@ from .ticks import normalize_symbol, now_ms
 
 #: Columns of ``Watchlist.table()``.
 TABLE_COLUMNS = ("pair", "x", "y", "z", "abs_z", "corr", "beta", "half_life_bars", "rows", "warm", "last_event",
-                 "last_event_ms", "since_s")
+                 "last_event_ms", "since_s", "time_ms")
 
 
 def parse_pairs(spec: str | list | pd.DataFrame) -> list[tuple[str, str]]:
@@ -89,18 +89,21 @@ class Watchlist:
 
     def table(self, clock_ms: int | None = None) -> pd.DataFrame:
         """One row per pair (see TABLE_COLUMNS): the newest z, |z|, corr, beta; the spread's AR(1)
-        half-life over the last ``hedge_window`` rows; rows held and whether warm (a z exists);
-        the last event (direction) and seconds since it. Pairs in watchlist order."""
+        half-life over the last ``hedge_window`` rows; rows added and whether warm (a z exists);
+        the last event (direction) and seconds since it; the newest row's bar time (ms UTC, -1: none).
+        Pairs in watchlist order."""
         clock_ms = now_ms() if clock_ms is None else clock_ms
         w = self.params.hedge_window
         k = len(self.views)
         z, corr, beta = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
         spreads = np.full((k, w), np.nan)
         rows = np.zeros(k, dtype=np.int64)
+        newest = np.full(k, -1, dtype=np.int64)
         for i, v in enumerate(self.views):
             n = len(v)
-            rows[i] = n
+            rows[i] = v.rows_added  # a monitor's mirror holds a few of the rows its view added
             if n:
+                newest[i] = v.tail("time", 1)[0]
                 z[i], corr[i], beta[i] = v.tail("z", 1)[0], v.tail("corr", 1)[0], v.tail("beta", 1)[0]
                 tail = v.tail("spread", w)
                 spreads[i, w - len(tail):] = tail
@@ -114,7 +117,7 @@ class Watchlist:
             "pair": [v.name for v in self.views], "x": [v.symbols[0] for v in self.views],
             "y": [v.symbols[1] for v in self.views], "z": z, "abs_z": np.abs(z), "corr": corr, "beta": beta,
             "half_life_bars": hl, "rows": rows, "warm": rows >= self.params.rows_for_z, "last_event": last,
-            "last_event_ms": last_ms, "since_s": since,
+            "last_event_ms": last_ms, "since_s": since, "time_ms": newest,
         }, columns=list(TABLE_COLUMNS))
 
     def close(self) -> None:

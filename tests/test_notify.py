@@ -21,12 +21,14 @@ class Receiver:
 
     def __init__(self, delay_s: float = 0.0, status: int = 200) -> None:
         self.posts: list[dict] = []
+        self.arrivals: list[float] = []  # time.time() of each post
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 time.sleep(delay_s)
+                receiver.arrivals.append(time.time())
                 receiver.posts.append(json.loads(body))
                 self.send_response(status)
                 self.end_headers()

@@ -47,7 +47,7 @@ class Dashboard:
         params, rule = params or PairParams(), rule or AlertRule()
         x, y = x or session.symbols[0], y or session.symbols[1]
         self.view: PairView = session.pair(x, y, timeframe, params=params, rule=rule)
-        self.controls = Controls(session.symbols, session.builder.timeframes, self.view.symbols[0],
+        self.controls = Controls(session.symbols, session.timeframes, self.view.symbols[0],
                                  self.view.symbols[1], timeframe, params, rule.z_entry, rule.corr_min,
                                  self._on_control)
         self.status = StatusBar()

@@ -48,7 +48,7 @@ def row_html(r: dict, need: int) -> str:
         mark = "&#9660;" if r["last_event"] == "SHORT_SPREAD" else "&#9650;"
         event = (f"<span class='sak-wl-event {'sak-short' if r['last_event'] == 'SHORT_SPREAD' else 'sak-long'}'>"
                  f"{mark} {r['last_event']}</span> {_num(r['since_s'], '.0f')} s ago")
-    return (f"<div class='sak-wl-row' data-pair='{html.escape(r['pair'])}'><span>{html.escape(r['pair'])}</span>"
+    return (f"<div class='sak-wl-row' data-pair='{html.escape(r['pair'])}' data-t='{int(r['time_ms'])}'><span>{html.escape(r['pair'])}</span>"
             f"<span class='sak-wl-z {cls}'>{_num(z, '+.2f')}</span><span>{_num(r['corr'], '.2f')}</span>"
             f"<span>{_num(r['beta'], '.4g')}</span><span>{_num(r['half_life_bars'], '.1f')}</span>"
             f"<span>{warm}</span><span>{event}</span></div>")
@@ -110,7 +110,8 @@ class WatchlistView:
         set_value(self.status, f"<div class='sak-status' id='sak-wl-status'><b>{len(table)}</b> pairs, {warm} warm "
                                f"| <span id='sak-wl-events'>{st.events}</span> events, {st.alerts} alert bars | "
                                f"{st.ticks_per_s:,.0f} ticks/s | {self.watchlist.timeframe} bars, last "
-                               f"<span id='sak-wl-last'>{utc_text(last)}</span>{behind}</div>")
+                               f"<span id='sak-wl-last'>{utc_text(last)}</span>{behind} | "
+                               f"{html.escape(st.source)} {html.escape(st.source_state)}</div>")
 
     def ranked(self) -> list[str]:
         """The pairs' names in the order shown."""

@@ -1,0 +1,466 @@
+"""RemoteSession: a viewer of a running monitor, with the Session interface the pages use.
+
+It ingests nothing. On start it subscribes to the monitor's update stream, then asks for a
+snapshot (config, status, recent alerts and events, at update ``seq`` S) and applies the updates
+after S in order: ZeroMQ's "clone" pattern. Pair views of the monitor's watchlist (same pair,
+timeframe and parameters) are MirrorViews: their rows are the monitor's, fetched on creation and
+extended by each update, so every viewer shows the monitor's numbers. Other views (other pairs,
+parameters changed on a page) compute here from the monitor's bars, fetched on demand.
+
+A gap in ``seq`` (this viewer's queue at the monitor overflowed while it was stalled), a new
+monitor run (it restarted) or a status heartbeat ahead of the last update resynchronises from a
+new snapshot; ZeroMQ reconnects by itself, so a monitor restarted on the same port is found again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import zmq
+import zmq.asyncio
+
+from ..alerts import Alert, AlertRule
+from ..analytics import PairParams
+from ..bars import bars_frame
+from ..errors import InvalidParameter, SessionStateError, StatarbError
+from ..feed import BarListener
+from ..pair import MirrorView, PairView
+from ..event_log import EventLog
+from ..session import SessionStatus
+from ..tasks import Tasks
+from ..ticks import normalize_symbol
+from . import wire
+from .service import SOCKET_BUFFER
+
+log = logging.getLogger(__name__)
+
+#: Seconds a request may wait for the monitor's answer.
+REQUEST_TIMEOUT_S = 10.0
+#: Seconds without any message after which the monitor counts as unreachable.
+SILENCE_S = 5.0
+#: Seconds between a viewer's hellos (its figures on the monitor's /health).
+HELLO_EVERY_S = 2.0
+
+
+class MonitorError(StatarbError):
+    """The monitor did not answer, refused this viewer or answered with an error."""
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (the monitor's --port) as (host, port); InvalidParameter otherwise."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise InvalidParameter(f"a monitor address is HOST:PORT (e.g. 127.0.0.1:8870), got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass
+class MonitorSource:
+    """What a page asks of a session's source, as the monitor describes its own."""
+
+    name: str
+    realtime: bool
+    planted: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.planted:
+            self.truth = lambda: self.planted  # the synthetic banner names what was planted
+
+
+class RemoteSession(EventLog):
+    """A running monitor's state in this kernel (see the module doc). ``start()`` (needs a
+    running loop) / ``await stop()``; ``rows_kept`` rows per mirrored view (None: as many as the
+    monitor holds)."""
+
+    def __init__(self, address: str, token: str | None = None, rows_kept: int | None = None,
+                 request_timeout_s: float = REQUEST_TIMEOUT_S) -> None:
+        self.address = address
+        self.request_timeout_s = request_timeout_s
+        self.host, self.port = parse_address(address)
+        self.token = token
+        self.rows_kept = rows_kept
+        self.id = uuid.uuid4().hex[:8]
+        self._tasks = Tasks(self.report_error)
+        self._ctx = zmq.Context()
+        self._actx = zmq.asyncio.Context.shadow(self._ctx.underlying)
+        self._sub: zmq.asyncio.Socket | None = None
+        self._req: zmq.Socket | None = None
+        self._state = "new"
+        self._run = ""
+        self._seq = 0
+        self._config: dict[str, Any] = {}
+        self._status: dict[str, Any] = {}
+        EventLog.__init__(self, 10_000)
+        self._bar_listeners: list[BarListener] = []
+        self._mirrors: dict[str, list[MirrorView]] = {}
+        self._bars: dict[tuple[int, str], np.ndarray] = {}
+        self.connected = False
+        self.drops = 0  # updates this viewer missed (its queue at the monitor was full)
+        self.resyncs = 0
+        self.updates = 0
+        self.fanout_ms: deque[float] = deque(maxlen=100_000)  # publish -> applied here, per update
+        self._heard = time.monotonic()
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> RemoteSession:
+        """Connect, take a snapshot (MonitorError when the monitor does not answer: unreachable,
+        or this viewer's token refused) and follow the updates."""
+        if self._state != "new":
+            raise SessionStateError(f"start() called on a viewer that is {self._state}")
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise SessionStateError("RemoteSession.start() needs a running event loop: call it in a notebook "
+                                    "cell, or inside asyncio.run(...)") from None
+        self._sub = self._actx.socket(zmq.SUB)
+        self._secure(self._sub)
+        self._sub.rcvhwm = 100_000
+        self._sub.rcvbuf = SOCKET_BUFFER
+        self._sub.connect(f"tcp://{self.host}:{self.port + 1}")
+        self._sub.subscribe(b"")
+        try:
+            self._snapshot()
+        except BaseException:
+            self._close_sockets()
+            raise
+        self._state = "running"
+        self._tasks.spawn(self._receive(), "monitor updates")
+        self._tasks.every(HELLO_EVERY_S, self._hello, "monitor hello")
+        log.info("attached to monitor %s at %s (update %d)", self._run, self.address, self._seq)
+        return self
+
+    async def stop(self) -> None:
+        """Stop following the monitor (idempotent); the views keep their rows."""
+        if self._state != "running":
+            return
+        self._state = "stopped"
+        await self._tasks.cancel()
+        for views in self._mirrors.values():
+            for view in list(views):
+                view.close()
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        for sock in (self._sub, self._req):
+            if sock is not None:
+                sock.close(0)
+        self._sub = self._req = None
+        self._ctx.term()
+
+    async def __aenter__(self) -> RemoteSession:
+        return self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._state == "running"
+
+    @property
+    def seq(self) -> int:
+        """The monitor's update this viewer has applied last."""
+        return self._seq
+
+    @property
+    def run_id(self) -> str:
+        """The monitor run this viewer follows (a new one after each restart)."""
+        return self._run
+
+    def _secure(self, sock: zmq.Socket) -> None:
+        sock.linger = 0
+        if self.token:
+            sock.plain_username = wire.TOKEN_USER
+            sock.plain_password = self.token.encode()
+
+    # ---- requests ----------------------------------------------------------------------
+
+    def _request(self, op: str, **args: Any) -> tuple[dict[str, Any], list[bytes]]:
+        """One blocking request (milliseconds on a local network): (header, array frames)."""
+        if self._req is None:
+            self._req = self._ctx.socket(zmq.REQ)
+            self._secure(self._req)
+            self._req.setsockopt(zmq.REQ_RELAXED, 1)
+            self._req.setsockopt(zmq.REQ_CORRELATE, 1)
+            self._req.connect(f"tcp://{self.host}:{self.port + 2}")
+        self._req.send_multipart(wire.encode("request", {"op": op, **args}))
+        if not self._req.poll(self.request_timeout_s * 1000):
+            self._req.close(0)
+            self._req = None  # a fresh socket for the next request
+            refused = " or refused this viewer's token" if self.token else " (a monitor bound to another address needs --token)"
+            raise MonitorError(f"the monitor at {self.address} did not answer within {self.request_timeout_s:g} s: "
+                               f"is `statarb monitor --port {self.port}` running there{refused}?")
+        topic, header, arrays = wire.decode(self._req.recv_multipart())
+        if topic == "error":
+            raise MonitorError(f"the monitor refused the request {op!r}: {header.get('error')}")
+        return header, arrays
+
+    def _snapshot(self) -> None:
+        """Take the monitor's state: config, status, logs; reload every mirror and fetched series."""
+        header, _ = self._request("snapshot")
+        if self._config and header["config"]["pairs"] != self._config["pairs"]:
+            log.warning("the monitor at %s now watches other pairs: reattach to see them", self.address)
+        self._run, self._seq = header["run"], header["seq"]
+        self._config, self._status = header["config"], header["status"]
+        self.connected, self._heard = True, time.monotonic()
+        known = {(a.pair, a.timeframe, a.time_ms) for a in self.event_log}
+        events = [wire.alert_of(e) for e in header["events"]]
+        self.event_log.clear()
+        self.event_log.extend(events)
+        self.alert_log.clear()
+        self.alert_log.extend(wire.alert_of(a) for a in header["alerts"])
+        self.alerts_fired, self.events_fired = header["alerts_fired"], header["events_fired"]
+        for name, views in self._mirrors.items():
+            rows, count = self._rows(name, max(v.max_rows for v in views))
+            for view in views:
+                view.load_rows(rows, count)
+        for code, tf in list(self._bars):
+            self._bars[(code, tf)] = self._fetch_bars(code, tf)
+        if known:  # events of the gap reach the pages too
+            self._hand_over([e for e in events if (e.pair, e.timeframe, e.time_ms) not in known],
+                            self._event_listeners, "event", logged=False)
+
+    def _resync(self, why: str) -> None:
+        self.resyncs += 1
+        log.warning("viewer %s: resynchronising from the monitor's snapshot (%s)", self.id, why)
+        self._snapshot()
+
+    def _rows(self, pair: str, last: int | None) -> tuple[np.ndarray, int]:
+        header, arrays = self._request("rows", pair=pair, last=last)
+        return wire.rows_array(arrays[0]), int(header["count"])
+
+    def _fetch_bars(self, code: int, tf: str) -> np.ndarray:
+        _, arrays = self._request("bars", symbol=self.symbols[code], tf=tf)
+        bars = wire.bars_array(arrays[0])
+        bars["sym"] = code
+        return bars
+
+    def _hello(self) -> None:
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self._request("hello", id=self.id, figures={"drops": self.drops, "resyncs": self.resyncs, "seq": self._seq,
+                                                    "peak_rss_mb": round(rss_mb, 1), "updates": self.updates})
+
+    # ---- updates -----------------------------------------------------------------------
+
+    async def _receive(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(SILENCE_S):
+                    frames = await self._sub.recv_multipart()
+            except TimeoutError:
+                if self.connected:
+                    log.warning("viewer %s: no word from the monitor at %s for %g s", self.id, self.address, SILENCE_S)
+                self.connected = False
+                continue
+            try:
+                self._handle(*wire.decode(frames))
+            except (MonitorError, wire.WireError) as exc:
+                self.report_error("monitor update", exc)
+                await asyncio.sleep(1.0)
+
+    def _handle(self, topic: str, header: dict[str, Any], arrays: list[bytes]) -> None:
+        self._heard = time.monotonic()
+        was_connected, self.connected = self.connected, True
+        if header["run"] != self._run:
+            self._resync(f"the monitor restarted (run {header['run']})")
+            return
+        if topic == "status":
+            self._status = header["status"]
+            if header["seq"] > self._seq:
+                self.drops += header["seq"] - self._seq
+                self._resync(f"{header['seq'] - self._seq} updates missed")
+            elif not was_connected:
+                self._resync("the monitor is back")
+            return
+        if topic != "update" or header["seq"] <= self._seq:
+            return  # taken by the snapshot already
+        if header["seq"] != self._seq + 1:
+            self.drops += header["seq"] - self._seq - 1
+            self._resync(f"{header['seq'] - self._seq - 1} updates missed")
+            return
+        self._apply(header, arrays)
+        self._seq = header["seq"]
+        self.updates += 1
+        self.fanout_ms.append((time.time_ns() - header["t_ns"]) / 1e6)
+
+    def _apply(self, header: dict[str, Any], arrays: list[bytes]) -> None:
+        tf = header["tf"]
+        final, corrected = wire.bars_array(arrays[0]), wire.bars_array(arrays[1])
+        self._merge_bars(tf, final, corrected)
+        k = 2
+        for name, count, n_new, reset in header["pairs"]:
+            views = self._mirrors.get(name, [])
+            if reset and views:
+                rows, count = self._rows(name, max(v.max_rows for v in views))
+                for view in views:
+                    view.load_rows(rows, count)
+            elif n_new:
+                rows = wire.rows_array(arrays[k])
+                k += 1
+                for view in views:
+                    view.add_rows(rows, count)
+        for listener in list(self._bar_listeners):  # the views computed here
+            try:
+                listener(tf, final, corrected)
+            except Exception as exc:
+                self.report_error("bar listener", exc)
+        alerts = [wire.alert_of(a) for a in header["alerts"]]
+        events = [wire.alert_of(e) for e in header["events"]]
+        self.alert_log.extend(alerts)
+        self.event_log.extend(events)
+        self.alerts_fired += len(alerts)
+        self.events_fired += len(events)
+        self._hand_over(alerts, self._alert_listeners, "alert", logged=False)
+        self._hand_over(events, self._event_listeners, "event", logged=False)
+
+    def _merge_bars(self, tf: str, final: np.ndarray, corrected: np.ndarray) -> None:
+        """Fetched series take newly final bars after their newest and corrected bars in place."""
+        for (code, t), held in list(self._bars.items()):
+            if t != tf:
+                continue
+            fix = corrected[corrected["sym"] == code]
+            if len(fix) and len(held):
+                at = np.searchsorted(held["start"], fix["start"])
+                ok = (at < len(held)) & (held["start"][np.minimum(at, len(held) - 1)] == fix["start"])
+                held[at[ok]] = fix[ok]
+            new = final[final["sym"] == code]
+            if len(held):
+                new = new[new["start"] > held["start"][-1]]
+            if len(new):
+                keep = self.retained_bars(tf)
+                self._bars[(code, tf)] = np.concatenate([held, new])[-keep:]
+
+    # ---- the Session interface of the pages (BarFeed included) --------------------------
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self._config["symbols"])
+
+    @property
+    def timeframes(self) -> tuple[str, ...]:
+        return tuple(self._config["timeframes"])
+
+    @property
+    def timeframe(self) -> str:
+        """The timeframe of the monitor's watchlist."""
+        return self._config["timeframe"]
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        """The monitor's watchlist."""
+        return [tuple(p) for p in self._config["pairs"]]
+
+    @property
+    def params(self) -> PairParams:
+        return wire.params_of(self._config["params"])
+
+    @property
+    def rule(self) -> AlertRule:
+        return wire.rule_of(self._config["rule"])
+
+    @property
+    def source(self) -> MonitorSource:
+        src = self._config["source"]
+        return MonitorSource(src["name"], src["realtime"], src["truth"])
+
+    funding = None  # funding rates stay with the monitor
+
+    @property
+    def in_memory(self) -> bool:
+        return False
+
+    def code(self, symbol: str) -> int:
+        s = normalize_symbol(symbol)
+        if s not in self.symbols:
+            raise InvalidParameter(f"{s} is not a symbol the monitor records: {', '.join(self.symbols[:10])}...")
+        return self.symbols.index(s)
+
+    def retained_bars(self, timeframe: str) -> int:
+        return int(self._config["retained"]) if timeframe in self.timeframes else 0
+
+    def final_bars(self, code: int, timeframe: str) -> np.ndarray:
+        """The monitor's final bars of one symbol (fetched once, then kept up to date)."""
+        if timeframe not in self.timeframes:
+            raise InvalidParameter(f"timeframe {timeframe!r} is not built by the monitor: {self.timeframes}")
+        if (code, timeframe) not in self._bars:
+            self._bars[(code, timeframe)] = self._fetch_bars(code, timeframe)
+        return self._bars[(code, timeframe)].copy()
+
+    def bars(self, symbol: str, timeframe: str = "1m", last: int | None = 500) -> pd.DataFrame:
+        """Newest ``last`` final bars of ``symbol`` held by the monitor, indexed by bar open time (UTC)."""
+        bars = self.final_bars(self.code(symbol), timeframe)
+        return bars_frame(bars if last is None else bars[-last:] if last > 0 else bars[:0])
+
+    def subscribe_bars(self, listener: BarListener) -> Callable[[], None]:
+        self._bar_listeners.append(listener)
+        return lambda: self._bar_listeners.remove(listener)
+
+    def publish_alerts(self, alerts: list[Alert]) -> None:
+        """Alerts of views computed here are not the monitor's: they stay out of its log."""
+
+    def publish_events(self, events: list[Alert]) -> None:
+        """Events of views computed here are not the monitor's (nor notified): dropped."""
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "statarb-task") -> asyncio.Task[Any]:
+        if self._state != "running":
+            coro.close()
+            raise SessionStateError(f"spawn() needs a running viewer, this one is {self._state}")
+        return self._tasks.spawn(coro, name)
+
+    def every(self, interval_s: float, fn: Callable[[], Any], name: str) -> asyncio.Task[Any]:
+        if self._state != "running":
+            raise SessionStateError(f"every() needs a running viewer, this one is {self._state}")
+        return self._tasks.every(interval_s, fn, name)
+
+    def pair(self, x: str, y: str, timeframe: str | None = None, params: PairParams | None = None,
+             rule: AlertRule | None = None, **changes: object) -> PairView:
+        """The monitor's view of ``x``/``y`` (a MirrorView) when it watches that pair on that
+        timeframe with these parameters; otherwise a view computed here on the monitor's bars."""
+        timeframe = timeframe or self.timeframe
+        params = (params or self.params).with_(**changes) if changes else (params or self.params)
+        rule = rule or self.rule
+        name = f"{normalize_symbol(x)}/{normalize_symbol(y)}"
+        if timeframe == self.timeframe and params == self.params and tuple(name.split("/")) in self.pairs:
+            rows, count = self._rows(name, self.rows_kept)
+            view: PairView = MirrorView(self, x, y, timeframe, params, rule, rows, count,
+                                        max_rows=self.rows_kept or max(self.retained_bars(timeframe), len(rows)),
+                                        on_close=self._forget)
+            self._mirrors.setdefault(name, []).append(view)
+            return view
+        return PairView(self, x, y, timeframe, params, rule)
+
+    @contextlib.contextmanager
+    def keeping(self, rows: int | None) -> Iterator[None]:
+        """Mirrors created in the block keep ``rows`` rows (a watchlist table needs few)."""
+        saved, self.rows_kept = self.rows_kept, rows
+        try:
+            yield
+        finally:
+            self.rows_kept = saved
+
+    def _forget(self, view: PairView) -> None:
+        views = self._mirrors.get(view.name, [])
+        if view in views:
+            views.remove(view)
+
+    def status(self) -> SessionStatus:
+        """The monitor's status; the source state says this page views it, and whether it hears it."""
+        st = {f.name: self._status.get(f.name) for f in fields(SessionStatus)}
+        st["symbols"] = tuple(st["symbols"] or ())
+        link = "" if self.connected else f", monitor silent for {time.monotonic() - self._heard:.0f} s"
+        st["source_state"] = f"{st['source_state']} (monitor {self.address}{link})"
+        if self._last_error:
+            st["last_error"] = self._last_error
+        return SessionStatus(**st)

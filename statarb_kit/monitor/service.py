@@ -1,0 +1,431 @@
+"""Monitor: one Session, one watchlist, one event log and one notification per event, served to
+any number of viewers over ZeroMQ (see ``wire``), with ``GET /health`` for probes.
+
+Ports, from ``port`` P: HTTP ``/health`` on P, the update stream (PUB) on P + 1, requests
+(ROUTER: snapshots, rows, bars) on P + 2. A viewer's address is ``HOST:P``.
+
+Fan-out never waits for a viewer: each has a bounded queue (PUB's high-water mark, ``viewer_queue``
+messages); what a stalled viewer cannot take is dropped for it alone, and it sees the gap in
+``seq`` and resynchronises from a snapshot.
+
+Restarts: every ``persist_every_s`` the monitor commits, in one transaction, the events found
+since the last commit into its outbox (table ``notifications``) and each pair's event state as of
+its newest row (table ``event_states``); only then are the events handed to the Notifier, whose
+outcome is written back (``sent_ms``). Started again on its file, it continues each pair's event
+test from the stored state over the rows after it (events found there are stored and notified:
+they occurred while it was down), and sends what the outbox holds unsent. An event is notified
+at most once more than it should only if the process dies between an endpoint accepting it and the
+next commit (within ``persist_every_s``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+import zmq
+import zmq.asyncio
+
+from ..alerts import Alert, AlertRule, EventState, alerts_frame
+from ..analytics import PairParams
+from ..errors import InvalidParameter, StatarbError
+from ..notify import Notifier
+from ..pair import PairView
+from ..session import Session
+from ..store import TickStore
+from ..watchlist import Watchlist
+from . import DEFAULT_PORT, is_loopback, wire
+
+log = logging.getLogger(__name__)
+
+#: Events and alerts a snapshot carries (the newest).
+SNAPSHOT_EVENTS = 500
+#: Bytes of kernel socket buffer each side of a viewer's connection (fixed: not autotuned to megabytes).
+SOCKET_BUFFER = 256 * 1024
+#: Seconds after its last hello a viewer is no longer counted.
+VIEWER_TIMEOUT_S = 10.0
+
+
+class Monitor:
+    """Runs ``session`` (not started yet) with live views of ``pairs`` and serves them.
+
+    ``notifier`` (optional) gets each event once, from the outbox; ``host`` other than loopback
+    needs ``token`` (viewers without it are refused by ZeroMQ's PLAIN handshake before any data
+    is sent). Use ``await start()`` / ``await stop()`` or ``async with``.
+    """
+
+    def __init__(self, session: Session, pairs: list[tuple[str, str]], timeframe: str = "1s",
+                 params: PairParams | None = None, rule: AlertRule | None = None, notifier: Notifier | None = None,
+                 host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
+                 viewer_queue: int = 1_000, persist_every_s: float = 0.25, status_every_s: float = 1.0) -> None:
+        if not is_loopback(host) and not token:
+            raise InvalidParameter(f"binding the monitor to {host} (not loopback) needs a token: pass --token, or "
+                                   "let `statarb monitor` generate one")
+        if viewer_queue < 1 or persist_every_s <= 0 or status_every_s <= 0:
+            raise InvalidParameter("need viewer_queue >= 1, persist_every_s > 0 and status_every_s > 0")
+        if session.in_memory:
+            raise InvalidParameter("a monitor records into a DuckDB file (it restores its events from it): give --db")
+        self.session = session
+        self.pairs, self.timeframe = pairs, timeframe
+        self.params, self.rule = params or PairParams(), rule or AlertRule()
+        self.notifier = notifier
+        self.host, self.port, self.token = host, port, token
+        self.run_id = uuid.uuid4().hex[:12]
+        self.seq = 0
+        self._queue, self._persist_s, self._status_s = viewer_queue, persist_every_s, status_every_s
+        self.watchlist: Watchlist | None = None
+        self._changed: dict[PairView, int] = {}  # view -> rows added since the last update (-1: recomputed)
+        self._alerts: list[Alert] = []
+        self._events: list[Alert] = []
+        self._outbox: list[Alert] = []  # events to commit into the outbox, then send
+        self._outcomes: list[tuple[Alert, bool]] = []  # the notifier's results, to write back
+        self._viewers: dict[str, dict[str, Any]] = {}
+        self.recovered_events = 0
+        self.resent = 0
+        self.updates_sent = 0
+        self.bars_seen = 0
+        self._last_event: Alert | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ctx: zmq.Context | None = None
+        self._pub: zmq.Socket | None = None
+        self._router: zmq.asyncio.Socket | None = None
+        self._auth = None
+        self._http = None
+        self._unsubscribe: list = []
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> Monitor:
+        """Start the session, build the views, restore their event state, open the ports."""
+        self._loop = asyncio.get_running_loop()
+        s = self.session.start()
+        try:
+            self.watchlist = Watchlist(s, self.pairs, self.timeframe, self.params, self.rule)
+            self._unsubscribe = [s.subscribe_alerts(self._alerts.append), s.subscribe_events(self._on_event),
+                                 *(v.subscribe(self._on_view) for v in self.watchlist.views),
+                                 s.subscribe_bars(self._on_bars)]  # after the views: their rows are in
+            unsent = await self._restore()
+            self._open()
+        except BaseException:
+            await s.stop()
+            raise
+        if self.notifier is not None:
+            self.notifier.on_done = self._notified
+            self.notifier.start()
+            for event in unsent:
+                self.notifier.submit(event)
+            self.resent = len(unsent)
+        s.spawn(self._serve(), "monitor requests")
+        s.every(self._persist_s, self._persist, "monitor ledger")
+        s.every(self._status_s, self._heartbeat, "monitor status")
+        log.info("monitor %s: %d pairs on %s, /health on http://%s:%d/health, viewers at %s:%d", self.run_id,
+                 len(self.pairs), self.timeframe, self.host, self.port, self.host, self.port)
+        return self
+
+    async def stop(self) -> None:
+        """Stop the session (its stop reconciliation included), commit the ledger, close the ports."""
+        if not self.session.running:
+            return
+        await self.session.flush()
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self.watchlist.close()
+        persisted = False
+        try:
+            await self._persist()
+            persisted = True
+        finally:
+            await self.session.stop()
+            if self.notifier is not None:
+                await asyncio.to_thread(self.notifier.close)
+            if self._outcomes and persisted:  # sends finished after the last commit: the store is closed now
+                self._write_outcomes_at_close()
+            self._close()
+        log.info("monitor %s stopped: %d events, %d updates sent", self.run_id, self.session.events_fired,
+                 self.updates_sent)
+
+    async def __aenter__(self) -> Monitor:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def _open(self) -> None:
+        self._ctx = zmq.Context()
+        actx = zmq.asyncio.Context.shadow(self._ctx.underlying)
+        if self.token:
+            from zmq.auth.asyncio import AsyncioAuthenticator
+
+            self._auth = AsyncioAuthenticator(actx)
+            self._auth.start()
+            self._auth.configure_plain(domain="statarb", passwords={wire.TOKEN_USER.decode(): self.token})
+        self._pub = self._ctx.socket(zmq.PUB)
+        self._pub.sndhwm = self._queue
+        self._pub.sndbuf = SOCKET_BUFFER  # with the viewer's receive buffer: what a stalled viewer holds beyond its queue
+        self._pub.linger = 0
+        self._router = actx.socket(zmq.ROUTER)
+        self._router.linger = 0
+        for sock in (self._pub, self._router):
+            if self.token:
+                sock.plain_server = True
+                sock.zap_domain = b"statarb"
+        try:
+            self._pub.bind(f"tcp://{self.host}:{self.port + 1}")
+            self._router.bind(f"tcp://{self.host}:{self.port + 2}")
+            self._http = _health_server(self, self.host, self.port)
+        except (zmq.ZMQError, OSError) as exc:
+            self._close()
+            raise InvalidParameter(f"cannot listen on {self.host} ports {self.port}-{self.port + 2}: {exc} "
+                                   "(another monitor there? choose --port)") from None
+
+    def _close(self) -> None:
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
+        for sock in (self._pub, self._router):
+            if sock is not None:
+                sock.close(0)
+        self._pub = self._router = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._ctx is not None:
+            self._ctx.term()
+            self._ctx = None
+
+    # ---- restart -----------------------------------------------------------------------
+
+    async def _restore(self) -> list[Alert]:
+        """Continue each pair's event test from its stored state (see the module doc); returns the
+        outbox's unsent events."""
+        states, stored, queued, unsent = await self.session.with_store(_ledger)
+        recovered: list[Alert] = []
+        for view in self.watchlist.views:
+            row = states.get((view.name, view.timeframe))
+            if row is None:
+                continue
+            evaluated_ms, armed, last_ms = row
+            for event in view.resume_events(EventState(armed, last_ms), evaluated_ms):
+                key = (event.pair, event.timeframe, event.time_ms)
+                if key in queued:
+                    continue
+                if key in stored:  # stored before the end, never queued: notify only
+                    self._outbox.append(event)
+                else:
+                    recovered.append(event)
+        self.session.publish_events(recovered)  # stored, logged and (through _on_event) queued
+        self.recovered_events = len(recovered)
+        self._alerts.clear()
+        self._events.clear()
+        if recovered:
+            log.warning("monitor: %d events occurred while it was down (found on the stored bars)", len(recovered))
+        return unsent
+
+    # ---- the pipeline's callbacks (loop thread) -----------------------------------------
+
+    def _on_event(self, event: Alert) -> None:
+        self._events.append(event)
+        self._outbox.append(event)
+        self._last_event = event
+
+    def _on_view(self, view: PairView, added: int) -> None:
+        self._changed[view] = -1 if added == 0 or self._changed.get(view) == -1 else self._changed.get(view, 0) + added
+
+    def _on_bars(self, tf: str, final: np.ndarray, corrected: np.ndarray) -> None:
+        """Publish one update: the bars, the watched pairs' new rows, their alerts and events."""
+        self.bars_seen += len(final)
+        changed, self._changed = self._changed, {}
+        pairs, arrays = [], [final, corrected]
+        for view, added in changed.items():
+            if added == -1:
+                pairs.append([view.name, view.rows_added, 0, True])
+            else:
+                rows = wire.rows_of(view.arrays(last=added))
+                pairs.append([view.name, view.rows_added, len(rows), False])
+                arrays.append(rows)
+        self.seq += 1
+        header = {"run": self.run_id, "seq": self.seq, "tf": tf, "t_ns": time.time_ns(), "pairs": pairs,
+                  "alerts": [wire.alert_dict(a) for a in self._alerts],
+                  "events": [wire.alert_dict(e) for e in self._events]}
+        self._alerts, self._events = [], []
+        if self._pub is not None:
+            self._pub.send_multipart(wire.encode("update", header, *arrays), flags=zmq.NOBLOCK, copy=False)
+            self.updates_sent += 1
+
+    def _notified(self, event: Alert, sent: bool) -> None:
+        """Notifier thread: hand the outcome to the loop (written back at the next commit)."""
+        try:
+            self._loop.call_soon_threadsafe(self._outcomes.append, (event, sent))
+        except RuntimeError:  # the loop has closed: the outbox keeps it unsent, sent again next start
+            pass
+
+    async def _persist(self) -> None:
+        """Commit new events into the outbox with every pair's event state, then send them."""
+        events, self._outbox = self._outbox, []
+        outcomes, self._outcomes = self._outcomes, []
+        states = self._states()
+        try:
+            new = await self.session.with_store(_commit, events, outcomes, states, int(time.time() * 1000))
+        except BaseException:
+            self._outbox[:0], self._outcomes[:0] = events, outcomes
+            raise
+        if self.notifier is not None:
+            for event in new:
+                self.notifier.submit(event)
+
+    def _states(self) -> pd.DataFrame:
+        rows = []
+        for v in self.watchlist.views:
+            if len(v):
+                st = v.event_state
+                rows.append((v.name, v.timeframe, int(v.tail("time", 1)[0]), st.armed,
+                             -1 if st.last_ms is None else st.last_ms))
+        return pd.DataFrame(rows, columns=["pair", "timeframe", "evaluated_ms", "armed", "last_event_ms"])
+
+    def _write_outcomes_at_close(self) -> None:
+        store = TickStore(self.session.db)
+        try:
+            store.mark_notified(_outcome_frame(self._outcomes), int(time.time() * 1000))
+        finally:
+            store.close()
+        self._outcomes = []
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        for vid in [k for k, v in self._viewers.items() if now - v["seen"] > VIEWER_TIMEOUT_S]:
+            del self._viewers[vid]
+        if self._pub is not None:
+            self._pub.send_multipart(wire.encode("status", {"run": self.run_id, "seq": self.seq,
+                                                            "status": _status_dict(self.session),
+                                                            "viewers": len(self._viewers)}), flags=zmq.NOBLOCK)
+
+    # ---- requests ----------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        while True:
+            frames = await self._router.recv_multipart()
+            cut = frames.index(b"") + 1 if b"" in frames else 1  # REQ's envelope: identity, request id, b""
+            envelope, body = frames[:cut], frames[cut:]
+            try:
+                reply = self._answer(body)
+            except (StatarbError, wire.WireError, KeyError, TypeError, ValueError) as exc:
+                reply = wire.encode("error", {"run": self.run_id, "seq": self.seq, "error": str(exc)})
+            await self._router.send_multipart([*envelope, *reply])
+
+    def _answer(self, body: list[bytes]) -> list[bytes]:
+        _, req, _ = wire.decode(body)
+        op, base = req.get("op"), {"run": self.run_id, "seq": self.seq}
+        s = self.session
+        if op == "snapshot":
+            return wire.encode("snapshot", {**base, "config": self.config(), "status": _status_dict(s),
+                                            "events": [wire.alert_dict(e) for e in list(s.event_log)[-SNAPSHOT_EVENTS:]],
+                                            "alerts": [wire.alert_dict(a) for a in list(s.alert_log)[-SNAPSHOT_EVENTS:]],
+                                            "events_fired": s.events_fired, "alerts_fired": s.alerts_fired})
+        if op == "rows":
+            view = self.watchlist.views[self.watchlist._index[req["pair"]]]
+            last = req.get("last")
+            rows = wire.rows_of(view.arrays(last=None if last is None else int(last)))
+            return wire.encode("rows", {**base, "pair": view.name, "count": view.rows_added}, rows)
+        if op == "bars":
+            bars = s.final_bars(s.code(req["symbol"]), req["tf"]) if req["tf"] in s.timeframes else None
+            if bars is None:
+                raise InvalidParameter(f"the monitor builds no {req['tf']!r} bars: {s.timeframes}")
+            return wire.encode("bars", {**base, "symbol": req["symbol"], "tf": req["tf"]}, bars)
+        if op == "hello":
+            self._viewers[str(req["id"])] = {**req.get("figures", {}), "seen": time.monotonic()}
+            return wire.encode("hello", base)
+        raise InvalidParameter(f"unknown request {op!r}")
+
+    def config(self) -> dict[str, Any]:
+        """What a viewer needs to know of this monitor: symbols, timeframes, the watchlist, its rule."""
+        s = self.session
+        truth = getattr(s.source, "truth", None)
+        return {"symbols": list(s.symbols), "timeframes": list(s.timeframes), "timeframe": self.timeframe,
+                "pairs": [list(p) for p in self.pairs], "params": wire.params_dict(self.params),
+                "rule": wire.rule_dict(self.rule), "retained": s.retained_bars(self.timeframe),
+                "source": {"name": s.source.status.name, "realtime": bool(s.source.realtime),
+                           "truth": truth() if callable(truth) else None}}
+
+    def health(self) -> dict[str, Any]:
+        """The figures of ``GET /health`` (``ok`` False when the session stopped or the source
+        stalled for more than 60 s)."""
+        st = self.session.status()
+        newest = max((int(v.tail("time", 1)[0]) for v in self.watchlist.views if len(v)), default=None)
+        lag = None if newest is None else time.time() - (newest + _tf_ms(self.timeframe)) / 1000
+        age = st.last_tick_age_s
+        ok = st.state == "running" and (age is None or age < 60)
+        note = self.notifier.status() if self.notifier is not None else None
+        last = self._last_event
+        return {"ok": ok, "run": self.run_id, "version": wire.VERSION, "state": st.state, "source": st.source,
+                "source_state": st.source_state, "last_message_age_s": age, "ticks_per_s": st.ticks_per_s,
+                "bars_lag_s": lag, "pairs": len(self.pairs), "seq": self.seq, "events": st.events,
+                "recovered_events": self.recovered_events, "resent_notifications": self.resent,
+                "last_event": str(last) if last else None,
+                "notified": note.sent if note else 0, "notify_failed": note.failed if note else 0,
+                "notify_pending": note.pending if note else 0,
+                "viewers": len(self._viewers), "viewer_figures": {k: {f: v for f, v in d.items() if f != "seen"}
+                                                                  for k, d in self._viewers.items()},
+                "errors": st.errors, "last_error": st.last_error, "pid": os.getpid()}
+
+
+def _tf_ms(tf: str) -> int:
+    from ..bars import timeframe_ms
+
+    return timeframe_ms(tf)
+
+
+def _status_dict(session: Session) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(session.status())
+
+
+def _ledger(store: TickStore) -> tuple[dict, set, set, list[Alert]]:
+    """Store thread: stored event states, event keys, outbox keys and the outbox's unsent events."""
+    states = {(r.pair, r.timeframe): (int(r.evaluated_ms), bool(r.armed),
+                                      None if r.last_event_ms < 0 else int(r.last_event_ms))
+              for r in store.event_states().itertuples()}
+    unsent = store.notifications(unsent_only=True)
+    events = [wire.alert_of(r) for r in unsent.drop(columns=["queued_ms", "sent_ms", "failed"]).to_dict("records")]
+    return states, store.event_keys("alert_events"), store.event_keys("notifications"), events
+
+
+def _outcome_frame(outcomes: list[tuple[Alert, bool]]) -> pd.DataFrame:
+    return pd.DataFrame([(e.pair, e.timeframe, e.time_ms, ok) for e, ok in outcomes],
+                        columns=["pair", "timeframe", "time_ms", "ok"])
+
+
+def _commit(store: TickStore, events: list[Alert], outcomes: list[tuple[Alert, bool]], states: pd.DataFrame,
+            now: int) -> list[Alert]:
+    """Store thread: one transaction of new outbox rows, outcomes and event states; returns the
+    events newly queued (to send)."""
+    with store.transaction():
+        fresh = store.queue_notifications(alerts_frame(events).reset_index(drop=True), now) if events else set()
+        new = [e for e in events if (e.pair, e.timeframe, e.time_ms) in fresh]
+        store.mark_notified(_outcome_frame(outcomes), now)
+        store.save_event_states(states)
+    return new
+
+
+def _health_server(monitor: Monitor, host: str, port: int):
+    """A tornado HTTP server answering ``GET /health`` with ``monitor.health()`` (503 when not ok)."""
+    from tornado.httpserver import HTTPServer
+    from tornado.web import Application, RequestHandler
+
+    class Health(RequestHandler):
+        def get(self) -> None:
+            body = monitor.health()
+            self.set_status(200 if body["ok"] else 503)
+            self.set_header("Content-Type", "application/json")
+            self.finish(orjson.dumps(body))
+
+    server = HTTPServer(Application([(r"/health", Health)]))
+    server.listen(port, address=host)
+    return server
