@@ -396,6 +396,8 @@ def test_a_viewer_stopped_for_30_s_slows_nothing_and_resynchronises(tmp_path):
             viewer.close()
             hook.close()
     assert checked == 10
+    print(f"updates/s and median notification delay (s): before {before}, during the stop {during}; "
+          f"viewer drops {line['drops']}, resyncs {line['resyncs']}")
     assert during[0] >= 0.8 * before[0], (before, during)  # the bar rate did not change
     if not np.isnan(before[1]) and not np.isnan(during[1]):
         assert during[1] <= max(2 * before[1], before[1] + 1.0), (before, during)
@@ -435,3 +437,35 @@ def test_the_cli_generates_a_token_for_an_outside_address(capsys):
     assert _token(Namespace(token=None, host="127.0.0.1")) is None
     token = _token(Namespace(token=None, host="0.0.0.0"))
     assert len(token) >= 24 and token in capsys.readouterr().err
+
+
+def test_a_slider_on_an_attached_page_computes_the_pair_here_from_the_monitors_bars(tmp_path):
+    """A mirror with other parameters becomes a local view: its rows are pair_frame over the
+    monitor's bars; the monitor's own view (and its events) stay as they were."""
+    with monitor(tmp_path, "--db", str(tmp_path / "w.duckdb"), "--pairs", "BTCUSDT/ETHUSDT",
+                 "--history-min", "5") as (proc, port, log):
+
+        async def go():
+            viewer = RemoteSession(f"127.0.0.1:{port}")
+            viewer.start()
+            try:
+                view = viewer.pair("BTCUSDT", "ETHUSDT")
+                mirrored_rows = len(view)
+                assert view.mirrored and mirrored_rows > 200
+                view.set_params(z_window=30)
+                assert not view.mirrored
+                bars = [viewer.final_bars(viewer.code(s), "1s") for s in ("BTCUSDT", "ETHUSDT")]
+                mine = view.arrays()
+                theirs, _ = viewer._rows("BTCUSDT/ETHUSDT", None)
+                return mirrored_rows, bars, mine, theirs, view.params
+            finally:
+                await viewer.stop()
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            mirrored_rows, bars, mine, theirs, params = pool.submit(asyncio.run, go()).result()
+    a = align_pair(bars[0]["start"], bars[0]["close"], bars[1]["start"], bars[1]["close"], 1_000, params.max_stale)
+    pf = pair_frame(a.time, a.x, a.y, params, a.flags)
+    n = len(mine["time"])
+    np.testing.assert_array_equal(mine["time"], pf.time[-n:])
+    np.testing.assert_allclose(mine["z"], pf.z[-n:], rtol=1e-9, atol=1e-12, equal_nan=True)
+    assert params.z_window == 30 and len(theirs) >= mirrored_rows  # the monitor kept its own rule

@@ -87,6 +87,7 @@ class Monitor:
         self._outbox: list[Alert] = []  # events to commit into the outbox, then send
         self._outcomes: list[tuple[Alert, bool]] = []  # the notifier's results, to write back
         self._viewers: dict[str, dict[str, Any]] = {}
+        self._saved: dict[PairView, tuple[bool, int | None]] = {}  # event state last committed per view
         self.recovered_events = 0
         self.resent = 0
         self.updates_sent = 0
@@ -275,16 +276,22 @@ class Monitor:
             new = await self.session.with_store(_commit, events, outcomes, states, int(time.time() * 1000))
         except BaseException:
             self._outbox[:0], self._outcomes[:0] = events, outcomes
+            self._saved.clear()  # write every state at the next commit
             raise
         if self.notifier is not None:
             for event in new:
                 self.notifier.submit(event)
 
     def _states(self) -> pd.DataFrame:
+        """Event states that changed since the last commit, as of each view's newest row. A stored
+        state stays exact while it does not change (the rows since then changed nothing), so a
+        commit writes only the pairs that had an event or re-armed (and every pair once)."""
         rows = []
         for v in self.watchlist.views:
-            if len(v):
-                st = v.event_state
+            st = v.event_state
+            key = (st.armed, st.last_ms)
+            if len(v) and self._saved.get(v) != key:
+                self._saved[v] = key
                 rows.append((v.name, v.timeframe, int(v.tail("time", 1)[0]), st.armed,
                              -1 if st.last_ms is None else st.last_ms))
         return pd.DataFrame(rows, columns=["pair", "timeframe", "evaluated_ms", "armed", "last_event_ms"])
