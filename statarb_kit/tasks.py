@@ -50,6 +50,10 @@ class Tasks:
 
         return self.spawn(loop(), name)
 
+    def running(self) -> set[asyncio.Task[Any]]:
+        """The owned tasks not finished yet."""
+        return set(self._owned)
+
     async def cancel(self) -> None:
         """Cancel every owned task and wait for them to end."""
         tasks = list(self._owned)

@@ -450,6 +450,9 @@ def test_a_slider_on_an_attached_page_computes_the_pair_here_from_the_monitors_b
             viewer.start()
             try:
                 view = viewer.pair("BTCUSDT", "ETHUSDT")
+                deadline = time.monotonic() + 120
+                while len(view) <= 200 and time.monotonic() < deadline:  # the history's catch-up (slow when loaded)
+                    await asyncio.sleep(0.5)
                 mirrored_rows = len(view)
                 assert view.mirrored and mirrored_rows > 200
                 view.set_params(z_window=30)

@@ -94,7 +94,7 @@ def test_adf_runs_in_the_background_and_shows_results():
         session, dash, _ = await dashboard_with(synthetic_batches(300))
         dash.run_tests()
         assert dash.tests.button.disabled
-        await asyncio.wait_for(asyncio.gather(*session._owned - {dash._task}), 30)
+        await asyncio.wait_for(asyncio.gather(*session._owned.running() - {dash._task}), 30)
         html = dash.tests.result.value
         await session.stop()
         return html, dash.tests.button.disabled
