@@ -59,12 +59,13 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--warmup", type=float, default=5.0)
     p.add_argument("--viewers", default="0,1,5,20")
+    p.add_argument("--settle", type=float, default=10.0, help="seconds for the history's catch-up first")
     args = p.parse_args()
     counts = [int(x) for x in args.viewers.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp, monitor(Path(tmp), "--db", str(Path(tmp) / "bench.duckdb"),
                                                        "--history-min", "5", name="bench") as (proc, port, log):
-        time.sleep(10)  # the history's catch-up
+        time.sleep(args.settle)  # the history's catch-up
         for n in counts:
             r = measure(port, proc, n, args.seconds, args.warmup)
             results.append(r)

@@ -2,7 +2,7 @@
 
 Monitors and viewers run as processes (``statarb monitor``, ``tests.monitor_viewer``, Voila pages in
 Chromium), as they do for users; a local webhook (apprise's ``json://``) counts notifications.
-``STATARB_MONITOR_S`` sets how long the main test watches (default 40 s; the note reports 600 s).
+``STATARB_MONITOR_S`` sets how long the main test watches (default 20 s; the README reports 600 s).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from tests.test_browser import free_port
 from tests.test_notify import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
-WATCH_S = float(os.environ.get("STATARB_MONITOR_S", "40"))
+WATCH_S = float(os.environ.get("STATARB_MONITOR_S", "20"))
 
 
 class Hook(Receiver):
