@@ -79,6 +79,12 @@ class Watchlist:
         self.last_event: list[Alert | None] = [None] * len(self.views)
         self._unsubscribe = session.subscribe_events(self._on_event)
 
+    def view(self, pair: str) -> PairView:
+        """The live view of ``pair`` ("X/Y"); InvalidParameter if the watchlist has no such pair."""
+        if pair not in self._index:
+            raise InvalidParameter(f"{pair} is not a pair of this watchlist")
+        return self.views[self._index[pair]]
+
     def __len__(self) -> int:
         return len(self.views)
 

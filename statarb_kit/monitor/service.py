@@ -21,6 +21,7 @@ next commit (within ``persist_every_s``).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -35,6 +36,7 @@ import zmq.asyncio
 
 from ..alerts import Alert, AlertRule, EventState, alerts_frame
 from ..analytics import PairParams
+from ..bars import timeframe_ms
 from ..errors import InvalidParameter, StatarbError
 from ..notify import Notifier
 from ..pair import PairView
@@ -336,7 +338,7 @@ class Monitor:
                                             "alerts": [wire.alert_dict(a) for a in list(s.alert_log)[-SNAPSHOT_EVENTS:]],
                                             "events_fired": s.events_fired, "alerts_fired": s.alerts_fired})
         if op == "rows":
-            view = self.watchlist.views[self.watchlist._index[req["pair"]]]
+            view = self.watchlist.view(req["pair"])
             last = req.get("last")
             rows = wire.rows_of(view.arrays(last=None if last is None else int(last)))
             return wire.encode("rows", {**base, "pair": view.name, "count": view.rows_added}, rows)
@@ -365,7 +367,7 @@ class Monitor:
         stalled for more than 60 s)."""
         st = self.session.status()
         newest = max((int(v.tail("time", 1)[0]) for v in self.watchlist.views if len(v)), default=None)
-        lag = None if newest is None else time.time() - (newest + _tf_ms(self.timeframe)) / 1000
+        lag = None if newest is None else time.time() - (newest + timeframe_ms(self.timeframe)) / 1000
         age = st.last_tick_age_s
         ok = st.state == "running" and (age is None or age < 60)
         note = self.notifier.status() if self.notifier is not None else None
@@ -382,15 +384,7 @@ class Monitor:
                 "errors": st.errors, "last_error": st.last_error, "pid": os.getpid()}
 
 
-def _tf_ms(tf: str) -> int:
-    from ..bars import timeframe_ms
-
-    return timeframe_ms(tf)
-
-
 def _status_dict(session: Session) -> dict[str, Any]:
-    import dataclasses
-
     return dataclasses.asdict(session.status())
 
 
