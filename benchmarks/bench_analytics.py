@@ -23,6 +23,7 @@ import statsmodels.api as sm
 from statsmodels.regression.rolling import RollingOLS
 
 from statarb_kit import Session, SourceStatus
+from statarb_kit.sources import SourceBase
 from statarb_kit.analytics import PairParams, log_returns, pair_frame, rolling_corr, rolling_ols, rolling_zscore
 from statarb_kit.bars import BAR_DTYPE
 
@@ -30,7 +31,7 @@ MINUTE = 60_000
 START = 1_700_000_000_000 // MINUTE * MINUTE
 
 
-class Idle:
+class Idle(SourceBase):
     """A source that never yields: the benchmark feeds bars to the view directly."""
 
     symbols, realtime = ("BTCUSDT", "ETHUSDT"), False

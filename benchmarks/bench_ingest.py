@@ -80,6 +80,9 @@ def serve(n: int, ports: mp.Queue) -> None:
         return None
 
     async def handler(ws) -> None:
+        if ws.request.path.startswith("/market/"):  # the client's markPrice (funding) connection: as on
+            await ws.wait_closed()  # Binance, not the trade tape (about 1 message a second, none here)
+            return
         # the whole tape, already framed, written straight to the socket in 1 MB chunks
         transport = ws.transport
         for lo in range(0, len(wire), 1 << 20):

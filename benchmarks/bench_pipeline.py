@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from statarb_kit import BarBuilder, Session, SourceStatus, SyntheticPair, TickBatch, TickStore, resample_ticks
+from statarb_kit.sources import SourceBase
 from statarb_kit.bars import timeframe_ms
 
 TFS = ("1s", "1m", "5m")
 
 
-class Prepared:
+class Prepared(SourceBase):
     """A non-realtime source replaying pre-generated batches (so generation is not timed)."""
 
     def __init__(self, batches: list[TickBatch], symbols: tuple[str, ...]) -> None:

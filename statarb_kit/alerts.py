@@ -1,9 +1,8 @@
 """Alert rule, alert records and alert events.
 
-Rule: |z| >= z_entry AND corr >= corr_min, evaluated on each new final bar;
-SHORT_SPREAD when z > 0 (sell x, buy beta * y), LONG_SPREAD when z < 0. Every qualifying bar
-alerts (the log: no suppression) unless an optional cooldown is set. NaN z or corr never
-qualifies, nor z == 0 (it has no direction).
+Rule: the entry test of ``statarb_kit.rule`` (|z| >= z_entry AND corr >= corr_min; SHORT_SPREAD
+when z > 0, LONG_SPREAD when z < 0; NaN never qualifies), evaluated on each new final bar. Every
+qualifying bar alerts (the log: no suppression) unless an optional cooldown is set.
 
 Events are what reaches people: one when a pair enters the condition; the pair re-arms only
 after |z| has fallen below ``reset_z`` and ``event_cooldown_s`` has passed since its last event
@@ -12,34 +11,29 @@ after |z| has fallen below ``reset_z`` and ``event_cooldown_s`` has passed since
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 
 from .errors import InvalidParameter
+from .rule import DEFAULT, LONG_SPREAD, SHORT_SPREAD, check_entry, direction_of, entry_mask, resolve_aliases
 
-LONG_SPREAD = "LONG_SPREAD"
-SHORT_SPREAD = "SHORT_SPREAD"
+__all__ = ["ALERT_COLUMNS", "Alert", "AlertRule", "EventState", "LONG_SPREAD", "SHORT_SPREAD", "alert_rows",
+           "alerts_frame", "direction_of", "event_rows"]
 
 #: Column order of the DuckDB ``alerts`` table and of alert DataFrames.
 ALERT_COLUMNS = ("time_ms", "pair", "timeframe", "direction", "z", "corr", "alpha", "beta",
                  "price_x", "price_y", "rule")
 
 
-#: Names older releases used for the rule's parameters (accepted, with a DeprecationWarning).
-RULE_ALIASES = {"z_threshold": "z_entry", "corr_threshold": "corr_min"}
-
-
 @dataclass(frozen=True, init=False)
 class AlertRule:
-    """``z_entry`` >= 0: the |z| that meets the rule; ``corr_min`` in [-1, 1]: the least
-    correlation; ``cooldown_bars`` >= 0 bars during which a pair does not alert again after an
-    alert (0: every qualifying bar alerts). Events: ``reset_z`` (default z_entry / 4) and
-    ``event_cooldown_s`` (see the module doc). The names are those of the backtests, the URL
-    settings and the CLI; ``z_threshold`` / ``corr_threshold`` are accepted as old aliases."""
+    """The live alert rule: a Rule's entry levels (``z_entry`` > 0, ``corr_min`` in [-1, 1]; the
+    defaults and the validation are ``statarb_kit.rule``'s) and how often it speaks:
+    ``cooldown_bars`` >= 0 bars during which a pair does not alert again after an alert (0: every
+    qualifying bar alerts); events: ``reset_z`` (default z_entry / 4) and ``event_cooldown_s``
+    (see the module doc). Old names (``z_threshold``, ``corr_threshold``) are accepted."""
 
     z_entry: float
     corr_min: float
@@ -47,23 +41,20 @@ class AlertRule:
     reset_z: float | None
     event_cooldown_s: float
 
-    def __init__(self, z_entry: float = 2.0, corr_min: float = 0.5, cooldown_bars: int = 0,
+    def __init__(self, z_entry: float = DEFAULT.z_entry, corr_min: float = DEFAULT.corr_min, cooldown_bars: int = 0,
                  reset_z: float | None = None, event_cooldown_s: float = 0.0, **aliases: float) -> None:
-        for old, value in aliases.items():
-            if old not in RULE_ALIASES:
-                raise TypeError(f"AlertRule() got an unexpected keyword argument {old!r}")
-            warnings.warn(f"AlertRule({old}=...) is now {RULE_ALIASES[old]}", DeprecationWarning, stacklevel=2)
-            z_entry, corr_min = (value, corr_min) if old == "z_threshold" else (z_entry, value)
+        named = resolve_aliases(aliases, "AlertRule")
+        unknown = sorted(set(named) - {"z_entry", "corr_min"})
+        if unknown:
+            raise TypeError(f"AlertRule() got an unexpected keyword argument {unknown[0]!r}")
+        z_entry, corr_min = named.get("z_entry", z_entry), named.get("corr_min", corr_min)
         for name, value in (("z_entry", z_entry), ("corr_min", corr_min), ("cooldown_bars", cooldown_bars),
                             ("reset_z", reset_z), ("event_cooldown_s", event_cooldown_s)):
             object.__setattr__(self, name, value)
         self._check()
 
     def _check(self) -> None:
-        if not (isinstance(self.z_entry, (int, float)) and math.isfinite(self.z_entry) and self.z_entry >= 0):
-            raise InvalidParameter(f"z_entry must be a finite number >= 0, got {self.z_entry!r}")
-        if not (isinstance(self.corr_min, (int, float)) and -1 <= self.corr_min <= 1):
-            raise InvalidParameter(f"corr_min must be within [-1, 1], got {self.corr_min!r}")
+        check_entry(self.z_entry, self.corr_min)
         if not isinstance(self.cooldown_bars, int) or self.cooldown_bars < 0:
             raise InvalidParameter(f"cooldown_bars must be an integer >= 0, got {self.cooldown_bars!r}")
         if self.reset_z is not None and not (isinstance(self.reset_z, (int, float))
@@ -85,15 +76,9 @@ class AlertRule:
         """|z| below which a pair re-arms for its next event (default: a quarter of z_entry)."""
         return self.z_entry / 4 if self.reset_z is None else self.reset_z
 
-    def describe_events(self) -> str:
-        text = f"{self.describe()}; re-arms below |z| {self.rearm_z:g}"
-        return text + (f" after {self.event_cooldown_s:g} s" if self.event_cooldown_s else "")
-
     def qualifies(self, z: np.ndarray, corr: np.ndarray) -> np.ndarray:
-        """Element-wise rule without cooldown; NaN never qualifies, nor z == 0 (no direction,
-        which only a threshold of 0 could let through)."""
-        with np.errstate(invalid="ignore"):
-            return (np.abs(z) >= self.z_entry) & (z != 0) & (corr >= self.corr_min)
+        """Element-wise entry test (``rule.entry_mask``) without cooldown."""
+        return entry_mask(z, corr, self.z_entry, self.corr_min)
 
 
 def alert_rows(z: np.ndarray, corr: np.ndarray, rule: AlertRule, bars_since_alert: int | None = None) -> np.ndarray:
@@ -167,10 +152,6 @@ class Alert:
     def symbols(self) -> tuple[str, str]:
         x, y = self.pair.split("/")
         return x, y
-
-
-def direction_of(z: float) -> str:
-    return SHORT_SPREAD if z > 0 else LONG_SPREAD
 
 
 def alerts_frame(alerts: list[Alert]) -> pd.DataFrame:

@@ -18,11 +18,12 @@ from .alerts import AlertRule
 from .analytics import PairParams
 from .bars import DEFAULT_TIMEFRAMES, check_timeframe
 from .errors import InvalidParameter
+from .rule import ALIASES, DEFAULT, LIVE_FIELDS, Rule
 from .notify import ENV as NOTIFY_ENV
 from .notify import Notifier
 from .session import Session
-from .sources import BinanceConfig, BinanceLive, Source, SyntheticGroups, SyntheticPair
-from .sources.binance_rest import refuse_unlisted
+from .sources import BinanceConfig, Source, SyntheticGroups, SyntheticPair
+from .sources.options import live_source
 from .ticks import normalize_symbol, now_ms
 from .watchlist import Watchlist, parse_pairs, read_watchlist
 from .widgets import Dashboard
@@ -42,8 +43,6 @@ SERVER_ONLY: dict[str, str | None] = {"db": "--db", "speed": None, "watchlist": 
                                       "rest_url": "--rest-url", "preview_s": None, "monitor": "--monitor"}
 #: Query keys the server itself reads (Jupyter's token), not settings.
 SERVER_KEYS = ("token",)
-#: Older short names of URL settings, still accepted: the vocabulary is the rule's and the backtests'.
-URL_ALIASES = {"z": "z_entry", "corr": "corr_min", "hedge": "hedge_mode"}
 #: Most synthetic history (minutes) generated at start: a day of trades is already ~3M ticks.
 MAX_HISTORY_MIN = 1_440.0
 
@@ -57,12 +56,17 @@ class AppSettings:
     source: str = "synthetic"
     symbols: tuple[str, str] = ("BTCUSDT", "ETHUSDT")
     timeframe: str = "1s"
-    z_entry: float = 2.0
-    corr_min: float = 0.5
-    z_window: int = 60
-    corr_window: int = 60
-    hedge_window: int = 120
-    hedge_mode: str = "rolling"
+    z_entry: float = DEFAULT.z_entry  # the rule's parameters and defaults (statarb_kit.rule)
+    corr_min: float = DEFAULT.corr_min
+    z_window: int = DEFAULT.z_window
+    corr_window: int = DEFAULT.corr_window
+    hedge_window: int = DEFAULT.hedge_window
+    hedge_mode: str = DEFAULT.hedge_mode
+    log_prices: bool = DEFAULT.log_prices
+    z_exit: float = DEFAULT.z_exit  # how paper trading trades the rule
+    fee_bps: float = DEFAULT.fee_bps
+    slippage_bps: float = DEFAULT.slippage_bps
+    paper: bool = False  # follow the rule on paper from the page's start (statarb_kit.paper)
     seed: int = 7
     history_min: float = 20.0
     speed: float = 0.0  # synthetic only: > 0 plays from history_min ago at that many times real time (soak runs)
@@ -83,13 +87,13 @@ class AppSettings:
         env = os.environ if env is None else env
         raw: dict[str, str] = {}
         for f in fields(cls):
-            for name in (f.name, *(old for old, new in URL_ALIASES.items() if new == f.name)):
+            for name in (f.name, *(old for old, new in ALIASES.items() if new == f.name)):
                 if f"STATARB_{name.upper()}" in env:
                     raw[f.name] = env[f"STATARB_{name.upper()}"]
         for key, values in parse_qs(query.lstrip("?")).items():
             if key in SERVER_KEYS:
                 continue
-            key = URL_ALIASES.get(key, key)
+            key = ALIASES.get(key, key)
             if key not in {f.name for f in fields(cls)}:
                 raise InvalidParameter(f"unknown setting {key!r} in the URL: use one of "
                                        f"{', '.join(f.name for f in fields(cls) if f.name not in SERVER_ONLY)}")
@@ -108,6 +112,10 @@ class AppSettings:
                     if len(parts) != 2 or parts[0] == parts[1]:
                         raise InvalidParameter(f"symbols must be two different symbols, got {text!r}")
                     kw[key] = (parts[0], parts[1])
+                elif types[key] in ("bool", bool):
+                    if text.strip().lower() not in ("true", "false", "1", "0"):
+                        raise InvalidParameter(f"setting {key}={text!r} must be true or false")
+                    kw[key] = text.strip().lower() in ("true", "1")
                 elif types[key] in ("int", int):
                     kw[key] = int(text)
                 elif types[key] in ("float", float):
@@ -125,16 +133,18 @@ class AppSettings:
                                    f"got {settings.history_min:g}")
         if settings.source not in SOURCES:
             raise InvalidParameter(f"source {settings.source!r} is not available here: use one of {SOURCES}")
-        settings.params()  # validate early
-        settings.rule()
+        settings.trading_rule().pair_params()  # validate early
         return settings
 
+    def trading_rule(self) -> Rule:
+        """The rule these settings name (statarb_kit.rule validates it)."""
+        return Rule(**{name: getattr(self, name) for name in LIVE_FIELDS})
+
     def params(self) -> PairParams:
-        return PairParams(hedge_mode=self.hedge_mode, hedge_window=self.hedge_window, z_window=self.z_window,
-                          corr_window=self.corr_window)
+        return self.trading_rule().pair_params()
 
     def rule(self) -> AlertRule:
-        return AlertRule(z_entry=self.z_entry, corr_min=self.corr_min)
+        return self.trading_rule().alert_rule()
 
     def watched(self) -> list[tuple[str, str]] | None:
         """The watchlist's pairs (None: a single-pair dashboard). "synthetic" names every pair of
@@ -148,10 +158,7 @@ class AppSettings:
     def make_source(self, pairs: list[tuple[str, str]] | None = None) -> Source:
         symbols = tuple(dict.fromkeys(s for p in pairs for s in p)) if pairs else self.symbols
         if self.source == "live":
-            config = BinanceConfig(ws_url=self.ws_url, ws_path=self.ws_path or None, rest_url=self.rest_url,
-                                   api_key=os.environ.get("STATARB_BINANCE_API_KEY") or None)
-            refuse_unlisted(symbols, self.rest_url)
-            return BinanceLive(symbols, config)
+            return live_source(symbols, self.ws_url, self.ws_path, self.rest_url)
         start = now_ms() - int(self.history_min * 60_000)
         accelerated = {"realtime": False, "chunk_s": 1.0, "speed": self.speed} if self.speed > 0 else {"realtime": True}
         if pairs:
@@ -170,10 +177,6 @@ def error_box(exc: Exception) -> w.HTML:
     """A readable error in place of the dashboard (bad URL settings, locked database...)."""
     return w.HTML(f"<div id='sak-error' style='color:#b00;font-size:14px;padding:8px'><b>statarb_kit could not "
                   f"start:</b> {html.escape(str(exc))}</div>")
-
-
-def served_by_voila() -> bool:
-    return os.environ.get("SERVER_SOFTWARE", "").startswith("voila")
 
 
 class App:
@@ -198,10 +201,13 @@ class App:
         self.view: Dashboard | WatchlistView
         if pairs:
             self.watchlist = Watchlist(self.session, pairs, settings.timeframe, settings.params(), settings.rule())
-            self.view = WatchlistView(self.session, self.watchlist)
+            self.view = WatchlistView(self.session, self.watchlist, trading=settings.trading_rule())
+            if settings.paper:
+                self.view.start_paper()
         else:
             self.view = Dashboard(self.session, *settings.symbols, timeframe=settings.timeframe,
-                                  params=settings.params(), rule=settings.rule())
+                                  params=settings.params(), rule=settings.rule(), trading=settings.trading_rule(),
+                                  paper=settings.paper)
         self.widget = self.view.widget
 
     def _attach(self, settings: AppSettings) -> None:

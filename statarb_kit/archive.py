@@ -80,26 +80,15 @@ def export_store(store: TickStore, root: str | Path, timeframes: list[str] | Non
     funding of those symbols into the archive at ``root``. Returns files written."""
     written = 0
     for tf in timeframes or store.bar_timeframes():
-        table = bars_table(tf)
-        if not store._has_table(table):
+        if not store.has_table(bars_table(tf)):
             continue
-        names = symbols or [r[0] for r in store.con.execute(f"SELECT DISTINCT symbol FROM {table}").fetchall()]
         lo = 0
         if since_ms is not None:
             t = pd.Timestamp(since_ms, unit="ms", tz="UTC")
             lo = int(pd.Timestamp(year=t.year, month=t.month, day=1, tz="UTC").value // 1_000_000)
-        cols = ", ".join(c if c != "origin" else "coalesce(origin, 'recorded') AS origin" for c in BAR_COLUMNS)
-        has_origin = "origin" in {r[0] for r in store.con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
-        if not has_origin:
-            cols = cols.replace("coalesce(origin, 'recorded') AS origin", "'recorded' AS origin")
-        for symbol in names:
-            bars = store.con.execute(f"SELECT {cols} FROM {table} WHERE symbol = ? AND start >= ? ORDER BY start",
-                                     [symbol, lo]).df()
-            written += write_bars(root, tf, symbol, bars)
-    funded = symbols if symbols is not None else (
-        [r[0] for r in store.con.execute("SELECT DISTINCT symbol FROM funding").fetchall()]
-        if store._has_table("funding") else [])
+        for symbol in symbols or store.bar_symbols(tf):
+            written += write_bars(root, tf, symbol, store.bar_rows(tf, symbol, BAR_COLUMNS, lo))
+    funded = symbols if symbols is not None else store.funding_symbols()
     for symbol in funded:
         rates = store.funding(symbol)
         if len(rates):

@@ -59,11 +59,17 @@ def check_timeframe(tf: str) -> str:
     return tf
 
 
+def is_timeframe(tf: object) -> bool:
+    """Whether ``tf`` is written as a timeframe: a positive count and a unit (s, m, h, d)."""
+    m = _TF_RE.match(tf) if isinstance(tf, str) else None
+    return bool(m) and int(m.group(1)) > 0
+
+
 def timeframe_ms(tf: str) -> int:
     """Length of a timeframe such as ``"1s"``, ``"1m"``, ``"5m"``, ``"1h"`` in milliseconds."""
-    m = _TF_RE.match(tf) if isinstance(tf, str) else None
-    if not m or int(m.group(1)) <= 0:
+    if not is_timeframe(tf):
         raise InvalidParameter(f"timeframe {tf!r} is not valid: use e.g. '1s', '1m', '5m' or '1h'")
+    m = _TF_RE.match(tf)
     return int(m.group(1)) * _TF_UNIT_MS[m.group(2)]
 
 

@@ -26,11 +26,12 @@ from .cli_history import add_parsers as add_history_parsers
 from .cli_history import add_universe_options
 from .cli_monitor import add_parser as add_monitor_parser
 from .errors import InvalidParameter, StatarbError
+from .rule import DEFAULT
 from .funding import FundingRates, read_funding_files
 from .monitor import is_loopback
 from .session import Session
-from .sources import BinanceConfig, BinanceLive, Replay, Source, SyntheticPair, download
-from .sources.binance_rest import refuse_unlisted
+from .sources import BinanceConfig, Replay, Source, SyntheticPair, download
+from .sources.options import live_source, replay_source
 from .sources.history import DATA_URL
 from .store import TickStore
 from .ticks import normalize_symbol, now_ms
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 #: Environment variable with a Binance API key: exact fills of long gaps from historicalTrades.
 #: Read from the environment only, never from arguments or URLs, and never logged.
-API_KEY_ENV = "STATARB_BINANCE_API_KEY"
 
 log = logging.getLogger(__name__)
 
@@ -99,18 +99,8 @@ def _source(args: argparse.Namespace) -> Source:
     if args.source == "synthetic":
         return SyntheticPair(symbols=symbols, seed=args.seed)
     if args.source == "live":
-        config = BinanceConfig(ws_url=args.ws_url, ws_path=args.ws_path, rest_url=args.rest_url,
-                               api_key=os.environ.get(API_KEY_ENV) or None)
-        refuse_unlisted(tuple(normalize_symbol(s) for s in symbols), args.rest_url)
-        resume = {}
-        if args.db != ":memory:" and Path(args.db).exists():
-            store = TickStore(args.db)
-            resume = {s: v for s, v in store.last_trades().items() if s in {x.upper() for x in symbols}}
-            store.close()
-        return BinanceLive(symbols, config, resume_from=resume)
-    if not args.files:
-        raise InvalidParameter("--source replay needs --files (Binance dump files, zipped or not)")
-    return Replay(args.files, speed=args.speed, skip_bad=args.skip_bad)
+        return live_source(symbols, args.ws_url, args.ws_path, args.rest_url, args.db)
+    return replay_source(args.files, args.speed, args.skip_bad)
 
 
 async def _record(args: argparse.Namespace) -> int:
@@ -224,7 +214,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from .backtest.engine import METRIC_NAMES
     from .backtest.params import PARAM_NAMES
     from .backtest.reports import render_report
-    from .backtest.engine import YEAR_S, bar_seconds
+    from .backtest.engine import YEAR_S
     from .backtest.sweep import best, heatmap, run_sweep, write_results
 
     data = DataSpec(symbols=args.pair, timeframe=args.timeframe, db=args.db,
@@ -262,7 +252,7 @@ def _sweep(args: argparse.Namespace) -> int:
                      "funding_pnl"]
             print(f"\nbest {len(top)} by {args.metric} (>= {args.min_trades} trades):\n{top[shown].to_string()}")
         fit = results.attrs["overfitting"]
-        yearly = math.sqrt(YEAR_S / bar_seconds(bars.time))
+        yearly = math.sqrt(YEAR_S / bars.bar_s)
         print(f"\nluck: {fit.trials} combinations tried; with no skill the best Sharpe would be about "
               f"{fit.sr0 * yearly:.2f} a year (SR0); the best row's deflated Sharpe ratio is "
               f"{top['deflated_sharpe'].iloc[0] if len(top) else math.nan:.3f} (the probability its true Sharpe "
@@ -330,7 +320,7 @@ def _scan(args: argparse.Namespace) -> int:
             print(f"dask: {client.scheduler_info()['address']}, {len(client.scheduler_info()['workers'])} workers",
                   flush=True)
         results = scan_pairs(closes, client=client, progress=not args.quiet, q_level=args.q, validation=args.validation,
-                             min_obs=args.min_obs, split=args.split)
+                             min_obs=args.min_obs, split=args.split, log_prices=args.log_prices)
     a = results.attrs
     for symbol, why in a["left_out"].items():
         print(f"left out {symbol}: {why}", flush=True)
@@ -560,6 +550,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="bars: 1s, 1m or 5m; with --db any stored kline interval, e.g. 1h (default: %(default)s)")
     sc.add_argument("--start", default=None, help="first UTC time to use, e.g. 2026-01-01")
     sc.add_argument("--end", default=None, help="UTC time to stop before")
+    sc.add_argument("--log-prices", action=argparse.BooleanOptionalAction, default=DEFAULT.log_prices,
+                    help="scan log prices (usual across very different price levels; default: the rule's, "
+                         "%(default)s)")
     sc.add_argument("--universe", type=int, default=100, help="synthetic: symbols (default: %(default)s)")
     sc.add_argument("--bars", type=int, default=5_000, help="synthetic: bars (default: %(default)s)")
     sc.add_argument("--seed", type=int, default=7, help="synthetic: seed (default: %(default)s)")

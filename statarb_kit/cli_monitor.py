@@ -9,18 +9,15 @@ import os
 import secrets
 import signal
 import sys
-from pathlib import Path
 
-from .alerts import AlertRule
-from .analytics import PairParams
+from .cli_options import add_rule_options, rule_from_args
 from .errors import InvalidParameter
 from .monitor import DEFAULT_PORT, is_loopback
 from .notify import ENV as NOTIFY_ENV
 from .notify import Notifier
 from .session import Session
-from .sources import BinanceConfig, BinanceLive, Replay, Source, SyntheticGroups, SyntheticPair
-from .sources.binance_rest import refuse_unlisted
-from .store import TickStore
+from .sources import BinanceConfig, Source, SyntheticGroups, SyntheticPair
+from .sources.options import live_source, replay_source
 from .ticks import now_ms
 from .watchlist import parse_pairs, read_watchlist
 
@@ -44,12 +41,9 @@ def add_parser(sub: argparse._SubParsersAction, timeframe_type) -> None:
                     help="X/Y,A/B, or 'synthetic' (the pairs of the synthetic groups; the default)")
     mo.add_argument("--watchlist", default=None, metavar="FILE", help="pairs from a file (X/Y a line, or a scan's CSV)")
     mo.add_argument("--timeframe", default="1s", type=timeframe_type, help="bars the rule runs on (default: 1s)")
-    mo.add_argument("--z-entry", type=float, default=AlertRule().z_entry)
-    mo.add_argument("--corr-min", type=float, default=AlertRule().corr_min)
-    mo.add_argument("--z-window", type=int, default=PairParams().z_window)
-    mo.add_argument("--corr-window", type=int, default=PairParams().corr_window)
-    mo.add_argument("--hedge-window", type=int, default=PairParams().hedge_window)
-    mo.add_argument("--hedge-mode", choices=("rolling", "fixed", "kalman"), default="rolling")
+    add_rule_options(mo)
+    mo.add_argument("--paper", action="store_true",
+                    help="follow every pair's rule on paper (tables paper_books, paper_trades; /health shows them)")
     mo.add_argument("--groups", type=int, default=20, help="synthetic: groups of cointegrated symbols")
     mo.add_argument("--group-size", type=int, default=5, help="synthetic: symbols per group")
     mo.add_argument("--seed", type=int, default=7, help="synthetic: seed")
@@ -93,18 +87,8 @@ def _source(args: argparse.Namespace, pairs: list[tuple[str, str]], groups: Synt
             raise InvalidParameter("a synthetic monitor watches one pair (--pairs X/Y) or --pairs synthetic")
         return SyntheticPair(symbols=symbols, seed=args.seed, start_ms=now_ms() - int(args.history_min * 60_000))
     if args.source == "live":
-        config = BinanceConfig(ws_url=args.ws_url, ws_path=args.ws_path, rest_url=args.rest_url,
-                               api_key=os.environ.get("STATARB_BINANCE_API_KEY") or None)
-        refuse_unlisted(symbols, args.rest_url)
-        resume = {}
-        if Path(args.db).exists():  # fill the outage from REST: continue after the stored trades
-            store = TickStore(args.db)
-            resume = {s: v for s, v in store.last_trades().items() if s in symbols}
-            store.close()
-        return BinanceLive(symbols, config, resume_from=resume)
-    if not args.files:
-        raise InvalidParameter("--source replay needs --files (Binance dump files, zipped or not)")
-    return Replay(args.files, speed=args.speed)
+        return live_source(symbols, args.ws_url, args.ws_path, args.rest_url, args.db)
+    return replay_source(args.files, args.speed)
 
 
 def _token(args: argparse.Namespace) -> str | None:
@@ -125,9 +109,8 @@ async def run(args: argparse.Namespace) -> int:
     token = _token(args)
     urls = args.notify or os.environ.get(NOTIFY_ENV, "").replace(",", " ").split()
     notifier = Notifier(urls) if urls else None
-    params = PairParams(hedge_mode=args.hedge_mode, hedge_window=args.hedge_window, z_window=args.z_window,
-                        corr_window=args.corr_window)
-    rule = AlertRule(z_entry=args.z_entry, corr_min=args.corr_min)
+    trading = rule_from_args(args)
+    params, rule = trading.pair_params(), trading.alert_rule()
     session = Session(source=_source(args, pairs, groups), db=args.db, retain_bars=RETAIN_BARS, retain_ticks=2_000)
     monitor = Monitor(session, pairs, args.timeframe, params, rule, notifier, host=args.host, port=args.port,
                       token=token, viewer_queue=args.viewer_queue)
@@ -136,6 +119,9 @@ async def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, main_task.cancel)
     await monitor.start()
+    if args.paper:  # every pair's rule on paper, in the file (continued after a restart)
+        await monitor.watchlist.trade_on_paper(z_exit=trading.z_exit, fee_bps=trading.fee_bps,
+                                               slippage_bps=trading.slippage_bps)
     print(f"statarb monitor: {len(pairs)} pairs on {args.timeframe} bars into {args.db}; viewers: statarb dashboard "
           f"--monitor {args.host}:{args.port}; health: http://{args.host}:{args.port}/health", file=sys.stderr,
           flush=True)

@@ -12,7 +12,6 @@ settlement time (ms UTC, a few ms after the hour), the interval in hours and the
 from __future__ import annotations
 
 import io
-import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .dumps import dump_bytes
 from .errors import InvalidParameter, StatarbError
 from .ticks import normalize_symbol
 
@@ -28,6 +28,9 @@ HOUR_MS = 3_600_000
 DUMP_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
 #: The longest interval Binance uses: a longer gap between settlements means missing data.
 MAX_INTERVAL_MS = 8 * HOUR_MS
+#: How late after the hour a settlement may be stamped (Binance: a few ms, at times seconds): two
+#: settlements up to MAX_INTERVAL_MS + this apart leave no gap (a missing one would make 16 h).
+SETTLEMENT_JITTER_MS = 60_000
 #: Two records of one symbol's settlement (a REST row and a dump row differ by a few ms) are
 #: closer than this; distinct settlements are at least an hour apart on Binance.
 SAME_SETTLEMENT_MS = 1_000
@@ -64,10 +67,10 @@ class FundingRates:
         return len(self.time)
 
     def gaps(self, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
-        """Spans of [start_ms, end_ms] longer than MAX_INTERVAL_MS without a settlement: where the
-        data cannot say what was paid."""
+        """Spans of [start_ms, end_ms] longer than MAX_INTERVAL_MS (plus SETTLEMENT_JITTER_MS)
+        without a settlement: where the data cannot say what was paid."""
         edges = np.concatenate(([start_ms], self.time[(self.time > start_ms) & (self.time < end_ms)], [end_ms]))
-        long = np.flatnonzero(np.diff(edges) > MAX_INTERVAL_MS)
+        long = np.flatnonzero(np.diff(edges) > MAX_INTERVAL_MS + SETTLEMENT_JITTER_MS)
         return [(int(edges[i]), int(edges[i + 1])) for i in long]
 
     def frame(self) -> pd.DataFrame:
@@ -142,16 +145,8 @@ def read_funding_file(path: str | Path, symbol: str | None = None) -> FundingRat
     path = Path(path)
     sym = normalize_symbol(symbol or path.name.split("-")[0])
     try:
-        if path.suffix == ".zip":
-            with zipfile.ZipFile(path) as z:
-                names = [n for n in z.namelist() if n.endswith(".csv")]
-                if len(names) != 1:
-                    raise FundingFileError(f"{path}: expected one CSV inside the zip, found {names}")
-                raw = z.read(names[0])
-        else:
-            raw = path.read_bytes()
-        frame = pd.read_csv(io.BytesIO(raw), dtype=str)
-    except (OSError, zipfile.BadZipFile, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        frame = pd.read_csv(io.BytesIO(dump_bytes(path, FundingFileError)), dtype=str)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise FundingFileError(f"{path}: cannot read: {exc}") from None
     missing = [c for c in DUMP_COLUMNS if c not in frame.columns]
     if missing:

@@ -279,8 +279,7 @@ def store_targets(store: TickStore, market: str = "um", timeframes: list[str] | 
     for tf in store.bar_timeframes():
         if (timeframes is not None and tf not in timeframes) or tf == "1s" and market == "um":
             continue
-        last = store.con.execute(f"SELECT symbol, max(start) FROM bars_{tf} GROUP BY symbol").fetchall()
-        for symbol, mx in last:
+        for symbol, mx in store.last_bar_starts(tf).items():
             out.setdefault((symbol, tf), (int(mx) + 1, hi))
     if not out:
         raise InvalidParameter(f"{store.path} has no kline bars or coverage to update: download some first "

@@ -53,6 +53,18 @@ ViewListener = Callable[["PairView", int], None]
 
 
 @dataclass(frozen=True)
+class ViewSignals:
+    """What one update of a view found: the rows that alert (every qualifying bar) and the
+    events (entering the condition), oldest first. The view's owner publishes them."""
+
+    alerts: tuple[Alert, ...] = ()
+    events: tuple[Alert, ...] = ()
+
+
+NO_SIGNALS = ViewSignals()
+
+
+@dataclass(frozen=True)
 class StationarityReport:
     """On-demand tests of the pair over a window of rows."""
 
@@ -79,7 +91,9 @@ class PairSummary:
 class PairView:
     """Live analytics of ``x`` against ``y`` on one timeframe of a session (see module doc).
 
-    Use ``session.pair(...)`` to create one (any BarFeed will do: a view reads only through it). ``frame()`` is a DataFrame indexed by bar time
+    Use ``session.pair(...)`` to create one (any BarFeed will do: a view reads only through it);
+    its owner hands it each batch of bars (``update``) and publishes the alerts and events that
+    returns. ``frame()`` is a DataFrame indexed by bar time
     (UTC) with price_x, price_y, alpha, beta, spread, z, corr and flags (see
     ``analytics.signals``); ``set_params`` / ``set_rule`` change it while it runs.
     """
@@ -107,7 +121,6 @@ class PairView:
         self._closed = False
         self.recomputes = 0
         self.dropped = 0
-        self._unsubscribe = feed.subscribe_bars(self._on_bars)
         self._recompute()
         # the rows already held (history) are not tested for events: the test starts after them
         self._event_base = (EventState(), int(self._cols["time"][self._n - 1]) if self._n else -1)
@@ -157,30 +170,33 @@ class PairView:
 
     # ---- live updates ------------------------------------------------------------------
 
-    def _on_bars(self, tf: str, final: np.ndarray, corrected: np.ndarray) -> None:
-        if tf != self.timeframe:
-            return
+    def update(self, tf: str, final: np.ndarray, corrected: np.ndarray) -> ViewSignals:
+        """Take newly final and corrected bars (BAR_DTYPE, any symbols and timeframe): add the rows
+        they complete, or recompute after a correction; the alerts and events found."""
+        if tf != self.timeframe or self._closed:
+            return NO_SIGNALS
         if self._n:  # a late tick changed a bar in the frame, or a filled gap added one before its end
             last = self._col("time")[-1]
             starts = [b["start"][((b["sym"] == self.x) | (b["sym"] == self.y)) & (b["start"] <= last)]
                       for b in (corrected, final)]
             if len(starts[0]) or len(starts[1]):
                 self._recompute()
-                self._retest_events(int(min(int(s.min()) for s in starts if len(s))))
+                late = self._retest_events(int(min(int(s.min()) for s in starts if len(s))))
                 self._notify(0)
-                return
+                return ViewSignals((), tuple(late))
         for side, code in enumerate((self.x, self.y)):
             rows = final[final["sym"] == code]
             self._pending[side].update(zip(rows["start"].tolist(), rows["close"].tolist()))
-        added = self._drain_pending()
+        added, signals = self._drain_pending()
         if added:
             self._notify(added)
+        return signals
 
-    def _drain_pending(self) -> int:
+    def _drain_pending(self) -> tuple[int, ViewSignals]:
         marks = [max([*self._pending[s].keys(), *( [self._last[s][0]] if self._last[s] else [])], default=None)
                  for s in (0, 1)]
         if None in marks:
-            return 0
+            return 0, NO_SIGNALS
         ready = sorted(t for t in set(self._pending[0]) | set(self._pending[1]) if t <= min(marks))
         last_time = int(self._col("time")[-1]) if self._n else None
         new: list[tuple[int, float, float, int]] = []
@@ -217,11 +233,7 @@ class PairView:
                 alerts.append(alert)
             if event is not None:
                 events.append(event)
-        if alerts:
-            self._feed.publish_alerts(alerts)
-        if events:
-            self._feed.publish_events(events)
-        return len(new)
+        return len(new), ViewSignals(tuple(alerts), tuple(events))
 
     def _place(self, t: int, px: float, py: float, filled: int) -> None:
         """Add one row's time, prices and fill bits (its analytics come after)."""
@@ -273,11 +285,11 @@ class PairView:
         del self._fired[:-256]
         return self._row_alert(n)
 
-    def _retest_events(self, since_ms: int) -> None:
+    def _retest_events(self, since_ms: int) -> list[Alert]:
         """After a correction from bar ``since_ms`` on: test the corrected rows again for events,
         from the state right after the last event before them (armed False at its time: known
-        exactly), and publish the events the corrected rows hold that were not published. An
-        event already published on rows since corrected stays published (it cannot be unsent)."""
+        exactly); the events the corrected rows hold that were not found before. An event found
+        on rows since corrected stays published (it cannot be unsent)."""
         prior = [t for t in self._fired if t < since_ms]
         state, after = (EventState(False, prior[-1]), prior[-1]) if prior else self._event_base
         time_ms = self._col("time")
@@ -290,7 +302,7 @@ class PairView:
         late = [self._row_alert(n) for n in rows if int(time_ms[n]) not in known]
         if late:
             log.info("%s: %d events found on corrected bars", self.name, len(late))
-            self._feed.publish_events(late)
+        return late
 
     def _check_alert(self, n: int) -> Alert | None:
         z, corr = self._cols["z"][n : n + 1], self._cols["corr"][n : n + 1]
@@ -312,9 +324,15 @@ class PairView:
     # ---- public API --------------------------------------------------------------------
 
     def subscribe(self, listener: ViewListener) -> Callable[[], None]:
-        """Call ``listener(view, n_new_rows)`` after each update (0 rows: recomputed)."""
+        """Call ``listener(view, n_new_rows)`` after each update (0 rows: recomputed); returns
+        its unsubscribe (idempotent: a closed view has already let its listeners go)."""
         self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     def set_params(self, **changes: object) -> None:
         """Change analytics parameters (validated); the frame is recomputed once."""
@@ -398,7 +416,6 @@ class PairView:
         if self._closed:
             return
         self._closed = True
-        self._unsubscribe()
         self._listeners.clear()
         if self._on_close is not None:
             self._on_close(self)
@@ -438,9 +455,8 @@ class MirrorView(PairView):
         self.max_rows = self._max_mirror
         self._trim()
 
-    def _on_bars(self, tf: str, final: np.ndarray, corrected: np.ndarray) -> None:
-        if not self.mirrored:
-            super()._on_bars(tf, final, corrected)
+    def update(self, tf: str, final: np.ndarray, corrected: np.ndarray) -> ViewSignals:
+        return super().update(tf, final, corrected) if not self.mirrored else NO_SIGNALS
 
     def load_rows(self, rows: np.ndarray, count: int) -> None:
         """Replace every row (the monitor recomputed the frame, or a resynchronisation)."""

@@ -1,10 +1,13 @@
 """Session: owns the pipeline's background tasks, from a source to stored bars.
 
-    source --(ingest task)--> TickRing --(writer task)--> TickStore.insert_ticks (dedup)
-        --> BarBuilder.update --> TickStore.write_bars, live views, bar subscribers
+    source --(ingest task)--> TickRing --(writer task: ``writer.Writer`` on the store thread)-->
+        TickStore.insert_ticks (dedup) + BarBuilder.update + TickStore.write_bars
+        --> views (``PairView.update`` returns alerts and events) --> published (``EventLog``:
+        log, store, listeners, notifier) --> bar subscribers
 
-Both tasks run on the caller's event loop (a notebook kernel's or ``asyncio.run``'s); DuckDB
-calls run on one dedicated worker thread, so inserts never block the notebook.
+The Session keeps the lifecycle, the tasks, the views and the status; both tasks run on the
+caller's event loop (a notebook kernel's or ``asyncio.run``'s); DuckDB calls run on one dedicated
+worker thread, so inserts never block the notebook.
 ``stop()`` drains the ring and writes the forming bars: a clean stop loses no tick.
 """
 
@@ -14,7 +17,6 @@ import asyncio
 import atexit
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -35,10 +37,11 @@ from .feed import BarListener
 from .funding import FundingRates
 from .notify import Notifier
 from .sources import Source, SyntheticPair
-from .sources.mark_price import FundingProvider, MarkPriceStream
+from .sources.mark_price import FundingProvider
 from .pair import PairView
 from .store import TickStore
 from .tasks import Tasks
+from .writer import Writer
 from .ticks import VIA, TickBatch, normalize_symbol, now_ms
 
 if TYPE_CHECKING:
@@ -118,7 +121,7 @@ class Session(EventLog):
         self.source: Source = source if source is not None else SyntheticPair()
         self.symbols = self.source.symbols
         #: the source's funding now (None: the source has none), for the dashboards
-        self.funding: FundingProvider | None = getattr(self.source, "funding", None)
+        self.funding: FundingProvider | None = self.source.funding
         self.db = str(db)
         self.ring = TickRing(buffer_capacity)
         self.builder = BarBuilder(len(self.symbols), timeframes, retain=retain_bars, grace_ms=grace_ms)
@@ -127,13 +130,10 @@ class Session(EventLog):
         self._stop_timeout_s = stop_timeout_s
         self.notifier = notifier
         self._flush_interval_s = flush_interval_s
-        self._retention_ms = (int(memory_retention_h * 3_600_000)
-                              if memory_retention_h is not None and self.in_memory else None)
-        self._newest_ms = 0  # newest stored tick's time
-        self._pruned_at_ms = 0  # data time of the last prune
-        self.ticks_pruned = 0
+        retention_ms = int(memory_retention_h * 3_600_000) if memory_retention_h is not None and self.in_memory else None
+        #: ticks from the ring into the store and the bars, pruning, the exit flush (store thread)
+        self._writer = Writer(self.builder, self._history, self.symbols, retention_ms)
         self._listeners: list[BarListener] = []
-        self._lock = threading.Lock()  # guards builder and history: written on the store thread
         self._pairs: list[PairView] = []
         EventLog.__init__(self, alert_log_size)
         self._alerts_to_store: list[Alert] = []
@@ -173,15 +173,13 @@ class Session(EventLog):
         self._store = TickStore(self.db)
         self._store.ensure_bars_tables(self.builder.timeframes)
         self._rows_at_start = self._store.tick_count()
-        resume = getattr(self.source, "resume", None)
-        if callable(resume) and self._rows_at_start:  # a generated source continues the file's ids and clock
+        if self._rows_at_start:  # a generated source continues the file's ids and clock
             try:
-                resume(self._store.newest_trades())
+                self.source.resume(self._store.newest_trades())
             except StatarbError:
                 self._store.close()
                 raise
-        self._load_bars()
-        self._load_ticks()
+        self._writer.open(self._store)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statarb-store")
         self._wake, self._space = asyncio.Event(), asyncio.Event()
         self._tasks = [
@@ -194,7 +192,7 @@ class Session(EventLog):
         self._state = "running"
         if not self.in_memory:  # an in-memory store ends with the process: nothing to keep
             atexit.register(self._write_at_exit)
-        if isinstance(self.funding, MarkPriceStream):
+        if self.funding is not None and self.funding.live:
             self.funding.on_settled = self._store_funding
             self.spawn(self.funding.run(), "statarb-markprice")
         log.info("session started: %s -> %s", self.source.status.name, self.db)
@@ -203,20 +201,6 @@ class Session(EventLog):
     def _store_funding(self, rates: FundingRates) -> None:
         """Loop thread: store a settlement the markPrice stream saw (table ``funding``)."""
         self.spawn(self._run(self._store.insert_funding, rates), "statarb-funding-store")
-
-    def _load_bars(self) -> None:
-        """Seed the bar series with the newest stored bars: the database is the truth."""
-        for code, symbol in enumerate(self.symbols):
-            for tf in self.builder.timeframes:
-                series = self.builder.series[tf][code]
-                series.load(self._store.load_bars(tf, symbol, code, series.retain))
-
-    def _load_ticks(self) -> None:
-        for code, symbol in enumerate(self.symbols):
-            recent = self._store.last_ticks(symbol, self._history[code].capacity, code)
-            if len(recent):
-                self._history[code].extend(recent)
-                self._history[code].mark_drained()
 
     async def stop(self) -> None:
         """Stop the source, reconcile a live one with the exchange up to now (see ``_reconcile``),
@@ -241,7 +225,7 @@ class Session(EventLog):
             await writer
             for view in list(self._pairs):  # after the writer: views see the last ticks too
                 view.close()
-            await self._run(self._commit_forming)
+            await self._run(self._writer.commit_forming)
             await self._flush_alerts()
         finally:
             if self.notifier is not None:  # what is queued gets a few seconds, off the loop
@@ -262,9 +246,7 @@ class Session(EventLog):
             return
         self._state = "stopped"
         try:
-            while len(self.ring):
-                self._cycle(self.ring.drain(self._batch_rows))
-            self._commit_forming()
+            self._writer.flush_at_exit(lambda: self.ring.drain(self._batch_rows) if len(self.ring) else None)
             for table, pending in self._pending_alerts():
                 if pending:
                     self._store.insert_alerts(alerts_frame(pending), table)
@@ -277,11 +259,8 @@ class Session(EventLog):
         """A live source checks what it has against the exchange up to the stop (``reconcile``):
         trades withheld just before it, or gaps not filled yet, are stored too. Bounded by
         ``stop_timeout_s``; what could not be checked is in the status."""
-        reconcile = getattr(self.source, "reconcile", None)
-        if reconcile is None:
-            return
         try:
-            batch = await reconcile(stop_ms, self._stop_timeout_s)
+            batch = await self.source.reconcile(stop_ms, self._stop_timeout_s)
         except Exception as exc:  # the stop goes on: everything already received is written
             self.report_error("reconcile at stop", exc)
             return
@@ -407,7 +386,7 @@ class Session(EventLog):
                 while len(self.ring):
                     batch = self.ring.drain(self._batch_rows)
                     try:
-                        changes = await self._run(self._cycle, batch)
+                        changes = await self._run(self._writer.cycle, batch)
                     except Exception:
                         self.ring.extend(batch)  # nothing of it was committed: retry, never lose it
                         raise
@@ -415,7 +394,7 @@ class Session(EventLog):
                     self._notify(changes)
                     await self._housekeep()  # also while a fast source keeps the ring full
                 if self.source.realtime:
-                    self._notify(await self._run(self._close_due, now_ms()))
+                    self._notify(await self._run(self._writer.close_due, now_ms()))
                 await self._housekeep()
             except Exception as exc:
                 self.report_error("writer", exc)
@@ -428,76 +407,29 @@ class Session(EventLog):
             if self._ingest_done and not len(self.ring):
                 return
 
-    def _cycle(self, batch: TickBatch) -> dict[str, BarChanges]:
-        """Store thread: insert new ticks and their bar changes in one transaction."""
-        try:
-            with self._store.transaction():
-                fresh = self._store.insert_ticks(batch, self.symbols)
-                with self._lock:
-                    changes = self.builder.update(fresh)
-                self._write_bars(changes)
-        except Exception:
-            with self._lock:
-                self._load_bars()  # the transaction rolled back: memory follows the database
-            raise
-        if len(fresh):
-            self._newest_ms = max(self._newest_ms, int(fresh.ts.max()))
-        with self._lock:
-            for code, hist in enumerate(self._history):
-                rows = fresh.take(fresh.sym == code)
-                if len(rows):
-                    hist.extend(rows)
-                    hist.mark_drained()
-        return changes
-
     async def _housekeep(self) -> None:
         """Store the alerts and events published so far; prune an in-memory store when due."""
         await self._flush_alerts()
-        if self._prune_due():
-            self.ticks_pruned += await self._run(self._prune)
-
-    def _prune_due(self) -> bool:
-        """A prune every sixth of the retention (data time), once the data is older than it."""
-        r = self._retention_ms
-        return r is not None and self._newest_ms - r > self._pruned_at_ms + r // 6
-
-    def _prune(self) -> int:
-        """Store thread: drop what an in-memory store no longer needs (see the class doc)."""
-        newest = self._newest_ms
-        with self._lock:  # each timeframe: the bars older than every bar the live views hold
-            bars = {tf: min(int(s.bars["start"][0]) if len(s.bars) else newest for s in series)
-                    for tf, series in self.builder.series.items()}
-        deleted = self._store.prune(newest - self._retention_ms, bars)
-        self._pruned_at_ms = newest - self._retention_ms
-        return deleted
-
-    def _close_due(self, clock_ms: int) -> dict[str, BarChanges]:
-        """Store thread: finalize and store bars whose end plus grace the clock has passed."""
-        with self._lock:
-            changes = self.builder.close_due(clock_ms)
-        self._commit_bars(changes)
-        return changes
-
-    def _commit_forming(self) -> None:
-        """Store thread (or exit): store the forming bars as final, at a stop."""
-        self._commit_bars({tf: BarChanges(final=[rows]) for tf, rows in self.builder.forming().items()})
-
-    def _commit_bars(self, changes: dict[str, BarChanges]) -> None:
-        if any(changes.values()):
-            with self._store.transaction():
-                self._write_bars(changes)
-
-    def _write_bars(self, changes: dict[str, BarChanges]) -> None:
-        for tf, change in changes.items():
-            if change:
-                self._store.write_bars(tf, *change.arrays(), self.symbols)
+        if self._writer.prune_due():
+            await self._run(self._writer.prune)
 
     def _notify(self, changes: dict[str, BarChanges]) -> None:
-        """Loop thread: hand newly final and corrected bars to the subscribers."""
+        """Loop thread: hand newly final and corrected bars to the views (publishing the alerts and
+        events they return), then to the subscribers."""
         for tf, change in changes.items():
             if not (change.final or change.corrected):
                 continue
             final, corrected, _ = change.arrays()
+            for view in list(self._pairs):
+                try:
+                    signals = view.update(tf, final, corrected)
+                except Exception as exc:
+                    self.report_error(f"pair view {view.name}", exc)
+                    continue
+                if signals.alerts:
+                    self.publish_alerts(list(signals.alerts))
+                if signals.events:
+                    self.publish_events(list(signals.events))
             for listener in list(self._listeners):
                 try:
                     listener(tf, final, corrected)
@@ -544,7 +476,8 @@ class Session(EventLog):
     # ---- views -------------------------------------------------------------------------
 
     def subscribe_bars(self, listener: BarListener) -> Callable[[], None]:
-        """Call ``listener(tf, final, corrected)`` after bars are stored; returns unsubscribe."""
+        """Call ``listener(tf, final, corrected)`` after bars are stored (and the views have
+        taken them); returns unsubscribe."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
@@ -582,7 +515,7 @@ class Session(EventLog):
 
     def final_bars(self, code: int, timeframe: str) -> np.ndarray:
         """A copy of the held final bars of one symbol (the forming bar left out)."""
-        with self._lock:
+        with self._writer.lock:
             series = self.builder.series[timeframe][code]
             bars = series.bars if series.last_final else series.bars[:-1]
             return bars.copy() if len(bars) else np.empty(0, dtype=BAR_DTYPE)
@@ -598,7 +531,7 @@ class Session(EventLog):
         """Newest ``last`` stored ticks of ``symbol`` (at most ``retain_ticks``), oldest first,
         indexed by exchange time (UTC DatetimeIndex). Reads memory only."""
         code = self.code(symbol)
-        with self._lock:
+        with self._writer.lock:
             rows = self._history[code].tail(last)
         return rows.to_view(self.symbols).drop(columns=["symbol"])
 
@@ -606,7 +539,7 @@ class Session(EventLog):
         """Newest ``last`` bars of ``symbol`` (None: all held), indexed by bar open time (UTC).
         The newest bar has ``final`` False while it is still forming. Reads memory only."""
         code = self.code(symbol)
-        with self._lock:
+        with self._writer.lock:
             return self.builder.view(code, timeframe, last)
 
     def status(self) -> SessionStatus:
@@ -623,8 +556,8 @@ class Session(EventLog):
             ticks_received=self.ring.appended,
             ticks_stored=stored,
             stored_via={VIA[i]: int(n) for i, n in enumerate(self._store.inserted_via) if n} if self._store else {},
-            rows_in_store=self._rows_at_start + stored - self.ticks_pruned,
-            ticks_pruned=self.ticks_pruned,
+            rows_in_store=self._rows_at_start + stored - self._writer.ticks_pruned,
+            ticks_pruned=self._writer.ticks_pruned,
             duplicates=self._store.duplicates if self._store else 0,
             pending=len(self.ring),
             overwritten=self.ring.overwritten,

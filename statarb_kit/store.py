@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .bars import BAR_DTYPE, BAR_FIELDS, merge_bars, timeframe_ms
+from .bars import BAR_DTYPE, BAR_FIELDS, is_timeframe, merge_bars, timeframe_ms
 from .errors import CorruptFileError, InvalidParameter, StoreLockedError
 from .funding import SAME_SETTLEMENT_MS, FundingRates
 from .ticks import TICK_COLUMNS, VIA, TickBatch
@@ -109,6 +109,27 @@ _NOTIFICATIONS_DDL = _ALERTS_DDL.replace("alerts (", "notifications (", 1).repla
     "rule VARCHAR", "rule VARCHAR, queued_ms BIGINT NOT NULL, sent_ms BIGINT, failed BOOLEAN DEFAULT false, "
     "PRIMARY KEY (pair, timeframe, time_ms)")
 
+#: Paper trading (``statarb_kit.paper``): each book's rule and where it stands, and its trades
+#: (closed ones, and the open one marked at the newest bar; times are fill bar close times).
+_PAPER_BOOKS_DDL = """
+CREATE TABLE IF NOT EXISTS paper_books (
+    book VARCHAR PRIMARY KEY, pair VARCHAR NOT NULL, timeframe VARCHAR NOT NULL,
+    rule VARCHAR NOT NULL,         -- the Rule as JSON
+    start_ms BIGINT NOT NULL,      -- first bar (open time) whose signal counts
+    resume_ms BIGINT NOT NULL,     -- bar (open time) from which trades are found again
+    after_stop BOOLEAN NOT NULL, closed INTEGER NOT NULL, paused VARCHAR NOT NULL,
+    updated_ms BIGINT NOT NULL
+)"""
+_PAPER_TRADES_DDL = """
+CREATE TABLE IF NOT EXISTS paper_trades (
+    book VARCHAR NOT NULL, seq BIGINT NOT NULL, status VARCHAR NOT NULL, pair VARCHAR NOT NULL,
+    timeframe VARCHAR NOT NULL, entry_ms BIGINT NOT NULL, exit_ms BIGINT NOT NULL, direction VARCHAR NOT NULL,
+    entry_z DOUBLE, exit_z DOUBLE, reason VARCHAR NOT NULL, beta DOUBLE, units_x DOUBLE, units_y DOUBLE,
+    entry_x DOUBLE, entry_y DOUBLE, exit_x DOUBLE, exit_y DOUBLE, hold_bars BIGINT, gross_pnl DOUBLE,
+    fees DOUBLE, slippage DOUBLE, costs DOUBLE, funding DOUBLE, pnl DOUBLE,
+    PRIMARY KEY (book, seq)
+)"""
+
 _FUNDING_DDL = """
 CREATE TABLE IF NOT EXISTS funding (
     symbol VARCHAR NOT NULL,
@@ -127,8 +148,7 @@ def _symbol_array(codes: np.ndarray, symbols: tuple[str, ...]) -> pa.Array:
 
 def bars_table(tf: str) -> str:
     """Table name for a timeframe: ``"1m"`` -> ``bars_1m``."""
-    if not re.fullmatch(r"\d+[smhd]", tf):
-        raise InvalidParameter(f"timeframe {tf!r} is not valid: use e.g. '1s', '1m', '5m', '1h', '1d'")
+    timeframe_ms(tf)  # InvalidParameter unless written as a timeframe
     return f"bars_{tf}"
 
 
@@ -150,6 +170,8 @@ class TickStore:
             self.con.execute(_COVERAGE_DDL)
             self.con.execute(_EVENT_STATES_DDL)
             self.con.execute(_NOTIFICATIONS_DDL)
+            self.con.execute(_PAPER_BOOKS_DDL)
+            self.con.execute(_PAPER_TRADES_DDL)
             self._migrate()
         self._watermark = self._load_watermarks()
         self.inserted = 0  # rows stored by this object
@@ -194,12 +216,13 @@ class TickStore:
             log.info("%s: ticks.backfilled migrated to ticks.via", self.path)
 
     def _load_watermarks(self) -> dict[str, int]:
-        if not self._has_table("ticks"):
+        if not self.has_table("ticks"):
             return {}
         rows = self.con.execute("SELECT symbol, max(trade_id) FROM ticks GROUP BY symbol").fetchall()
         return {sym: int(mx) for sym, mx in rows}
 
-    def _has_table(self, name: str) -> bool:
+    def has_table(self, name: str) -> bool:
+        """Whether the file has table ``name``."""
         return bool(self._scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", name))
 
     def _scalar(self, sql: str, *args: object) -> object:
@@ -233,11 +256,59 @@ class TickStore:
             self.con.execute(_BARS_DDL.format(table=bars_table(tf)))
             self.con.execute(_ADD_ORIGIN.format(table=bars_table(tf)))
 
+    def bar_symbols(self, tf: str) -> list[str]:
+        """Symbols with ``tf`` bars, sorted (none when the file has no such table)."""
+        table = bars_table(tf)
+        if not self.has_table(table):
+            return []
+        return sorted(r[0] for r in self.con.execute(f"SELECT DISTINCT symbol FROM {table}").fetchall())
+
+    def last_bar_starts(self, tf: str) -> dict[str, int]:
+        """Per symbol, the open time (ms UTC) of its newest stored ``tf`` bar."""
+        table = bars_table(tf)
+        if not self.has_table(table):
+            return {}
+        return {sym: int(mx) for sym, mx in self.con.execute(f"SELECT symbol, max(start) FROM {table} GROUP BY symbol").fetchall()}
+
+    def closes(self, tf: str, symbols: list[str] | None = None, start_ms: int | None = None,
+               end_ms: int | None = None) -> pd.DataFrame:
+        """Rows (symbol, start, close) of the stored ``tf`` bars of ``symbols`` (None: all), with
+        start_ms <= start < end_ms (None: unbounded); InvalidParameter when the file has none."""
+        table = bars_table(tf)
+        if not self.has_table(table):
+            raise InvalidParameter(f"{self.path} has no {tf} bars")
+        where, args = ["1 = 1"], []
+        if symbols:
+            where.append(f"symbol IN ({', '.join('?' * len(symbols))})")
+            args += list(symbols)
+        for bound, op in ((start_ms, ">="), (end_ms, "<")):
+            if bound is not None:
+                where.append(f"start {op} ?")
+                args.append(bound)
+        return self.con.execute(f"SELECT symbol, start, close FROM {table} WHERE {' AND '.join(where)}", args).df()
+
+    def bar_rows(self, tf: str, symbol: str, columns: list[str], since_ms: int = 0) -> pd.DataFrame:
+        """One symbol's ``tf`` bars from ``since_ms`` on, as ``columns`` (an ``origin`` the table
+        lacks, or a NULL one, reads as "recorded"), ordered by start."""
+        table = bars_table(tf)
+        has_origin = "origin" in {r[0] for r in self.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]).fetchall()}
+        origin = "coalesce(origin, 'recorded') AS origin" if has_origin else "'recorded' AS origin"
+        cols = ", ".join(origin if c == "origin" else c for c in columns)
+        return self.con.execute(f"SELECT {cols} FROM {table} WHERE symbol = ? AND start >= ? ORDER BY start",
+                                [symbol, since_ms]).df()
+
+    def funding_symbols(self) -> list[str]:
+        """Symbols with stored funding settlements, sorted."""
+        if not self.has_table("funding"):
+            return []
+        return sorted(r[0] for r in self.con.execute("SELECT DISTINCT symbol FROM funding").fetchall())
+
     def bar_timeframes(self) -> list[str]:
         """Timeframes that have a bars table in this file, shortest first."""
         names = [r[0][5:] for r in self.con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'bars\\_%' ESCAPE '\\'").fetchall()]
-        return sorted((n for n in names if re.fullmatch(r"\d+[smhd]", n)), key=timeframe_ms)
+        return sorted((n for n in names if is_timeframe(n)), key=timeframe_ms)
 
     def insert_kline_bars(self, tf: str, symbol: str, bars: pd.DataFrame, origin: str) -> int:
         """Store Binance klines of one symbol (``sources.klines.KLINE_BAR_COLUMNS``) where this
@@ -274,7 +345,7 @@ class TickStore:
     def coverage(self) -> pd.DataFrame:
         """Per (symbol, timeframe, market): the first and last time Binance was asked about
         (start_ms, end_ms). Empty for a file no download or update wrote."""
-        if not self._has_table("kline_coverage"):
+        if not self.has_table("kline_coverage"):
             return pd.DataFrame(columns=["symbol", "timeframe", "market", "start_ms", "end_ms"])
         return self.con.execute("SELECT symbol, timeframe, market, min(start_ms) AS start_ms, max(end_ms) AS end_ms "
                                 "FROM kline_coverage GROUP BY ALL ORDER BY ALL").df()
@@ -286,7 +357,7 @@ class TickStore:
         from .bars import timeframe_ms
 
         table, step = bars_table(tf), timeframe_ms(tf)
-        if not self._has_table(table):
+        if not self.has_table(table):
             return pd.DataFrame(columns=["symbol", "after", "before", "missing"])
         where, args = ("WHERE symbol = ?", [symbol]) if symbol else ("", [])
         return self.con.execute(
@@ -371,7 +442,7 @@ class TickStore:
             for table in ("alerts", "alert_events"):
                 self.con.execute(f"DELETE FROM {table} WHERE time_ms < ?", [ticks_before_ms])
             for tf, before in bars_before_ms.items():
-                if self._has_table(bars_table(tf)):
+                if self.has_table(bars_table(tf)):
                     self.con.execute(f"DELETE FROM {bars_table(tf)} WHERE start < ?", [before])
         self.con.execute("CHECKPOINT")
         return deleted
@@ -382,20 +453,20 @@ class TickStore:
 
     def newest_trades(self) -> dict[str, tuple[int, int, float]]:
         """Per symbol, the (trade id, time ms, price) of the stored trade with the highest id."""
-        if not self._has_table("ticks"):
+        if not self.has_table("ticks"):
             return {}
         rows = self.con.execute("SELECT symbol, max(trade_id), arg_max(ts, trade_id), arg_max(price, trade_id) "
                                 "FROM ticks GROUP BY symbol").fetchall()
         return {sym: (int(tid), int(ts), float(px)) for sym, tid, ts, px in rows}
 
     def tick_count(self) -> int:
-        if not self._has_table("ticks"):
+        if not self.has_table("ticks"):
             return 0
         return int(self._scalar("SELECT count(*) FROM ticks"))
 
     def last_ticks(self, symbol: str, n: int, code: int) -> TickBatch:
         """Newest ``n`` stored ticks of one symbol, oldest first, as a batch with symbol code ``code``."""
-        if not self._has_table("ticks"):
+        if not self.has_table("ticks"):
             return TickBatch.empty()
         got = self.con.execute(
             "SELECT * FROM (SELECT * FROM ticks WHERE symbol = ? ORDER BY ts DESC, trade_id DESC LIMIT ?) "
@@ -534,6 +605,42 @@ class TickStore:
         return {(p, tf, int(t)) for p, tf, t in self.con.execute(
             f"SELECT pair, timeframe, time_ms FROM {table}").fetchall()}
 
+    # ---- paper trading ------------------------------------------------------------------
+
+    def save_paper(self, books: list[tuple], trades: pd.DataFrame, updated_ms: int) -> None:
+        """Upsert paper books (book, pair, timeframe, rule, start_ms, resume_ms, after_stop,
+        closed, paused) and their trades (``paper.TRADE_COLUMNS``): a book's open trade is
+        replaced, closed ones are added (or replaced, when booked again after a restart)."""
+        if books:
+            frame = pd.DataFrame(books, columns=["book", "pair", "timeframe", "rule", "start_ms", "resume_ms",
+                                                 "after_stop", "closed", "paused"]).assign(updated_ms=updated_ms)
+            with self._registered("incoming_books", pa.Table.from_pandas(frame, preserve_index=False)):
+                self.con.execute("INSERT OR REPLACE INTO paper_books SELECT * FROM incoming_books")
+                self.con.execute("DELETE FROM paper_trades WHERE status = 'open' AND book IN "
+                                 "(SELECT book FROM incoming_books)")
+        if len(trades):
+            with self._registered("incoming_paper", pa.Table.from_pandas(trades, preserve_index=False)):
+                self.con.execute("INSERT OR REPLACE INTO paper_trades SELECT * FROM incoming_paper")
+
+    def paper_book(self, book: str) -> dict | None:
+        """A stored paper book's row (None: not stored)."""
+        if not self.has_table("paper_books"):
+            return None
+        rows = self.con.execute("SELECT * FROM paper_books WHERE book = ?", [book]).df()
+        return rows.iloc[0].to_dict() if len(rows) else None
+
+    def paper_trades(self, book: str | None = None, status: str | None = None) -> pd.DataFrame:
+        """Stored paper trades (of one book, of one status), by book and seq."""
+        if not self.has_table("paper_trades"):
+            return pd.DataFrame()
+        where, args = ["1 = 1"], []
+        for name, value in (("book", book), ("status", status)):
+            if value is not None:
+                where.append(f"{name} = ?")
+                args.append(value)
+        return self.con.execute(f"SELECT * FROM paper_trades WHERE {' AND '.join(where)} ORDER BY book, seq",
+                                args).df()
+
     def insert_funding(self, rates: FundingRates) -> int:
         """Store settlements not stored yet: none of the symbol's within SAME_SETTLEMENT_MS (a REST
         row and a dump row of one settlement differ by a few ms); returns how many were new."""
@@ -548,7 +655,7 @@ class TickStore:
 
     def funding(self, symbol: str) -> FundingRates:
         """A symbol's stored settlements (empty when none)."""
-        if not self._has_table("funding"):
+        if not self.has_table("funding"):
             return FundingRates(symbol, np.empty(0, dtype=np.int64), np.empty(0), "store")
         t, r = self.con.execute("SELECT time_ms, rate FROM funding WHERE symbol = ? ORDER BY time_ms",
                                 [symbol]).fetchnumpy().values()
@@ -558,14 +665,14 @@ class TickStore:
         """All stored alerts (or ``alert_events``), oldest first."""
         if table not in ("alerts", "alert_events"):
             raise InvalidParameter(f"no alert table {table!r}")
-        if not self._has_table(table):
+        if not self.has_table(table):
             return pd.DataFrame()
         return self.con.execute(f"SELECT * FROM {table} ORDER BY time_ms, pair").df()
 
     def load_bars(self, tf: str, symbol: str, sym_code: int, last: int) -> np.ndarray:
         """Newest ``last`` stored bars of one symbol as BAR_DTYPE rows (code ``sym_code``)."""
         table = bars_table(tf)
-        if not self._has_table(table):
+        if not self.has_table(table):
             return np.empty(0, dtype=BAR_DTYPE)
         cols = ", ".join(BAR_FIELDS[1:])
         got = self.con.execute(
@@ -578,7 +685,7 @@ class TickStore:
     def bars(self, tf: str, symbol: str | None = None) -> pd.DataFrame:
         """All stored bars of a timeframe (optionally one symbol), sorted by symbol and start."""
         table = bars_table(tf)
-        if not self._has_table(table):
+        if not self.has_table(table):
             return pd.DataFrame(columns=["symbol", *BAR_FIELDS[1:], "vwap"])
         where, args = ("WHERE symbol = ?", [symbol]) if symbol else ("", [])
         return self.con.execute(f"SELECT * FROM {table} {where} ORDER BY symbol, start", args).df()

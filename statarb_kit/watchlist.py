@@ -14,7 +14,8 @@ import pandas as pd
 
 from .alerts import Alert, AlertRule
 from .analytics import PairParams
-from .analytics.stationarity import ar1_rows, half_life_of
+from .analytics.stationarity import half_life_rows
+from .paper import PaperBook, PaperDesk
 from .errors import InvalidParameter
 from .pair import PairView
 from .session import Session
@@ -22,7 +23,7 @@ from .ticks import normalize_symbol, now_ms
 
 #: Columns of ``Watchlist.table()``.
 TABLE_COLUMNS = ("pair", "x", "y", "z", "abs_z", "corr", "beta", "half_life_bars", "rows", "warm", "last_event",
-                 "last_event_ms", "since_s", "time_ms")
+                 "last_event_ms", "since_s", "time_ms", "paper", "paper_pnl")
 
 
 def parse_pairs(spec: str | list | pd.DataFrame) -> list[tuple[str, str]]:
@@ -78,6 +79,16 @@ class Watchlist:
         self._index = {v.name: i for i, v in enumerate(self.views)}
         self.last_event: list[Alert | None] = [None] * len(self.views)
         self._unsubscribe = session.subscribe_events(self._on_event)
+        self.desk: PaperDesk | None = None
+        self.books: list[PaperBook | None] = [None] * len(self.views)
+
+    async def trade_on_paper(self, **trading: object) -> None:
+        """Follow every pair's rule on paper (``trading``: z_exit, costs, ... see PaperDesk.follow),
+        stored in the session's file; books stored for the same rules are continued."""
+        self.desk = self.desk or PaperDesk(self.session)
+        for i, v in enumerate(self.views):
+            if self.books[i] is None:
+                self.books[i] = await self.desk.follow(v, **trading)
 
     def view(self, pair: str) -> PairView:
         """The live view of ``pair`` ("X/Y"); InvalidParameter if the watchlist has no such pair."""
@@ -96,8 +107,9 @@ class Watchlist:
     def table(self, clock_ms: int | None = None) -> pd.DataFrame:
         """One row per pair (see TABLE_COLUMNS): the newest z, |z|, corr, beta; the spread's AR(1)
         half-life over the last ``hedge_window`` rows; rows added and whether warm (a z exists);
-        the last event (direction) and seconds since it; the newest row's bar time (ms UTC, -1: none).
-        Pairs in watchlist order."""
+        the last event (direction) and seconds since it; the newest row's bar time (ms UTC, -1: none);
+        paper trading's position (LONG_SPREAD, SHORT_SPREAD, FLAT; "" when not trading) and its PnL
+        (realised plus open, on capital 1 per trade; NaN when not trading). Pairs in watchlist order."""
         clock_ms = now_ms() if clock_ms is None else clock_ms
         w = self.params.hedge_window
         k = len(self.views)
@@ -113,9 +125,8 @@ class Watchlist:
                 z[i], corr[i], beta[i] = v.tail("z", 1)[0], v.tail("corr", 1)[0], v.tail("beta", 1)[0]
                 tail = v.tail("spread", w)
                 spreads[i, w - len(tail):] = tail
-        phi, steps = ar1_rows(spreads)
-        hl = half_life_of(phi)
-        hl[steps < 10] = np.nan
+        hl = half_life_rows(spreads)
+        positions = [b.position() if b is not None else None for b in self.books]
         last = [e.direction if e else "" for e in self.last_event]
         last_ms = np.array([e.time_ms if e else -1 for e in self.last_event], dtype=np.int64)
         since = np.where(last_ms >= 0, (clock_ms - last_ms) / 1000.0, np.nan)
@@ -124,9 +135,13 @@ class Watchlist:
             "y": [v.symbols[1] for v in self.views], "z": z, "abs_z": np.abs(z), "corr": corr, "beta": beta,
             "half_life_bars": hl, "rows": rows, "warm": rows >= self.params.rows_for_z, "last_event": last,
             "last_event_ms": last_ms, "since_s": since, "time_ms": newest,
+            "paper": [p.direction if p else "" for p in positions],
+            "paper_pnl": [p.realised_pnl + p.open_pnl if p else np.nan for p in positions],
         }, columns=list(TABLE_COLUMNS))
 
     def close(self) -> None:
+        if self.desk is not None:
+            self.desk.stop()
         self._unsubscribe()
         for v in self.views:
             v.close()

@@ -9,7 +9,7 @@ import numpy as np
 import psutil
 import pytest
 
-from statarb_kit.sources import SourceStatus
+from statarb_kit.sources import SourceBase, SourceStatus
 from statarb_kit.ticks import TickBatch
 
 
@@ -29,7 +29,7 @@ def make_ticks(
     )
 
 
-class ListSource:
+class ListSource(SourceBase):
     """A Source that yields prepared batches, then ends. ``delay_s`` paces them."""
 
     def __init__(
@@ -54,7 +54,7 @@ def db_path(tmp_path):
     return tmp_path / "ticks.duckdb"
 
 
-class QueueSource:
+class QueueSource(SourceBase):
     """A Source fed by the test: ``await put(batch)``; ``close()`` ends the stream."""
 
     def __init__(self, symbols=("AAAUSDT", "BBBUSDT"), realtime: bool = False) -> None:

@@ -227,7 +227,7 @@ def test_a_stop_during_a_catch_up_keeps_what_it_had_fetched(tmp_path, monkeypatc
     async def script(fake, src):
         fake.tiers["trade"] = "private"  # no route delivers: every trade comes from catch-ups
         await until(lambda: hung, what="a catch-up stuck after BTC")
-        assert src._last_id[0] is not None  # BTC's part of the catch-up was taken
+        assert src.seq[0].last_id is not None  # BTC's part of the catch-up was taken
         hang["on"] = False
 
     db = tmp_path / "c.duckdb"

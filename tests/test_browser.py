@@ -228,6 +228,22 @@ def test_the_pair_page_backtests_its_rule(server, browser, shots):
     app.page.close()
 
 
+def test_the_pair_page_trades_its_rule_on_paper(server, browser, shots):
+    """``paper=true``: the page follows its rule on paper from its start; the panel shows the
+    position and trades as they close, each trade's net PnL with its costs."""
+    app = App(browser, server + "?z_entry=1&corr_min=-1&z_exit=0&paper=true")
+    app.page.wait_for_selector("#sak-paper", timeout=60_000)
+    app.wait_for(lambda: int(app.text("#sak-paper-trades")) >= 1, 90, "a closed paper trade")
+    assert app.text("#sak-paper-position") in ("LONG_SPREAD", "SHORT_SPREAD", "FLAT")
+    log = app.text("#sak-paper-log")
+    assert re.search(r"(long|short)\s+(exit|open)\s+[+-]\d", log), log
+    assert re.search(r"[+-]\d+\.\d{4}%", app.text("#sak-paper-realised"))
+    app.page.locator("#sak-paper").scroll_into_view_if_needed()
+    app.page.screenshot(path=str(shots / "dashboard_paper.png"))
+    assert app.errors == [] and app.outside == []
+    app.page.close()
+
+
 def test_slider_changes_the_z_chart(server, browser, shots):
     app = App(browser, server)
     before = app.wait_for(lambda: app.points("z-score"), what="z points")

@@ -78,7 +78,7 @@ def brute_force_alerts(frame: dict, rule: AlertRule, rows: range) -> list[tuple[
     return out
 
 
-@pytest.mark.parametrize("rule", [AlertRule(1.5, 0.2), AlertRule(1.0, -1.0, cooldown_bars=5), AlertRule(0.0, 0.0)])
+@pytest.mark.parametrize("rule", [AlertRule(1.5, 0.2), AlertRule(1.0, -1.0, cooldown_bars=5), AlertRule(1e-9, 0.0)])
 def test_alerts_equal_brute_force_evaluation_and_are_persisted(rule, tmp_path):
     db = tmp_path / "a.duckdb"
 
@@ -113,7 +113,7 @@ def test_alerts_equal_brute_force_evaluation_and_are_persisted(rule, tmp_path):
 
 def test_no_alert_and_no_signal_before_the_windows_are_full():
     async def go():
-        session, view, _ = await drive(PairParams(hedge_window=100, z_window=60), AlertRule(0.0, -1.0),
+        session, view, _ = await drive(PairParams(hedge_window=100, z_window=60), AlertRule(1e-9, -1.0),
                                        synthetic_batches(150))
         out = (len(view), view.warming_up, view.arrays(), session.alerts_fired)
         await session.stop()
@@ -128,7 +128,7 @@ def test_parameter_change_recomputes_once_and_rule_change_applies_from_next_bar(
 
     def change(view):
         changed_at["rows"] = len(view)
-        view.set_rule(z_entry=0.0, corr_min=-1.0)  # everything alerts from now on
+        view.set_rule(z_entry=1e-9, corr_min=-1.0)  # everything alerts from now on
 
     async def go():
         session, view, _ = await drive(PairParams(hedge_window=30, z_window=10, corr_window=10),
@@ -178,12 +178,13 @@ def test_late_correction_of_a_bar_in_the_frame_recomputes():
 
 
 class FakeFeed:
-    """A BarFeed without a Session: bars are handed over by the test."""
+    """A BarFeed without a Session: bars are handed over by the test, which also owns the views
+    (it hands them the bars and keeps the alerts and events they return)."""
 
     def __init__(self, symbols=("AAAUSDT", "BBBUSDT"), timeframes=("1m",)):
         self.symbols, self.timeframes = tuple(symbols), tuple(timeframes)
         self.bars = {code: np.empty(0, dtype=BAR_DTYPE) for code in range(len(symbols))}
-        self.listeners, self.alerts, self.events, self.errors = [], [], [], []
+        self.views, self.alerts, self.events, self.errors = [], [], [], []
 
     def code(self, symbol):
         return self.symbols.index(symbol)
@@ -194,24 +195,16 @@ class FakeFeed:
     def retained_bars(self, timeframe):
         return 10_000
 
-    def subscribe_bars(self, listener):
-        self.listeners.append(listener)
-        return lambda: self.listeners.remove(listener)
-
-    def publish_alerts(self, alerts):
-        self.alerts.extend(alerts)
-
-    def publish_events(self, events):
-        self.events.extend(events)
-
     def report_error(self, where, exc):
         self.errors.append((where, exc))
 
     def push(self, rows):
         for code in np.unique(rows["sym"]):
             self.bars[int(code)] = np.concatenate((self.bars[int(code)], rows[rows["sym"] == code]))
-        for listener in list(self.listeners):
-            listener("1m", rows, np.empty(0, dtype=BAR_DTYPE))
+        for view in self.views:
+            signals = view.update("1m", rows, np.empty(0, dtype=BAR_DTYPE))
+            self.alerts.extend(signals.alerts)
+            self.events.extend(signals.events)
 
 
 def test_a_view_needs_only_a_bar_feed():
@@ -229,6 +222,7 @@ def test_a_view_needs_only_a_bar_feed():
     params = PairParams(hedge_window=60, z_window=30, corr_window=30)
     closed = []
     view = PairView(feed, "AAAUSDT", "BBBUSDT", "1m", params, AlertRule(1.5, -1.0), on_close=closed.append)
+    feed.views.append(view)
     order = np.argsort(rows["start"], kind="stable")
     for lo in range(0, 2 * n, 50):  # bars arrive in batches, interleaved
         feed.push(rows[order][lo : lo + 50])
@@ -239,4 +233,7 @@ def test_a_view_needs_only_a_bar_feed():
     want, _ = event_rows(ref.time, ref.z, ref.corr, AlertRule(1.5, -1.0))  # events: entering the condition
     assert [e.time_ms for e in feed.events] == ref.time[want].tolist() and 0 < len(feed.events) < len(feed.alerts)
     view.close()
-    assert closed == [view] and not feed.listeners
+    assert closed == [view]
+    alerts = len(feed.alerts)
+    feed.push(rows[order][-50:])  # a closed view takes no more bars
+    assert len(feed.alerts) == alerts

@@ -23,7 +23,7 @@ RULE = BacktestParams(z_entry=1.5, z_exit=0.0, z_window=60, corr_window=60, hedg
 @pytest.fixture(scope="module")
 def selection():
     u = synthetic_universe(n_symbols=40, n_bars=4_000, seed=3)
-    scan = scan_pairs(u.closes, validation=0.5)
+    scan = scan_pairs(u.closes, validation=0.5, log_prices=True)
     return u, scan, selection_bars(u.closes, scan, "1m", "synthetic universe", max_pairs=5,
                                    funding=lambda s, lo, hi: synthetic_funding(s, lo, hi, seed=3))
 

@@ -3,6 +3,7 @@ sample, the same on Dask workers."""
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -19,7 +20,12 @@ from statsmodels.tsa.stattools import adfuller, coint
 
 from statarb_kit import InvalidParameter
 from statarb_kit.analytics import half_life, ols_hedge
-from statarb_kit.scan import bh_qvalues, mackinnon_p, scan_pairs, synthetic_universe
+from statarb_kit.scan import bh_qvalues, mackinnon_p, synthetic_universe
+from statarb_kit.scan import scan_pairs as _scan_pairs
+
+#: These tests check the scan on log prices (their references take np.log): the setting a universe
+#: of very different price levels is scanned with (the rule's default is prices).
+scan_pairs = functools.partial(_scan_pairs, log_prices=True)
 
 
 @pytest.fixture(scope="module")

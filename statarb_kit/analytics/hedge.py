@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from ..errors import InvalidParameter
 from .rolling import check_window, rolling_cov
 
-HedgeMode = Literal["rolling", "fixed", "kalman"]
 HEDGE_MODES: tuple[str, ...] = ("rolling", "fixed", "kalman")
 
 #: Fewest observations for an OLS fit with a standard error (n - 2 degrees of freedom).

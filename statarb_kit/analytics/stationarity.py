@@ -194,6 +194,15 @@ def ar1_rows(spreads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return (d0 * d1).sum(axis=1) / (d0 * d0).sum(axis=1), steps
 
 
+def half_life_rows(spreads: np.ndarray) -> np.ndarray:
+    """``half_life`` of each row of a 2-d array of spreads, at array speed (``ar1_rows``): NaN
+    where a row has fewer than MIN_OBS_HALF_LIFE points in consecutive steps."""
+    phi, steps = ar1_rows(spreads)
+    hl = half_life_of(phi)
+    hl[steps < MIN_OBS_HALF_LIFE - 1] = np.nan
+    return hl
+
+
 def half_life_of(phi: np.ndarray) -> np.ndarray:
     """Half-lives in bars of AR(1) coefficients, element-wise, with ``half_life``'s rules: inf for
     phi >= 1 (no mean reversion), NaN for phi <= 0 or NaN."""

@@ -6,13 +6,10 @@ bars in a temporary DuckDB file), so a backtest sees exactly the bars a recordin
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import tempfile
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,7 +19,7 @@ from ..archive import is_archive, read_bars, read_funding
 from ..bars import check_timeframe, timeframe_ms
 from ..errors import InvalidParameter
 from ..funding import PairFunding, read_funding_files, synthetic_funding
-from ..session import Session
+from ..recording import recorded
 from ..sources import Replay, SyntheticPair
 from ..sources.history import dump_files
 from ..sources.synthetic import PairModel
@@ -31,7 +28,6 @@ from ..ticks import normalize_symbol
 from .engine import BacktestResult, backtest
 from .params import BacktestParams
 
-T = TypeVar("T")
 
 #: Bars a price may be carried forward when its symbol did not trade (as in the live view).
 MAX_STALE = 3
@@ -57,6 +53,11 @@ class PairBars:
 
     def __len__(self) -> int:
         return len(self.time)
+
+    @property
+    def bar_s(self) -> float:
+        """The bar length in seconds, from the timeframe (never guessed from the gaps)."""
+        return timeframe_ms(self.timeframe) / 1000.0
 
     @property
     def close_time(self) -> np.ndarray:
@@ -212,33 +213,11 @@ def bars_synthetic(symbols: tuple[str, str] | str = ("BTCUSDT", "ETHUSDT"), time
 
 
 def _through_pipeline(make_source: Callable[[], Any], pair: tuple[str, str], timeframe: str, max_stale: int) -> PairBars:
-    with tempfile.TemporaryDirectory(prefix="statarb-bt-") as tmp:
-        db = Path(tmp) / "bars.duckdb"
-
-        async def record() -> None:
-            source = make_source()
-            async with Session(source=source, db=db, timeframes=(timeframe,), retain_bars=1,
-                               retain_ticks=1) as session:
-                await session.wait()
-            if session.status().last_error:
-                raise InvalidParameter(f"loading bars failed: {session.status().last_error}")
-
-        run_sync(record())
+    with recorded(make_source, timeframe) as db:
         return bars_from_store(db, pair, timeframe, max_stale=max_stale)
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from synchronous code, also inside a notebook whose event loop
-    is already running (then on a worker thread with its own loop; the cell waits)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="statarb-load") as pool:
-        return pool.submit(asyncio.run, coro).result()
 
 
 def backtest_bars(bars: PairBars, params: BacktestParams) -> BacktestResult:
     """Backtest ``params`` on ``bars``, fills at bar close times (as a sweep does), with the
     bars' funding when they have it."""
-    return backtest(bars.close_time, bars.price_x, bars.price_y, params, funding=bars.funding)
+    return backtest(bars.close_time, bars.price_x, bars.price_y, params, bars.bar_s, bars.funding)

@@ -30,7 +30,8 @@ from ..funding import PairFunding
 from .frame import SignalFrame, signal_frame
 from .funding import FundingIndex, trade_funding
 from .overfitting import block_sums_of
-from .params import OPTIONAL_DTYPES, PARAM_NAMES, BacktestParams
+from ..rule import OPTIONAL_DTYPES, PARAM_NAMES, calm_mask, direction_name, entry_mask, exit_mask, side_of, stop_mask
+from .params import BacktestParams
 
 YEAR_S = 365.0 * 86_400.0  # crypto futures trade around the clock
 #: Shortest span (days) whose return is annualised: a day's return raised to 365 days says nothing.
@@ -140,9 +141,6 @@ class SignalIndex:
     def __init__(self, f: SignalFrame) -> None:
         self.f = f
         self._cache: dict[tuple, np.ndarray] = {}
-        with np.errstate(invalid="ignore"):
-            self._usable = ~np.isnan(f.beta)
-        self._abs_z = np.abs(f.z)
         self.dpx, self.dpy = np.diff(f.price_x), np.diff(f.price_y)  # price changes into each bar
 
     def get(self, kind: str, level: float, corr_min: float = 0.0) -> np.ndarray:
@@ -156,26 +154,25 @@ class SignalIndex:
         return hit
 
     def _condition(self, kind: str, level: float, corr_min: float) -> np.ndarray:
-        z = self.f.z
-        with np.errstate(invalid="ignore"):
-            if kind == "enter":
-                return self._usable & (self.f.corr >= corr_min) & (self._abs_z >= level)
-            if kind == "out_long":
-                return z >= -level
-            if kind == "out_short":
-                return z <= level
-            if kind == "stop_long":
-                return z <= -level
-            if kind == "stop_short":
-                return z >= level
-            if kind == "calm":
-                return self._abs_z < level
+        f = self.f
+        if kind == "enter":
+            return entry_mask(f.z, f.corr, level, corr_min, f.beta)
+        if kind in ("out_long", "out_short"):
+            return exit_mask(f.z, 1 if kind == "out_long" else -1, level)
+        if kind in ("stop_long", "stop_short"):
+            return stop_mask(f.z, 1 if kind == "stop_long" else -1, level)
+        if kind == "calm":
+            return calm_mask(f.z, level)
         raise ValueError(f"unknown signal kind {kind!r}")
 
 
-def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = None) -> TradeIndex:
-    """The trades ``p`` makes on frame ``f`` (see BacktestParams for the rule). ``index``: a
-    SignalIndex of ``f`` to share between calls."""
+def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = None,
+                after_stop: bool = False) -> TradeIndex:
+    """The trades ``p`` makes on frame ``f`` (see ``statarb_kit.rule`` for the rule). ``index``: a
+    SignalIndex of ``f`` to share between calls; ``after_stop``: the frame starts right after a
+    stop (no entry before |z| < z_entry). A trade that has not exited by the last bar is closed
+    there (reason "end"); every other trade is the same on any longer frame (what paper trading
+    relies on), and an entry signal within ``lag`` + 1 bars of the end is not taken."""
     index = index or SignalIndex(f)
     z, n = f.z, len(f)
     enter = index.get("enter", p.z_entry, p.corr_min)
@@ -183,12 +180,12 @@ def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = N
     stops = None if p.z_stop is None else {1: index.get("stop_long", p.z_stop), -1: index.get("stop_short", p.z_stop)}
     last_entry = n - 2 - p.lag  # the position must be held at least one bar
     rows: list[tuple[int, int, int, int]] = []
-    i = 0
+    i = int(index.get("calm", p.z_entry)[0]) if after_stop else 0
     while i <= n:
         e = int(enter[i])
         if e > last_entry:
             break
-        side = 1 if z[e] < 0 else -1
+        side = side_of(z[e])
         held = e + p.lag  # exits are judged from the close of the entry fill bar
         out = int(outs[side][held])
         stop = int(stops[side][held]) if stops else n
@@ -208,7 +205,7 @@ def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = N
 
 
 @dataclass(frozen=True, eq=False)
-class _Book:
+class Book:
     """Units and PnL of each trade (price PnL, fees, slippage, funding), the filled notional, and
     the PnL of the bars where the equity can move (``active``: each trade's entry fill bar through
     its exit fill bar; trades never overlap, so these are ascending and unique). Every other bar's
@@ -242,8 +239,9 @@ class _Book:
         return out
 
 
-def _book(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex,
-          funding: FundingIndex | None = None) -> _Book:
+def book_trades(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex,
+                funding: FundingIndex | None = None) -> Book:
+    """Units, PnL parts and the per-bar PnL of trades ``t`` on frame ``f`` (see the module doc)."""
     px, py = f.price_x, f.price_y
     beta = f.beta[t.entry_signal]
     ex, ey = px[t.entry_fill], py[t.entry_fill]
@@ -274,7 +272,7 @@ def _book(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex,
         np.add.at(pnl, first[m] + bar - t.entry_fill[m], amount)
         paid = np.bincount(m, weights=amount, minlength=len(lengths)).astype(np.float64)
     notional = entry_notional + exit_notional
-    return _Book(qx, qy, beta, gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional, paid,
+    return Book(qx, qy, beta, gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional, paid,
                  funding is not None, active, pnl, float(notional.sum()), len(f))
 
 
@@ -301,7 +299,8 @@ def annualised(total: float, years: float) -> float:
     return -1.0 if total <= -1.0 else (1.0 + total) ** (1.0 / years) - 1.0
 
 
-def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics:
+def metrics_of(t: TradeIndex, b: Book, time: np.ndarray, bar_s: float) -> Metrics:
+    """The Metrics of booked trades over bars of ``bar_s`` seconds closing at ``time`` (ms)."""
     n = b.bars
     elapsed_s = float(time[-1] - time[0]) / 1000.0 + bar_s if n else 0.0
     periods = elapsed_s / bar_s
@@ -335,7 +334,9 @@ def _metrics(t: TradeIndex, b: _Book, time: np.ndarray, bar_s: float) -> Metrics
 
 
 def bar_seconds(time: np.ndarray) -> float:
-    """The bar length in seconds: the most common step between bar times (ms)."""
+    """The bar length in seconds guessed from bar times (ms): their most common step. Only for
+    arrays of unknown timeframe: with bars missing it can be a multiple of the true length, so
+    callers that know the timeframe pass it (``PairBars.bar_s``)."""
     steps = np.diff(np.asarray(time, dtype=np.int64))
     if not len(steps):
         return 1.0
@@ -349,15 +350,17 @@ def evaluate(f: SignalFrame, p: BacktestParams, bar_s: float | None = None,
     ``funding`` share the frame's signal arrays and settlements between calls)."""
     index = index or SignalIndex(f)
     t = find_trades(f, p, index)
-    return _metrics(t, _book(f, p, t, index, funding), f.time, bar_s or bar_seconds(f.time))
+    return metrics_of(t, book_trades(f, p, t, index, funding), f.time, bar_s or bar_seconds(f.time))
 
 
 def block_of_bars(time: np.ndarray, bar_s: float, blocks: int) -> tuple[np.ndarray, np.ndarray]:
     """(block of each bar, periods per block): ``blocks`` spans of equal elapsed time from the
-    first bar's open to the last bar's close (bar ``time`` = close times, ms)."""
-    start = float(time[0]) - bar_s * 1000.0
-    elapsed = float(time[-1]) - start
-    block = np.minimum(((time - start) * blocks / elapsed).astype(np.int64), blocks - 1)
+    first bar's open to the last bar's close (bar ``time`` = close times, ms). A bar belongs to
+    the block its period ends in: a close exactly on a boundary closes the earlier block."""
+    time = np.asarray(time, dtype=np.int64)
+    start = int(time[0]) - int(round(bar_s * 1000.0))
+    elapsed = int(time[-1]) - start
+    block = np.clip(((time - start) * blocks - 1) // elapsed, 0, blocks - 1)
     return block, np.full(blocks, elapsed / 1000.0 / bar_s / blocks)
 
 
@@ -366,8 +369,8 @@ def evaluate_blocks(f: SignalFrame, p: BacktestParams, bar_s: float, index: Sign
     """``evaluate`` plus the sums of the per-bar PnL to the powers 1..4 per block, shape (4, blocks)
     (see overfitting.BlockSums)."""
     t = find_trades(f, p, index)
-    b = _book(f, p, t, index, funding)
-    return _metrics(t, b, f.time, bar_s), block_sums_of(b.active, b.active_pnl, block_of_bar, blocks)
+    b = book_trades(f, p, t, index, funding)
+    return metrics_of(t, b, f.time, bar_s), block_sums_of(b.active, b.active_pnl, block_of_bar, blocks)
 
 
 def run_backtest(f: SignalFrame, p: BacktestParams, bar_s: float | None = None,
@@ -379,11 +382,20 @@ def run_backtest(f: SignalFrame, p: BacktestParams, bar_s: float | None = None,
     index = SignalIndex(f)
     t = find_trades(f, p, index)
     fi = FundingIndex.build(f.time, f.price_x, f.price_y, funding) if funding is not None else None
-    b = _book(f, p, t, index, fi)
+    b = book_trades(f, p, t, index, fi)
+    trades = trades_frame(f, t, b)
     ts = pd.to_datetime(f.time, unit="ms", utc=True)
-    trades = pd.DataFrame({
+    equity = pd.Series(1.0 + np.cumsum(b.bar_pnl()), index=ts, name="equity")
+    return BacktestResult(p, trades, equity, metrics_of(t, b, f.time, bar_s), f, b.funded)
+
+
+def trades_frame(f: SignalFrame, t: TradeIndex, b: Book) -> pd.DataFrame:
+    """One row per trade (see BacktestResult.trades): UTC fill times, direction, signal z, exit
+    reason, hedge, units, fill prices, bars held and the PnL parts."""
+    ts = pd.to_datetime(f.time, unit="ms", utc=True)
+    return pd.DataFrame({
         "entry_time": ts[t.entry_fill], "exit_time": ts[t.exit_fill],
-        "direction": np.where(t.side == 1, "LONG_SPREAD", "SHORT_SPREAD"),
+        "direction": [direction_name(side) for side in t.side.tolist()],
         "entry_z": f.z[t.entry_signal], "exit_z": f.z[t.exit_signal],
         "reason": np.array(EXIT_REASONS, dtype=object)[t.reason],
         "beta": b.beta, "units_x": b.units_x, "units_y": b.units_y,
@@ -394,8 +406,6 @@ def run_backtest(f: SignalFrame, p: BacktestParams, bar_s: float | None = None,
         "funding": b.funding if b.funded else np.full(len(b.gross), np.nan),
         "pnl": b.net,
     })
-    equity = pd.Series(1.0 + np.cumsum(b.bar_pnl()), index=ts, name="equity")
-    return BacktestResult(p, trades, equity, _metrics(t, b, f.time, bar_s), f, b.funded)
 
 
 def backtest(time: np.ndarray, price_x: np.ndarray, price_y: np.ndarray, p: BacktestParams,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..analytics.hedge import KalmanParams, ols_hedge
-from ..analytics.signals import REL_STD_FLOOR, PairParams, log_returns, pair_frame, rolling_corr, rolling_zscore
+from ..analytics.hedge import ols_hedge
+from ..analytics.signals import REL_STD_FLOOR, log_returns, pair_frame, rolling_corr, rolling_zscore
 from ..errors import InvalidParameter
 from .params import BacktestParams
 
@@ -43,10 +43,7 @@ def signal_frame(time: np.ndarray, price_x: np.ndarray, price_y: np.ndarray, p: 
     if len(t) and (not np.all(np.isfinite(px)) or not np.all(np.isfinite(py)) or px.min() <= 0 or py.min() <= 0):
         raise InvalidParameter("prices must be finite and > 0")
     if p.hedge_mode != "walk_forward":
-        pp = PairParams(hedge_mode=p.hedge_mode, hedge_window=p.hedge_window, z_window=p.z_window,
-                        corr_window=p.corr_window, log_prices=p.log_prices,
-                        kalman=KalmanParams(q_alpha=p.kalman_q_alpha, q_beta=p.kalman_q_beta))
-        f = pair_frame(t, px, py, pp)
+        f = pair_frame(t, px, py, p.pair_params())
         return SignalFrame(t, px, py, f.alpha, f.beta, f.z, f.corr)
     alpha, beta, z = walk_forward(px, py, p)
     corr = rolling_corr(log_returns(px), log_returns(py), p.corr_window)

@@ -121,10 +121,31 @@ def _sharpe_of(s1: np.ndarray, s2: np.ndarray, n: np.ndarray | float) -> np.ndar
         return np.where(var > 0, mean / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
 
 
+def _best_rank(is_sr: np.ndarray, oos_sr: np.ndarray) -> np.ndarray:
+    """Per split (rows): the out-of-sample rank (1 = worst, ties averaged) of the in-sample best
+    combination; when several tie for best in sample (within 1e-12 relative), the mean of their
+    ranks, so the result does not depend on the grid's order."""
+    top = is_sr.max(axis=1, keepdims=True)
+    best = is_sr >= top - 1e-12 * np.abs(top)
+    pick = oos_sr[np.arange(len(is_sr)), np.argmax(is_sr, axis=1)][:, None]
+    rank = 1 + (oos_sr < pick).sum(axis=1) + ((oos_sr == pick).sum(axis=1) - 1) / 2
+    # tied bests that also agree out of sample (identical combinations, the usual tie) have one rank
+    hi = np.where(best, oos_sr, -np.inf).max(axis=1)
+    lo = np.where(best, oos_sr, np.inf).min(axis=1)
+    split = np.flatnonzero(hi > lo)
+    if len(split):
+        from scipy.stats import rankdata  # imported on first use (see expected_max_sharpe)
+
+        ranks = rankdata(oos_sr[split], method="average", axis=1)
+        rank[split] = (ranks * best[split]).sum(axis=1) / best[split].sum(axis=1)
+    return rank
+
+
 def pbo_cscv(sums: BlockSums) -> tuple[float, np.ndarray]:
     """(PBO, logits) by CSCV: for every way to pick half of the S blocks as in-sample J (the rest
     out of sample), take the combination n* with the best in-sample Sharpe, its relative rank
-    w = rank / (N + 1) among the out-of-sample Sharpe ratios (ties averaged) and
+    w = rank / (N + 1) among the out-of-sample Sharpe ratios (ties averaged; combinations tied
+    for best in sample share the split: w is the mean of their ranks) and
     lambda = ln(w / (1 - w)); PBO = the share of splits with lambda <= 0."""
     s = sums.blocks
     if s < 2 or s % 2:
@@ -142,10 +163,7 @@ def pbo_cscv(sums: BlockSums) -> tuple[float, np.ndarray]:
         rest = 1.0 - member
         is_sr = _sharpe_of(member @ p1.T, member @ p2.T, (member @ sums.periods)[:, None])
         oos_sr = _sharpe_of(rest @ p1.T, rest @ p2.T, (rest @ sums.periods)[:, None])
-        pick = oos_sr[np.arange(len(chunk)), np.argmax(is_sr, axis=1)][:, None]
-        # its rank out of sample (1 = worst; ties averaged)
-        rank = 1 + (oos_sr < pick).sum(axis=1) + ((oos_sr == pick).sum(axis=1) - 1) / 2
-        w = rank / (trials + 1)
+        w = _best_rank(is_sr, oos_sr) / (trials + 1)
         logits[lo : lo + 512] = np.log(w / (1 - w))
     return float(np.mean(logits <= 0)), logits
 

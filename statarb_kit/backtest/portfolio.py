@@ -23,7 +23,7 @@ from ..analytics.hedge import ols_hedge
 from ..errors import InvalidParameter
 from ..funding import FundingRates, PairFunding
 from .data import PairBars, backtest_bars
-from .engine import YEAR_S, BacktestResult, bar_seconds, pnl_figures
+from .engine import YEAR_S, BacktestResult, pnl_figures
 from .params import BacktestParams
 
 WEIGHTINGS = ("equal", "inverse_vol")
@@ -112,7 +112,7 @@ def run_portfolio(bars: list[PairBars], params: BacktestParams | list[BacktestPa
     names = ["/".join(b.symbols) for b in bars]
     if len(set(names)) != len(names):
         raise InvalidParameter("a pair is listed twice")
-    steps = {bar_seconds(b.time) for b in bars}
+    steps = {b.bar_s for b in bars}
     if len(steps) != 1:
         raise InvalidParameter(f"the pairs have different bar lengths {sorted(steps)} s: use one timeframe")
     bar_s = steps.pop()

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from ..errors import InvalidParameter
 from ..results import sql_path, write_frame
 from .data import PairBars
-from .engine import METRIC_NAMES, Metrics, SignalIndex, bar_seconds, block_of_bars, evaluate_blocks, result_rows
+from .engine import METRIC_NAMES, Metrics, SignalIndex, block_of_bars, evaluate_blocks, result_rows
 from .frame import signal_frame
 from .funding import FundingIndex
 from .overfitting import BlockSums, overfitting
@@ -80,7 +80,7 @@ def run_sweep(bars: PairBars, combos: list[BacktestParams], jobs: int | None = N
     elif jobs is None:
         jobs = (os.cpu_count() or 1) if len(combos) * len(bars) >= PARALLEL_MIN_WORK else 1
     jobs = max(1, min(jobs, len(combos)))
-    bar_s = bar_seconds(bars.time)
+    bar_s = bars.bar_s
     chunks = _chunks(combos, jobs)
     log.info("sweep: %d combinations over %d bars in %d chunks, %d process(es)", len(combos), len(bars),
              len(chunks), jobs)

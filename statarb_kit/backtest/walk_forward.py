@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..errors import InvalidParameter
 from .data import PairBars
-from .engine import METRIC_NAMES, Metrics, SignalIndex, TradeIndex, _book, _Book, _metrics, bar_seconds, find_trades
+from .engine import METRIC_NAMES, Book, Metrics, SignalIndex, TradeIndex, book_trades, find_trades, metrics_of
 from .frame import SignalFrame, signal_frame
 from .funding import FundingIndex
 from .params import BacktestParams
@@ -58,15 +58,15 @@ class WalkForwardResult:
         return pd.DataFrame(rows, index=["in sample", "out of sample"]).T
 
 
-def _stitch(parts: list[tuple[int, TradeIndex, _Book]], bars: int, funded: bool) -> tuple[TradeIndex, _Book]:
-    """One TradeIndex and _Book of the out-of-sample windows, positions offset to the stitched span."""
+def _stitch(parts: list[tuple[int, TradeIndex, Book]], bars: int, funded: bool) -> tuple[TradeIndex, Book]:
+    """One TradeIndex and Book of the out-of-sample windows, positions offset to the stitched span."""
     def cat(get, offset: bool = False) -> np.ndarray:
         return np.concatenate([get(t, b) + (o if offset else 0) for o, t, b in parts]) if parts else np.empty(0)
 
     t = TradeIndex(*(cat(lambda t, b, n=name: getattr(t, n), off).astype(np.int64)
                      for name, off in (("entry_signal", True), ("entry_fill", True), ("exit_signal", True),
                                        ("exit_fill", True), ("side", False), ("reason", False))))
-    b = _Book(*(cat(lambda t, b, n=name: getattr(b, n)) for name in
+    b = Book(*(cat(lambda t, b, n=name: getattr(b, n)) for name in
                 ("units_x", "units_y", "beta", "gross", "fees", "slippage", "funding")),
               funded, cat(lambda t, b: b.active, True).astype(np.int64), cat(lambda t, b: b.active_pnl),
               float(sum(b.notional for _, _, b in parts)), bars)
@@ -87,7 +87,7 @@ def walk_forward_optimise(bars: PairBars, combos: list[BacktestParams], in_sampl
     n = len(bars)
     if n < in_sample + out_of_sample:
         raise InvalidParameter(f"{n} bars: fewer than one window ({in_sample} in sample + {out_of_sample} out)")
-    bar_s = bar_seconds(bars.time)
+    bar_s = bars.bar_s
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, p in enumerate(combos):
         groups[p.frame_key()].append(i)
@@ -97,10 +97,10 @@ def walk_forward_optimise(bars: PairBars, combos: list[BacktestParams], in_sampl
         return FundingIndex.build(f.time, f.price_x, f.price_y, bars.funding) if bars.funding else None
 
     def run(f: SignalFrame, p: BacktestParams, index: SignalIndex,
-            fi: FundingIndex | None) -> tuple[TradeIndex, _Book, Metrics]:
+            fi: FundingIndex | None) -> tuple[TradeIndex, Book, Metrics]:
         t = find_trades(f, p, index)
-        b = _book(f, p, t, index, fi)
-        return t, b, _metrics(t, b, f.time, bar_s)
+        b = book_trades(f, p, t, index, fi)
+        return t, b, metrics_of(t, b, f.time, bar_s)
 
     rows, parts = [], []
     first_oos = stop = in_sample
@@ -130,7 +130,7 @@ def walk_forward_optimise(bars: PairBars, combos: list[BacktestParams], in_sampl
         rows.append(row)
     f_oos = cut(frames[next(iter(frames))], first_oos, stop)
     t, b = _stitch(parts, stop - first_oos, bars.funding is not None)
-    oos = _metrics(t, b, f_oos.time, bar_s)
+    oos = metrics_of(t, b, f_oos.time, bar_s)
     windows = pd.DataFrame(rows)
     for col in ("is_start", "oos_start", "oos_end"):
         windows[col] = pd.to_datetime(windows[col], unit="ms", utc=True)

@@ -30,11 +30,10 @@ import pandas as pd
 import zmq
 import zmq.asyncio
 
-from ..alerts import Alert, AlertRule
+from ..alerts import AlertRule
 from ..analytics import PairParams
 from ..bars import bars_frame
 from ..errors import InvalidParameter, SessionStateError, StatarbError
-from ..feed import BarListener
 from ..pair import MirrorView, PairView
 from ..event_log import EventLog
 from ..session import SessionStatus
@@ -102,7 +101,7 @@ class RemoteSession(EventLog):
         self._config: dict[str, Any] = {}
         self._status: dict[str, Any] = {}
         EventLog.__init__(self, 10_000)
-        self._bar_listeners: list[BarListener] = []
+        self._views: list[PairView] = []  # every view of this viewer: mirrors, and views computed here
         self._mirrors: dict[str, list[MirrorView]] = {}
         self._bars: dict[tuple[int, str], np.ndarray] = {}
         self.connected = False
@@ -311,11 +310,11 @@ class RemoteSession(EventLog):
                 k += 1
                 for view in views:
                     view.add_rows(rows, count)
-        for listener in list(self._bar_listeners):  # the views computed here
-            try:
-                listener(tf, final, corrected)
+        for view in list(self._views):  # those computed here (a mirror takes its rows above); their
+            try:  # alerts and events are not the monitor's: they stay out of its log
+                view.update(tf, final, corrected)
             except Exception as exc:
-                self.report_error("bar listener", exc)
+                self.report_error(f"pair view {view.name}", exc)
         alerts = [wire.alert_of(a) for a in header["alerts"]]
         events = [wire.alert_of(e) for e in header["events"]]
         self.alert_log.extend(alerts)
@@ -403,15 +402,10 @@ class RemoteSession(EventLog):
         bars = self.final_bars(self.code(symbol), timeframe)
         return bars_frame(bars if last is None else bars[-last:] if last > 0 else bars[:0])
 
-    def subscribe_bars(self, listener: BarListener) -> Callable[[], None]:
-        self._bar_listeners.append(listener)
-        return lambda: self._bar_listeners.remove(listener)
-
-    def publish_alerts(self, alerts: list[Alert]) -> None:
-        """Alerts of views computed here are not the monitor's: they stay out of its log."""
-
-    def publish_events(self, events: list[Alert]) -> None:
-        """Events of views computed here are not the monitor's (nor notified): dropped."""
+    async def with_store(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """A viewer has no store: the monitor's file is its own (paper trading runs there)."""
+        raise StatarbError("this page is attached to a monitor, which holds the file: paper trading runs in the "
+                           "monitor (statarb monitor --paper), not in a viewer")
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "statarb-task") -> asyncio.Task[Any]:
         if self._state != "running":
@@ -438,8 +432,10 @@ class RemoteSession(EventLog):
                                         max_rows=self.rows_kept or max(self.retained_bars(timeframe), len(rows)),
                                         on_close=self._forget)
             self._mirrors.setdefault(name, []).append(view)
-            return view
-        return PairView(self, x, y, timeframe, params, rule)
+        else:
+            view = PairView(self, x, y, timeframe, params, rule, on_close=self._forget)
+        self._views.append(view)
+        return view
 
     @contextlib.contextmanager
     def keeping(self, rows: int | None) -> Iterator[None]:
@@ -451,9 +447,9 @@ class RemoteSession(EventLog):
             self.rows_kept = saved
 
     def _forget(self, view: PairView) -> None:
-        views = self._mirrors.get(view.name, [])
-        if view in views:
-            views.remove(view)
+        for views in (self._mirrors.get(view.name, []), self._views):
+            if view in views:
+                views.remove(view)
 
     def status(self) -> SessionStatus:
         """The monitor's status; the source state says this page views it, and whether it hears it."""

@@ -139,6 +139,8 @@ class Monitor:
         await self.session.flush()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
+        if self.watchlist.desk is not None:
+            await self.watchlist.desk.flush()  # the paper books as of the last bar
         self.watchlist.close()
         persisted = False
         try:
@@ -381,6 +383,10 @@ class Monitor:
                 "notify_pending": note.pending if note else 0,
                 "viewers": len(self._viewers), "viewer_figures": {k: {f: v for f, v in d.items() if f != "seen"}
                                                                   for k, d in self._viewers.items()},
+                "paper": {v.name: {"position": p.direction, "realised_pnl": p.realised_pnl, "open_pnl": p.open_pnl,
+                                   "trades": p.trades}
+                          for v, b in zip(self.watchlist.views, self.watchlist.books) if b is not None
+                          for p in (b.position(),)},
                 "errors": st.errors, "last_error": st.last_error, "pid": os.getpid()}
 
 

@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from ..archive import is_archive, read_closes
 from ..backtest.data import utc_ms
 from ..errors import InvalidParameter
 from ..results import write_frame
-from ..store import TickStore, bars_table
+from ..store import TickStore
 from ..ticks import normalize_symbol
 
 RESULTS_TABLE = "scan_results"
@@ -34,20 +33,9 @@ def closes_from_store(db: str | Path, timeframe: str = "1m", symbols: list[str] 
     names = [normalize_symbol(s) for s in symbols] if symbols else None
     if is_archive(db):
         return read_closes(db, timeframe, names, *bounds)
-    table = bars_table(timeframe)
     store = TickStore(db, read_only=True)  # names a file that does not exist
     try:
-        if not store._has_table(table):
-            raise InvalidParameter(f"{db} has no {timeframe} bars")
-        where, args = ["1 = 1"], []
-        if names:
-            where.append(f"symbol IN ({', '.join('?' * len(names))})")
-            args += names
-        for bound, op in zip(bounds, (">=", "<")):
-            if bound is not None:
-                where.append(f"start {op} ?")
-                args.append(bound)
-        rows = store.con.execute(f"SELECT symbol, start, close FROM {table} WHERE {' AND '.join(where)}", args).df()
+        rows = store.closes(timeframe, names, *bounds)
     finally:
         store.close()
     if rows.empty:
@@ -65,21 +53,10 @@ def closes_from_store(db: str | Path, timeframe: str = "1m", symbols: list[str] 
 def closes_from_files(files: list[str | Path], timeframe: str = "1m", skip_bad: bool = False) -> pd.DataFrame:
     """Closes of Binance dump files (trades or aggTrades, any symbols), built by the pipeline
     (Session -> ticks -> bars) in a temporary DuckDB file: the bars a recording would store."""
-    from ..backtest.data import run_sync
-    from ..session import Session
+    from ..recording import recorded
     from ..sources import Replay
 
-    with tempfile.TemporaryDirectory(prefix="statarb-scan-") as tmp:
-        db = Path(tmp) / "bars.duckdb"
-
-        async def record() -> None:
-            async with Session(source=Replay(files, skip_bad=skip_bad, progress=False), db=db, timeframes=(timeframe,),
-                               retain_bars=1, retain_ticks=1) as session:
-                await session.wait()
-            if session.status().last_error:
-                raise InvalidParameter(f"loading the files failed: {session.status().last_error}")
-
-        run_sync(record())
+    with recorded(lambda: Replay(files, skip_bad=skip_bad, progress=False), timeframe) as db:
         return closes_from_store(db, timeframe)
 
 

@@ -2,7 +2,9 @@
 false discoveries controlled, checked out of sample. In-process, or on Dask workers.
 
 Conventions (each is a column or ``DataFrame.attrs`` of the result):
-- prices are logged (``log_prices``): a hedge ratio in logs is a ratio of dollar amounts;
+- prices or log prices (``log_prices``, the rule's setting and default, ``statarb_kit.rule``:
+  prices); across a universe of very different price levels logs are the usual choice (a hedge
+  ratio in logs is a ratio of dollar amounts), and the pair's backtest and dashboard trade it so;
 - one calendar split for every pair: ``split`` (a UTC time), else ``1 - validation`` of the time
   span; bars before it form, the rest validate, so every pair is validated on the same future;
 - a symbol is left out, with its reason in ``attrs["left_out"]``, when it has fewer than
@@ -19,7 +21,7 @@ Conventions (each is a column or ``DataFrame.attrs`` of the result):
   directions) and ``q_value`` its Benjamini-Hochberg value over the pairs tested
   (``attrs["pairs_tested"]``); ``selected`` = q_value <= q_level;
 - ``half_life_bars`` (AR(1) of the formation spread), ``corr`` (of log returns), ``spread_std``
-  (of the formation spread, log units); ``crossings`` (times the spread crosses its mean) of the
+  (of the formation spread, in price or log units); ``crossings`` (times the spread crosses its mean) of the
   selected pairs;
 - each selected pair is checked on its validation bars (both legs with a close) with its
   formation hedge held fixed, so plain ADF critical values apply (``adfuller(regression="c",
@@ -37,8 +39,9 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 
-from ..analytics.stationarity import ar1_rows, half_life_of
+from ..analytics.stationarity import half_life_of, half_life_rows
 from ..errors import InvalidParameter
+from ..rule import DEFAULT
 from .engle_granger import PairMoments, adf_or_nan, coint_moments, default_maxlag, pair_moments, series_sums
 
 log = logging.getLogger(__name__)
@@ -57,7 +60,7 @@ class ScanParams:
     """Settings of a scan (see the module doc). ``split``: UTC time where validation starts (None:
     ``1 - validation`` of the time span); ``block``: pairs per unit of work."""
 
-    log_prices: bool = True
+    log_prices: bool = DEFAULT.log_prices
     max_stale: int = 3
     min_obs: int = 500
     min_moves: int = 50
@@ -86,21 +89,44 @@ class ScanParams:
 
 # ---- p-values and multiple testing ----------------------------------------------------------
 
-def mackinnon_p(stat: np.ndarray, regression: str = "c", n_series: int = 1) -> np.ndarray:
-    """MacKinnon's approximate p-values, element-wise: statsmodels' ``mackinnonp`` (same tables)."""
-    from scipy.stats import norm
-    from statsmodels.tsa import adfvalues as av
+@dataclass(frozen=True)
+class MacKinnonTable:
+    """MacKinnon's response-surface fit of the asymptotic tau distribution for one regression and
+    number of series: p = Phi(poly(tau)), with ``small`` coefficients (ascending powers) up to
+    ``star`` and ``large`` above it; outside [``lo``, ``hi``] p is 0 or 1."""
 
+    small: tuple[float, ...]
+    large: tuple[float, ...]
+    lo: float
+    hi: float
+    star: float
+
+
+#: MacKinnon, J. G. (1994), "Approximate Asymptotic Distribution Functions for Unit-Root and
+#: Cointegration Tests", Journal of Business & Economic Statistics 12(2), 167-176, Table 3
+#: (constant, "c"), for 1 series (ADF) and 2 series (Engle-Granger); the large-tau coefficients
+#: with the table's scaling applied. statsmodels' ``mackinnonp`` uses the same values (tested equal).
+MACKINNON_C: dict[int, MacKinnonTable] = {
+    1: MacKinnonTable((2.1659, 1.4412, 0.038269), (1.7339, 0.93202, -0.12745, -0.010368), -18.83, 2.74, -1.61),
+    2: MacKinnonTable((2.92, 1.5012, 0.039796), (2.1945, 0.64695, -0.29198, -0.042377), -18.86, 0.92, -2.62),
+}
+
+
+def mackinnon_p(stat: np.ndarray, regression: str = "c", n_series: int = 1) -> np.ndarray:
+    """MacKinnon's (1994) approximate p-values of tau statistics, element-wise (MACKINNON_C; the
+    scan's tests have a constant and 1 or 2 series). NaN stays NaN."""
+    from scipy.stats import norm
+
+    if regression != "c" or n_series not in MACKINNON_C:
+        raise InvalidParameter(f"MacKinnon p-values are tabled here for regression 'c' and 1 or 2 series, "
+                               f"not {regression!r} with {n_series}")
+    t = MACKINNON_C[n_series]
     stat = np.asarray(stat, dtype=np.float64)
-    k = n_series - 1
-    small = np.asarray(av._tau_smallps[regression][k])[::-1]
-    large = np.asarray(av._tau_largeps[regression][k])[::-1]
-    lo, hi = av._tau_mins[regression][k], av._tau_maxs[regression][k]
-    inside = np.clip(np.nan_to_num(stat), lo, hi)  # outside the tables p is 0 or 1 (set below)
-    z = np.where(inside <= av._tau_stars[regression][k], np.polyval(small, inside), np.polyval(large, inside))
+    inside = np.clip(np.nan_to_num(stat), t.lo, t.hi)  # outside the tables p is 0 or 1 (set below)
+    z = np.where(inside <= t.star, np.polyval(t.small[::-1], inside), np.polyval(t.large[::-1], inside))
     p = norm.cdf(z)
-    p = np.where(stat > hi, 1.0, p)
-    p = np.where(stat < lo, 0.0, p)
+    p = np.where(stat > t.hi, 1.0, p)
+    p = np.where(stat < t.lo, 0.0, p)
     return np.where(np.isnan(stat), np.nan, p)
 
 
@@ -317,7 +343,7 @@ def _validate(prep: Prepared, rows: pd.DataFrame, p: ScanParams) -> tuple[pd.Dat
         singular += [label for label, b in zip(labels, bad) if b]
         out.loc[labels, "val_adf_stat"], out.loc[labels, "val_adf_lags"] = adf.stat, adf.lags
         out.loc[labels, "val_adf_pvalue"] = mackinnon_p(adf.stat, "c", 1)
-        out.loc[labels, "val_half_life_bars"] = half_life_of(ar1_rows(spread)[0])
+        out.loc[labels, "val_half_life_bars"] = half_life_rows(spread)
     return out, singular
 
 

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..ticks import TickBatch, now_ms
+
+if TYPE_CHECKING:
+    from .mark_price import FundingProvider
+
+
+class SourceState(StrEnum):
+    """What a source is doing (``SourceStatus.state``; a str, so it prints and compares as its text)."""
+
+    IDLE = "idle"  # not started
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    QUIET = "quiet"  # connected; the exchange printed nothing new (not an error)
+    RECONNECTING = "reconnecting"
+    SILENT_ROUTE = "silent route"  # connected, but the route delivers nothing while REST shows trades
+    FINISHED = "finished"  # a finite source came to its end
+    ERROR = "error"
 
 
 @dataclass
@@ -17,7 +34,7 @@ class SourceStatus:
     """
 
     name: str
-    state: str = "idle"  # idle | connecting | streaming | reconnecting | finished | error
+    state: SourceState = SourceState.IDLE
     ticks: int = 0
     batches: int = 0
     last_message_ms: int = 0
@@ -48,13 +65,38 @@ class Source(Protocol):
     exhausted; a live source runs until its task is cancelled.
 
     History a source emits (a warm-up, a REST backfill, a resume) goes in batches marked
-    ``TickBatch.backlog``: the session waits for ring space for them instead of overwriting. A
-    source that can check itself against the exchange offers ``async reconcile(until_ms,
-    timeout_s) -> TickBatch``, which ``Session.stop()`` calls once the stream has stopped.
+    ``TickBatch.backlog``: the session waits for ring space for them instead of overwriting, which
+    it does only to keep a live feed live under overload.
+
+    Three optional parts, with the defaults of ``SourceBase`` (a source inherits them):
+    ``funding`` (its symbols' funding: a FundingProvider; one that is ``live`` runs as a task of
+    the session, which stores its settlements), ``resume(newest)`` (continue after the trades a
+    file already holds: symbol -> (trade id, time ms, price)) and ``reconcile(until_ms,
+    timeout_s)`` (after the stream stopped: the trades up to ``until_ms`` it still owes, checked
+    against the exchange; ``Session.stop()`` stores them).
     """
 
     symbols: tuple[str, ...]
     realtime: bool
     status: SourceStatus
+    funding: FundingProvider | None
 
     def stream(self) -> AsyncIterator[TickBatch]: ...
+
+    def resume(self, newest: Mapping[str, tuple[int, int, float]]) -> None: ...
+
+    async def reconcile(self, until_ms: int, timeout_s: float) -> TickBatch: ...
+
+
+class SourceBase:
+    """The optional parts of a Source, as a source without them has them: no funding, nothing
+    to resume (a recorded source's trades carry their own ids), nothing owed at a stop."""
+
+    funding: FundingProvider | None = None
+
+    def resume(self, newest: Mapping[str, tuple[int, int, float]]) -> None:
+        """Nothing to continue: the trades are the exchange's or the files'."""
+
+    async def reconcile(self, until_ms: int, timeout_s: float) -> TickBatch:
+        """Nothing owed: everything this source has was streamed."""
+        return TickBatch.empty()

@@ -39,6 +39,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import httpx
 import numpy as np
@@ -46,7 +47,8 @@ import websockets
 
 from ..errors import InvalidParameter
 from ..ticks import TickBatch, normalize_symbol, now_ms
-from .base import SourceStatus
+from .base import SourceBase, SourceState, SourceStatus
+from .sequencer import Gap, TradeSequencer
 from .binance_format import SAMPLES, parse_frames
 from .binance_rest import RECENT_LIMIT, Backoff, Fill, RestClient, RestError, WeightBudget, check_listed
 from .mark_price import MarkPriceStream
@@ -107,17 +109,23 @@ class BinanceConfig:
             raise InvalidParameter(f"ws_path must start with '/', got {self.ws_path!r}")
 
 
-@dataclass
-class Gap:
-    """Missing trade ids [lo, hi] of one symbol, between two seen trades' times."""
+class Verdict(StrEnum):
+    """The watchdog's finding after a connection fell silent (``_judge_silence``; also recorded in
+    ``stall_checks``)."""
 
-    code: int
-    lo: int
-    hi: int
-    lo_ts: int
-    hi_ts: int
-    seen_at: float = field(default_factory=time.monotonic)
-    next_try: float = 0.0
+    QUIET = "quiet"  # Binance printed nothing new: the connection stays
+    IN_FLIGHT = "in flight"  # the trades REST showed arrived meanwhile
+    SILENT_ROUTE = "silent route"  # this connection delivered nothing since it opened: another route
+    STALLED = "stalled"  # trades are missing (or REST cannot tell): reconnect
+
+
+@dataclass
+class SymbolWatch:
+    """The watchdog's view of one symbol: its message-rate estimate and when it last traded
+    (monotonic seconds)."""
+
+    meter: RateMeter
+    last_seen: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -138,7 +146,7 @@ class Shard:
         return self.routes[self.route]
 
 
-class BinanceLive:
+class BinanceLive(SourceBase):
     """Source of live trades for ``symbols`` (upper case) from Binance USD-M Futures.
 
     ``resume_from`` maps a symbol to the (trade id, time ms) of its last stored trade: the gap
@@ -163,25 +171,18 @@ class BinanceLive:
         self.notes: dict[str, str] = {}  # per-symbol watchdog messages
         self.unreconciled: list[str] = []  # what a stop could not check against REST
         self.stall_checks: list[tuple[str, float, str]] = []  # (path, silence s, verdict)
-        self.duplicates = 0
         self.route_switches = 0
         self.budget = WeightBudget(self.config.rest_weight_per_min)
         n = len(self.symbols)
-        self._last_id: list[int | None] = [None] * n
-        self._last_ts: list[int] = [0] * n
-        self._last_seen: list[float] = [time.monotonic()] * n
-        self._meters = [RateMeter(RATE_TAU_S, now=time.monotonic()) for _ in range(n)]
-        self._first: list[tuple[int, int] | None] = [None] * n  # first streamed (id, time) per symbol
-        for s, (tid, ts) in (resume_from or {}).items():
-            code = self.code_of[normalize_symbol(s)]
-            self._last_id[code], self._last_ts[code] = int(tid), int(ts)
-        self._gaps: list[Gap] = []
+        # ids, gaps and duplicates per symbol (pure bookkeeping); the watchdog's view of each symbol
+        self.seq = TradeSequencer(n, {self.code_of[normalize_symbol(s)]: v for s, v in (resume_from or {}).items()})
+        self.watch = [SymbolWatch(RateMeter(RATE_TAU_S, now=time.monotonic())) for _ in range(n)]
         # REST fills already counted as received (their gap closed, the last id moved) and not yet
         # handed over: a cancellation between two REST calls must not drop them
         self._unsent: list[TickBatch] = []
         # symbols to catch up from REST: after a reconnect, and at once when resuming stored history
-        self._resync: set[int] = {c for c, last in enumerate(self._last_id) if last is not None}
-        self._anchor: set[int] = {c for c, last in enumerate(self._last_id) if last is None}  # start not fixed yet
+        self._resync: set[int] = {c for c, sq in enumerate(self.seq.symbols) if sq.last_id is not None}
+        self._anchor: set[int] = {c for c, sq in enumerate(self.seq.symbols) if sq.last_id is None}  # start not fixed
         self._from_start: set[int] = set()  # nothing printed before the start: all trades since it belong
         self._started_ms = 0
         k = self.config.max_streams_per_connection
@@ -205,7 +206,7 @@ class BinanceLive:
 
     async def stream(self) -> AsyncIterator[TickBatch]:
         queue: asyncio.Queue[TickBatch] = asyncio.Queue()
-        self.status.state = "connecting"
+        self.status.state = SourceState.CONNECTING
         self._started_ms = now_ms()
         async with self._http() as http:
             rest = self._rest(http)
@@ -241,7 +242,7 @@ class BinanceLive:
                 for t in tasks:
                     t.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-                self.status.state = "finished"
+                self.status.state = SourceState.FINISHED
 
     async def _check_symbols(self, rest: RestClient) -> None:
         try:
@@ -268,7 +269,7 @@ class BinanceLive:
             if len(rows) > 1:
                 span_s = (int(rows[-1]["time"]) - int(rows[0]["time"])) / 1000
                 if span_s > 0:
-                    self._meters[code].reset_prior((len(rows) - 1) / span_s, time.monotonic())
+                    self.watch[code].meter.reset_prior((len(rows) - 1) / span_s, time.monotonic())
             before = [r for r in rows if int(r["time"]) <= self._started_ms]
             if before:
                 origin, origin_ts = int(before[-1]["id"]), int(before[-1]["time"])
@@ -276,20 +277,20 @@ class BinanceLive:
                 origin, origin_ts = int(rows[0]["id"]) - 1, self._started_ms
             else:  # nothing printed yet, or more since the start than one call shows: every trade
                 # from the start time on belongs (found from the aggregates when caught up)
-                if self._last_id[code] is None:
+                if self.seq[code].last_id is None:
                     self._from_start.add(code)
-                elif self._first[code] is not None:  # the stream began first: fetch what it missed
+                elif self.seq[code].first is not None:  # the stream began first: fetch what it missed
                     self._from_start.add(code)
                     self._resync.add(code)
                 continue
-            first = self._last_id[code]
+            first = self.seq[code].last_id
             if first is None:
-                self._last_id[code], self._last_ts[code] = origin, origin_ts
-            elif self._first[code] is not None and self._first[code][0] > origin + 1:
-                f_id, f_ts = self._first[code]
-                self._gaps.append(Gap(code, origin + 1, f_id - 1, origin_ts, f_ts))
+                self.seq[code].last_id, self.seq[code].last_ts = origin, origin_ts
+            elif self.seq[code].first is not None and self.seq[code].first[0] > origin + 1:
+                f_id, f_ts = self.seq[code].first
+                self.seq.gaps.append(Gap(code, origin + 1, f_id - 1, origin_ts, f_ts))
         for shard in self.shards:
-            priors = [self._meters[c].prior for c in shard.codes if self._meters[c].prior is not None]
+            priors = [self.watch[c].meter.prior for c in shard.codes if self.watch[c].meter.prior is not None]
             if priors and not shard.delivered:
                 shard.meter.reset_prior(sum(priors), time.monotonic())
 
@@ -302,7 +303,7 @@ class BinanceLive:
                                                 ping_interval=self.config.ping_interval_s, max_size=2**24)
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                 delay = backoff.next()
-                self.status.state = "reconnecting"
+                self.status.state = SourceState.RECONNECTING
                 self.status.last_error = f"connect failed ({type(exc).__name__}: {exc}); retry in {delay:.1f} s"
                 log.warning(self.status.last_error)
                 await asyncio.sleep(delay)
@@ -316,7 +317,7 @@ class BinanceLive:
         retiring: set[asyncio.Task[None]] = set()
         ws = await self._connect(self._url(shard), backoff)
         opened, shard.delivered = time.monotonic(), 0
-        self.status.state = "streaming"
+        self.status.state = SourceState.STREAMING
         try:
             while True:
                 reason = await self._read(ws, shard, opened + c.max_connection_age_s, queue)
@@ -334,18 +335,18 @@ class BinanceLive:
                     continue
                 if reason.startswith("stalled"):
                     verdict = await self._judge_silence(ws, shard, rest, queue, time.monotonic() - opened)
-                    if verdict in ("quiet", "in flight"):
+                    if verdict in (Verdict.QUIET, Verdict.IN_FLIGHT):
                         continue  # nothing missed, or it arrived after all: the connection is fine, keep it
                     if verdict.startswith("closed"):
                         reason = verdict
-                    if verdict == "silent route":
+                    if verdict == Verdict.SILENT_ROUTE:
                         shard.route = (shard.route + 1) % len(shard.routes)
                         self.route_switches += 1
                         reason = f"silent on its route: trying {shard.path}"
                 await ws.close()
                 self.status.reconnects += 1
-                if self.status.state != "silent route":
-                    self.status.state = "reconnecting"
+                if self.status.state != SourceState.SILENT_ROUTE:
+                    self.status.state = SourceState.RECONNECTING
                     self.status.last_error = f"connection {reason}: reconnecting"
                     log.warning("binance %s", self.status.last_error)
                 # trades printed while away show as a gap only once a later trade arrives: ask now
@@ -370,7 +371,7 @@ class BinanceLive:
         return min(c.stall_timeout_s, base * shard.quiet_factor)
 
     async def _judge_silence(self, ws: websockets.ClientConnection, shard: Shard, rest: RestClient,
-                             queue: asyncio.Queue[TickBatch], open_s: float) -> str:
+                             queue: asyncio.Queue[TickBatch], open_s: float) -> Verdict | str:
         """After a silence: "quiet" when Binance printed nothing past the last trade received of
         the shard's most active symbols (at most QUIET_CHECKS REST calls, so a shard of hundreds
         of symbols stays within the request weight). Trades REST shows may still be in flight, or
@@ -379,25 +380,25 @@ class BinanceLive:
         when this connection has delivered nothing since it opened, "closed (code)" when it closed
         meanwhile, else "stalled" (also when REST cannot tell)."""
         limit = self.silence_limit(shard)
-        codes = sorted(shard.codes, key=lambda code: self._meters[code].rate(time.monotonic()), reverse=True)
+        codes = sorted(shard.codes, key=lambda code: self.watch[code].meter.rate(time.monotonic()), reverse=True)
         newest: dict[int, int] = {}  # code -> REST's newest id, for symbols with trades not received
         for code in codes[:QUIET_CHECKS]:
             try:
                 latest = await rest.latest_trade(self.symbols[code])
             except REST_FAILURES:
-                self.stall_checks.append((shard.path, limit, "stalled"))
-                return "stalled"
-            last = self._last_id[code]
+                self.stall_checks.append((shard.path, limit, Verdict.STALLED))
+                return Verdict.STALLED
+            last = self.seq[code].last_id
             if latest is not None and (last is None or latest[0] > last):
                 newest[code] = latest[0]
         if not newest:
             shard.quiet_factor *= 2
-            self.status.state = "quiet"  # until the next message (not an error: shown as the state)
+            self.status.state = SourceState.QUIET  # until the next message (not an error: shown as the state)
             log.info("quiet market: Binance printed no trade of %s in %.1f s; connection kept",
                      ", ".join(self.symbols[k] for k in codes[:QUIET_CHECKS]), limit)
-            self.stall_checks.append((shard.path, limit, "quiet"))
-            return "quiet"
-        before = {code: self._last_id[code] for code in newest}
+            self.stall_checks.append((shard.path, limit, Verdict.QUIET))
+            return Verdict.QUIET
+        before = {code: self.seq[code].last_id for code in newest}
         shard.awaited = dict(newest)  # _emit removes each symbol whose trade arrives
         try:
             reason = await self._read(ws, shard, time.monotonic() + self.config.gap_grace_s, queue, watch=False)
@@ -406,22 +407,22 @@ class BinanceLive:
         if reason.startswith("closed"):
             return reason
         if arrived:
-            self.stall_checks.append((shard.path, limit, "in flight"))
-            return "in flight"
+            self.stall_checks.append((shard.path, limit, Verdict.IN_FLIGHT))
+            return Verdict.IN_FLIGHT
         missed = sum(hi - before[code] if before[code] is not None else 1 for code, hi in newest.items())
         if shard.delivered == 0:
             nxt = shard.routes[(shard.route + 1) % len(shard.routes)]
             streams = ", ".join(shard.streams[:3]) + (f" and {len(shard.streams) - 3} more" if len(shard.streams) > 3 else "")
-            self.status.state = "silent route"
+            self.status.state = SourceState.SILENT_ROUTE
             self.status.last_error = (
                 f"{streams} on {shard.path} delivered nothing in {open_s:.1f} s while REST shows {missed:,} "
                 f"new trade(s) of {', '.join(self.symbols[k] for k in newest)}: a wrong route or a dead feed; "
                 f"trying {nxt} (trades meanwhile from REST)")
             log.warning("binance %s", self.status.last_error)
-            self.stall_checks.append((shard.path, limit, "silent route"))
-            return "silent route"
-        self.stall_checks.append((shard.path, limit, "stalled"))
-        return "stalled"
+            self.stall_checks.append((shard.path, limit, Verdict.SILENT_ROUTE))
+            return Verdict.SILENT_ROUTE
+        self.stall_checks.append((shard.path, limit, Verdict.STALLED))
+        return Verdict.STALLED
 
     async def _retire(self, ws: websockets.ClientConnection, shard: Shard, seconds: float,
                       queue: asyncio.Queue[TickBatch]) -> None:
@@ -487,9 +488,9 @@ class BinanceLive:
                 self.status.last_error = f"subscription error: {reply['error']}"
                 log.warning(self.status.last_error)
         if len(parsed.batch):
-            if self.status.state == "silent route":
+            if self.status.state == SourceState.SILENT_ROUTE:
                 self.status.last_error = ""  # the route delivers again
-            self.status.state = "streaming"
+            self.status.state = SourceState.STREAMING
             shard.delivered += len(parsed.batch)
             shard.quiet_factor = 1.0
             shard.meter.add(len(parsed.batch), time.monotonic())
@@ -502,51 +503,20 @@ class BinanceLive:
 
     def _sequence(self, batch: TickBatch) -> TickBatch:
         """Drop duplicates (ids already passed and not missing); record new gaps; return the rest."""
-        keep = np.ones(len(batch), dtype=bool)
         now = time.monotonic()
         for code in np.unique(batch.sym).tolist():
-            rows = np.flatnonzero(batch.sym == code)
-            order = rows[np.argsort(batch.trade_id[rows], kind="stable")]
-            ids, ts = batch.trade_id[order], batch.ts[order]
-            first = np.ones(len(ids), dtype=bool)
-            first[1:] = ids[1:] != ids[:-1]
-            keep[order[~first]] = False
-            self._last_seen[code] = now
-            self._meters[code].add(int(first.sum()), now)
+            w = self.watch[code]
+            w.last_seen = now
+            w.meter.add(len(np.unique(batch.trade_id[batch.sym == code])), now)
             self.notes.pop(self.symbols[code], None)
-            if self._first[code] is None and not batch.backlog:
-                self._first[code] = (int(ids[0]), int(ts[0]))
-                if code in self._from_start:
-                    self._resync.add(code)  # the trades between the start and this one
-            last = self._last_id[code]
-            if last is None:  # the very first trade of a symbol starts its sequence
-                last, self._last_ts[code] = int(ids[0]) - 1, int(ts[0])
-            old = first & (ids <= last)
-            for i in np.flatnonzero(old):
-                if not self._fill(code, int(ids[i])):
-                    keep[order[i]] = False  # seen before: a duplicate
-            new = first & (ids > last)
-            prev_id, prev_ts = last, self._last_ts[code]
-            for i in np.flatnonzero(new):
-                tid, t = int(ids[i]), int(ts[i])
-                if tid > prev_id + 1:
-                    self._gaps.append(Gap(code, prev_id + 1, tid - 1, prev_ts, t))
-                prev_id, prev_ts = tid, t
-            self._last_id[code], self._last_ts[code] = prev_id, prev_ts
-        self.duplicates += int((~keep).sum())
-        return batch.take(keep) if not keep.all() else batch
+        kept, started = self.seq.accept(batch)
+        self._resync.update(c for c in started if c in self._from_start)  # the trades between the start and this one
+        return kept
 
-    def _fill(self, code: int, tid: int) -> bool:
-        """A late trade: True (and the gap shrinks) if ``tid`` was missing."""
-        for g in self._gaps:
-            if g.code == code and g.lo <= tid <= g.hi:
-                self._gaps.remove(g)
-                if g.lo < tid:
-                    self._gaps.append(Gap(g.code, g.lo, tid - 1, g.lo_ts, g.hi_ts, g.seen_at, g.next_try))
-                if tid < g.hi:
-                    self._gaps.append(Gap(g.code, tid + 1, g.hi, g.lo_ts, g.hi_ts, g.seen_at, g.next_try))
-                return True
-        return False
+    @property
+    def duplicates(self) -> int:
+        """Trades received twice (and dropped)."""
+        return self.seq.duplicates
 
     def _holes(self, symbol: str, fill: Fill) -> None:
         for lo, hi in fill.holes:
@@ -557,7 +527,7 @@ class BinanceLive:
         """Fetch gaps older than the grace period (all of them when ``force``) from REST into
         ``_unsent``."""
         now = time.monotonic()
-        due = [g for g in self._gaps if force or (now - g.seen_at >= self.config.gap_grace_s and now >= g.next_try)]
+        due = [g for g in self.seq.gaps if force or (now - g.seen_at >= self.config.gap_grace_s and now >= g.next_try)]
         for g in due:
             symbol = self.symbols[g.code]
             if g.next_try == 0.0:
@@ -569,7 +539,7 @@ class BinanceLive:
                 self.status.last_error = f"backfill of {symbol} {g.lo}..{g.hi} failed, will retry: {exc}"
                 log.warning(self.status.last_error)
                 continue
-            self._gaps.remove(g)
+            self.seq.gaps.remove(g)
             self._holes(symbol, fill)
             if len(fill.batch):
                 self.status.gaps_filled += 1
@@ -584,7 +554,7 @@ class BinanceLive:
         """Every trade since each resynced symbol's last one (after a reconnect, a silent route, a
         resume), from REST into ``_unsent``; ``until_ms`` bounds it (a stop)."""
         for code in sorted(self._resync):
-            last = self._last_id[code]
+            last = self.seq[code].last_id
             from_start = code in self._from_start
             if last is None and not from_start:
                 if code in self._anchor:
@@ -593,11 +563,11 @@ class BinanceLive:
                 continue
             symbol = self.symbols[code]
             if from_start and last is not None:  # the stream delivered first: only what precedes it
-                lo, hi, lo_ts = None, self._first[code][0] - 1, self._started_ms
+                lo, hi, lo_ts = None, self.seq[code].first[0] - 1, self._started_ms
             elif from_start:
                 lo, hi, lo_ts = None, None, self._started_ms
             else:
-                lo, hi, lo_ts = last + 1, None, self._last_ts[code]
+                lo, hi, lo_ts = last + 1, None, self.seq[code].last_ts
             try:
                 fill = await rest.fill(symbol, code, lo, hi, lo_ts, until_ms)
             except REST_FAILURES as exc:
@@ -613,9 +583,9 @@ class BinanceLive:
                 continue  # nothing printed since
             self.status.gaps_found += 1
             self.status.gaps_filled += 1
-            self._meters[code].add(len(fill.batch), time.monotonic())
+            self.watch[code].meter.add(len(fill.batch), time.monotonic())
             if hi is None:  # an open range: the stream takes over after what REST had
-                self._last_id[code], self._last_ts[code] = fill.last_id, fill.last_ts
+                self.seq[code].last_id, self.seq[code].last_ts = fill.last_id, fill.last_ts
             self._unsent.append(fill.batch)
 
     async def reconcile(self, until_ms: int, timeout_s: float = 10.0) -> TickBatch:
@@ -623,7 +593,7 @@ class BinanceLive:
         ``until_ms``, and every gap still open, from REST (one recent-trades call per symbol
         usually). Bounded by ``timeout_s``; what could not be checked is listed in
         ``unreconciled``, the status and the log. The stream must have stopped."""
-        self._resync.update(c for c in range(len(self.symbols)) if self._last_id[c] is not None or c in self._from_start)
+        self._resync.update(c for c in range(len(self.symbols)) if self.seq[c].last_id is not None or c in self._from_start)
         why = ""
         try:
             async with asyncio.timeout(timeout_s), self._http() as http:
@@ -634,9 +604,9 @@ class BinanceLive:
             why = f"no answer within {timeout_s:g} s"
         except (RestError, httpx.HTTPError) as exc:
             why = f"{type(exc).__name__}: {exc}"
-        left = sorted({self.symbols[c] for c in self._resync} | {self.symbols[g.code] for g in self._gaps})
+        left = sorted({self.symbols[c] for c in self._resync} | {self.symbols[g.code] for g in self.seq.gaps})
         if left:
-            self.unreconciled = [f"{s} after trade {self._last_id[self.code_of[s]]}" for s in left]
+            self.unreconciled = [f"{s} after trade {self.seq[self.code_of[s]].last_id}" for s in left]
             self.status.last_error = (f"stop: REST {why or 'failed'}; not reconciled: {', '.join(self.unreconciled)} "
                                       "(trades printed just before the stop may be missing there)")
             log.warning("binance %s", self.status.last_error)
@@ -653,11 +623,11 @@ class BinanceLive:
             await asyncio.sleep(min(silence / 4, 5.0))
             now = time.monotonic()
             for code, symbol in enumerate(self.symbols):
-                quiet = now - self._last_seen[code]
+                quiet = now - self.watch[code].last_seen
                 if quiet >= silence:
                     self.notes[symbol] = f"no trade for {symbol} in {quiet:.0f} s"
                     self.status.last_error = self.notes[symbol]
 
     @property
     def pending_gaps(self) -> int:
-        return len(self._gaps) + len(self._resync) + len(self._anchor)
+        return len(self.seq.gaps) + len(self._resync) + len(self._anchor)

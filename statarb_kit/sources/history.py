@@ -18,7 +18,6 @@ import datetime as dt
 import hashlib
 import io
 import re
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ..dumps import dump_bytes
 from ..errors import InvalidParameter, NetworkError, StatarbError
 from ..funding import funding_dump_name
 from ..ticks import TickBatch, normalize_symbol, now_ms
@@ -86,19 +86,11 @@ class ReadResult:
 
 
 def zip_text(path: Path) -> str:
-    """The text of a dump: the one CSV inside a zip, or a plain CSV file. HistoryFileError for a
-    corrupt zip or one that does not hold exactly one CSV."""
-    if path.suffix == ".zip":
-        try:
-            z = zipfile.ZipFile(path)
-        except zipfile.BadZipFile as exc:
-            raise HistoryFileError(f"{path}: cannot read: {exc}") from None
-        with z:
-            names = [n for n in z.namelist() if n.endswith(".csv")]
-            if len(names) != 1:
-                raise HistoryFileError(f"{path}: expected one CSV inside the zip, found {names}")
-            return z.read(names[0]).decode()
-    return path.read_text()
+    """The text of a dump (see ``dumps.dump_bytes``); HistoryFileError for a corrupt one."""
+    try:
+        return dump_bytes(path, HistoryFileError).decode()
+    except UnicodeDecodeError as exc:
+        raise HistoryFileError(f"{path}: not text: {exc}") from None
 
 
 def read_history(f: HistoryFile, skip_bad: bool = False) -> ReadResult:

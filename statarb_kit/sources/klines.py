@@ -37,7 +37,7 @@ INTERVAL_MS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 9
 MARKET_INTERVALS = {"um": tuple(i for i in INTERVAL_MS if i != "1s"), "spot": tuple(INTERVAL_MS)}
 MARKET_PATHS = {"um": "/data/futures/um", "spot": "/data/spot"}
 _US_THRESHOLD = 10**14  # ms open times are ~1.7e12, microsecond ones ~1.7e15
-_NAME = re.compile(r"^(?P<symbol>[A-Z0-9_]+)-(?P<interval>\d+[smhd])-(?P<date>\d{4}-\d{2}(-\d{2})?)\.(zip|csv)$")
+_NAME = re.compile(r"^(?P<symbol>[A-Z0-9_]+)-(?P<interval>\d+[A-Za-z])-(?P<date>\d{4}-\d{2}(-\d{2})?)\.(zip|csv)$")
 
 
 def check_interval(interval: str, market: str = "um") -> int:

@@ -45,11 +45,24 @@ class FundingNow:
 
 
 class FundingProvider:
-    """What a dashboard asks: ``current(symbol)`` (None: not known yet)."""
+    """What a dashboard asks: ``current(symbol)`` (None: not known yet). A ``live`` provider is
+    run by its session (``run``), which hands each settlement it sees to ``on_settled``."""
+
+    live = False
+    on_settled: Callable[[FundingRates], None] | None = None
+
+    async def run(self) -> None:  # pragma: no cover - only live providers are run
+        """Follow the exchange until cancelled (live providers)."""
+        raise NotImplementedError
 
     def current(self, symbol: str, at_ms: int | None = None) -> FundingNow | None:  # pragma: no cover
         """``at_ms``: the data's time (accelerated synthetic data runs ahead of the clock)."""
         raise NotImplementedError
+
+    def settled(self, symbol: str, start_ms: int, end_ms: int) -> FundingRates | None:
+        """The settlements of ``symbol`` with start_ms < time <= end_ms that this provider saw
+        (None: it cannot say; paper trading then leaves funding out)."""
+        return None
 
 
 class SyntheticFundingNow(FundingProvider):
@@ -72,10 +85,19 @@ class SyntheticFundingNow(FundingProvider):
         k = int(np.searchsorted(f.time, t, side="right"))
         return FundingNow(symbol, float(f.rate[k]), int(f.time[k]), DEFAULT_INTERVAL_H, True, t, "synthetic")
 
+    def settled(self, symbol: str, start_ms: int, end_ms: int) -> FundingRates:
+        """Each settlement at the rate ``current`` announced for it just before."""
+        step = int(DEFAULT_INTERVAL_H * HOUR_MS)
+        times = np.arange((start_ms // step + 1) * step, end_ms + 1, step, dtype=np.int64)
+        rates = np.array([self.current(symbol, int(t) - 1).rate for t in times])
+        return FundingRates(symbol, times, rates, "synthetic")
+
 
 class MarkPriceStream(FundingProvider):
     """Runs one connection to ``<symbol>@markPrice@1s`` of every symbol on ``path`` until cancelled
     (reconnecting with capped, jittered backoff). ``malformed`` counts frames it could not read."""
+
+    live = True
 
     def __init__(self, symbols: tuple[str, ...], ws_url: str, path: str = "/market/stream",
                  on_settled: Callable[[FundingRates], None] | None = None, backoff_max_s: float = 30.0) -> None:
@@ -86,6 +108,7 @@ class MarkPriceStream(FundingProvider):
         self.connections = 0
         self._now: dict[str, FundingNow] = {}
         self._interval: dict[str, float] = {}
+        self._settled: dict[str, list[tuple[int, float]]] = {s: [] for s in symbols}
 
     @property
     def url(self) -> str:
@@ -93,6 +116,12 @@ class MarkPriceStream(FundingProvider):
 
     def current(self, symbol: str, at_ms: int | None = None) -> FundingNow | None:
         return self._now.get(symbol)
+
+    def settled(self, symbol: str, start_ms: int, end_ms: int) -> FundingRates:
+        """The settlements this stream saw pass (none before it connected)."""
+        seen = [(t, r) for t, r in self._settled.get(symbol, []) if start_ms < t <= end_ms]
+        return FundingRates(symbol, np.array([t for t, _ in seen], dtype=np.int64),
+                            np.array([r for _, r in seen], dtype=np.float64), "stream")
 
     def on_frame(self, raw: bytes | str) -> None:
         """Read one frame (combined or raw); a settlement that passed goes to ``on_settled``."""
@@ -111,6 +140,7 @@ class MarkPriceStream(FundingProvider):
         if before is not None and nxt > before.next_ms:  # the settlement at before.next_ms happened
             if before.next_ms > 0:
                 self._interval[symbol] = (nxt - before.next_ms) / HOUR_MS
+            self._settled[symbol].append((before.next_ms, before.rate))
             if self.on_settled is not None:
                 self.on_settled(FundingRates(symbol, np.array([before.next_ms]), np.array([before.rate]), "stream"))
         seen = symbol in self._interval

@@ -13,11 +13,11 @@ from tqdm.auto import tqdm
 
 from ..errors import InvalidParameter
 from ..ticks import TickBatch
-from .base import SourceStatus
+from .base import SourceBase, SourceState, SourceStatus
 from .history import HistoryFile, dump_files, read_history, to_batch
 
 
-class Replay:
+class Replay(SourceBase):
     """Source of the trades in dump files (``SYMBOL-trades-DATE.zip``, ``...-aggTrades-...``,
     zipped or not). Files of the same date are merged by time across symbols; dates play in
     order. ``speed`` None plays as fast as the pipeline takes it, N plays N times real time.
@@ -54,7 +54,7 @@ class Replay:
         for f in self.files:
             by_date[f.date].append(f)
         code = {s: i for i, s in enumerate(self.symbols)}
-        self.status.state = "streaming"
+        self.status.state = SourceState.STREAMING
         bar = tqdm(total=len(self.files), desc="replay", unit="file", disable=not self.progress)
         t_first: int | None = None
         wall_first = time.monotonic()
@@ -78,4 +78,4 @@ class Replay:
                     yield batch
         finally:
             bar.close()
-            self.status.state = "finished"
+            self.status.state = SourceState.FINISHED

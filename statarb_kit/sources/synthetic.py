@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import InvalidParameter
 from ..ticks import TickBatch, normalize_symbol, now_ms
 from .mark_price import SyntheticFundingNow
-from .base import SourceStatus
+from .base import SourceBase, SourceState, SourceStatus
 
 _DAY_MS = 86_400_000
 #: Most of a gap since a file's newest trade that a resumed real-time source generates (6 h of
@@ -61,7 +61,7 @@ class PairModel:
             raise InvalidParameter(f"synthetic pair parameters out of range: {bad}")
 
 
-class SyntheticPair:
+class SyntheticPair(SourceBase):
     """Source of a cointegrated pair ``symbols = (x, y)``.
 
     ``realtime=True`` paces trades on the wall clock (tick time = now), after producing the
@@ -199,7 +199,7 @@ class SyntheticPair:
         )
 
     async def stream(self) -> AsyncIterator[TickBatch]:
-        self.status.state = "streaming"
+        self.status.state = SourceState.STREAMING
         produced = 0
         try:
             while self.max_ticks is None or produced < self.max_ticks:
@@ -227,7 +227,7 @@ class SyntheticPair:
                 if len(batch):
                     yield batch
         finally:
-            self.status.state = "finished"
+            self.status.state = SourceState.FINISHED
 
 
 class SyntheticGroups(SyntheticPair):

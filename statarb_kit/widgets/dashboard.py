@@ -20,6 +20,8 @@ from ..analytics import PairParams
 from ..errors import StatarbError
 from ..export import alerts_csv, bars_csv, frame_csv
 from ..pair import PairView
+from ..paper import PaperBook, PaperDesk
+from ..rule import DEFAULT, Rule
 from ..session import Session
 from ..sources.mark_price import net_funding_per_day
 from ..ticks import now_ms
@@ -27,6 +29,7 @@ from .backtest_view import BacktestPanel
 from .charts import BetaChart, CorrChart, DistributionChart, PriceChart, SpreadChart, ZChart
 from .panels import (AlertLog, Controls, ExportPanel, FundingPanel, HedgePanel, StatusBar, TestsPanel, behind_text, css,
                      source_note)
+from .paper_view import PaperPanel
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +44,10 @@ class Dashboard:
 
     def __init__(self, session: Session, x: str | None = None, y: str | None = None, timeframe: str = "1m",
                  params: PairParams | None = None, rule: AlertRule | None = None, refresh_s: float = 0.5,
-                 max_points: int = 4_000, title: str = "statarb_kit", source_note_shown: bool = True) -> None:
+                 max_points: int = 4_000, title: str = "statarb_kit", source_note_shown: bool = True,
+                 trading: Rule | None = None, paper: bool = False) -> None:
+        """``trading``: how paper trading trades the page's rule (z_exit, costs, ...: the Rule's
+        trading fields; its windows and entry levels are the page's); ``paper``: start at once."""
         self.session = session
         self.max_points = max_points
         params, rule = params or PairParams(), rule or AlertRule()
@@ -57,6 +63,10 @@ class Dashboard:
         self.alert_log = AlertLog()
         self.export = ExportPanel(self.export_files)
         self.backtest = BacktestPanel(self.run_backtest)
+        self.trading = trading or DEFAULT
+        self.paper = PaperPanel(self.start_paper, self.trading)
+        self.desk = PaperDesk(session)
+        self.book: PaperBook | None = None
         self.title = w.HTML()
         self._title_text = title
         self._alerts: deque[Alert] = deque(maxlen=500)
@@ -70,13 +80,15 @@ class Dashboard:
                          w.HBox([self.beta.figure, self.distribution.figure], layout=w.Layout(width="100%")),
                          self.alert_log.widget, self.backtest.result], layout=w.Layout(flex="1 1 auto", min_width="0"))
         side = w.VBox([self.controls.widget, self.hedge.widget, self.funding.widget, self.tests.widget,
-                       self.backtest.widget, self.export.widget],
+                       self.backtest.widget, self.paper.widget, self.export.widget],
                       layout=w.Layout(width="340px", flex="0 0 340px", padding="0 8px 0 0"))
         self.note = source_note(session.source) if source_note_shown else w.HTML()  # a watchlist shows it once
         self.widget = w.VBox([css(), self.title, self.note, self.status.widget, w.HBox([side, charts])],
                              layout=w.Layout(width="100%"))
         self.refresh()
         self._task = session.every(refresh_s, self.refresh, "dashboard refresh")
+        if paper:
+            self.start_paper()
 
     # ---- wiring ------------------------------------------------------------------------
 
@@ -144,6 +156,8 @@ class Dashboard:
                 self._bind(new)
                 self._top_row.children = [self.price.figure, self.spread.figure]
                 self.backtest.clear()
+                self.book = None  # a book trades one pair: the page starts a new one on request
+                self.paper.clear(self.trading)
             elif name in _PARAM_CONTROLS:
                 self.view.set_params(**{name: value})
                 self._clear_markers()
@@ -184,6 +198,8 @@ class Dashboard:
             self._distribution_at = time.monotonic()
             self.distribution.update(v.tail("spread", len(v)), f"distribution of the spread, {v.params.hedge_mode} hedge")
         self._show_funding()
+        if self.book is not None:
+            self.paper.show(self.book)
         if self._alerts_dirty:
             self._alerts_dirty = False
             mine = list(self._alerts)
@@ -246,21 +262,35 @@ class Dashboard:
         self.session.spawn(self._backtest(), "dashboard backtest")
 
     async def _backtest(self) -> None:
-        from ..backtest import BacktestParams
         from ..backtest.data import PairBars, backtest_bars
+        from ..rule import Rule
 
         v = self.view
         cols = v.arrays()
         try:
-            params = BacktestParams(z_entry=v.rule.z_entry, corr_min=v.rule.corr_min, z_window=v.params.z_window,
-                                    corr_window=v.params.corr_window, hedge_mode=v.params.hedge_mode,
-                                    hedge_window=v.params.hedge_window, log_prices=v.params.log_prices)
+            params = Rule.of(v.params, v.rule)
             bars = PairBars(v.symbols, v.timeframe, cols["time"], cols["price_x"], cols["price_y"], "the view's bars")
             result = await asyncio.to_thread(backtest_bars, bars, params)
         except StatarbError as exc:
             self.backtest.failed(str(exc))
             return
         self.backtest.show(result, f"{v.name}, {len(bars):,} {v.timeframe} bars shown")
+
+    def start_paper(self) -> None:
+        """Follow the page's rule on paper from the next bar (a book stored for this rule on the
+        session's file is continued instead)."""
+        self.paper.starting()
+        self.session.spawn(self._start_paper(), "dashboard paper trading")
+
+    async def _start_paper(self) -> None:
+        t = self.trading
+        try:
+            self.book = await self.desk.follow(self.view, z_exit=t.z_exit, z_stop=t.z_stop, fee_bps=t.fee_bps,
+                                               slippage_bps=t.slippage_bps, max_hold=t.max_hold, lag=t.lag)
+        except StatarbError as exc:
+            self.paper.failed(str(exc))
+            return
+        self.paper.show(self.book)
 
     def export_files(self) -> dict[str, str]:
         v = self.view
@@ -273,6 +303,7 @@ class Dashboard:
 
     def close(self) -> None:
         self._task.cancel()
+        self.desk.stop()
         self._unsub_view()
         self._unsub_alerts()
         self._unsub_events()

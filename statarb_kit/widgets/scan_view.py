@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 from ipydatagrid import DataGrid, TextRenderer
 
-from ..analytics import PairParams, pair_frame
+from ..analytics import pair_frame
+from ..rule import DEFAULT, LIVE_FIELDS, Rule
 from .backtest_view import BacktestPanel
 from .charts import PriceChart, SpreadChart, ZChart
 
@@ -43,9 +44,12 @@ class ScanExplorer:
     serves, for the link that opens a pair there on live market data; None when the closes are
     not market data (a synthetic universe): the pair then exists only here, and the page says so."""
 
-    def __init__(self, closes: pd.DataFrame, results: pd.DataFrame, params: PairParams | None = None,
+    def __init__(self, closes: pd.DataFrame, results: pd.DataFrame, rule: Rule | None = None,
                  dashboard_url: str | None = "http://127.0.0.1:8866/", timeframe: str = "1m", heatmap_symbols: int = 24) -> None:
-        self.closes, self.results, self.params = closes, results, params or PairParams()
+        scanned = results.attrs.get("params", {}).get("log_prices", DEFAULT.log_prices)
+        #: the rule the pair is shown, backtested and opened with: on the prices the scan tested
+        self.rule = rule or Rule(log_prices=scanned)
+        self.closes, self.results = closes, results
         self.dashboard_url, self.timeframe = dashboard_url, timeframe
         shown = results.loc[:, list(GRID_COLUMNS)].copy()
         shown["survives"] = shown["survives"].astype("object").where(shown["survives"].notna(), None)
@@ -110,9 +114,8 @@ class ScanExplorer:
         self.show(str(row["x"]), str(row["y"]))
 
     def run_backtest(self) -> None:
-        """Backtest the shown pair by the live rule (log prices, rolling hedge, the explorer's
-        windows) on the bars after the formation: data the selection never saw."""
-        from ..backtest import BacktestParams
+        """Backtest the shown pair by the explorer's rule on the bars after the formation: data
+        the selection never saw."""
         from ..backtest.data import PairBars, backtest_bars
         from ..errors import StatarbError
 
@@ -122,23 +125,20 @@ class ScanExplorer:
         pair = self.closes[[x, y]].dropna()
         if self._validation_ms is not None:
             pair = pair[pair.index.as_unit("ms").asi8 >= self._validation_ms]
-        p = self.params
         try:
-            params = BacktestParams(z_window=p.z_window, corr_window=p.corr_window, hedge_window=p.hedge_window,
-                                    hedge_mode="rolling", log_prices=True)
             bars = PairBars((x, y), self.timeframe, pair.index.as_unit("ms").asi8, pair[x].to_numpy(),
                             pair[y].to_numpy(), "scanned closes")
-            self.backtest.show(backtest_bars(bars, params), f"{x} / {y} on the {len(pair):,} validation bars")
+            self.backtest.show(backtest_bars(bars, self.rule), f"{x} / {y} on the {len(pair):,} validation bars")
         except StatarbError as exc:
             self.backtest.failed(str(exc))
 
     def show(self, x: str, y: str) -> None:
-        """The pair's prices, spread and z (the live analytics, rolling hedge) over the scanned closes."""
+        """The pair's prices, spread and z (the live analytics under the explorer's rule) over the scanned closes."""
         self._pair = (x, y)
         self.backtest.clear()
         pair = self.closes[[x, y]].dropna()
         t = pair.index.as_unit("ms").asi8
-        f = pair_frame(t, pair[x].to_numpy(), pair[y].to_numpy(), self.params)
+        f = pair_frame(t, pair[x].to_numpy(), pair[y].to_numpy(), self.rule.pair_params())
         cols = {"time": t, **{c: getattr(f, c) for c in f.COLUMNS}}
         self.price.close()
         self.price = PriceChart(x, y)
@@ -148,7 +148,8 @@ class ScanExplorer:
             chart.mark_time(self._validation_ms, "validation starts")
         row = self.results[(self.results["x"] == x) & (self.results["y"] == y)].iloc[0]
         if self.dashboard_url:
-            query = urlencode({"source": "live", "symbols": f"{x},{y}", "timeframe": self.timeframe})
+            query = urlencode({"source": "live", "symbols": f"{x},{y}", "timeframe": self.timeframe,
+                               **{k: getattr(self.rule, k) for k in LIVE_FIELDS}})
             where = (f"<a id='sak-open-dashboard' href='{html.escape(f'{self.dashboard_url}?{query}')}' "
                      "target='_blank'>open in the pair dashboard</a> (live Binance trades of these symbols)")
         else:
@@ -157,6 +158,6 @@ class ScanExplorer:
         surv = "n/a" if pd.isna(row["survives"]) else ("yes" if row["survives"] else "no")
         hl = row["half_life_bars"]
         self.title.value = (
-            f"<div id='sak-scan-pair'><b>{x} / {y}</b>: beta {row['beta']:.4g} (log prices), EG {row['eg_stat']:.2f}"
+            f"<div id='sak-scan-pair'><b>{x} / {y}</b>: beta {row['beta']:.4g} ({'log prices' if self.rule.log_prices else 'prices'}), EG {row['eg_stat']:.2f}"
             f" (q {row['q_value']:.2g}), half-life {hl:.1f} bars, corr {row['corr']:.2f}; survives validation: "
             f"{surv}<br>{where}</div>" if math.isfinite(hl) else f"<div id='sak-scan-pair'><b>{x} / {y}</b></div>")

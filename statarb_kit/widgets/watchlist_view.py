@@ -14,6 +14,7 @@ import math
 
 import ipywidgets as w
 
+from ..rule import DEFAULT, Rule
 from ..session import Session
 from ..ticks import now_ms
 from ..watchlist import Watchlist
@@ -27,8 +28,8 @@ SORTS = {"|z|": ("abs_z", True), "corr": ("corr", True), "beta": ("beta", True),
          "half-life": ("half_life_bars", False), "last event": ("last_event_ms", True), "pair": ("pair", False)}
 
 _CSS = """<style>
-.sak-wl-row { display: grid; grid-template-columns: 210px 70px 60px 80px 90px 90px 230px; font-size: 12px;
-  line-height: 22px; border-bottom: 1px solid #eee; font-family: monospace; width: 830px; }
+.sak-wl-row { display: grid; grid-template-columns: 210px 70px 60px 80px 90px 90px 230px 170px; font-size: 12px;
+  line-height: 22px; border-bottom: 1px solid #eee; font-family: monospace; width: 1000px; }
 .sak-wl-head { font-weight: 600; color: #555; font-family: sans-serif; }
 .sak-wl-cold { color: #999; }
 </style>"""
@@ -48,19 +49,27 @@ def row_html(r: dict, need: int) -> str:
         mark = "&#9660;" if r["last_event"] == "SHORT_SPREAD" else "&#9650;"
         event = (f"<span class='sak-wl-event {'sak-short' if r['last_event'] == 'SHORT_SPREAD' else 'sak-long'}'>"
                  f"{mark} {r['last_event']}</span> {_num(r['since_s'], '.0f')} s ago")
+    paper = ""
+    if r["paper"]:
+        side = {"LONG_SPREAD": "long", "SHORT_SPREAD": "short"}.get(r["paper"], "flat")
+        paper = f"{side} {_num(r['paper_pnl'], '+.3%')}"
     return (f"<div class='sak-wl-row' data-pair='{html.escape(r['pair'])}' data-t='{int(r['time_ms'])}'><span>{html.escape(r['pair'])}</span>"
             f"<span class='sak-wl-z {cls}'>{_num(z, '+.2f')}</span><span>{_num(r['corr'], '.2f')}</span>"
             f"<span>{_num(r['beta'], '.4g')}</span><span>{_num(r['half_life_bars'], '.1f')}</span>"
-            f"<span>{warm}</span><span>{event}</span></div>")
+            f"<span>{warm}</span><span>{event}</span><span class='sak-wl-paper'>{paper}</span></div>")
 
 
 class WatchlistView:
     """Display ``view.widget``; it refreshes itself (a task the session owns) until ``close()``."""
 
-    def __init__(self, session: Session, watchlist: Watchlist, refresh_s: float = 0.5, sort: str = "|z|") -> None:
+    def __init__(self, session: Session, watchlist: Watchlist, refresh_s: float = 0.5, sort: str = "|z|",
+                 trading: Rule | None = None) -> None:
+        """``trading``: how paper trading trades the watchlist's rule (``start_paper``) and an
+        opened pair's page."""
         self.session, self.watchlist = session, watchlist
+        self.trading = trading or DEFAULT
         k = len(watchlist)
-        self.rows = [w.HTML(layout=w.Layout(width="840px", flex="0 0 840px")) for _ in range(k)]
+        self.rows = [w.HTML(layout=w.Layout(width="1010px", flex="0 0 1010px")) for _ in range(k)]
         self.opens = [w.Button(description="open", layout=w.Layout(width="60px", height="22px"),
                                tooltip=f"show {v.name} below") for v in watchlist.views]
         for i, b in enumerate(self.opens):
@@ -72,14 +81,17 @@ class WatchlistView:
         self.sort = w.ToggleButtons(options=list(SORTS), value=sort, description="order by",
                                     style={"button_width": "80px"})
         self.sort.observe(lambda _: self.refresh(), names="value")
+        self.paper = w.Button(description="Paper trade every pair", icon="file-text-o", layout=w.Layout(width="220px"))
+        self.paper.on_click(lambda _: self.start_paper())
         head = ("<div class='sak-wl-row sak-wl-head'><span>pair (x/y)</span><span>z</span><span>corr</span>"
-                "<span>beta</span><span>half-life</span><span>rows</span><span>last event</span></div>")
+                "<span>beta</span><span>half-life</span><span>rows</span><span>last event</span><span>paper (PnL)</span></div>")
         self.status = w.HTML()
         self.body = w.VBox(self.lines, layout=w.Layout(max_height="520px", overflow="auto", display="flex",
                                                       flex_flow="column nowrap"))
         self.detail = w.VBox()
         self.dashboard: Dashboard | None = None
-        self.widget = w.VBox([css(), w.HTML(_CSS), source_note(session.source), self.status, self.sort, w.HTML(head),
+        self.widget = w.VBox([css(), w.HTML(_CSS), source_note(session.source), self.status,
+                              w.HBox([self.sort, self.paper]), w.HTML(head),
                               self.body, self.detail])
         self._shown: list[str] = [""] * k
         self._order: list[int] = list(range(k))  # row i's rank
@@ -113,6 +125,14 @@ class WatchlistView:
                                f"<span id='sak-wl-last'>{utc_text(last)}</span>{behind} | "
                                f"{html.escape(st.source)} {html.escape(st.source_state)}</div>")
 
+    def start_paper(self) -> None:
+        """Follow every pair's rule on paper (the table's "paper" column)."""
+        t = self.trading
+        self.paper.disabled, self.paper.description = True, "paper trading"
+        self.session.spawn(self.watchlist.trade_on_paper(z_exit=t.z_exit, z_stop=t.z_stop, fee_bps=t.fee_bps,
+                                                         slippage_bps=t.slippage_bps, max_hold=t.max_hold, lag=t.lag),
+                           "watchlist paper trading")
+
     def ranked(self) -> list[str]:
         """The pairs' names in the order shown."""
         return [v.name for _, v in sorted(zip(self._order, self.watchlist.views), key=lambda t: t[0])]
@@ -124,7 +144,7 @@ class WatchlistView:
             self.dashboard.close()
         self.dashboard = Dashboard(self.session, *v.symbols, timeframe=self.watchlist.timeframe,
                                    params=self.watchlist.params, rule=self.watchlist.rule, title="watchlist",
-                                   source_note_shown=False)
+                                   source_note_shown=False, trading=self.trading)
         self.detail.children = [self.dashboard.widget]
 
     def close(self) -> None:

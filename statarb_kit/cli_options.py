@@ -1,0 +1,36 @@
+"""Command-line options shared by the commands: the rule's (statarb_kit.rule: names, defaults
+and validation come from there, never repeated here)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .rule import DEFAULT, LIVE_FIELDS, RULE_HEDGE_MODES, Rule
+
+_HELP = {"z_entry": "|z| at which the rule enters", "corr_min": "least correlation of returns to enter",
+         "z_window": "bars of the z-score window", "corr_window": "bars of the correlation window",
+         "hedge_window": "bars of the hedge-ratio window", "hedge_mode": "how the hedge ratio is fitted",
+         "log_prices": "fit and trade log prices", "z_exit": "paper trading: exit once z is back through it",
+         "fee_bps": "paper trading: fee per leg and fill (bps)",
+         "slippage_bps": "paper trading: slippage per leg and fill (bps)"}
+
+
+def add_rule_options(parser: argparse.ArgumentParser, live: bool = True) -> None:
+    """``--z-entry``, ``--corr-min``, ... for each of the rule's LIVE_FIELDS, with its default;
+    ``live``: a live view's hedge modes only (walk-forward is for backtests)."""
+    group = parser.add_argument_group("rule (defaults: statarb_kit.rule)")
+    for name in LIVE_FIELDS:
+        flag, default = "--" + name.replace("_", "-"), getattr(DEFAULT, name)
+        text = f"{_HELP[name]} (default: {default})"
+        if isinstance(default, bool):
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
+        elif name == "hedge_mode":
+            modes = [m for m in RULE_HEDGE_MODES if not live or m != "walk_forward"]
+            group.add_argument(flag, choices=modes, default=default, help=text)
+        else:
+            group.add_argument(flag, type=type(default), default=default, help=text)
+
+
+def rule_from_args(args: argparse.Namespace) -> Rule:
+    """The Rule of the options ``add_rule_options`` added (validated)."""
+    return Rule(**{name: getattr(args, name) for name in LIVE_FIELDS})

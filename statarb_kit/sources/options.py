@@ -1,0 +1,44 @@
+"""Sources built from a command's or a page's options: the one place the live client's config,
+its API key, the listing check and the resume point of a recording file are put together."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import InvalidParameter
+from ..store import TickStore
+from ..ticks import normalize_symbol
+from .binance_live import BinanceConfig, BinanceLive
+from .binance_rest import refuse_unlisted
+from .replay import Replay
+
+#: Environment variable of the Binance API key (optional: the public streams need none).
+API_KEY_ENV = "STATARB_BINANCE_API_KEY"
+
+
+def live_source(symbols: tuple[str, ...] | list[str], ws_url: str = BinanceConfig.ws_url, ws_path: str | None = None,
+                rest_url: str = BinanceConfig.rest_url, db: str | Path | None = None) -> BinanceLive:
+    """The Binance client of ``symbols``; refuses symbols Binance does not list (InvalidParameter).
+    ``db``: a recording file; the client then resumes after the trades stored in it (the outage
+    is filled from REST)."""
+    symbols = tuple(normalize_symbol(s) for s in symbols)
+    config = BinanceConfig(ws_url=ws_url, ws_path=ws_path or None, rest_url=rest_url,
+                           api_key=os.environ.get(API_KEY_ENV) or None)
+    refuse_unlisted(symbols, rest_url)
+    resume: dict = {}
+    if db is not None and str(db) != ":memory:" and Path(db).exists():
+        store = TickStore(db)
+        try:
+            resume = {s: v for s, v in store.last_trades().items() if s in symbols}
+        finally:
+            store.close()
+    return BinanceLive(symbols, config, resume_from=resume)
+
+
+def replay_source(files: list[str] | None, speed: float | None = None, skip_bad: bool = False) -> Replay:
+    """Binance dump files played through the pipeline (``speed``: times real time; None: as fast
+    as possible)."""
+    if not files:
+        raise InvalidParameter("--source replay needs --files (Binance dump files, zipped or not)")
+    return Replay(files, speed=speed, skip_bad=skip_bad)
