@@ -2,7 +2,7 @@
 
 - frame: the whole live frame (rolling OLS hedge, spread, z, correlation, flags) from prices;
 - update: one new final bar of each symbol through a live PairView holding 100,000 rows
-  (bar listener -> alignment -> O(window) row -> alert check);
+  (PairView.update -> alignment -> O(window) row -> alert check);
 - rolling OLS against statsmodels RollingOLS (same window), with the largest difference;
 - rolling z-score + correlation against pandas rolling.
 
@@ -93,7 +93,7 @@ def main() -> None:
     for i in range(n, n + 200):
         new = np.concatenate((bars_of(0, t[i : i + 1], x[i : i + 1]), bars_of(1, t[i : i + 1], y[i : i + 1])))
         t0 = time.perf_counter()
-        view._on_bars("1m", new, empty)
+        view.update("1m", new, empty)
         updates.append(time.perf_counter() - t0)
     assert len(view) == n + 200 - 1 or len(view) == n + 200, len(view)
     update_s = statistics.median(updates)

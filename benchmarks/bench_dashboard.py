@@ -46,7 +46,7 @@ async def run(points: int, refreshes: int) -> dict:
                  for _ in range(5)]
         for i in range(n, n + refreshes):
             new = np.concatenate((bars_of(0, t[i:i + 1], x[i:i + 1]), bars_of(1, t[i:i + 1], y[i:i + 1])))
-            dash.view._on_bars("1s", new, empty)
+            dash.view.update("1s", new, empty)
             traffic.reset()
             t0 = time.perf_counter()
             dash.refresh()
