@@ -63,7 +63,7 @@ class AppSettings:
     hedge_window: int = DEFAULT.hedge_window
     hedge_mode: str = DEFAULT.hedge_mode
     log_prices: bool = DEFAULT.log_prices
-    z_exit: float = DEFAULT.z_exit  # how paper trading trades the rule
+    z_exit: float | None = None  # how paper trading trades the rule (None: statarb_kit.rule.default_exit)
     fee_bps: float = DEFAULT.fee_bps
     slippage_bps: float = DEFAULT.slippage_bps
     paper: bool = False  # follow the rule on paper from the page's start (statarb_kit.paper)
@@ -106,19 +106,23 @@ class AppSettings:
         kw: dict[str, object] = {}
         types = {f.name: f.type for f in fields(cls)}
         for key, text in raw.items():
+            kind = types[key].removesuffix(" | None") if isinstance(types[key], str) else types[key]
             try:
+                if kind != types[key] and text.strip().lower() in ("", "none"):
+                    kw[key] = None
+                    continue
                 if key == "symbols":
                     parts = [normalize_symbol(s) for s in text.split(",") if s.strip()]
                     if len(parts) != 2 or parts[0] == parts[1]:
                         raise InvalidParameter(f"symbols must be two different symbols, got {text!r}")
                     kw[key] = (parts[0], parts[1])
-                elif types[key] in ("bool", bool):
+                elif kind in ("bool", bool):
                     if text.strip().lower() not in ("true", "false", "1", "0"):
                         raise InvalidParameter(f"setting {key}={text!r} must be true or false")
                     kw[key] = text.strip().lower() in ("true", "1")
-                elif types[key] in ("int", int):
+                elif kind in ("int", int):
                     kw[key] = int(text)
-                elif types[key] in ("float", float):
+                elif kind in ("float", float):
                     kw[key] = float(text)
                 else:
                     kw[key] = text

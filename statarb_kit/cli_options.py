@@ -4,8 +4,9 @@ and validation come from there, never repeated here)."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 
-from .rule import DEFAULT, LIVE_FIELDS, RULE_HEDGE_MODES, Rule
+from .rule import LIVE_FIELDS, RULE_HEDGE_MODES, Rule
 
 _HELP = {"z_entry": "|z| at which the rule enters", "corr_min": "least correlation of returns to enter",
          "z_window": "bars of the z-score window", "corr_window": "bars of the correlation window",
@@ -19,16 +20,17 @@ def add_rule_options(parser: argparse.ArgumentParser, live: bool = True) -> None
     """``--z-entry``, ``--corr-min``, ... for each of the rule's LIVE_FIELDS, with its default;
     ``live``: a live view's hedge modes only (walk-forward is for backtests)."""
     group = parser.add_argument_group("rule (defaults: statarb_kit.rule)")
+    declared = {f.name: f.default for f in fields(Rule)}
     for name in LIVE_FIELDS:
-        flag, default = "--" + name.replace("_", "-"), getattr(DEFAULT, name)
-        text = f"{_HELP[name]} (default: {default})"
+        flag, default = "--" + name.replace("_", "-"), declared[name]
+        text = f"{_HELP[name]} (default: {'see statarb_kit.rule.default_exit' if default is None else default})"
         if isinstance(default, bool):
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=text)
         elif name == "hedge_mode":
             modes = [m for m in RULE_HEDGE_MODES if not live or m != "walk_forward"]
             group.add_argument(flag, choices=modes, default=default, help=text)
         else:
-            group.add_argument(flag, type=type(default), default=default, help=text)
+            group.add_argument(flag, type=int if isinstance(default, int) else float, default=default, help=text)
 
 
 def rule_from_args(args: argparse.Namespace) -> Rule:

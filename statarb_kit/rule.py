@@ -68,6 +68,16 @@ FRAME_FIELDS = ("hedge_mode", "hedge_window", "trade_window", "z_window", "corr_
 _PAIR = PairParams()
 
 
+#: The exit level when none is given, for an entry above it (see ``default_exit``).
+DEFAULT_EXIT = 0.5
+
+
+def default_exit(z_entry: float) -> float:
+    """The exit level of a rule that names none: DEFAULT_EXIT, or z_entry / 2 for an entry at
+    or below it (a low entry of a live page, z_entry=0.5 say, stays a valid rule)."""
+    return DEFAULT_EXIT if z_entry > DEFAULT_EXIT else z_entry / 2
+
+
 def check_type(name: str, value: Any) -> None:
     """Raise InvalidParameter unless ``value`` has the kind parameter ``name`` takes."""
     kind, optional = _TYPES[name]
@@ -108,11 +118,12 @@ class Rule:
     bars, traded on the following ``trade_window`` bars, refitted per block). ``log_prices``:
     fit and spread on log prices. ``kalman_q_alpha`` / ``kalman_q_beta``: the Kalman state
     variances per bar (None: set from the first ``hedge_window`` bars). Orders decided at the
-    close of bar t fill at the close of bar t + ``lag`` (>= 1); ``max_hold`` bars at most (None:
+    close of bar t fill at the close of bar t + ``lag`` (>= 1); ``z_exit`` None: ``default_exit``
+    (0.5, or half of a z_entry at or below it); ``max_hold`` bars at most (None:
     no limit); ``fee_bps`` and ``slippage_bps`` are charged per leg on each fill's notional."""
 
     z_entry: float = 2.0
-    z_exit: float = 0.5
+    z_exit: float | None = None
     z_stop: float | None = None
     corr_min: float = 0.5
     z_window: int = _PAIR.z_window
@@ -129,6 +140,8 @@ class Rule:
     kalman_q_beta: float | None = None
 
     def __post_init__(self) -> None:
+        if self.z_exit is None and isinstance(self.z_entry, numbers.Real):
+            object.__setattr__(self, "z_exit", default_exit(self.z_entry))
         for f in fields(self):
             check_type(f.name, getattr(self, f.name))
         check_entry(self.z_entry, self.corr_min)

@@ -328,6 +328,16 @@ class Session(EventLog):
         await self.stop()
 
     @property
+    def memory_retention_ms(self) -> int | None:
+        """Data time (ms) an in-memory store keeps before pruning (None: a file store keeps all)."""
+        return self._writer.retention_ms
+
+    @property
+    def retained_ticks(self) -> int:
+        """Recent ticks each symbol keeps in memory (``ticks()``)."""
+        return self._history[0].capacity if self._history else 0
+
+    @property
     def running(self) -> bool:
         return self._state == "running"
 

@@ -84,7 +84,7 @@ def test_a_watchlist_page_holds_bounded_history_per_symbol():
     async def go():
         app = App(AppSettings.parse("pairs=synthetic&timeframe=1s", {"STATARB_HISTORY_MIN": "1"}))
         s = app.session
-        got = (len(app.watchlist), s.retained_bars("1s"), s._history[0].capacity, s._retention_ms)
+        got = (len(app.watchlist), s.retained_bars("1s"), s.retained_ticks, s.memory_retention_ms)
         await app.stop()
         return got
 
