@@ -120,8 +120,7 @@ async def run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, main_task.cancel)
     await monitor.start()
     if args.paper:  # every pair's rule on paper, in the file (continued after a restart)
-        await monitor.watchlist.trade_on_paper(z_exit=trading.z_exit, fee_bps=trading.fee_bps,
-                                               slippage_bps=trading.slippage_bps)
+        await monitor.watchlist.trade_on_paper(**trading.trading())
     print(f"statarb monitor: {len(pairs)} pairs on {args.timeframe} bars into {args.db}; viewers: statarb dashboard "
           f"--monitor {args.host}:{args.port}; health: http://{args.host}:{args.port}/health", file=sys.stderr,
           flush=True)

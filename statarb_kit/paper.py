@@ -253,7 +253,7 @@ class PaperDesk:
         state, closed = await self.session.with_store(_load, key)
         if start_ms is None and self.session.source.realtime:  # rows before the bar forming now are history
             start_ms = max(now_ms() // view.tf_ms * view.tf_ms, int(view.tail("time", 1)[0]) + 1 if len(view) else 0)
-        provider = getattr(self.session, "funding", None)
+        provider = self.session.funding
         if funding is None and provider is not None:
             x, y = view.symbols
 

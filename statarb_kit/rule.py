@@ -61,6 +61,8 @@ _CHECKS = {
     "text": lambda v: isinstance(v, str),
     "boolean": lambda v: isinstance(v, (bool, np.bool_)),
 }
+#: Fields that say how a rule is traded once it has entered: exit, stop, holding, fills, costs.
+TRADING_FIELDS = ("z_exit", "z_stop", "fee_bps", "slippage_bps", "max_hold", "lag")
 #: Fields that change the signal frame (hedge ratio, z, correlation); the others only the trading.
 FRAME_FIELDS = ("hedge_mode", "hedge_window", "trade_window", "z_window", "corr_window", "log_prices",
                 "kalman_q_alpha", "kalman_q_beta")
@@ -200,6 +202,11 @@ class Rule:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def trading(self) -> dict[str, Any]:
+        """How this rule is traded (TRADING_FIELDS): what ``Rule.of`` takes besides a view's
+        analytics and entry levels, e.g. to start a paper book of a page's rule."""
+        return {name: getattr(self, name) for name in TRADING_FIELDS}
 
     def pair_params(self, **extra: Any) -> PairParams:
         """The pair analytics' parameters of this rule (``extra``: z_include_current, corr_of,

@@ -283,10 +283,8 @@ class Dashboard:
         self.session.spawn(self._start_paper(), "dashboard paper trading")
 
     async def _start_paper(self) -> None:
-        t = self.trading
         try:
-            self.book = await self.desk.follow(self.view, z_exit=t.z_exit, z_stop=t.z_stop, fee_bps=t.fee_bps,
-                                               slippage_bps=t.slippage_bps, max_hold=t.max_hold, lag=t.lag)
+            self.book = await self.desk.follow(self.view, **self.trading.trading())
         except StatarbError as exc:
             self.paper.failed(str(exc))
             return

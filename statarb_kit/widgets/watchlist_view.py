@@ -127,11 +127,8 @@ class WatchlistView:
 
     def start_paper(self) -> None:
         """Follow every pair's rule on paper (the table's "paper" column)."""
-        t = self.trading
         self.paper.disabled, self.paper.description = True, "paper trading"
-        self.session.spawn(self.watchlist.trade_on_paper(z_exit=t.z_exit, z_stop=t.z_stop, fee_bps=t.fee_bps,
-                                                         slippage_bps=t.slippage_bps, max_hold=t.max_hold, lag=t.lag),
-                           "watchlist paper trading")
+        self.session.spawn(self.watchlist.trade_on_paper(**self.trading.trading()), "watchlist paper trading")
 
     def ranked(self) -> list[str]:
         """The pairs' names in the order shown."""
