@@ -15,7 +15,8 @@ outcome is written back (``sent_ms``). Started again on its file, it continues e
 test from the stored state over the rows after it (events found there are stored and notified:
 they occurred while it was down), and sends what the outbox holds unsent. An event is notified
 at most once more than it should only if the process dies between an endpoint accepting it and the
-next commit (within ``persist_every_s``).
+next commit (within ``persist_every_s``); ``/health``'s ``notify_unconfirmed`` counts the events
+found whose sending is not committed yet (0: a kill now repeats nothing).
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ class Monitor:
         self._events: list[Alert] = []
         self._outbox: list[Alert] = []  # events to commit into the outbox, then send
         self._outcomes: list[tuple[Alert, bool]] = []  # the notifier's results, to write back
+        self._in_flight = 0  # events handed to the notifier whose outcome is not committed yet
         self._viewers: dict[str, dict[str, Any]] = {}
         self._saved: dict[PairView, tuple[bool, int | None]] = {}  # event state last committed per view
         self.recovered_events = 0
@@ -124,7 +126,7 @@ class Monitor:
             self.notifier.start()
             for event in unsent:
                 self.notifier.submit(event)
-            self.resent = len(unsent)
+            self.resent = self._in_flight = len(unsent)
         s.spawn(self._serve(), "monitor requests")
         s.every(self._persist_s, self._persist, "monitor ledger")
         s.every(self._status_s, self._heartbeat, "monitor status")
@@ -282,7 +284,9 @@ class Monitor:
             self._outbox[:0], self._outcomes[:0] = events, outcomes
             self._saved.clear()  # write every state at the next commit
             raise
+        self._in_flight -= len(outcomes)
         if self.notifier is not None:
+            self._in_flight += len(new)
             for event in new:
                 self.notifier.submit(event)
 
@@ -381,6 +385,7 @@ class Monitor:
                 "last_event": str(last) if last else None,
                 "notified": note.sent if note else 0, "notify_failed": note.failed if note else 0,
                 "notify_pending": note.pending if note else 0,
+                "notify_unconfirmed": len(self._outbox) + self._in_flight - (note.dropped if note else 0),
                 "viewers": len(self._viewers), "viewer_figures": {k: {f: v for f, v in d.items() if f != "seen"}
                                                                   for k, d in self._viewers.items()},
                 "paper": {v.name: {"position": p.direction, "realised_pnl": p.realised_pnl, "open_pnl": p.open_pnl,
