@@ -6,7 +6,8 @@ Connection rules Binance imposes, and what this client does about them:
   that delivers nothing while REST shows trades is reported as "silent route" (which streams,
   which path, how many trades REST shows) and the other documented route is tried;
 - the server pings every 3 minutes and drops a connection without a pong within 10 minutes:
-  the websockets library answers pings itself (and pings the server, closing a dead link);
+  pings are answered at once (``trade_socket``), and a silent link is pinged and dropped when its
+  pong is late;
 - a connection lives at most 24 hours: each connection is rotated after ``max_connection_age_s``,
   the next one opened *before* the old one closes, and the old one read for ``rotation_overlap_s``
   more, so the cut loses nothing (the overlap is deduplicated by trade id);
@@ -43,7 +44,6 @@ from enum import StrEnum
 
 import httpx
 import numpy as np
-import websockets
 
 from ..errors import InvalidParameter
 from ..ticks import TickBatch, normalize_symbol, now_ms
@@ -54,6 +54,7 @@ from .binance_rest import RECENT_LIMIT, Backoff, Fill, RestClient, RestError, We
 from .mark_price import MarkPriceStream
 from .binance_routes import route_candidates, stream_url
 from .rates import RateMeter, silence_limit
+from .trade_socket import CONNECT_FAILURES, SocketClosed, TradeSocket
 
 log = logging.getLogger(__name__)
 
@@ -296,12 +297,11 @@ class BinanceLive(SourceBase):
 
     # ---- connections ---------------------------------------------------------------------
 
-    async def _connect(self, url: str, backoff: Backoff) -> websockets.ClientConnection:
+    async def _connect(self, url: str, backoff: Backoff) -> TradeSocket:
         while True:
             try:
-                return await websockets.connect(url, open_timeout=self.config.open_timeout_s,
-                                                ping_interval=self.config.ping_interval_s, max_size=2**24)
-            except (OSError, websockets.WebSocketException, TimeoutError) as exc:
+                return await TradeSocket.open(url, self.config.open_timeout_s, self.config.ping_interval_s)
+            except CONNECT_FAILURES as exc:
                 delay = backoff.next()
                 self.status.state = SourceState.RECONNECTING
                 self.status.last_error = f"connect failed ({type(exc).__name__}: {exc}); retry in {delay:.1f} s"
@@ -370,7 +370,7 @@ class BinanceLive(SourceBase):
             base = silence_limit(rate, c.stall_expected_msgs, c.stall_min_s, c.stall_timeout_s)
         return min(c.stall_timeout_s, base * shard.quiet_factor)
 
-    async def _judge_silence(self, ws: websockets.ClientConnection, shard: Shard, rest: RestClient,
+    async def _judge_silence(self, ws: TradeSocket, shard: Shard, rest: RestClient,
                              queue: asyncio.Queue[TickBatch], open_s: float) -> Verdict | str:
         """After a silence: "quiet" when Binance printed nothing past the last trade received of
         the shard's most active symbols (at most QUIET_CHECKS REST calls, so a shard of hundreds
@@ -424,7 +424,7 @@ class BinanceLive(SourceBase):
         self.stall_checks.append((shard.path, limit, Verdict.STALLED))
         return Verdict.STALLED
 
-    async def _retire(self, ws: websockets.ClientConnection, shard: Shard, seconds: float,
+    async def _retire(self, ws: TradeSocket, shard: Shard, seconds: float,
                       queue: asyncio.Queue[TickBatch]) -> None:
         """Read a rotated-out connection for ``seconds`` more, then close it."""
         try:
@@ -432,12 +432,12 @@ class BinanceLive(SourceBase):
         finally:
             await ws.close()
 
-    async def _read(self, ws: websockets.ClientConnection, shard: Shard, deadline: float,
+    async def _read(self, ws: TradeSocket, shard: Shard, deadline: float,
                     queue: asyncio.Queue[TickBatch], watch: bool = True) -> str:
         """Read until the connection closes ("closed (code)"), is silent past its limit ("stalled:
         ...", when ``watch``) or is due for rotation ("rotate"), handing parsed trades to
-        ``queue`` in batches of at most ``batch_interval_s``. One timer covers many messages: it is
-        re-armed only when it fires or when a batch opens, not per message."""
+        ``queue`` in batches of at most ``batch_interval_s``. One wake-up takes every message of the
+        socket reads since the last one (hundreds at a burst), not one message per await."""
         c = self.config
         loop = asyncio.get_running_loop()
         frames: list[bytes | str] = []
@@ -456,23 +456,17 @@ class BinanceLive(SourceBase):
                 # re-judged at least every stall_min_s: the limit moves with the rate estimate
                 wake = min(deadline, last_msg + limit, now + c.stall_min_s, flush_at if frames else deadline)
                 try:
-                    async with asyncio.timeout_at(wake):  # cancelling recv() loses nothing
-                        while True:
-                            raw = await ws.recv(decode=False)  # orjson takes the bytes
-                            last_msg = loop.time()
-                            frames.append(raw)
-                            if len(frames) == 1:
-                                flush_at = last_msg + c.batch_interval_s
-                                break  # re-arm the timer for this batch's flush
-                            if len(frames) >= c.batch_max or last_msg >= flush_at:
-                                self._emit(frames, shard, queue)
-                                frames = []
-                            if last_msg >= deadline:
-                                break
-                except TimeoutError:
-                    pass
-                except websockets.ConnectionClosed as exc:
-                    return f"closed ({exc.rcvd.code if exc.rcvd else 1006})"
+                    got = await ws.take(wake)  # every message of the reads since the last call
+                except SocketClosed as exc:
+                    return f"closed ({exc.code})"
+                if got:
+                    last_msg = loop.time()
+                    if not frames:
+                        flush_at = last_msg + c.batch_interval_s
+                    frames.extend(got)
+                    if len(frames) >= c.batch_max:
+                        self._emit(frames, shard, queue)
+                        frames = []
         finally:
             if frames:
                 self._emit(frames, shard, queue)
