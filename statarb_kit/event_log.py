@@ -1,6 +1,7 @@
 """EventLog: the alerts and events an owner has published or received, in memory, with counts,
-listeners and the owner's error count. A Session and a monitor's viewer (``RemoteSession``) are
-both one; the widgets read them through it."""
+listeners, what is still to be stored and the owner's error count. A Session (which stores them)
+and a monitor's viewer (``RemoteSession``, which only shows the monitor's) are both one; the
+widgets read them through it."""
 
 from __future__ import annotations
 
@@ -17,18 +18,23 @@ log = logging.getLogger(__name__)
 
 #: Called with each new alert (or event).
 AlertListener = Callable[[Alert], None]
+#: The tables alerts and events are stored in.
+ALERTS, EVENTS = "alerts", "alert_events"
 
 
 class EventLog:
-    """The newest ``size`` alerts and events (newest last), how many ever came, their listeners."""
+    """The newest ``size`` alerts and events (newest last), how many ever came, their listeners;
+    with ``stored``, what was published and not stored yet (``take_unstored``)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, stored: bool = False) -> None:
         self.alert_log: deque[Alert] = deque(maxlen=size)
         self.event_log: deque[Alert] = deque(maxlen=size)
         self.alerts_fired = 0
         self.events_fired = 0
         self._alert_listeners: list[AlertListener] = []
         self._event_listeners: list[AlertListener] = []
+        #: table -> items published and not stored yet (None: the owner stores nothing)
+        self._unstored: dict[str, list[Alert]] | None = {ALERTS: [], EVENTS: []} if stored else None
         self._errors = 0
         self._last_error = ""
 
@@ -51,6 +57,37 @@ class EventLog:
         """The newest ``last`` alerts held, indexed by bar time (UTC)."""
         items = list(self.alert_log)
         return alerts_frame(items if last is None else items[-last:] if last > 0 else [])
+
+    def publish_alerts(self, alerts: list[Alert], logged: bool = True) -> None:
+        """Loop thread: hold, count, queue for storage and hand new alerts to the subscribers."""
+        self.alert_log.extend(alerts)
+        self.alerts_fired += len(alerts)
+        if self._unstored is not None:
+            self._unstored[ALERTS].extend(alerts)
+        self._hand_over(alerts, self._alert_listeners, "alert", logged)
+
+    def publish_events(self, events: list[Alert], logged: bool = True) -> None:
+        """Loop thread: as ``publish_alerts`` for events (a pair entering the condition; table
+        ``alert_events``), e.g. to a Notifier."""
+        self.event_log.extend(events)
+        self.events_fired += len(events)
+        if self._unstored is not None:
+            self._unstored[EVENTS].extend(events)
+        self._hand_over(events, self._event_listeners, "event", logged)
+
+    def take_unstored(self) -> list[tuple[str, list[Alert]]]:
+        """(table, items) published since the last call, no longer held here: the caller stores
+        them, or hands them back with ``put_back`` when it could not."""
+        if self._unstored is None:
+            return []
+        out = [(table, items) for table, items in self._unstored.items() if items]
+        for table, _ in out:
+            self._unstored[table] = []
+        return out
+
+    def put_back(self, table: str, items: list[Alert]) -> None:
+        """Items ``take_unstored`` gave that could not be stored: first in line again."""
+        self._unstored[table][:0] = items
 
     def _hand_over(self, items: list[Alert], listeners: list[AlertListener], kind: str, logged: bool = True) -> None:
         for item in items:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .alerts import Alert, AlertRule, alerts_frame
+from .alerts import AlertRule, alerts_frame
 from .analytics import PairParams
 from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges
 from .buffer import TickRing
@@ -135,9 +135,7 @@ class Session(EventLog):
         self._writer = Writer(self.builder, self._history, self.symbols, retention_ms)
         self._listeners: list[BarListener] = []
         self._pairs: list[PairView] = []
-        EventLog.__init__(self, alert_log_size)
-        self._alerts_to_store: list[Alert] = []
-        self._events_to_store: list[Alert] = []
+        EventLog.__init__(self, alert_log_size, stored=True)
         self._store: TickStore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -247,9 +245,8 @@ class Session(EventLog):
         self._state = "stopped"
         try:
             self._writer.flush_at_exit(lambda: self.ring.drain(self._batch_rows) if len(self.ring) else None)
-            for table, pending in self._pending_alerts():
-                if pending:
-                    self._store.insert_alerts(alerts_frame(pending), table)
+            for table, items in self.take_unstored():
+                self._store.insert_alerts(alerts_frame(items), table)
             self._store.close()
             log.info("session written at exit: %d ticks stored", self._store.inserted)
         except Exception:
@@ -446,35 +443,17 @@ class Session(EventLog):
                 except Exception as exc:
                     self.report_error("bar listener", exc)
 
-    def _pending_alerts(self) -> tuple[tuple[str, list[Alert]], ...]:
-        """Alerts and events published but not stored yet, with their table."""
-        return ("alerts", self._alerts_to_store), ("alert_events", self._events_to_store)
-
     async def _flush_alerts(self) -> None:
-        for table, pending in self._pending_alerts():
-            if pending:
-                batch = pending[:]
-                del pending[:]
-                try:
-                    await self._run(self._store.insert_alerts, alerts_frame(batch), table)
-                except Exception:
-                    pending[:0] = batch  # keep them for the next attempt
-                    raise
-
-    def publish_alerts(self, alerts: list[Alert]) -> None:
-        """Loop thread: log, queue for storage and hand new alerts to the subscribers."""
-        self.alert_log.extend(alerts)
-        self._alerts_to_store.extend(alerts)
-        self.alerts_fired += len(alerts)
-        self._hand_over(alerts, self._alert_listeners, "alert")
-
-    def publish_events(self, events: list[Alert]) -> None:
-        """Loop thread: log, queue for storage (table ``alert_events``) and hand new events (a pair
-        entering the condition) to the subscribers, e.g. a Notifier."""
-        self.event_log.extend(events)
-        self._events_to_store.extend(events)
-        self.events_fired += len(events)
-        self._hand_over(events, self._event_listeners, "event")
+        """Store the alerts and events published since the last flush (kept for the next one if
+        the store fails)."""
+        pending = self.take_unstored()
+        for k, (table, items) in enumerate(pending):
+            try:
+                await self._run(self._store.insert_alerts, alerts_frame(items), table)
+            except Exception:
+                for later, held in pending[k:]:
+                    self.put_back(later, held)
+                raise
 
     def _update_rate(self) -> None:
         t0, n0 = self._rate_mark

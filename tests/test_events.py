@@ -86,3 +86,36 @@ def test_events_are_stored_and_pushed_while_every_alert_is_logged(tmp_path):
     assert len(alerts) == session.status().alerts > 2 * len(events)  # the log keeps every qualifying bar
     assert events["time_ms"].tolist() == [e.time_ms for e in pushed]
     assert set(events["time_ms"]) <= set(alerts["time_ms"])
+
+
+def test_alerts_and_events_a_failing_store_refused_are_stored_by_a_later_flush(tmp_path, monkeypatch):
+    """The event log hands what is unstored to the writer; an insert that fails hands it back (the
+    other table's batch too), and a later flush stores it: none lost, none twice."""
+    db = tmp_path / "ev.duckdb"
+    real = TickStore.insert_alerts
+    refused: list[str] = []
+
+    def flaky(self, frame, table="alerts"):
+        if len(refused) < 4:  # the first four inserts fail, whichever table comes first
+            refused.append(table)
+            raise OSError("disk full (test)")
+        return real(self, frame, table)
+
+    monkeypatch.setattr(TickStore, "insert_alerts", flaky)
+
+    async def go():
+        src = SyntheticPair(realtime=False, start_ms=1_700_000_000_000, max_ticks=150_000, seed=2)
+        async with Session(source=src, db=db, timeframes=("1s",), flush_interval_s=0.01) as session:
+            session.pair("BTCUSDT", "ETHUSDT", "1s", hedge_window=60, z_window=30, corr_window=30,
+                         rule=AlertRule(1.5, -1.0))
+            await session.wait()
+        return session
+
+    session = asyncio.run(go())
+    st = session.status()
+    assert len(refused) == 4 and st.errors >= 4 and "disk full" in st.last_error
+    store = TickStore(db, read_only=True)
+    events, alerts = store.alerts("alert_events"), store.alerts()
+    assert len(events) == st.events > 5 and len(alerts) == st.alerts
+    assert events["time_ms"].tolist() == [e.time_ms for e in session.event_log][-len(events):]
+    assert alerts["time_ms"].is_unique and events["time_ms"].is_unique

@@ -317,12 +317,8 @@ class RemoteSession(EventLog):
                 self.report_error(f"pair view {view.name}", exc)
         alerts = [wire.alert_of(a) for a in header["alerts"]]
         events = [wire.alert_of(e) for e in header["events"]]
-        self.alert_log.extend(alerts)
-        self.event_log.extend(events)
-        self.alerts_fired += len(alerts)
-        self.events_fired += len(events)
-        self._hand_over(alerts, self._alert_listeners, "alert", logged=False)
-        self._hand_over(events, self._event_listeners, "event", logged=False)
+        self.publish_alerts(alerts, logged=False)  # the monitor's: it logged and stored them
+        self.publish_events(events, logged=False)
 
     def _merge_bars(self, tf: str, final: np.ndarray, corrected: np.ndarray) -> None:
         """Fetched series take newly final bars after their newest and corrected bars in place."""
