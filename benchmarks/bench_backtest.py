@@ -11,8 +11,19 @@ computes each row's deflated Sharpe ratio and the PBO (CSCV, 16 blocks). Baselin
 same frames, over the whole grid (about a minute), or with ``--sample N`` on N evenly spaced
 combinations, extrapolated (and said so); each loop result is checked against the sweep's.
 
-Ends with one JSON line: {"benchmark": "backtest", "grid_1000_s", "vs_loop_ratio", "funding_cost_ratio", ...}.
-Usage: python benchmarks/bench_backtest.py [--bars 86400] [--sample N] [--jobs N]
+Where vectorbt is installed (not a dependency: ``pip install vectorbt``), the same grid through
+``vectorbt.Portfolio.from_signals`` too, against the sweep without funding (vectorbt has none):
+per combination two legs grouped with shared cash, the engine's entry and exit signals shifted by
+``lag`` bars (the engine fills on the bar after the signal; vectorbt at the signal bar's close),
+each leg sized at its share of the notional (the hedge of the signal bar), fee plus slippage per
+leg, an opposite entry closing the position. Its timing includes building its signal arrays
+and the frames they come from (as the sweep's does), not numba's compilation (a warm-up run).
+It leaves a trade open at the end where the engine closes it: trade counts are compared, and
+total returns agree up to that last trade's costs.
+
+Ends with one JSON line: {"benchmark": "backtest", "grid_1000_s", "vs_loop_ratio", "funding_cost_ratio",
+"vs_vectorbt_ratio" (null without vectorbt), ...}.
+Usage: python benchmarks/bench_backtest.py [--bars 86400] [--sample N] [--jobs N] [--no-vectorbt]
 """
 
 from __future__ import annotations
@@ -38,12 +49,57 @@ GRID = {
 }
 
 
+def vectorbt_run(bars, combos: list[BacktestParams], chunk: int = 100) -> tuple[float, np.ndarray] | None:
+    """(seconds, trades of each combination) of the grid through vectorbt's ``from_signals`` (see
+    the module doc), or None without vectorbt."""
+    try:
+        import vectorbt as vbt
+    except ImportError:
+        return None
+
+    def shifted(a: np.ndarray, lag: int, fill) -> np.ndarray:
+        return np.concatenate([np.full(lag, fill, dtype=a.dtype), a[:-lag]])
+
+    t = time.perf_counter()
+    first = {p.frame_key(): p for p in reversed(combos)}
+    frames = {k: signal_frame(bars.close_time, bars.price_x, bars.price_y, p) for k, p in first.items()}
+    n, trades = len(bars), []
+    for lo in range(0, len(combos), chunk):
+        part = combos[lo : lo + chunk]
+        shape = (n, 2 * len(part))
+        long_in, long_out, short_in, short_out = (np.zeros(shape, bool) for _ in range(4))
+        size, close = np.empty(shape), np.empty(shape)
+        for j, p in enumerate(part):
+            f = frames[p.frame_key()]
+            ok = (f.corr >= p.corr_min) & np.isfinite(f.beta)
+            signals = [shifted(a, p.lag, False) for a in (ok & (f.z <= -p.z_entry), ok & (f.z >= p.z_entry),
+                                                         f.z >= -p.z_exit, f.z <= p.z_exit)]
+            enter_long, enter_short, exit_long, exit_short = signals  # of the spread: x leg as is, y leg mirrored
+            beta = np.abs(shifted(f.beta, p.lag, np.nan))
+            share_x = f.price_x / (f.price_x + beta * f.price_y)
+            for leg, (buy, sell, short, cover, share, price) in enumerate(
+                    ((enter_long, exit_long, enter_short, exit_short, share_x, f.price_x),
+                     (enter_short, exit_short, enter_long, exit_long, 1 - share_x, f.price_y))):
+                c = 2 * j + leg
+                long_in[:, c], long_out[:, c], short_in[:, c], short_out[:, c] = buy, sell, short, cover
+                size[:, c], close[:, c] = share, price
+        pf = vbt.Portfolio.from_signals(close, entries=long_in, exits=long_out, short_entries=short_in,
+                                        short_exits=short_out, size=size, size_type="value",
+                                        fees=part[0].cost_rate, init_cash=1.0, cash_sharing=True,
+                                        group_by=np.repeat(np.arange(len(part)), 2), upon_opposite_entry="close",
+                                        freq=f"{bars.bar_s:g}s")
+        pf.total_return()
+        trades.append(pf.trades.count().to_numpy() // 2)  # both legs of each trade
+    return time.perf_counter() - t, np.concatenate(trades)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bars", type=int, default=86_400, help="one-second bars (default: a day)")
     ap.add_argument("--sample", type=int, default=None,
                     help="time the per-bar loop on this many combinations and extrapolate (default: all)")
     ap.add_argument("--jobs", type=int, default=None, help="sweep workers (default: run_sweep's choice)")
+    ap.add_argument("--no-vectorbt", action="store_true", help="skip the vectorbt comparison")
     args = ap.parse_args()
 
     t = time.perf_counter()
@@ -98,9 +154,22 @@ def main() -> None:
            else f"on {len(picks)} sampled combinations, extrapolated to the grid")
     print(f"per-bar loop: {np.mean(loop_times) * 1e3:.1f} ms per combination {how} (every result equals the "
           f"sweep's) + {frames_s:.2f} s of frames: {loop_est:.1f} s, {ratio:.0f}x the sweep's time")
+    vbt_ratio = None
+    if args.no_vectorbt or vectorbt_run(bars, combos[:2], chunk=2) is None:  # the warm-up compiles
+        print("vectorbt: not run" + ("" if args.no_vectorbt else " (not installed: pip install vectorbt)"))
+    else:
+        import vectorbt
+
+        vbt_s, vbt_trades = vectorbt_run(bars, combos)
+        vbt_ratio = vbt_s / unfunded_s
+        same = float(np.mean(vbt_trades == unfunded["trades"].to_numpy()))
+        print(f"vectorbt {vectorbt.__version__} from_signals, same grid and frames, no funding: {vbt_s:.1f} s, "
+              f"{vbt_ratio:.1f}x the sweep without funding ({unfunded_s:.2f} s); the same trade count in "
+              f"{same:.0%} of the combinations")
     print(f"best Sharpe in the grid: {results['sharpe'].max():.2f} ({int(results['trades'].sum()):,} trades in all)")
     print(json.dumps({"benchmark": "backtest", "grid_1000_s": round(sweep_s, 3), "vs_loop_ratio": round(ratio, 1),
                       "funding_cost_ratio": round(sweep_s / unfunded_s, 3), "no_funding_s": round(unfunded_s, 3),
+                      "vs_vectorbt_ratio": None if vbt_ratio is None else round(vbt_ratio, 1),
                       "parallel_s": round(parallel_s, 3), "combos": len(combos), "bars": len(bars),
                       "loop_ms_per_combo": round(float(np.mean(loop_times)) * 1e3, 2), "loop_combos": len(picks),
                       "data_s": round(data_s, 2)}))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -201,7 +201,7 @@ class Rule:
         return replace(self, **resolve_aliases(changes, type(self).__name__))
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def trading(self) -> dict[str, Any]:
         """How this rule is traded (TRADING_FIELDS): what ``Rule.of`` takes besides a view's

@@ -114,3 +114,33 @@ def test_a_sweeps_deflated_sharpe_and_pbo_follow_from_its_combinations_returns()
     np.testing.assert_allclose(results["deflated_sharpe"], want, rtol=1e-7)
     assert results["pbo"].iloc[0] == pytest.approx(pbo_cscv(BlockSums(sums, periods))[0])
     assert 0.0 <= fit.pbo <= 1.0 and fit.splits == math.comb(6, 3)
+
+
+def test_pbo_counts_repeated_combinations_and_shares_tied_bests_as_by_hand():
+    """A grid repeats combinations (thresholds that never bind make the same trades): PBO computes
+    each distinct one once with its count. By hand over every column: the same logits, also where
+    two combinations tie in sample and differ out of sample (the tied bests share the split)."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(11)
+    base = rng.normal(0, 0.01, (160, 6)) + rng.normal(0, 0.001, 6)
+    base[:, 0] += 0.003  # the best in most splits ...
+    base[:, 1] = base[:, 0]
+    base[140:, 1] += rng.normal(0, 0.01, 20)  # ... tied with column 1 except in the last block
+    r = base[:, [0, 1, 1, 2, 3, 3, 3, 4, 5, 5, 2, 0]]  # repeated, in no order
+    s = 8
+    blocks = np.array_split(r, s)
+    want = []
+    for j in itertools.combinations(range(s), s // 2):
+        ins = np.vstack([blocks[k] for k in j])
+        oos = np.vstack([blocks[k] for k in range(s) if k not in j])
+        r_is, r_oos = ins.mean(0) / ins.std(0, ddof=1), oos.mean(0) / oos.std(0, ddof=1)
+        tied = r_is >= r_is.max() - 1e-12 * abs(r_is.max())
+        rank = rankdata(r_oos, method="average")[tied].mean()
+        w = rank / (r.shape[1] + 1)
+        want.append(math.log(w / (1 - w)))
+    pbo, logits = pbo_cscv(sums_of(r, s))
+    np.testing.assert_allclose(logits, want, rtol=1e-9)
+    assert pbo == float(np.mean(np.array(want) <= 0))
+    shuffled = r[:, rng.permutation(r.shape[1])]
+    np.testing.assert_allclose(pbo_cscv(sums_of(shuffled, s))[1], logits, rtol=1e-12)

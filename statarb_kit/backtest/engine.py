@@ -21,7 +21,7 @@ Only the state machine's jumps (entry -> exit -> next entry) run in Python, once
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -92,7 +92,7 @@ class Metrics:
     years: float
 
     def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in METRIC_NAMES}
 
 
 METRIC_NAMES = tuple(f.name for f in fields(Metrics))
@@ -142,6 +142,7 @@ class SignalIndex:
         self.f = f
         self._cache: dict[tuple, np.ndarray] = {}
         self.dpx, self.dpy = np.diff(f.price_x), np.diff(f.price_y)  # price changes into each bar
+        self.z = memoryview(np.ascontiguousarray(f.z, dtype=np.float64))  # z of a bar as a Python float
 
     def get(self, kind: str, level: float, corr_min: float = 0.0) -> np.ndarray:
         """kind: "enter" (|z| >= level and corr >= corr_min, hedge known), "out_long" (z >= -level),
@@ -174,20 +175,22 @@ def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = N
     there (reason "end"); every other trade is the same on any longer frame (what paper trading
     relies on), and an entry signal within ``lag`` + 1 bars of the end is not taken."""
     index = index or SignalIndex(f)
-    z, n = f.z, len(f)
-    enter = index.get("enter", p.z_entry, p.corr_min)
-    outs = {1: index.get("out_long", p.z_exit), -1: index.get("out_short", p.z_exit)}
+    n = len(f)
+    # memoryviews: indexing one gives a Python int or float, ~3x faster than a numpy scalar
+    z = index.z
+    enter = memoryview(index.get("enter", p.z_entry, p.corr_min))
+    outs = {1: memoryview(index.get("out_long", p.z_exit)), -1: memoryview(index.get("out_short", p.z_exit))}
     stops = None if p.z_stop is None else {1: index.get("stop_long", p.z_stop), -1: index.get("stop_short", p.z_stop)}
     last_entry = n - 2 - p.lag  # the position must be held at least one bar
     rows: list[tuple[int, int, int, int]] = []
     i = int(index.get("calm", p.z_entry)[0]) if after_stop else 0
     while i <= n:
-        e = int(enter[i])
+        e = enter[i]
         if e > last_entry:
             break
         side = side_of(z[e])
         held = e + p.lag  # exits are judged from the close of the entry fill bar
-        out = int(outs[side][held])
+        out = outs[side][held]
         stop = int(stops[side][held]) if stops else n
         hold = max(e + p.max_hold, held) if p.max_hold is not None else n
         x, reason = min((stop, 1), (out, 0), (hold, 2))
@@ -365,12 +368,24 @@ def block_of_bars(time: np.ndarray, bar_s: float, blocks: int) -> tuple[np.ndarr
 
 
 def evaluate_blocks(f: SignalFrame, p: BacktestParams, bar_s: float, index: SignalIndex,
-                    funding: FundingIndex | None, block_of_bar: np.ndarray, blocks: int) -> tuple[Metrics, np.ndarray]:
+                    funding: FundingIndex | None, block_of_bar: np.ndarray, blocks: int,
+                    memo: dict | None = None) -> tuple[Metrics, np.ndarray]:
     """``evaluate`` plus the sums of the per-bar PnL to the powers 1..4 per block, shape (4, blocks)
-    (see overfitting.BlockSums)."""
+    (see overfitting.BlockSums). ``memo`` (one dict per frame, index and funding): combinations
+    that make the very same trades with the same sizing and costs share one booking (in a grid,
+    thresholds that never bind often do: 255 distinct trade lists in the benchmark's 1,000)."""
     t = find_trades(f, p, index)
+    key = None
+    if memo is not None:
+        key = (p.log_prices, p.fee_bps, p.slippage_bps,
+               np.stack([t.entry_signal, t.entry_fill, t.exit_signal, t.exit_fill, t.side, t.reason]).tobytes())
+        if (hit := memo.get(key)) is not None:
+            return hit
     b = book_trades(f, p, t, index, funding)
-    return metrics_of(t, b, f.time, bar_s), block_sums_of(b.active, b.active_pnl, block_of_bar, blocks)
+    out = metrics_of(t, b, f.time, bar_s), block_sums_of(b.active, b.active_pnl, block_of_bar, blocks)
+    if key is not None:
+        memo[key] = out
+    return out
 
 
 def run_backtest(f: SignalFrame, p: BacktestParams, bar_s: float | None = None,

@@ -121,23 +121,36 @@ def _sharpe_of(s1: np.ndarray, s2: np.ndarray, n: np.ndarray | float) -> np.ndar
         return np.where(var > 0, mean / np.sqrt(np.where(var > 0, var, 1.0)), 0.0)
 
 
-def _best_rank(is_sr: np.ndarray, oos_sr: np.ndarray) -> np.ndarray:
+def _weighted_ranks(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Per row: the rank (1 = lowest, ties averaged) of each column's value among all trials, a
+    column standing for ``weight`` identical trials (``scipy.stats.rankdata(..., "average")`` of
+    the values repeated by their weights, taken once per column)."""
+    out = np.empty(values.shape)
+    for r, row in enumerate(values):
+        order = np.argsort(row, kind="stable")
+        ranked, total = row[order], np.concatenate([[0], np.cumsum(weight[order])])
+        below = total[np.searchsorted(ranked, row, side="left")]
+        upto = total[np.searchsorted(ranked, row, side="right")]
+        out[r] = below + (upto - below + 1) / 2
+    return out
+
+
+def _best_rank(is_sr: np.ndarray, oos_sr: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """Per split (rows): the out-of-sample rank (1 = worst, ties averaged) of the in-sample best
-    combination; when several tie for best in sample (within 1e-12 relative), the mean of their
-    ranks, so the result does not depend on the grid's order."""
+    combination among all trials, column j standing for ``weight[j]`` identical combinations;
+    when several tie for best in sample (within 1e-12 relative), the mean of their ranks (each
+    counted by its weight), so the result does not depend on the grid's order."""
     top = is_sr.max(axis=1, keepdims=True)
     best = is_sr >= top - 1e-12 * np.abs(top)
     pick = oos_sr[np.arange(len(is_sr)), np.argmax(is_sr, axis=1)][:, None]
-    rank = 1 + (oos_sr < pick).sum(axis=1) + ((oos_sr == pick).sum(axis=1) - 1) / 2
+    rank = 1 + (oos_sr < pick) @ weight + ((oos_sr == pick) @ weight - 1) / 2
     # tied bests that also agree out of sample (identical combinations, the usual tie) have one rank
     hi = np.where(best, oos_sr, -np.inf).max(axis=1)
     lo = np.where(best, oos_sr, np.inf).min(axis=1)
     split = np.flatnonzero(hi > lo)
     if len(split):
-        from scipy.stats import rankdata  # imported on first use (see expected_max_sharpe)
-
-        ranks = rankdata(oos_sr[split], method="average", axis=1)
-        rank[split] = (ranks * best[split]).sum(axis=1) / best[split].sum(axis=1)
+        tied = best[split] * weight
+        rank[split] = (_weighted_ranks(oos_sr[split], weight) * tied).sum(axis=1) / tied.sum(axis=1)
     return rank
 
 
@@ -146,24 +159,27 @@ def pbo_cscv(sums: BlockSums) -> tuple[float, np.ndarray]:
     out of sample), take the combination n* with the best in-sample Sharpe, its relative rank
     w = rank / (N + 1) among the out-of-sample Sharpe ratios (ties averaged; combinations tied
     for best in sample share the split: w is the mean of their ranks) and
-    lambda = ln(w / (1 - w)); PBO = the share of splits with lambda <= 0."""
+    lambda = ln(w / (1 - w)); PBO = the share of splits with lambda <= 0. Combinations with the
+    same block sums (the same trades) are computed once, counted as many times as they occur."""
     s = sums.blocks
     if s < 2 or s % 2:
         raise InvalidParameter(f"CSCV needs an even number of blocks >= 2, got {s}")
-    p1, p2 = sums.power[0], sums.power[1]
-    trials = p1.shape[0]
+    trials = sums.power[0].shape[0]
     if trials < 2:
         raise InvalidParameter("PBO needs at least 2 combinations")
+    distinct, weight = np.unique(np.hstack(sums.power[:2]), axis=0, return_counts=True)
+    p1, p2 = distinct[:, :s], distinct[:, s:]
+    weight = weight.astype(np.float64)
     picks = np.array(list(itertools.combinations(range(s), s // 2)))
     logits = np.empty(len(picks))
-    for lo in range(0, len(picks), 512):  # bounded memory: 512 splits x trials at a time
+    for lo in range(0, len(picks), 512):  # bounded memory: 512 splits x combinations at a time
         chunk = picks[lo : lo + 512]
         member = np.zeros((len(chunk), s))
         member[np.arange(len(chunk))[:, None], chunk] = 1.0
         rest = 1.0 - member
         is_sr = _sharpe_of(member @ p1.T, member @ p2.T, (member @ sums.periods)[:, None])
         oos_sr = _sharpe_of(rest @ p1.T, rest @ p2.T, (rest @ sums.periods)[:, None])
-        w = _best_rank(is_sr, oos_sr) / (trials + 1)
+        w = _best_rank(is_sr, oos_sr, weight) / (trials + 1)
         logits[lo : lo + 512] = np.log(w / (1 - w))
     return float(np.mean(logits <= 0)), logits
 

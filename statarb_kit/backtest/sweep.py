@@ -48,7 +48,8 @@ def _evaluate_chunk(combos: list[tuple[int, BacktestParams]], bars: PairBars, ba
     index = SignalIndex(frame)
     funding = FundingIndex.build(frame.time, frame.price_x, frame.price_y, bars.funding) if bars.funding else None
     block, _ = block_of_bars(frame.time, bar_s, blocks)
-    return [(i, *evaluate_blocks(frame, p, bar_s, index, funding, block, blocks)) for i, p in combos]
+    memo: dict = {}  # combinations of the chunk with the same trades share their booking
+    return [(i, *evaluate_blocks(frame, p, bar_s, index, funding, block, blocks, memo)) for i, p in combos]
 
 
 def _chunks(combos: list[BacktestParams], jobs: int) -> list[list[tuple[int, BacktestParams]]]:
