@@ -122,11 +122,17 @@ class Verdict(StrEnum):
 
 @dataclass
 class SymbolWatch:
-    """The watchdog's view of one symbol: its message-rate estimate and when it last traded
-    (monotonic seconds)."""
+    """One symbol beside its trade ids (``TradeSequencer``): its message-rate estimate, when it
+    last traded (monotonic seconds), and what REST still owes it: ``resync`` (catch up every trade
+    since its last one: after a reconnect, a resume), ``anchoring`` (its start is not fixed on
+    REST's newest trade yet), ``from_start`` (nothing printed before the start: every trade since
+    the start time belongs, fetched once caught up)."""
 
     meter: RateMeter
     last_seen: float = field(default_factory=time.monotonic)
+    resync: bool = False
+    anchoring: bool = False
+    from_start: bool = False
 
 
 @dataclass
@@ -177,14 +183,12 @@ class BinanceLive(SourceBase):
         n = len(self.symbols)
         # ids, gaps and duplicates per symbol (pure bookkeeping); the watchdog's view of each symbol
         self.seq = TradeSequencer(n, {self.code_of[normalize_symbol(s)]: v for s, v in (resume_from or {}).items()})
-        self.watch = [SymbolWatch(RateMeter(RATE_TAU_S, now=time.monotonic())) for _ in range(n)]
+        # a resumed symbol catches up at once; a new one has its start fixed on REST first
+        self.watch = [SymbolWatch(RateMeter(RATE_TAU_S, now=time.monotonic()), resync=sq.last_id is not None,
+                                  anchoring=sq.last_id is None) for sq in self.seq.symbols]
         # REST fills already counted as received (their gap closed, the last id moved) and not yet
         # handed over: a cancellation between two REST calls must not drop them
         self._unsent: list[TickBatch] = []
-        # symbols to catch up from REST: after a reconnect, and at once when resuming stored history
-        self._resync: set[int] = {c for c, sq in enumerate(self.seq.symbols) if sq.last_id is not None}
-        self._anchor: set[int] = {c for c, sq in enumerate(self.seq.symbols) if sq.last_id is None}  # start not fixed
-        self._from_start: set[int] = set()  # nothing printed before the start: all trades since it belong
         self._started_ms = 0
         k = self.config.max_streams_per_connection
         routes = route_candidates(self.config.ws_path, "trade")
@@ -258,15 +262,15 @@ class BinanceLive(SourceBase):
         """Fix where each new symbol's recording starts: REST's newest trade at the start. A stream
         that is already delivering then shows the trades between as a gap; one that never
         delivers is caught up from here. Also seeds each symbol's rate from its recent trades."""
-        for code in sorted(self._anchor):
+        for code in self._flagged("anchoring"):
             symbol = self.symbols[code]
             try:
                 rows = await rest.recent_trades(symbol)
             except REST_FAILURES as exc:
                 log.warning("start of %s not anchored on REST (%s): it starts at its first streamed trade", symbol, exc)
-                self._anchor.discard(code)
+                self.watch[code].anchoring = False
                 continue
-            self._anchor.discard(code)
+            self.watch[code].anchoring = False
             if len(rows) > 1:
                 span_s = (int(rows[-1]["time"]) - int(rows[0]["time"])) / 1000
                 if span_s > 0:
@@ -279,10 +283,9 @@ class BinanceLive(SourceBase):
             else:  # nothing printed yet, or more since the start than one call shows: every trade
                 # from the start time on belongs (found from the aggregates when caught up)
                 if self.seq[code].last_id is None:
-                    self._from_start.add(code)
+                    self.watch[code].from_start = True
                 elif self.seq[code].first is not None:  # the stream began first: fetch what it missed
-                    self._from_start.add(code)
-                    self._resync.add(code)
+                    self.watch[code].from_start = self.watch[code].resync = True
                 continue
             first = self.seq[code].last_id
             if first is None:
@@ -350,7 +353,8 @@ class BinanceLive(SourceBase):
                     self.status.last_error = f"connection {reason}: reconnecting"
                     log.warning("binance %s", self.status.last_error)
                 # trades printed while away show as a gap only once a later trade arrives: ask now
-                self._resync.update(shard.codes)
+                for code in shard.codes:
+                    self.watch[code].resync = True
                 await asyncio.sleep(backoff.next())
                 ws = await self._connect(self._url(shard), backoff)
                 opened, shard.delivered = time.monotonic(), 0
@@ -504,7 +508,9 @@ class BinanceLive(SourceBase):
             w.meter.add(len(np.unique(batch.trade_id[batch.sym == code])), now)
             self.notes.pop(self.symbols[code], None)
         kept, started = self.seq.accept(batch)
-        self._resync.update(c for c in started if c in self._from_start)  # the trades between the start and this one
+        for code in started:  # a symbol recorded from the start: the trades between it and this one
+            if self.watch[code].from_start:
+                self.watch[code].resync = True
         return kept
 
     @property
@@ -547,13 +553,13 @@ class BinanceLive(SourceBase):
     async def _catch_up(self, rest: RestClient, until_ms: int | None = None) -> None:
         """Every trade since each resynced symbol's last one (after a reconnect, a silent route, a
         resume), from REST into ``_unsent``; ``until_ms`` bounds it (a stop)."""
-        for code in sorted(self._resync):
-            last = self.seq[code].last_id
-            from_start = code in self._from_start
+        for code in self._flagged("resync"):
+            w, last = self.watch[code], self.seq[code].last_id
+            from_start = w.from_start
             if last is None and not from_start:
-                if code in self._anchor:
+                if w.anchoring:
                     continue  # its start is being fixed: catch up after
-                self._resync.discard(code)
+                w.resync = False
                 continue
             symbol = self.symbols[code]
             if from_start and last is not None:  # the stream delivered first: only what precedes it
@@ -569,15 +575,15 @@ class BinanceLive(SourceBase):
                 if until_ms is not None:
                     continue  # a stop: try the other symbols; this one is reported unreconciled
                 return
-            self._resync.discard(code)
+            w.resync = False
             self._holes(symbol, fill)
             if hi is not None or fill.last_id is not None:  # the trades since the start are fetched
-                self._from_start.discard(code)
+                w.from_start = False
             if fill.last_id is None:
                 continue  # nothing printed since
             self.status.gaps_found += 1
             self.status.gaps_filled += 1
-            self.watch[code].meter.add(len(fill.batch), time.monotonic())
+            w.meter.add(len(fill.batch), time.monotonic())
             if hi is None:  # an open range: the stream takes over after what REST had
                 self.seq[code].last_id, self.seq[code].last_ts = fill.last_id, fill.last_ts
             self._unsent.append(fill.batch)
@@ -587,7 +593,9 @@ class BinanceLive(SourceBase):
         ``until_ms``, and every gap still open, from REST (one recent-trades call per symbol
         usually). Bounded by ``timeout_s``; what could not be checked is listed in
         ``unreconciled``, the status and the log. The stream must have stopped."""
-        self._resync.update(c for c in range(len(self.symbols)) if self.seq[c].last_id is not None or c in self._from_start)
+        for code, w in enumerate(self.watch):
+            if self.seq[code].last_id is not None or w.from_start:
+                w.resync = True
         why = ""
         try:
             async with asyncio.timeout(timeout_s), self._http() as http:
@@ -598,7 +606,7 @@ class BinanceLive(SourceBase):
             why = f"no answer within {timeout_s:g} s"
         except (RestError, httpx.HTTPError) as exc:
             why = f"{type(exc).__name__}: {exc}"
-        left = sorted({self.symbols[c] for c in self._resync} | {self.symbols[g.code] for g in self.seq.gaps})
+        left = sorted({self.symbols[c] for c in self._flagged("resync")} | {self.symbols[g.code] for g in self.seq.gaps})
         if left:
             self.unreconciled = [f"{s} after trade {self.seq[self.code_of[s]].last_id}" for s in left]
             self.status.last_error = (f"stop: REST {why or 'failed'}; not reconciled: {', '.join(self.unreconciled)} "
@@ -622,6 +630,11 @@ class BinanceLive(SourceBase):
                     self.notes[symbol] = f"no trade for {symbol} in {quiet:.0f} s"
                     self.status.last_error = self.notes[symbol]
 
+    def _flagged(self, flag: str) -> list[int]:
+        """Codes of the symbols whose SymbolWatch has ``flag`` set, ascending."""
+        return [code for code, w in enumerate(self.watch) if getattr(w, flag)]
+
     @property
     def pending_gaps(self) -> int:
-        return len(self.seq.gaps) + len(self._resync) + len(self._anchor)
+        """Gaps not filled yet, symbols to catch up and starts not fixed."""
+        return len(self.seq.gaps) + len(self._flagged("resync")) + len(self._flagged("anchoring"))
