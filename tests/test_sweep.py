@@ -17,7 +17,8 @@ import pytest
 from statarb_kit import InvalidParameter, Session, SyntheticPair, TickStore
 from statarb_kit.analytics import align_pair
 from statarb_kit.backtest import BacktestParams, DataSpec, backtest_bars, bars_from_files, bars_from_store, expand_grid
-from statarb_kit.backtest.engine import METRIC_NAMES
+from statarb_kit.backtest.engine import METRIC_NAMES, SignalIndex
+from statarb_kit.backtest.frame import signal_frame
 from statarb_kit.backtest.params import PARAM_NAMES
 from statarb_kit.backtest.sweep import _chunks, best, heatmap, read_results, run_sweep, write_results
 from statarb_kit.cli import main
@@ -49,6 +50,23 @@ def test_sweep_rows_equal_each_backtest_run_alone(bars, jobs):
     assert_rows_equal(results[[*PARAM_NAMES, *METRIC_NAMES]], alone)
     assert results["trades"].sum() > 0 and results["funding_pnl"].notna().all()  # synthetic funding included
     assert results["deflated_sharpe"].between(0, 1).all() and results["pbo"].nunique() == 1
+
+
+def test_combinations_whose_signals_coincide_share_work_and_still_equal_each_backtest_alone(bars):
+    """Correlation floors that never bind give the same entry bars: one "next bar" array, one
+    trade search; bookings are shared only between equal costs (fee_bps differs here)."""
+    grid = {"z_entry": [1.5, 2.0], "corr_min": [-1.0, -0.99, 0.0], "fee_bps": [1.0, 3.0], "z_stop": [None, 3.0]}
+    combos = expand_grid(grid, SMALL)
+    frame = signal_frame(bars.close_time, bars.price_x, bars.price_y, combos[0])
+    index = SignalIndex(frame)
+    assert np.nanmin(frame.corr) > -0.99  # the two lowest floors never bind ...
+    assert index.get("enter", 1.5, -1.0) is index.get("enter", 1.5, -0.99)  # ... so they share one array
+    assert index.trades_key(combos[0]) == index.trades_key(combos[0].with_(corr_min=-0.99, fee_bps=3.0))
+    results = run_sweep(bars, combos, jobs=1, progress=False)
+    alone = pd.concat([backtest_bars(bars, p).row() for p in combos])
+    assert_rows_equal(results[[*PARAM_NAMES, *METRIC_NAMES]], alone)
+    by_fee = results.groupby("fee_bps")["costs"].sum()  # the same trades at 3 + 1 bps against 1 + 1 bps
+    assert results["trades"].sum() > 0 and by_fee[3.0] == pytest.approx(2 * by_fee[1.0], rel=1e-12)
 
 
 def test_chunks_share_frames_and_cover_every_combination_once():

@@ -136,11 +136,14 @@ def _next_true(cond: np.ndarray) -> np.ndarray:
 
 class SignalIndex:
     """"Next bar where ..." arrays of one frame, memoised by level: the combinations of a sweep
-    that share a frame (and, say, a z_exit) build each array once."""
+    that share a frame (and, say, a z_exit) build each array once, and levels whose conditions
+    hold on the very same bars (a correlation floor that never binds) share one array: the same
+    object, so ``trades_key`` can tell that two combinations make the same trades."""
 
     def __init__(self, f: SignalFrame) -> None:
         self.f = f
         self._cache: dict[tuple, np.ndarray] = {}
+        self._by_condition: dict[bytes, np.ndarray] = {}  # packed condition bits -> its array
         self.dpx, self.dpy = np.diff(f.price_x), np.diff(f.price_y)  # price changes into each bar
         self.z = memoryview(np.ascontiguousarray(f.z, dtype=np.float64))  # z of a bar as a Python float
 
@@ -151,8 +154,20 @@ class SignalIndex:
         key = (kind, level, corr_min if kind == "enter" else None)
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._cache[key] = _next_true(self._condition(kind, level, corr_min))
+            cond = self._condition(kind, level, corr_min)
+            bits = np.packbits(cond).tobytes()
+            hit = self._by_condition.get(bits)
+            if hit is None:
+                hit = self._by_condition[bits] = _next_true(cond)
+            self._cache[key] = hit
         return hit
+
+    def trades_key(self, p: BacktestParams) -> tuple:
+        """What ``find_trades(f, p, self)`` depends on besides the frame: equal keys, equal trades."""
+        stops = () if p.z_stop is None else (id(self.get("stop_long", p.z_stop)), id(self.get("stop_short", p.z_stop)),
+                                             id(self.get("calm", p.z_entry)))
+        return (id(self.get("enter", p.z_entry, p.corr_min)), id(self.get("out_long", p.z_exit)),
+                id(self.get("out_short", p.z_exit)), stops, p.max_hold, p.lag)
 
     def _condition(self, kind: str, level: float, corr_min: float) -> np.ndarray:
         f = self.f
@@ -372,12 +387,16 @@ def evaluate_blocks(f: SignalFrame, p: BacktestParams, bar_s: float, index: Sign
                     memo: dict | None = None) -> tuple[Metrics, np.ndarray]:
     """``evaluate`` plus the sums of the per-bar PnL to the powers 1..4 per block, shape (4, blocks)
     (see overfitting.BlockSums). ``memo`` (one dict per frame, index and funding): combinations
+    whose signal arrays are the same (SignalIndex.trades_key) share one trade search, and those
     that make the very same trades with the same sizing and costs share one booking (in a grid,
     thresholds that never bind often do: 255 distinct trade lists in the benchmark's 1,000)."""
-    t = find_trades(f, p, index)
-    key = None
-    if memo is not None:
-        key = (p.log_prices, p.fee_bps, p.slippage_bps,
+    if memo is None:
+        t, key = find_trades(f, p, index), None
+    else:
+        search = ("trades", *index.trades_key(p))
+        if (t := memo.get(search)) is None:
+            t = memo[search] = find_trades(f, p, index)
+        key = ("booking", p.log_prices, p.fee_bps, p.slippage_bps,
                np.stack([t.entry_signal, t.entry_fill, t.exit_signal, t.exit_fill, t.side, t.reason]).tobytes())
         if (hit := memo.get(key)) is not None:
             return hit
