@@ -211,6 +211,9 @@ class BarSeries:
         self.last_final = True  # vacuously: there is no forming bar yet
         self.late_ticks = 0
         self.corrected = 0
+        #: the held bars begin at the series' first bar (none dropped to ``retain``): a late bar
+        #: before them is the series' new first bar, not one whose place has left memory
+        self.complete = True
 
     @property
     def bars(self) -> np.ndarray:
@@ -221,7 +224,9 @@ class BarSeries:
         """Append bars later than every held bar, compacting to the newest ``retain``."""
         k = len(bars)
         if self._hi + k > len(self._buf):
-            keep = np.concatenate((self.bars, bars))[-self.retain :]
+            keep = np.concatenate((self.bars, bars))
+            if len(keep) > self.retain:
+                keep, self.complete = keep[-self.retain :], False
             self._buf[: len(keep)] = keep
             self._lo, self._hi = 0, len(keep)
         else:
@@ -232,6 +237,7 @@ class BarSeries:
         """Seed with stored final bars (sorted by start), e.g. after a kernel restart."""
         self._lo = self._hi = 0
         self._store(history[-self.retain :])
+        self.complete = len(history) < self.retain  # fewer than asked for: the store has no older bar
         self.last_final = True
 
     def merge(self, parts: np.ndarray, changes: BarChanges) -> None:
@@ -270,17 +276,19 @@ class BarSeries:
         missing = old[~found]
         if len(missing):
             self.late_ticks += int(missing["trades"].sum())
-            evicted = missing["start"] < starts[0]
+            evicted = (missing["start"] < starts[0]) & (not self.complete)
             if evicted.any():
                 changes.merge.append(missing[evicted].copy())
             gaps = missing[~evicted]
-            if len(gaps):  # late bars inside the held window, for periods that had no trade
+            if len(gaps):  # late bars inside the held window (or before a complete one), for periods with no trade
                 self.corrected += len(gaps)
                 changes.corrected.append(gaps.copy())
                 merged = np.concatenate((self.bars, gaps))
                 merged = merged[np.argsort(merged["start"], kind="stable")]
                 self._lo = self._hi = 0
-                self._store(merged[-self.retain :])
+                if len(merged) > self.retain:
+                    merged, self.complete = merged[-self.retain :], False
+                self._store(merged)
 
     def close_due(self, clock_ms: int, grace_ms: int) -> np.ndarray | None:
         """Finalize the forming bar if ``clock_ms`` is past its end plus grace; return it."""

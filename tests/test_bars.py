@@ -123,6 +123,25 @@ def test_forming_bar_final_on_later_tick_or_clock_and_late_tick_corrects():
     assert ch.arrays()[0]["start"].tolist() == [t0 + 1_000]
 
 
+def test_a_late_bar_before_the_first_is_held_unless_older_bars_left_memory():
+    """The start of a live recording: REST's catch-up of the trades before the first streamed one
+    arrives after that one's bar is final. The earlier bar is the series' new first bar, held and
+    reported corrected (views recompute with it); only once older bars were dropped to ``retain``
+    does an earlier bar go to the store alone (``merge``)."""
+    mk = lambda tids, ts: TickBatch.from_columns(sym=[0] * len(ts), trade_id=tids, ts=ts, price=[10.0] * len(ts),
+                                                 qty=[1.0] * len(ts), is_buyer_maker=[False] * len(ts))
+    t0 = 1_700_000_000_000
+    b = BarBuilder(1, ("1s",), retain=10)
+    b.update(mk([10, 11, 12], [t0 + 1_100, t0 + 2_100, t0 + 3_100]))  # the stream: bars t0+1s..3s
+    final, corrected, merge = b.update(mk([9], [t0 + 100]))["1s"].arrays()  # REST: a trade before them
+    assert corrected["start"].tolist() == [t0] and not len(merge) and not len(final)
+    assert b.view(0, "1s").index.as_unit("ms").asi8.tolist() == [t0, t0 + 1_000, t0 + 2_000, t0 + 3_000]
+    b.update(mk(list(range(13, 113)), [t0 + 4_100 + 1_000 * k for k in range(100)]))  # old bars leave memory
+    final, corrected, merge = b.update(mk([8], [t0 - 900]))["1s"].arrays()
+    assert merge["start"].tolist() == [t0 - 1_000] and not len(corrected)
+    assert b.view(0, "1s").index[0].value // 10**6 > t0
+
+
 @pytest.mark.parametrize("retain", [1, 100, 1_000])
 def test_a_series_holds_its_newest_bars_and_at_most_an_eighth_more(retain):
     """However the ticks are cut into updates, the held bars are the newest ones, between
