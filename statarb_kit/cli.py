@@ -31,16 +31,13 @@ from .funding import FundingRates, read_funding_files
 from .monitor import is_loopback
 from .session import Session
 from .sources import BinanceConfig, Replay, Source, SyntheticPair, download
-from .sources.options import live_source, replay_source
+from .sources.options import API_KEY_ENV, API_KEY_HELP, live_source, replay_source
 from .sources.history import DATA_URL
 from .store import TickStore
 from .ticks import normalize_symbol, now_ms
 
 if TYPE_CHECKING:
     from .backtest import PairBars
-
-#: Environment variable with a Binance API key: exact fills of long gaps from historicalTrades.
-#: Read from the environment only, never from arguments or URLs, and never logged.
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +96,7 @@ def _source(args: argparse.Namespace) -> Source:
     if args.source == "synthetic":
         return SyntheticPair(symbols=symbols, seed=args.seed)
     if args.source == "live":
-        return live_source(symbols, args.ws_url, args.ws_path, args.rest_url, args.db)
+        return live_source(symbols, args.ws_url, args.ws_path, args.rest_url, args.db, args.api_key)
     return replay_source(args.files, args.speed, args.skip_bad)
 
 
@@ -126,7 +123,9 @@ async def _record(args: argparse.Namespace) -> int:
     failed = source_ended and st.errors > 0  # the source itself gave up (not stopped by the user)
     if st.last_error:
         print(f"statarb: {st.last_error}", file=sys.stderr, flush=True)
-    print(f"stopped: {st.ticks_stored:,} new ticks, {st.rows_in_store:,} in {args.db}", flush=True)
+    fills = (f"; {st.reconnects} reconnect(s), {st.gaps_filled}/{st.gaps_found} gaps filled from REST"
+             f"{st.averaged_note()}" if st.reconnects or st.gaps_found else "")
+    print(f"stopped: {st.ticks_stored:,} new ticks, {st.rows_in_store:,} in {args.db}{fills}", flush=True)
     if source.status.ticks and not st.ticks_stored:
         print(f"statarb: the source produced {source.status.ticks:,} trades and none was new to {args.db} "
               f"({st.duplicates:,} already stored): nothing was recorded", file=sys.stderr, flush=True)
@@ -377,6 +376,8 @@ def _dashboard(args: argparse.Namespace) -> int:
         env["STATARB_MONITOR"] = args.monitor
         if args.monitor_token:
             env["STATARB_MONITOR_TOKEN"] = args.monitor_token
+    if args.api_key:
+        env[API_KEY_ENV] = args.api_key
     if args.notify:
         env["STATARB_NOTIFY"] = " ".join(args.notify)
     if env.get("STATARB_NOTIFY"):
@@ -449,6 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="live: stream path to try first (default: by tier, @trade on /public/stream; "
                           "/market/stream, /public/ws, the legacy /stream); a silent one falls back to the other tier")
     rec.add_argument("--rest-url", default=BinanceConfig.rest_url, help="live: REST base URL")
+    rec.add_argument("--api-key", default=None, help=API_KEY_HELP)
     rec.add_argument("--timeframe", default="1s", type=_timeframe, help="bars to print: 1s, 1m or 5m")
     rec.add_argument("--every", type=float, default=1.0, help="seconds between status lines")
     rec.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
@@ -488,6 +490,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dash.add_argument("--ws-url", default=None, help="live: Binance WebSocket base URL")
     dash.add_argument("--ws-path", default=None, help="live: stream path to try first (default: /public/stream)")
     dash.add_argument("--rest-url", default=None, help="live: Binance REST base URL")
+    dash.add_argument("--api-key", default=None, help=API_KEY_HELP + " (handed to the server's environment, "
+                      "never to a page's URL)")
     dash.add_argument("--watchlist", default=None, metavar="FILE",
                       help="serve a watchlist of the pairs in FILE (X/Y a line, or a scan's CSV with x,y) instead "
                            "of one pair; a URL can also name pairs: ?pairs=X/Y,A/B or ?pairs=synthetic")

@@ -74,6 +74,7 @@ class SessionStatus:
     reconnects: int
     gaps_found: int
     gaps_filled: int
+    averaged_aggregates: int  # aggregates whose missing trades were stored with an average size
     malformed: int
     alerts: int
     events: int
@@ -82,6 +83,11 @@ class SessionStatus:
     notify_dropped: int
     errors: int
     last_error: str
+
+    def averaged_note(self) -> str:
+        """Where REST fills gave trades an average size (bar volume and VWAP stay exact): "" if none."""
+        n = self.averaged_aggregates
+        return f" (sizes averaged within {n:,} aggregate{'s' * (n != 1)})" if n else ""
 
 
 class Session(EventLog):
@@ -555,6 +561,7 @@ class Session(EventLog):
             reconnects=src.reconnects,
             gaps_found=src.gaps_found,
             gaps_filled=src.gaps_filled,
+            averaged_aggregates=src.averaged_aggregates,
             malformed=src.malformed,
             alerts=self.alerts_fired,
             events=self.events_fired,

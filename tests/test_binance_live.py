@@ -58,7 +58,7 @@ def stored(db) -> pd.DataFrame:
 
 def assert_stored_equals_truth(db, fake: FakeBinance, until_ms: int | None = None) -> pd.DataFrame:
     """Every trade the fake printed (up to ``until_ms``) is stored once, with its exact fields;
-    only trades rebuilt from aggregates (via agg_split) carry their aggregate's average size."""
+    only trades rebuilt from aggregates (via agg_split) carry a share of their aggregate's size."""
     got = stored(db)
     truth = fake.truth()
     if until_ms is not None:
@@ -70,13 +70,27 @@ def assert_stored_equals_truth(db, fake: FakeBinance, until_ms: int | None = Non
     exact = (got["via"] != "agg_split").to_numpy()
     np.testing.assert_allclose(got["qty"].to_numpy()[exact], truth["qty"].to_numpy()[exact], rtol=1e-12)
     for s, tape in fake.tapes.items():
-        share = {}
-        for agg in aggregate(tape, fake.printed[s]):
-            for tid in range(agg["f"], agg["l"] + 1):
-                share[tid] = float(agg["q"]) / (agg["l"] - agg["f"] + 1)
-        rows = got[(got["symbol"] == s) & (got["via"] == "agg_split")]
-        np.testing.assert_allclose(rows["qty"].to_numpy(), [share[t] for t in rows["trade_id"]], rtol=1e-12)
+        assert_aggregates_sum(got[got["symbol"] == s], aggregate(tape, fake.printed[s]))
     return got
+
+
+def assert_aggregates_sum(got: pd.DataFrame, aggregates: list[dict]) -> int:
+    """Per aggregate: the trades rebuilt from it (via agg_split) share equally what its exact
+    trades leave of its quantity, and a wholly stored aggregate sums to its quantity (so bar
+    volume and VWAP are exact). Returns how many aggregates had split trades."""
+    ids, qty, split = got["trade_id"].to_numpy(), got["qty"].to_numpy(), (got["via"] == "agg_split").to_numpy()
+    checked = 0
+    for agg in aggregates:
+        at = slice(*np.searchsorted(ids, [agg["f"], agg["l"] + 1]))
+        if not split[at].any():
+            continue
+        checked += 1
+        q, n = float(agg["q"]), agg["l"] - agg["f"] + 1
+        shares = qty[at][split[at]]
+        np.testing.assert_allclose(shares, shares[0], rtol=1e-12)
+        if at.stop - at.start == n:  # wholly stored
+            assert abs(qty[at].sum() - q) <= 1e-9 * max(1.0, q), (agg, qty[at].sum())
+    return checked
 
 
 def filled(got: pd.DataFrame) -> pd.Series:

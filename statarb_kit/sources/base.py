@@ -42,6 +42,7 @@ class SourceStatus:
     gaps_found: int = 0
     gaps_filled: int = 0
     malformed: int = 0
+    averaged_aggregates: int = 0  # aggregates of a REST fill whose missing trades got an average size
     last_error: str = ""
     started_ms: int = field(default_factory=now_ms)
 

@@ -8,12 +8,14 @@ Subscription replies: ``{"result": null, "id": 1}``; errors ``{"error": {"code":
 REST ``/fapi/v1/trades`` and ``historicalTrades`` rows: ``{"id", "price", "qty", "quoteQty", "time",
 "isBuyerMaker"}``, one exact trade each. REST ``/fapi/v1/aggTrades`` rows: ``{"a": agg id, "p", "q" (summed), "f": first trade id,
 "l": last trade id, "T": time, "m": buyer is maker}``: every trade of an aggregate has the same
-price, side and time, so expanding it into its ``l - f + 1`` trades (quantity split evenly) keeps
-bar OHLC, volume, VWAP, taker volume and trade counts exact.
+price, side and time, so expanding it into its ``l - f + 1`` trades (the quantity not already
+known spread evenly over the trades not known) keeps bar OHLC, volume, VWAP, taker volume and
+trade counts exact.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,31 +99,41 @@ def _bad(out: ParsedFrames, raw: bytes | str, kind: str) -> None:
         out.samples.append(f"{kind}: {text[:200]}")
 
 
-def expand_agg_trades(rows: list[dict], code: int, lo_id: int, hi_id: int, recv_ms: int) -> TickBatch:
+def expand_agg_trades(rows: list[dict], code: int, lo_id: int, hi_id: int, recv_ms: int,
+                      known: Mapping[int, float] | None = None) -> tuple[TickBatch, int]:
     """Individual trades with ids in [lo_id, hi_id] from REST aggregate trades (via
-    ``agg_split``, a backlog batch). Each aggregate's quantity is split evenly over its
-    ``l - f + 1`` trades."""
+    ``agg_split``, a backlog batch), and how many aggregates had their size averaged.
+
+    ``known`` maps trade ids outside [lo_id, hi_id] to the exact quantities already received
+    (the stream beside a gap, REST's recent trades): an aggregate ``q`` over trades ``f..l``
+    gives each of its other trades ``(q - known part) / (trades not known)``, so its stored
+    trades sum to ``q`` once every part is stored; a single unknown trade gets its exact size.
+    """
+    known = known or {}
     ids, ts, px, qty, ibm = [], [], [], [], []
+    averaged = 0
     for r in rows:
         f, last = int(r["f"]), int(r["l"])
-        count = last - f + 1
         a, b = max(f, lo_id), min(last, hi_id)
-        if b < a or count <= 0:
+        if b < a or last < f:
             continue
+        beside = [known[i] for i in range(f, last + 1) if (i < lo_id or i > hi_id) and i in known] if known else []
+        unknown = last - f + 1 - len(beside)
+        averaged += unknown > 1
         k = b - a + 1
         ids.append(np.arange(a, b + 1, dtype=np.int64))
         ts.append(np.full(k, int(r["T"]), dtype=np.int64))
         px.append(np.full(k, float(r["p"])))
-        qty.append(np.full(k, float(r["q"]) / count))
+        qty.append(np.full(k, (float(r["q"]) - sum(beside)) / unknown))
         ibm.append(np.full(k, bool(r["m"])))
     if not ids:
-        return TickBatch.empty()
+        return TickBatch.empty(), 0
     n = sum(map(len, ids))
     return TickBatch.from_columns(
         sym=np.full(n, code), trade_id=np.concatenate(ids), ts=np.concatenate(ts), price=np.concatenate(px),
         qty=np.concatenate(qty), is_buyer_maker=np.concatenate(ibm), recv_ts=np.full(n, recv_ms),
         via="agg_split", backlog=True,
-    )
+    ), averaged
 
 
 def rest_trades_batch(rows: list[dict], code: int, lo_id: int, hi_id: int, via: str, recv_ms: int) -> TickBatch:

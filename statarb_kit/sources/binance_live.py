@@ -11,6 +11,10 @@ Connection rules Binance imposes, and what this client does about them:
 - a connection lives at most 24 hours: each connection is rotated after ``max_connection_age_s``,
   the next one opened *before* the old one closes, and the old one read for ``rotation_overlap_s``
   more, so the cut loses nothing (the overlap is deduplicated by trade id);
+- a connection that delivered trades and then dropped is opened again at once (its trades
+  meanwhile come from REST); the jittered backoff (``backoff_initial_s`` doubling up to
+  ``backoff_max_s``) grows only while connecting fails or connections deliver nothing, and the
+  status's error clears once a new connection delivers (a recovered drop leaves no error behind);
 - at most 1024 streams per connection: symbols are sharded over connections of
   ``max_streams_per_connection``; streams are named in the URL, so no SUBSCRIBE frames are sent.
 
@@ -85,7 +89,6 @@ class BinanceConfig:
     gap_grace_s: float = 1.0
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
-    stable_after_s: float = 60.0
     open_timeout_s: float = 10.0
     ping_interval_s: float | None = 20.0
     rest_timeout_s: float = 10.0
@@ -179,6 +182,7 @@ class BinanceLive(SourceBase):
         self.unreconciled: list[str] = []  # what a stop could not check against REST
         self.stall_checks: list[tuple[str, float, str]] = []  # (path, silence s, verdict)
         self.route_switches = 0
+        self._away_note = ""  # the last connection problem reported (cleared once data flows again)
         self.budget = WeightBudget(self.config.rest_weight_per_min)
         n = len(self.symbols)
         # ids, gaps and duplicates per symbol (pure bookkeeping); the watchdog's view of each symbol
@@ -307,9 +311,13 @@ class BinanceLive(SourceBase):
             except CONNECT_FAILURES as exc:
                 delay = backoff.next()
                 self.status.state = SourceState.RECONNECTING
-                self.status.last_error = f"connect failed ({type(exc).__name__}: {exc}); retry in {delay:.1f} s"
-                log.warning(self.status.last_error)
+                self._away(f"connect failed ({type(exc).__name__}: {exc}); retry in {delay:.1f} s")
                 await asyncio.sleep(delay)
+
+    def _away(self, note: str) -> None:
+        """Report why the stream is away (cleared by the next delivery: ``_emit``)."""
+        self.status.last_error = self._away_note = note
+        log.warning("binance %s", note)
 
     def _url(self, shard: Shard) -> str:
         return stream_url(self.config.ws_url, shard.path, shard.streams)
@@ -324,7 +332,7 @@ class BinanceLive(SourceBase):
         try:
             while True:
                 reason = await self._read(ws, shard, opened + c.max_connection_age_s, queue)
-                if time.monotonic() - opened >= c.stable_after_s:
+                if shard.delivered:  # it worked: a drop now is retried at once, not after earlier failures
                     backoff.reset()
                 if reason == "rotate":
                     # open the next connection first, then keep reading the old one a little longer:
@@ -350,12 +358,12 @@ class BinanceLive(SourceBase):
                 self.status.reconnects += 1
                 if self.status.state != SourceState.SILENT_ROUTE:
                     self.status.state = SourceState.RECONNECTING
-                    self.status.last_error = f"connection {reason}: reconnecting"
-                    log.warning("binance %s", self.status.last_error)
+                    self._away(f"connection {reason}: reconnecting")
                 # trades printed while away show as a gap only once a later trade arrives: ask now
                 for code in shard.codes:
                     self.watch[code].resync = True
-                await asyncio.sleep(backoff.next())
+                if not shard.delivered:  # the backoff grows only while connecting gives nothing
+                    await asyncio.sleep(backoff.next())
                 ws = await self._connect(self._url(shard), backoff)
                 opened, shard.delivered = time.monotonic(), 0
         finally:
@@ -418,11 +426,9 @@ class BinanceLive(SourceBase):
             nxt = shard.routes[(shard.route + 1) % len(shard.routes)]
             streams = ", ".join(shard.streams[:3]) + (f" and {len(shard.streams) - 3} more" if len(shard.streams) > 3 else "")
             self.status.state = SourceState.SILENT_ROUTE
-            self.status.last_error = (
-                f"{streams} on {shard.path} delivered nothing in {open_s:.1f} s while REST shows {missed:,} "
-                f"new trade(s) of {', '.join(self.symbols[k] for k in newest)}: a wrong route or a dead feed; "
-                f"trying {nxt} (trades meanwhile from REST)")
-            log.warning("binance %s", self.status.last_error)
+            self._away(f"{streams} on {shard.path} delivered nothing in {open_s:.1f} s while REST shows {missed:,} "
+                       f"new trade(s) of {', '.join(self.symbols[k] for k in newest)}: a wrong route or a dead feed; "
+                       f"trying {nxt} (trades meanwhile from REST)")
             self.stall_checks.append((shard.path, limit, Verdict.SILENT_ROUTE))
             return Verdict.SILENT_ROUTE
         self.stall_checks.append((shard.path, limit, Verdict.STALLED))
@@ -486,8 +492,8 @@ class BinanceLive(SourceBase):
                 self.status.last_error = f"subscription error: {reply['error']}"
                 log.warning(self.status.last_error)
         if len(parsed.batch):
-            if self.status.state == SourceState.SILENT_ROUTE:
-                self.status.last_error = ""  # the route delivers again
+            if self.status.last_error and self.status.last_error == self._away_note:
+                self.status.last_error = ""  # connected and delivering again: nothing is wrong now
             self.status.state = SourceState.STREAMING
             shard.delivered += len(parsed.batch)
             shard.quiet_factor = 1.0
@@ -518,7 +524,9 @@ class BinanceLive(SourceBase):
         """Trades received twice (and dropped)."""
         return self.seq.duplicates
 
-    def _holes(self, symbol: str, fill: Fill) -> None:
+    def _account(self, symbol: str, fill: Fill) -> None:
+        """Count what a fill says: aggregates averaged, ids Binance never printed (logged)."""
+        self.status.averaged_aggregates += fill.averaged
         for lo, hi in fill.holes:
             self.exchange_gaps.append((symbol, lo, hi))
             log.warning("exchange gap: %s trades %d..%d are not in Binance's records", symbol, lo, hi)
@@ -533,14 +541,14 @@ class BinanceLive(SourceBase):
             if g.next_try == 0.0:
                 self.status.gaps_found += 1
             try:
-                fill = await rest.fill(symbol, g.code, g.lo, g.hi, g.lo_ts)
+                fill = await rest.fill(symbol, g.code, g.lo, g.hi, g.lo_ts, known=g.known)
             except REST_FAILURES as exc:
                 g.next_try = time.monotonic() + self.config.backoff_max_s / 4
                 self.status.last_error = f"backfill of {symbol} {g.lo}..{g.hi} failed, will retry: {exc}"
                 log.warning(self.status.last_error)
                 continue
             self.seq.gaps.remove(g)
-            self._holes(symbol, fill)
+            self._account(symbol, fill)
             if len(fill.batch):
                 self.status.gaps_filled += 1
                 self._unsent.append(fill.batch)
@@ -569,14 +577,14 @@ class BinanceLive(SourceBase):
             else:
                 lo, hi, lo_ts = last + 1, None, self.seq[code].last_ts
             try:
-                fill = await rest.fill(symbol, code, lo, hi, lo_ts, until_ms)
+                fill = await rest.fill(symbol, code, lo, hi, lo_ts, until_ms, known=self.seq[code].edge)
             except REST_FAILURES as exc:
                 self.status.last_error = f"catch-up of {symbol} failed, will retry: {exc}"
                 if until_ms is not None:
                     continue  # a stop: try the other symbols; this one is reported unreconciled
                 return
             w.resync = False
-            self._holes(symbol, fill)
+            self._account(symbol, fill)
             if hi is not None or fill.last_id is not None:  # the trades since the start are fetched
                 w.from_start = False
             if fill.last_id is None:

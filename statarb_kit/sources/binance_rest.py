@@ -8,8 +8,11 @@ Which endpoint fills a gap of trade ids [lo, hi]:
 - ``GET /fapi/v1/historicalTrades`` (weight 20): any trades from an id, exact, but only with an API
   key (``BinanceConfig.api_key``; sent as the ``X-MBX-APIKEY`` header, never logged).
 - ``GET /fapi/v1/aggTrades`` (weight 20, no key): beyond the recent trades without a key (a long
-  outage, a resume from an old file). An aggregate's quantity is split evenly over its trades
-  (via ``agg_split``): bars stay exact, single sizes are averages.
+  outage, a resume from an old file). The trades of an aggregate already known exactly (received
+  beside the gap, or among the recent trades) keep their sizes; the rest of its quantity is split
+  evenly over its other trades (via ``agg_split``): per aggregate the stored sizes sum to its
+  quantity, so bar volume and VWAP stay exact; single sizes are averages where more than one
+  trade of an aggregate was missing (``Fill.averaged`` counts those aggregates).
 
 Funding history: ``GET /fapi/v1/fundingRate`` (no key; at most 1,000 settlements per call, paged
 by time; Binance shares 500 calls per 5 minutes per IP between it and fundingInfo).
@@ -25,6 +28,7 @@ import logging
 import random
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import httpx
@@ -112,6 +116,7 @@ class Fill:
     holes: list[tuple[int, int]] = field(default_factory=list)
     last_id: int | None = None  # newest id the fill reached (catch-ups: where the stream takes over)
     last_ts: int = 0
+    averaged: int = 0  # aggregates whose missing trades got an average size (more than one was missing)
 
 
 class RestClient:
@@ -236,12 +241,14 @@ class RestClient:
         return rows
 
     async def fill(self, symbol: str, code: int, lo: int | None, hi: int | None, lo_ts: int,
-                   until_ms: int | None = None) -> Fill:
+                   until_ms: int | None = None, known: Mapping[int, float] | None = None) -> Fill:
         """Trades of ``symbol`` with ids ``lo``..``hi`` (None: up to the newest, or the newest at
         or before ``until_ms``), ``lo_ts`` being a time at or before trade ``lo`` (``lo`` None:
         every trade from time ``lo_ts`` on). Exact from the recent trades when they reach back to
-        ``lo``; else the older part from historicalTrades (with a key) or split from aggTrades.
-        A backlog batch, each row marked with its ``via``."""
+        ``lo``; else the older part from historicalTrades (with a key) or split from aggTrades,
+        where ``known`` (trade id -> exact quantity of trades received beside the range) and the
+        recent trades keep an aggregate's total exact. A backlog batch, each row marked with its
+        ``via``."""
         newest = await self.recent_trades(symbol)
         if lo is None:  # from a time: the first id at or after it
             lo = await self._first_id_since(symbol, lo_ts, newest)
@@ -255,6 +262,7 @@ class RestClient:
         else:  # nothing recent at or before until_ms: what there is lies before the recent trades
             top = int(newest[0]["id"]) - 1 if newest else lo - 1
         parts: list[TickBatch] = []
+        averaged = 0
         first_recent = int(recent[0]["id"]) if recent else top + 1
         if lo < first_recent and lo <= top:  # older than the recent trades reach
             older_hi = min(top, first_recent - 1)
@@ -264,14 +272,16 @@ class RestClient:
             else:
                 end_ms = int(recent[0]["time"]) if recent else (until_ms or now_ms())
                 rows = await self.agg_trades(symbol, lo_ts, end_ms)
-                parts.append(expand_agg_trades(rows, code, lo, older_hi, now_ms()))
+                exact = {**(known or {}), **{int(r["id"]): float(r["qty"]) for r in newest}}
+                split, averaged = expand_agg_trades(rows, code, lo, older_hi, now_ms(), exact)
+                parts.append(split)
         parts.append(rest_trades_batch(recent, code, max(lo, first_recent), top, "recent_trades", now_ms()))
         batch = TickBatch.concat([p for p in parts if len(p)]).as_backlog()
         last = int(batch.trade_id.max()) if len(batch) else None
         reach = top if hi is not None else (last if last is not None else lo - 1)  # open ranges end at the last got
         holes = _holes(np.unique(batch.trade_id), lo, reach) if reach >= lo else []
         last_ts = int(batch.ts[batch.trade_id == last][0]) if last is not None else 0
-        return Fill(batch, holes, last, last_ts)
+        return Fill(batch, holes, last, last_ts, averaged)
 
     async def _first_id_since(self, symbol: str, since_ms: int, newest: list[dict]) -> int | None:
         """Id of the first trade at or after ``since_ms`` (None: none yet): from the recent trades

@@ -17,14 +17,20 @@ from .replay import Replay
 API_KEY_ENV = "STATARB_BINANCE_API_KEY"
 
 
+API_KEY_HELP = (f"live: a Binance API key (or set {API_KEY_ENV}): gaps past the newest 1,000 trades are filled "
+                "trade by trade from historicalTrades; without one, from aggregates (sizes averaged within them)")
+
+
 def live_source(symbols: tuple[str, ...] | list[str], ws_url: str = BinanceConfig.ws_url, ws_path: str | None = None,
-                rest_url: str = BinanceConfig.rest_url, db: str | Path | None = None) -> BinanceLive:
+                rest_url: str = BinanceConfig.rest_url, db: str | Path | None = None,
+                api_key: str | None = None) -> BinanceLive:
     """The Binance client of ``symbols``; refuses symbols Binance does not list (InvalidParameter).
     ``db``: a recording file; the client then resumes after the trades stored in it (the outage
-    is filled from REST)."""
+    is filled from REST). ``api_key`` (default: the ``STATARB_BINANCE_API_KEY`` variable) is sent
+    as a header only, never in a URL or a log."""
     symbols = tuple(normalize_symbol(s) for s in symbols)
     config = BinanceConfig(ws_url=ws_url, ws_path=ws_path or None, rest_url=rest_url,
-                           api_key=os.environ.get(API_KEY_ENV) or None)
+                           api_key=api_key or os.environ.get(API_KEY_ENV) or None)
     refuse_unlisted(symbols, rest_url)
     resume: dict = {}
     if db is not None and str(db) != ":memory:" and Path(db).exists():

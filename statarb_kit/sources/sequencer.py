@@ -5,6 +5,10 @@ passes): Binance numbers each symbol's trades consecutively, so an id more than 
 one passed opens a gap, an id at or below it is either a late trade of a gap (kept, the gap
 shrinks) or a duplicate (dropped). The live client asks REST for the gaps and reconnects; this
 module only says what is missing and what was seen twice.
+
+Each gap also keeps the exact quantities of the trades received beside it that share a time with
+its edges (``Gap.known``): an aggregate's trades share their time, so these are the known trades of
+an aggregate the gap's edge cuts, and a fill from aggregates spreads only the rest of its quantity.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from ..ticks import TickBatch
 
 @dataclass
 class Gap:
-    """Missing trade ids [lo, hi] of one symbol, between two seen trades' times (ms)."""
+    """Missing trade ids [lo, hi] of one symbol, between two seen trades' times (ms); ``known``:
+    trade id -> exact quantity of the trades received at ``lo_ts`` before it and at ``hi_ts``
+    after it, and of late trades that split it."""
 
     code: int
     lo: int
@@ -28,16 +34,19 @@ class Gap:
     hi_ts: int
     seen_at: float = field(default_factory=time.monotonic)
     next_try: float = 0.0
+    known: dict[int, float] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass
 class SymbolSequence:
-    """Where one symbol's ids stand: the newest id passed on and its time (None: none yet), and
-    the first trade the stream delivered (id, time; None: none yet)."""
+    """Where one symbol's ids stand: the newest id passed on and its time (None: none yet), the
+    first trade the stream delivered (id, time; None: none yet), and ``edge``: id -> quantity of
+    the trades passed on at ``last_ts`` (the part of the newest aggregate already received)."""
 
     last_id: int | None = None
     last_ts: int = 0
     first: tuple[int, int] | None = None
+    edge: dict[int, float] = field(default_factory=dict)
 
 
 class TradeSequencer:
@@ -64,7 +73,7 @@ class TradeSequencer:
             s = self.symbols[code]
             rows = np.flatnonzero(batch.sym == code)
             order = rows[np.argsort(batch.trade_id[rows], kind="stable")]
-            ids, ts = batch.trade_id[order], batch.ts[order]
+            ids, ts, qty = batch.trade_id[order], batch.ts[order], batch.qty[order]
             first = np.ones(len(ids), dtype=bool)
             first[1:] = ids[1:] != ids[:-1]
             keep[order[~first]] = False
@@ -75,7 +84,7 @@ class TradeSequencer:
             if last is None:  # the very first trade of a symbol starts its sequence
                 last, s.last_ts = int(ids[0]) - 1, int(ts[0])
             for i in np.flatnonzero(first & (ids <= last)):
-                if not self.fill(code, int(ids[i])):
+                if not self.fill(code, int(ids[i]), float(qty[i])):
                     keep[order[i]] = False  # seen before: a duplicate
             new = first & (ids > last)
             if new.any():  # a gap before each new id more than one past the one before it
@@ -83,21 +92,40 @@ class TradeSequencer:
                 prev_id = np.concatenate(([last], nid[:-1]))
                 prev_ts = np.concatenate(([s.last_ts], nts[:-1]))
                 for j in np.flatnonzero(nid > prev_id + 1).tolist():
-                    self.gaps.append(Gap(code, int(prev_id[j]) + 1, int(nid[j]) - 1, int(prev_ts[j]), int(nts[j])))
+                    gap = Gap(code, int(prev_id[j]) + 1, int(nid[j]) - 1, int(prev_ts[j]), int(nts[j]))
+                    if gap.lo_ts == s.last_ts:
+                        gap.known.update(s.edge)
+                    self.gaps.append(gap)
+                edge = s.edge if int(nts[-1]) == s.last_ts else {}
                 s.last_id, s.last_ts = int(nid[-1]), int(nts[-1])
+                at_last = new & (ts == s.last_ts)
+                s.edge = {**edge, **dict(zip(ids[at_last].tolist(), qty[at_last].tolist()))}
             else:
                 s.last_id = last
+            self._note_edges(code, ids[first & keep[order]], ts[first & keep[order]], qty[first & keep[order]])
         self.duplicates += int((~keep).sum())
         return (batch.take(keep) if not keep.all() else batch), started
 
-    def fill(self, code: int, tid: int) -> bool:
-        """A late trade: True (and its gap shrinks or splits) if ``tid`` was missing."""
+    def _note_edges(self, code: int, ids: np.ndarray, ts: np.ndarray, qty: np.ndarray) -> None:
+        """Keep the quantities of the passed-on trades that share a time with an edge of one of
+        ``code``'s gaps, on that gap's side of it."""
+        for g in self.gaps:
+            if g.code != code:
+                continue
+            beside = ((ts == g.lo_ts) & (ids < g.lo)) | ((ts == g.hi_ts) & (ids > g.hi))
+            if beside.any():
+                g.known.update(zip(ids[beside].tolist(), qty[beside].tolist()))
+
+    def fill(self, code: int, tid: int, qty: float = float("nan")) -> bool:
+        """A late trade: True (and its gap shrinks or splits, each part knowing the trade's
+        quantity ``qty``) if ``tid`` was missing."""
         for g in self.gaps:
             if g.code == code and g.lo <= tid <= g.hi:
                 self.gaps.remove(g)
+                known = {**g.known, tid: qty}
                 if g.lo < tid:
-                    self.gaps.append(Gap(g.code, g.lo, tid - 1, g.lo_ts, g.hi_ts, g.seen_at, g.next_try))
+                    self.gaps.append(Gap(g.code, g.lo, tid - 1, g.lo_ts, g.hi_ts, g.seen_at, g.next_try, dict(known)))
                 if tid < g.hi:
-                    self.gaps.append(Gap(g.code, tid + 1, g.hi, g.lo_ts, g.hi_ts, g.seen_at, g.next_try))
+                    self.gaps.append(Gap(g.code, tid + 1, g.hi, g.lo_ts, g.hi_ts, g.seen_at, g.next_try, dict(known)))
                 return True
         return False

@@ -241,7 +241,8 @@ class StatusBar:
             f"<div class='sak-status' id='sak-status'><b>{html.escape(st.source)}</b> {html.escape(st.source_state)}"
             f" | {st.ticks_per_s:,.0f} ticks/s | last tick {age} | gaps filled {st.gaps_filled}/{st.gaps_found}"
             f" | malformed {st.malformed} | dropped {st.overwritten} | duplicates {st.duplicates}"
-            f" | rows stored {st.rows_in_store:,}{_via(st.stored_via)} | reconnects {st.reconnects}{extra}{err}</div>"
+            f" | rows stored {st.rows_in_store:,}{_via(st.stored_via)}{st.averaged_note()} | reconnects {st.reconnects}"
+            f"{extra}{err}</div>"
         ))
 
 
