@@ -18,11 +18,18 @@ with an ``X-MBX-APIKEY`` header only (else HTTP 401, code -2014); each reply car
 market, where 1,000 trades are a few seconds).
 
 Misbehaviour on command: ``drop()`` (abrupt TCP abort, a 1006 for the client), ``close(code)``,
+``withheld`` (id ranges per symbol that print but are never streamed),
 ``stall(seconds)`` (socket open, no data), ``inject(frame)`` (malformed JSON, unknown events,
 subscription errors), ``duplicate_every`` / ``swap_every`` (duplicated, out-of-order trades),
 ``lifetime_s`` (the 24-hour close, shortened), ``rest_errors`` (HTTP 429/418 with Retry-After),
 ``holes`` (ids Binance itself never printed), server pings that need pongs (``ping_interval``).
 ``wait_for_client`` holds the tapes until every symbol is streamed to a client.
+
+A recorded tape (``FakeBinance(recording=[files], speed=k)``, ``read_recording``): real frames of
+Binance's combined streams (``<receive time ns> <frame>`` a line, as in
+``../shared/data/usdm_tape_20240808``) are sent byte for byte, each at its own receive time played
+``speed`` times faster, on the routed paths; REST answers from the same trades (recent trades,
+aggregates, historicalTrades), which print as their frames are due.
 
 The data site (data.binance.vision) on the same port: ``files`` (``publish`` adds a file and its
 ``.CHECKSUM``), and the S3 bucket listing at ``/?prefix=...&delimiter=/&marker=...`` built from
@@ -35,12 +42,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import hashlib
 import io
 import zipfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -56,12 +65,52 @@ from statarb_kit.sources.binance_format import trade_frame
 
 @dataclass
 class Tape:
+    """One symbol's trades; ``raw`` (a recording): each trade's frame exactly as received, sent
+    when the tape clock reaches its ``due`` time (ms of the recording's receive clock)."""
+
     symbol: str
     trade_id: np.ndarray
     ts: np.ndarray
     price: np.ndarray
     qty: np.ndarray
     buyer_maker: np.ndarray
+    raw: list[bytes] | None = None
+    due: np.ndarray | None = None
+
+
+#: The shared real frames (read-only, beside the project).
+RECORDED_TAPE = Path(__file__).resolve().parents[2] / "shared" / "data" / "usdm_tape_20240808"
+
+
+def recorded_files() -> list[Path]:
+    """The shared recording's files; the test is skipped with a clear reason when they are absent."""
+    files = sorted(RECORDED_TAPE.glob("*usdt_*.gz"))
+    if not files:
+        import pytest
+
+        pytest.skip(f"the shared real tape is not at {RECORDED_TAPE} (see shared/data/README.md)")
+    return files
+
+
+def read_recording(path: Path | str) -> Tape:
+    """The @trade frames of one recorded file (``<receive ns> <frame>`` lines), byte for byte."""
+    raw: list[bytes] = []
+    due: list[int] = []
+    rows: list[tuple[int, int, float, float, bool]] = []
+    symbol = ""
+    with gzip.open(path, "rb") as f:
+        for line in f:
+            recv, _, frame = line.rstrip(b"\n").partition(b" ")
+            if b'@trade"' not in frame[:40]:
+                continue
+            d = orjson.loads(frame)["data"]
+            symbol = d["s"]
+            raw.append(frame)
+            due.append(int(recv) // 1_000_000)
+            rows.append((int(d["t"]), int(d["T"]), float(d["p"]), float(d["q"]), bool(d["m"])))
+    ids, ts, price, qty, side = (np.array(c) for c in zip(*rows))
+    return Tape(symbol, ids.astype(np.int64), ts.astype(np.int64), price, qty, side.astype(bool), raw,
+                np.array(due, dtype=np.int64))
 
 
 def make_tape(symbol: str, n: int, t0: int, rate: float, seed: int, first_id: int = 1_000_000,
@@ -112,12 +161,20 @@ class Client:
 class FakeBinance:
     def __init__(self, symbols=("BTCUSDT", "ETHUSDT"), n: int = 2_000, rate: float = 200.0, seed: int = 0,
                  holes: dict[str, dict[int, int]] | None = None, ping_interval: float | None = None,
-                 start_delay_s: float = 0.3, wait_for_client: bool = False) -> None:
+                 start_delay_s: float = 0.3, wait_for_client: bool = False,
+                 recording: list[Path] | None = None, speed: float = 1.0) -> None:
         self.t0 = int(time.time() * 1000) + int(start_delay_s * 1000)
         self.start_delay_s = start_delay_s
         self.wait_for_client = wait_for_client  # hold the tapes until a client streams every symbol
-        self.tapes = {s: make_tape(s, n, self.t0, rate, seed + k, first_id=1_000_000 * (k + 1),
-                                   holes=(holes or {}).get(s)) for k, s in enumerate(symbols)}
+        if recording:
+            self.tapes = {t.symbol: t for t in map(read_recording, recording)}
+        else:
+            self.tapes = {s: make_tape(s, n, self.t0, rate, seed + k, first_id=1_000_000 * (k + 1),
+                                       holes=(holes or {}).get(s)) for k, s in enumerate(symbols)}
+        self.speed = speed
+        # a recording plays its receive clock from its first frame, start_delay_s from now
+        self._tape_origin = min((int(t.due[0]) for t in self.tapes.values() if t.due is not None), default=0)
+        self._wall0 = time.monotonic() + start_delay_s
         self.printed = {s: 0 for s in symbols}  # tape rows already printed
         self.clients: set[Client] = set()
         self.stalled_until = 0.0
@@ -134,6 +191,7 @@ class FakeBinance:
         self.funding_span: tuple[int, int] | None = None  # settlements served (default: the last 40 days)
         self.tiers = {"trade": "public", "aggTrade": "market", "markPrice": "market"}  # stream kind -> tier
         self.recent_cap = 1000
+        self.withheld: dict[str, list[tuple[int, int]]] = {}  # symbol -> id ranges never sent on a stream
         self.rest_down = False  # every REST call fails (HTTP 503)
         self.weights: list[tuple[float, int]] = []  # (time, weight) of each REST call
         self.api_keys_seen: list[str] = []
@@ -261,8 +319,9 @@ class FakeBinance:
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.005)
+        self._wall0 = time.monotonic() + self.start_delay_s
         shift = int(time.time() * 1000) + int(self.start_delay_s * 1000) - self.t0
-        if shift > 0:
+        if shift > 0 and self._tape_origin == 0:
             self.t0 += shift
             for t in self.tapes.values():
                 t.ts += shift
@@ -274,13 +333,19 @@ class FakeBinance:
         count = 0
         while not self.done:
             now_ms = int(time.time() * 1000)
+            tape_ms = self._tape_origin + int((time.monotonic() - self._wall0) * 1000 * self.speed)
             out: dict[str, list[bytes]] = {}
             for s, t in self.tapes.items():
                 i = self.printed[s]
-                j = int(np.searchsorted(t.ts, now_ms, side="right"))
+                j = int(np.searchsorted(t.ts, now_ms, side="right") if t.due is None
+                        else np.searchsorted(t.due, tape_ms, side="right"))
                 frames = []
+                runs = self.withheld.get(s, ())
                 for k in range(i, j):
-                    frames.append(trade_frame(s, int(t.trade_id[k]), int(t.ts[k]), float(t.price[k]),
+                    if runs and any(lo <= t.trade_id[k] <= hi for lo, hi in runs):
+                        continue  # printed (REST has it), never streamed
+                    frames.append(t.raw[k] if t.raw is not None else
+                                  trade_frame(s, int(t.trade_id[k]), int(t.ts[k]), float(t.price[k]),
                                               float(t.qty[k]), bool(t.buyer_maker[k])))
                     count += 1
                     if self.duplicate_every and count % self.duplicate_every == 0:

@@ -59,3 +59,39 @@ def test_any_arrival_order_keeps_each_id_once_and_misses_exactly_the_unseen(ids,
     assert sorted(kept) == sorted(seen_after) and len(kept) == len(set(kept))
     assert seq.duplicates == len(order) - len(set(order)) + len({i for i in order if i < base})
     assert missing(seq) == set(range(base, max(order) + 1)) - set(order)
+
+
+def test_a_gap_knows_the_trades_beside_its_edges_that_share_their_time():
+    """Trades at a gap's edge times are kept with their sizes (an aggregate's trades share a time):
+    the lower side from the trades passed before, the upper side as they arrive; a late trade too."""
+    seq = TradeSequencer(1)
+    n = 7
+    ids = np.array([10, 11, 12, 17, 18, 19, 20])
+    ts = np.array([1, 5, 5, 9, 9, 9, 12])  # 11, 12 share the lower edge's time; 17..19 the upper's
+    b = TickBatch.from_columns(sym=np.zeros(n), trade_id=ids, ts=ts, price=np.ones(n), qty=ids / 10,
+                               is_buyer_maker=np.zeros(n, bool))
+    seq.accept(b.take(np.arange(n) < 3))  # 10..12 first: 12 is the newest, 11 shares its time
+    assert seq[0].edge == {11: 1.1, 12: 1.2}
+    seq.accept(b.take(np.arange(n) >= 3))
+    (gap,) = seq.gaps
+    assert (gap.lo, gap.hi, gap.lo_ts, gap.hi_ts) == (13, 16, 5, 9)
+    assert gap.known == {11: 1.1, 12: 1.2, 17: 1.7, 18: 1.8, 19: 1.9}
+    late = TickBatch.from_columns(sym=[0], trade_id=[14], ts=[7], price=[1.0], qty=[0.25], is_buyer_maker=[False])
+    seq.accept(late)
+    assert sorted((g.lo, g.hi) for g in seq.gaps) == [(13, 13), (15, 16)]
+    assert all(g.known[14] == 0.25 and g.known[17] == 1.7 for g in seq.gaps)
+
+
+def test_an_aggregate_split_keeps_its_known_trades_and_its_total():
+    """By hand: aggregate 100..104 of 9.5 with 100 (2.0) and 104 (1.5) known beside the gap
+    101..103: each missing trade gets (9.5 - 3.5) / 3 = 2; a lone missing trade gets its exact rest."""
+    from statarb_kit.sources.binance_format import expand_agg_trades
+
+    rows = [{"a": 1, "p": "5.0", "q": "9.5", "f": 100, "l": 104, "T": 7, "m": True},
+            {"a": 2, "p": "5.1", "q": "3.0", "f": 105, "l": 106, "T": 8, "m": False}]
+    batch, averaged = expand_agg_trades(rows, 0, 101, 103, 0, {100: 2.0, 104: 1.5})
+    assert batch.trade_id.tolist() == [101, 102, 103] and batch.qty.tolist() == [2.0, 2.0, 2.0] and averaged == 1
+    lone, averaged = expand_agg_trades(rows, 0, 105, 105, 0, {106: 0.5})
+    assert lone.qty.tolist() == [2.5] and averaged == 0
+    plain, averaged = expand_agg_trades(rows, 0, 101, 103, 0)
+    assert plain.qty.tolist() == [1.9, 1.9, 1.9] and averaged == 1  # nothing known: q / n each

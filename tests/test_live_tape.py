@@ -1,0 +1,120 @@
+"""The live client on real Binance USD-M frames (the shared tape of 2024-08-08, BTCUSDT and
+ETHUSDT): the fake replays them byte for byte, paced by their receive times, and answers REST from
+the same trades; clean, with dropped connections, and with runs of trades withheld from the
+stream (past the 1,000 recent trades: aggregates without a key, historicalTrades with one).
+
+Stored ticks equal the tape; 1s, 1m and 5m bars equal a pandas resample of it (OHLC, volume,
+quote volume, VWAP, count). The tape is from 2024, so every bar is final on arrival and each later
+trade of it corrects a stored bar: that path stays exact too."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from statarb_kit import Session, TickStore
+from statarb_kit.bars import timeframe_ms
+from statarb_kit.sources.binance_live import BinanceLive
+from tests.fake_binance import FakeBinance, aggregate, recorded_files
+from tests.test_binance_live import assert_aggregates_sum, config, stored, until
+
+SPEED = 25.0  # 343 s of tape in about 14 s
+
+
+async def drops(fake: FakeBinance) -> None:
+    """Drop every connection every ~2 s (50 s of tape)."""
+    await asyncio.sleep(fake.start_delay_s + 1.0)
+    while not fake.done:
+        fake.drop()
+        await asyncio.sleep(2.0)
+
+
+def cutting_runs(fake: FakeBinance, length: int, count: int = 3) -> dict[str, list[tuple[int, int]]]:
+    """Per symbol, ``count`` runs of about ``length`` trade ids spread over the tape, each starting
+    and ending inside an aggregate of 3 or more trades: a gap edge that splits an aggregate."""
+    runs = {}
+    for s, tape in fake.tapes.items():
+        big = [a for a in aggregate(tape, len(tape.ts)) if a["l"] - a["f"] >= 2]
+        firsts = np.array([a["f"] for a in big])
+        out = []
+        for k in range(count):
+            a = big[(k + 1) * len(big) // (count + 2)]
+            b = big[min(len(big) - 1, int(np.searchsorted(firsts, a["f"] + length)))]
+            out.append((a["f"] + 1, b["l"] - 1))
+        runs[s] = out
+    return runs
+
+
+def record(db, kind: str, **cfg) -> tuple[FakeBinance, BinanceLive]:
+    async def go():
+        async with FakeBinance(recording=recorded_files(), speed=SPEED, wait_for_client=True) as fake:
+            src = BinanceLive(tuple(fake.tapes), config(fake, **cfg))
+            session = Session(source=src, db=db, flush_interval_s=0.05).start()
+            if kind == "withheld":  # runs past the recent trades' reach, cut inside aggregates
+                fake.withheld = cutting_runs(fake, 1_500)
+            misbehave = asyncio.create_task(drops(fake)) if kind == "drops" else None
+            await fake.wait_done(timeout=120)
+            total = sum(fake.printed.values())
+            await until(lambda: session.status().ticks_stored >= total and src.pending_gaps == 0, timeout=60,
+                        what="every trade of the tape stored")
+            if misbehave:
+                misbehave.cancel()
+            await session.stop()
+            return fake, src
+
+    return asyncio.run(go())
+
+
+def resampled(truth: pd.DataFrame, tf_ms: int) -> pd.DataFrame:
+    """Bars by pandas alone: trades grouped by symbol and UTC period of ``tf_ms``."""
+    t = truth.assign(start=truth["ts"] // tf_ms * tf_ms, quote=truth["price"] * truth["qty"])
+    g = t.sort_values("trade_id").groupby(["symbol", "start"], sort=True)
+    bars = g.agg(open=("price", "first"), high=("price", "max"), low=("price", "min"), close=("price", "last"),
+                 volume=("qty", "sum"), quote_volume=("quote", "sum"), trades=("price", "size")).reset_index()
+    bars["vwap"] = bars["quote_volume"] / bars["volume"]
+    return bars
+
+
+@pytest.mark.parametrize("kind,key", [("clean", None), ("drops", None), ("withheld", None), ("withheld", "k")])
+def test_the_real_tape_is_stored_exactly_and_its_bars_equal_a_resample(tmp_path, kind, key):
+    db = tmp_path / "tape.duckdb"
+    fake, src = record(db, kind, api_key=key)
+    truth = fake.truth()
+    assert len(truth) == 21_313 + 14_076
+    got = stored(db)
+    assert len(got) == len(truth) and got["symbol"].tolist() == truth["symbol"].tolist()
+    for col in ("trade_id", "ts", "price", "is_buyer_maker"):
+        np.testing.assert_array_equal(got[col].to_numpy(), truth[col].to_numpy(), err_msg=col)
+    exact = (got["via"] != "agg_split").to_numpy()
+    np.testing.assert_array_equal(got["qty"].to_numpy()[exact], truth["qty"].to_numpy()[exact])
+    cut = 0
+    for s, tape in fake.tapes.items():
+        cut += assert_aggregates_sum(got[got["symbol"] == s].reset_index(drop=True), aggregate(tape, len(tape.ts)))
+    via = got["via"].value_counts().to_dict()
+    if kind == "clean":
+        assert via == {"stream": len(truth)} and src.status.reconnects == 0
+    elif kind == "drops":
+        assert src.status.reconnects >= 3 and via.get("agg_split", 0) == 0
+    elif key is None:  # withheld runs past the recent trades' reach: aggregates, their totals kept
+        assert via.get("agg_split", 0) > 1_000 and src.status.averaged_aggregates > 0
+        assert cut >= 6  # each run's first edge cuts an aggregate: its streamed part kept, only the rest spread
+    else:  # with a key: trade by trade
+        assert via.get("historical_trades", 0) > 1_000 and "agg_split" not in via
+        assert fake.api_keys_seen and set(fake.api_keys_seen) == {"k"}
+    store = TickStore(db, read_only=True)
+    try:
+        for tf in ("1s", "1m", "5m"):
+            bars = store.bars(tf).astype({"symbol": str}).reset_index(drop=True)
+            want = resampled(truth, timeframe_ms(tf))
+            assert len(bars) == len(want), tf
+            np.testing.assert_array_equal(bars["start"].to_numpy(), want["start"].to_numpy())
+            for col in ("open", "high", "low", "close", "trades"):
+                np.testing.assert_array_equal(bars[col].to_numpy(), want[col].to_numpy(), err_msg=f"{tf} {col}")
+            for col in ("volume", "quote_volume", "vwap"):
+                np.testing.assert_allclose(bars[col].to_numpy(), want[col].to_numpy(), rtol=1e-9,
+                                           err_msg=f"{tf} {col}")
+    finally:
+        store.close()
