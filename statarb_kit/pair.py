@@ -338,6 +338,10 @@ class PairView:
         """Change analytics parameters (validated); the frame is recomputed once."""
         self.params = self.params.with_(**changes)
         self.max_rows = max(self.max_rows, self.params.history + 1)
+        self.reload()
+
+    def reload(self) -> None:
+        """Recompute every row from the feed's bars (e.g. once a remote feed has fetched them)."""
         self._recompute()
         self._notify(0)
 

@@ -17,6 +17,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -141,6 +142,8 @@ class Session(EventLog):
         self._writer = Writer(self.builder, self._history, self.symbols, retention_ms)
         self._listeners: list[BarListener] = []
         self._pairs: list[PairView] = []
+        #: held while a view takes bars (``_notify``): another thread may read a view between updates
+        self.views_lock = threading.Lock()
         EventLog.__init__(self, alert_log_size, stored=True)
         self._store: TickStore | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -435,7 +438,8 @@ class Session(EventLog):
             final, corrected, _ = change.arrays()
             for view in list(self._pairs):
                 try:
-                    signals = view.update(tf, final, corrected)
+                    with self.views_lock:  # a monitor's request thread reads a view between updates
+                        signals = view.update(tf, final, corrected)
                 except Exception as exc:
                     self.report_error(f"pair view {view.name}", exc)
                     continue

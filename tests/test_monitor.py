@@ -147,7 +147,7 @@ def monitor_rows(port: int, pairs: list[str], token: str | None = None) -> dict[
         try:
             out = {}
             for name in pairs:
-                rows, _ = viewer._rows(name, None)
+                rows, _ = await viewer._rows(name, None)
                 out[name] = pd.DataFrame(rows).set_index("time")
             return out
         finally:
@@ -421,6 +421,7 @@ def test_a_token_is_needed_off_loopback_and_refuses_a_viewer_without_it(tmp_path
             viewer = RemoteSession(f"127.0.0.1:{port}", tok, request_timeout_s=3.0)
             viewer.start()
             view = viewer.pair("BTCUSDT", "ETHUSDT")
+            await viewer.ready()  # its rows arrive in the background
             rows = len(view)
             await viewer.stop()
             return rows
@@ -460,9 +461,10 @@ def test_a_slider_on_an_attached_page_computes_the_pair_here_from_the_monitors_b
                 assert view.mirrored and mirrored_rows > 200
                 view.set_params(z_window=30)
                 assert not view.mirrored
+                await viewer.ready()  # the bars it computes from arrive in the background; it recomputes
                 bars = [viewer.final_bars(viewer.code(s), "1s") for s in ("BTCUSDT", "ETHUSDT")]
                 mine = view.arrays()
-                theirs, _ = viewer._rows("BTCUSDT/ETHUSDT", None)
+                theirs, _ = await viewer._rows("BTCUSDT/ETHUSDT", None)
                 return mirrored_rows, bars, mine, theirs, view.params
             finally:
                 await viewer.stop()

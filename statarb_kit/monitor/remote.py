@@ -10,6 +10,12 @@ parameters changed on a page) compute here from the monitor's bars, fetched on d
 A gap in ``seq`` (this viewer's queue at the monitor overflowed while it was stalled), a new
 monitor run (it restarted) or a status heartbeat ahead of the last update resynchronises from a
 new snapshot; ZeroMQ reconnects by itself, so a monitor restarted on the same port is found again.
+
+Nothing here waits on the monitor on the event loop: after the first snapshot (``start()``, or
+``await open()``), every request is awaited (``zmq.asyncio``): a mirror's rows and another view's
+bars arrive in the background (``await ready()`` waits for them), and a monitor that stopped
+answering leaves the page responsive, saying since when it is unreachable, while the viewer keeps
+trying.
 """
 
 from __future__ import annotations
@@ -30,9 +36,9 @@ import pandas as pd
 import zmq
 import zmq.asyncio
 
-from ..alerts import AlertRule
+from ..alerts import Alert, AlertRule
 from ..analytics import PairParams
-from ..bars import bars_frame
+from ..bars import BAR_DTYPE, bars_frame
 from ..errors import InvalidParameter, SessionStateError, StatarbError
 from ..pair import MirrorView, PairView
 from ..event_log import EventLog
@@ -94,7 +100,11 @@ class RemoteSession(EventLog):
         self._ctx = zmq.Context()
         self._actx = zmq.asyncio.Context.shadow(self._ctx.underlying)
         self._sub: zmq.asyncio.Socket | None = None
-        self._req: zmq.Socket | None = None
+        self._req: zmq.asyncio.Socket | None = None
+        self._asking: asyncio.Lock | None = None  # one request at a time on the REQ socket
+        self._fetching: dict[tuple[int, str], asyncio.Task[None]] = {}  # bars on their way
+        self._loading: set[asyncio.Task[None]] = set()  # mirrors' rows on their way
+        self._lost_ms = 0  # when the monitor stopped answering (ms UTC; 0: it answers)
         self._state = "new"
         self._run = ""
         self._seq = 0
@@ -105,7 +115,7 @@ class RemoteSession(EventLog):
         self._mirrors: dict[str, list[MirrorView]] = {}
         self._bars: dict[tuple[int, str], np.ndarray] = {}
         self.connected = False
-        self.drops = 0  # updates this viewer missed (its queue at the monitor was full)
+        self.drops = 0  # updates this viewer missed (its queue at the monitor was full): a snapshot skipped them
         self.resyncs = 0
         self.updates = 0
         self.fanout_ms: deque[float] = deque(maxlen=100_000)  # publish -> applied here, per update
@@ -115,7 +125,29 @@ class RemoteSession(EventLog):
 
     def start(self) -> RemoteSession:
         """Connect, take a snapshot (MonitorError when the monitor does not answer: unreachable,
-        or this viewer's token refused) and follow the updates."""
+        or this viewer's token refused) and follow the updates. The one call that waits for the
+        monitor (at most ``request_timeout_s``, milliseconds when it runs): ``await open()`` is
+        the same without waiting on the loop."""
+        self._connect()
+        try:
+            self._take_snapshot(self._ask_now("snapshot"))
+        except BaseException:
+            self._close_sockets()
+            raise
+        return self._follow()
+
+    async def open(self) -> RemoteSession:
+        """``start()`` with the first snapshot awaited (nothing waits on the event loop)."""
+        self._connect()
+        try:
+            header, _ = await self._request("snapshot")
+            self._take_snapshot(header)
+        except BaseException:
+            self._close_sockets()
+            raise
+        return self._follow()
+
+    def _connect(self) -> None:
         if self._state != "new":
             raise SessionStateError(f"start() called on a viewer that is {self._state}")
         try:
@@ -123,17 +155,15 @@ class RemoteSession(EventLog):
         except RuntimeError:
             raise SessionStateError("RemoteSession.start() needs a running event loop: call it in a notebook "
                                     "cell, or inside asyncio.run(...)") from None
+        self._asking = asyncio.Lock()
         self._sub = self._actx.socket(zmq.SUB)
         self._secure(self._sub)
         self._sub.rcvhwm = 100_000
         self._sub.rcvbuf = SOCKET_BUFFER
         self._sub.connect(f"tcp://{self.host}:{self.port + 1}")
         self._sub.subscribe(b"")
-        try:
-            self._snapshot()
-        except BaseException:
-            self._close_sockets()
-            raise
+
+    def _follow(self) -> RemoteSession:
         self._state = "running"
         self._tasks.spawn(self._receive(), "monitor updates")
         self._tasks.every(HELLO_EVERY_S, self._hello, "monitor hello")
@@ -159,7 +189,7 @@ class RemoteSession(EventLog):
         self._ctx.term()
 
     async def __aenter__(self) -> RemoteSession:
-        return self.start()
+        return await self.open()
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
@@ -186,31 +216,70 @@ class RemoteSession(EventLog):
 
     # ---- requests ----------------------------------------------------------------------
 
-    def _request(self, op: str, **args: Any) -> tuple[dict[str, Any], list[bytes]]:
-        """One blocking request (milliseconds on a local network): (header, array frames)."""
-        if self._req is None:
-            self._req = self._ctx.socket(zmq.REQ)
-            self._secure(self._req)
-            self._req.setsockopt(zmq.REQ_RELAXED, 1)
-            self._req.setsockopt(zmq.REQ_CORRELATE, 1)
-            self._req.connect(f"tcp://{self.host}:{self.port + 2}")
-        self._req.send_multipart(wire.encode("request", {"op": op, **args}))
-        if not self._req.poll(self.request_timeout_s * 1000):
-            self._req.close(0)
-            self._req = None  # a fresh socket for the next request
-            refused = " or refused this viewer's token" if self.token else " (a monitor bound to another address needs --token)"
-            raise MonitorError(f"the monitor at {self.address} did not answer within {self.request_timeout_s:g} s: "
-                               f"is `statarb monitor --port {self.port}` running there{refused}?")
-        topic, header, arrays = wire.decode(self._req.recv_multipart())
+    def _no_answer(self) -> MonitorError:
+        refused = " or refused this viewer's token" if self.token else " (a monitor bound to another address needs --token)"
+        return MonitorError(f"the monitor at {self.address} did not answer within {self.request_timeout_s:g} s: "
+                            f"is `statarb monitor --port {self.port}` running there{refused}?")
+
+    def _req_socket(self, ctx: zmq.Context) -> zmq.Socket:
+        sock = ctx.socket(zmq.REQ)
+        self._secure(sock)
+        sock.setsockopt(zmq.REQ_RELAXED, 1)
+        sock.setsockopt(zmq.REQ_CORRELATE, 1)
+        sock.connect(f"tcp://{self.host}:{self.port + 2}")
+        return sock
+
+    @staticmethod
+    def _reply(op: str, frames: list[bytes]) -> tuple[dict[str, Any], list[bytes]]:
+        topic, header, arrays = wire.decode(frames)
         if topic == "error":
             raise MonitorError(f"the monitor refused the request {op!r}: {header.get('error')}")
         return header, arrays
 
-    def _snapshot(self) -> None:
-        """Take the monitor's state: config, status, logs; reload every mirror and fetched series."""
-        header, _ = self._request("snapshot")
+    def _ask_now(self, op: str) -> dict[str, Any]:
+        """The first snapshot, waited for (``start()``): a socket of its own, closed after."""
+        sock = self._req_socket(self._ctx)
+        try:
+            sock.send_multipart(wire.encode("request", {"op": op}))
+            if not sock.poll(self.request_timeout_s * 1000):
+                raise self._no_answer()
+            return self._reply(op, sock.recv_multipart())[0]
+        finally:
+            sock.close(0)
+
+    async def _request(self, op: str, **args: Any) -> tuple[dict[str, Any], list[bytes]]:
+        """One request, awaited (one at a time): (header, array frames). MonitorError when the
+        monitor does not answer within ``request_timeout_s`` (it is then marked unreachable)."""
+        async with self._asking:
+            if self._req is None:
+                self._req = self._req_socket(self._actx)
+            await self._req.send_multipart(wire.encode("request", {"op": op, **args}))
+            if not await self._req.poll(self.request_timeout_s * 1000):
+                self._req.close(0)
+                self._req = None  # a fresh socket for the next request
+                self._unreachable()
+                raise self._no_answer()
+            frames = await self._req.recv_multipart()
+        self._reachable()
+        return self._reply(op, frames)
+
+    def _unreachable(self) -> None:
+        if not self._lost_ms:
+            self._lost_ms = int(time.time() * 1000)
+            log.warning("viewer %s: the monitor at %s does not answer; retrying", self.id, self.address)
+        self.connected = False
+
+    def _reachable(self) -> None:
+        if self._lost_ms:
+            log.info("viewer %s: the monitor at %s answers again", self.id, self.address)
+        self._lost_ms = 0
+
+    def _take_snapshot(self, header: dict[str, Any]) -> list[Alert]:
+        """Take the monitor's config, status and logs; the events new to this viewer."""
         if self._config and header["config"]["pairs"] != self._config["pairs"]:
             log.warning("the monitor at %s now watches other pairs: reattach to see them", self.address)
+        if header["run"] == self._run:  # the updates between the last applied and the snapshot
+            self.drops += max(0, header["seq"] - self._seq)
         self._run, self._seq = header["run"], header["seq"]
         self._config, self._status = header["config"], header["status"]
         self.connected, self._heard = True, time.monotonic()
@@ -221,35 +290,49 @@ class RemoteSession(EventLog):
         self.alert_log.clear()
         self.alert_log.extend(wire.alert_of(a) for a in header["alerts"])
         self.alerts_fired, self.events_fired = header["alerts_fired"], header["events_fired"]
-        for name, views in self._mirrors.items():
-            rows, count = self._rows(name, max(v.max_rows for v in views))
+        return [e for e in events if (e.pair, e.timeframe, e.time_ms) not in known] if known else []
+
+    async def _snapshot(self) -> None:
+        """Take a new snapshot, then reload every mirror and fetched series."""
+        header, _ = await self._request("snapshot")
+        new = self._take_snapshot(header)
+        for name, views in list(self._mirrors.items()):
+            rows, count = await self._rows(name, max(v.max_rows for v in views))
             for view in views:
                 view.load_rows(rows, count)
         for code, tf in list(self._bars):
-            self._bars[(code, tf)] = self._fetch_bars(code, tf)
-        if known:  # events of the gap reach the pages too
-            self._hand_over([e for e in events if (e.pair, e.timeframe, e.time_ms) not in known],
-                            self._event_listeners, "event", logged=False)
+            self._bars[(code, tf)] = await self._fetch_bars(code, tf)
+        if new:  # events of the gap reach the pages too
+            self._hand_over(new, self._event_listeners, "event", logged=False)
 
-    def _resync(self, why: str) -> None:
+    async def _resync(self, why: str) -> None:
         self.resyncs += 1
         log.warning("viewer %s: resynchronising from the monitor's snapshot (%s)", self.id, why)
-        self._snapshot()
+        await self._snapshot()
 
-    def _rows(self, pair: str, last: int | None) -> tuple[np.ndarray, int]:
-        header, arrays = self._request("rows", pair=pair, last=last)
+    async def _rows(self, pair: str, last: int | None) -> tuple[np.ndarray, int]:
+        header, arrays = await self._request("rows", pair=pair, last=last)
         return wire.rows_array(arrays[0]), int(header["count"])
 
-    def _fetch_bars(self, code: int, tf: str) -> np.ndarray:
-        _, arrays = self._request("bars", symbol=self.symbols[code], tf=tf)
+    async def _fetch_bars(self, code: int, tf: str) -> np.ndarray:
+        _, arrays = await self._request("bars", symbol=self.symbols[code], tf=tf)
         bars = wire.bars_array(arrays[0])
         bars["sym"] = code
         return bars
 
-    def _hello(self) -> None:
+    async def _hello(self) -> None:
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        self._request("hello", id=self.id, figures={"drops": self.drops, "resyncs": self.resyncs, "seq": self._seq,
-                                                    "peak_rss_mb": round(rss_mb, 1), "updates": self.updates})
+        try:
+            await self._request("hello", id=self.id, figures={
+                "drops": self.drops, "resyncs": self.resyncs, "seq": self._seq, "peak_rss_mb": round(rss_mb, 1),
+                "updates": self.updates})
+        except MonitorError:
+            return  # unreachable (the status says so since when); the next hello tries again
+
+    async def ready(self) -> None:
+        """Wait until the rows of every mirror and the bars asked for so far have arrived."""
+        while self._loading or self._fetching:
+            await asyncio.gather(*self._loading, *self._fetching.values(), return_exceptions=True)
 
     # ---- updates -----------------------------------------------------------------------
 
@@ -264,37 +347,35 @@ class RemoteSession(EventLog):
                 self.connected = False
                 continue
             try:
-                self._handle(*wire.decode(frames))
+                await self._handle(*wire.decode(frames))
             except (MonitorError, wire.WireError) as exc:
                 self.report_error("monitor update", exc)
                 await asyncio.sleep(1.0)
 
-    def _handle(self, topic: str, header: dict[str, Any], arrays: list[bytes]) -> None:
+    async def _handle(self, topic: str, header: dict[str, Any], arrays: list[bytes]) -> None:
         self._heard = time.monotonic()
         was_connected, self.connected = self.connected, True
         if header["run"] != self._run:
-            self._resync(f"the monitor restarted (run {header['run']})")
+            await self._resync(f"the monitor restarted (run {header['run']})")
             return
         if topic == "status":
             self._status = header["status"]
             if header["seq"] > self._seq:
-                self.drops += header["seq"] - self._seq
-                self._resync(f"{header['seq'] - self._seq} updates missed")
+                await self._resync(f"{header['seq'] - self._seq} updates missed")
             elif not was_connected:
-                self._resync("the monitor is back")
+                await self._resync("the monitor is back")
             return
         if topic != "update" or header["seq"] <= self._seq:
             return  # taken by the snapshot already
         if header["seq"] != self._seq + 1:
-            self.drops += header["seq"] - self._seq - 1
-            self._resync(f"{header['seq'] - self._seq - 1} updates missed")
+            await self._resync(f"{header['seq'] - self._seq - 1} updates missed")
             return
-        self._apply(header, arrays)
-        self._seq = header["seq"]
+        await self._apply(header, arrays)
+        self._seq = max(self._seq, header["seq"])  # a resynchronisation may have passed it meanwhile
         self.updates += 1
         self.fanout_ms.append((time.time_ns() - header["t_ns"]) / 1e6)
 
-    def _apply(self, header: dict[str, Any], arrays: list[bytes]) -> None:
+    async def _apply(self, header: dict[str, Any], arrays: list[bytes]) -> None:
         tf = header["tf"]
         final, corrected = wire.bars_array(arrays[0]), wire.bars_array(arrays[1])
         self._merge_bars(tf, final, corrected)
@@ -302,7 +383,7 @@ class RemoteSession(EventLog):
         for name, count, n_new, reset in header["pairs"]:
             views = self._mirrors.get(name, [])
             if reset and views:
-                rows, count = self._rows(name, max(v.max_rows for v in views))
+                rows, count = await self._rows(name, max(v.max_rows for v in views))
                 for view in views:
                     view.load_rows(rows, count)
             elif n_new:
@@ -386,15 +467,45 @@ class RemoteSession(EventLog):
         return int(self._config["retained"]) if timeframe in self.timeframes else 0
 
     def final_bars(self, code: int, timeframe: str) -> np.ndarray:
-        """The monitor's final bars of one symbol (fetched once, then kept up to date)."""
+        """The monitor's final bars of one symbol held here (kept up to date by the updates). The
+        first ask starts their fetch and returns none: the views of that symbol recompute when
+        they arrive (``await load_bars()`` or ``await ready()`` waits for them)."""
         if timeframe not in self.timeframes:
             raise InvalidParameter(f"timeframe {timeframe!r} is not built by the monitor: {self.timeframes}")
-        if (code, timeframe) not in self._bars:
-            self._bars[(code, timeframe)] = self._fetch_bars(code, timeframe)
-        return self._bars[(code, timeframe)].copy()
+        key = (code, timeframe)
+        if key not in self._bars:
+            self._bars[key] = np.empty(0, dtype=BAR_DTYPE)  # updates collect here while it is fetched
+            self._fetching[key] = self._tasks.spawn(self._load_bars(code, timeframe), "monitor bars")
+        return self._bars[key].copy()
+
+    async def _load_bars(self, code: int, tf: str) -> None:
+        key = (code, tf)
+        try:
+            fetched = await self._fetch_bars(code, tf)
+        except MonitorError:
+            del self._bars[key]  # asked again on the next use
+            raise
+        finally:
+            self._fetching.pop(key, None)
+        held = self._bars.get(key, fetched[:0])
+        newer = held[held["start"] > fetched["start"][-1]] if len(fetched) else held
+        self._bars[key] = np.concatenate([fetched, newer])[-self.retained_bars(tf):]
+        for view in list(self._views):
+            if view.timeframe == tf and code in (view.x, view.y) and not getattr(view, "mirrored", False):
+                view.reload()
+
+    async def load_bars(self, symbol: str, timeframe: str) -> pd.DataFrame:
+        """All the monitor's final bars of ``symbol`` (fetched if not held yet), indexed by bar
+        open time (UTC)."""
+        code = self.code(symbol)
+        self.final_bars(code, timeframe)
+        if (code, timeframe) in self._fetching:
+            await self._fetching[(code, timeframe)]
+        return self.bars(symbol, timeframe, last=None)
 
     def bars(self, symbol: str, timeframe: str = "1m", last: int | None = 500) -> pd.DataFrame:
-        """Newest ``last`` final bars of ``symbol`` held by the monitor, indexed by bar open time (UTC)."""
+        """Newest ``last`` final bars of ``symbol`` held here (none until fetched: ``load_bars``),
+        indexed by bar open time (UTC)."""
         bars = self.final_bars(self.code(symbol), timeframe)
         return bars_frame(bars if last is None else bars[-last:] if last > 0 else bars[:0])
 
@@ -423,15 +534,27 @@ class RemoteSession(EventLog):
         rule = rule or self.rule
         name = f"{normalize_symbol(x)}/{normalize_symbol(y)}"
         if timeframe == self.timeframe and params == self.params and tuple(name.split("/")) in self.pairs:
-            rows, count = self._rows(name, self.rows_kept)
-            view: PairView = MirrorView(self, x, y, timeframe, params, rule, rows, count,
-                                        max_rows=self.rows_kept or max(self.retained_bars(timeframe), len(rows)),
+            view: PairView = MirrorView(self, x, y, timeframe, params, rule, np.empty(0, dtype=wire.ROW_DTYPE), 0,
+                                        max_rows=self.rows_kept or self.retained_bars(timeframe),
                                         on_close=self._forget)
             self._mirrors.setdefault(name, []).append(view)
+            task = self._tasks.spawn(self._load_mirror(view), "monitor rows")
+            self._loading.add(task)
+            task.add_done_callback(self._loading.discard)
         else:
             view = PairView(self, x, y, timeframe, params, rule, on_close=self._forget)
         self._views.append(view)
         return view
+
+    async def _load_mirror(self, view: MirrorView) -> None:
+        """A new mirror's rows, fetched; rows that updates added meanwhile are kept after them."""
+        rows, count = await self._rows(view.name, self.rows_kept)
+        newest = rows["time"][-1] if len(rows) else -1
+        meanwhile = view.arrays()
+        later = wire.rows_of({c: v[meanwhile["time"] > newest] for c, v in meanwhile.items()})
+        view.load_rows(rows, count)
+        if len(later):
+            view.add_rows(later, max(count, view.rows_added))
 
     @contextlib.contextmanager
     def keeping(self, rows: int | None) -> Iterator[None]:
@@ -448,10 +571,17 @@ class RemoteSession(EventLog):
                 views.remove(view)
 
     def status(self) -> SessionStatus:
-        """The monitor's status; the source state says this page views it, and whether it hears it."""
+        """The monitor's status; the source state says this page views it, and whether it hears it
+        (unreachable since when: the viewer keeps trying)."""
         st = {f.name: self._status.get(f.name) for f in fields(SessionStatus)}
         st["symbols"] = tuple(st["symbols"] or ())
-        link = "" if self.connected else f", monitor silent for {time.monotonic() - self._heard:.0f} s"
+        st["stored_via"] = st["stored_via"] or {}
+        st["averaged_aggregates"] = st["averaged_aggregates"] or 0
+        if self._lost_ms:
+            since = pd.Timestamp(self._lost_ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+            link = f", unreachable since {since}: retrying"
+        else:
+            link = "" if self.connected else f", monitor silent for {time.monotonic() - self._heard:.0f} s"
         st["source_state"] = f"{st['source_state']} (monitor {self.address}{link})"
         if self._last_error:
             st["last_error"] = self._last_error

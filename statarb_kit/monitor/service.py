@@ -4,6 +4,12 @@ any number of viewers over ZeroMQ (see ``wire``), with ``GET /health`` for probe
 Ports, from ``port`` P: HTTP ``/health`` on P, the update stream (PUB) on P + 1, requests
 (ROUTER: snapshots, rows, bars) on P + 2. A viewer's address is ``HOST:P``.
 
+Requests are answered on a thread of their own (``_Requests``), never behind the bar work on the
+event loop: a snapshot is the state as of the last update sent (``seq``, the newest events and
+alerts, the status of the last heartbeat), rows are copied from a view between two of its updates
+(``Session.views_lock``), bars under the writer's lock. A busy monitor, or a viewer in the same
+process that waits for an answer, still gets one in milliseconds.
+
 Fan-out never waits for a viewer: each has a bounded queue (PUB's high-water mark, ``viewer_queue``
 messages); what a stalled viewer cannot take is dropped for it alone, and it sees the gap in
 ``seq`` and resynchronises from a snapshot.
@@ -25,15 +31,16 @@ import asyncio
 import dataclasses
 import logging
 import os
+import threading
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 import numpy as np
 import orjson
 import pandas as pd
 import zmq
-import zmq.asyncio
 
 from ..alerts import Alert, AlertRule, EventState, alerts_frame
 from ..analytics import PairParams
@@ -90,7 +97,15 @@ class Monitor:
         self._outbox: list[Alert] = []  # events to commit into the outbox, then send
         self._outcomes: list[tuple[Alert, bool]] = []  # the notifier's results, to write back
         self._in_flight = 0  # events handed to the notifier whose outcome is not committed yet
-        self._viewers: dict[str, dict[str, Any]] = {}
+        self._viewers: dict[str, dict[str, Any]] = {}  # under _lock (the request thread writes it)
+        # what a snapshot gives, as of the last update sent (under _lock): the newest events and
+        # alerts, how many fired, the status of the last heartbeat
+        self._lock = threading.Lock()
+        self._recent_events: deque[Alert] = deque(maxlen=SNAPSHOT_EVENTS)
+        self._recent_alerts: deque[Alert] = deque(maxlen=SNAPSHOT_EVENTS)
+        self._fired = (0, 0)
+        self._status: dict[str, Any] = {}
+        self._config: dict[str, Any] = {}
         self._saved: dict[PairView, tuple[bool, int | None]] = {}  # event state last committed per view
         self.recovered_events = 0
         self.resent = 0
@@ -100,7 +115,7 @@ class Monitor:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ctx: zmq.Context | None = None
         self._pub: zmq.Socket | None = None
-        self._router: zmq.asyncio.Socket | None = None
+        self._requests: _Requests | None = None
         self._auth = None
         self._http = None
         self._unsubscribe: list = []
@@ -117,6 +132,8 @@ class Monitor:
                                  *(v.subscribe(self._on_view) for v in self.watchlist.views),
                                  s.subscribe_bars(self._on_bars)]  # after the views: their rows are in
             unsent = await self._restore()
+            self._config = self.config()
+            self._publish_state()
             self._open()
         except BaseException:
             await s.stop()
@@ -127,7 +144,7 @@ class Monitor:
             for event in unsent:
                 self.notifier.submit(event)
             self.resent = self._in_flight = len(unsent)
-        s.spawn(self._serve(), "monitor requests")
+        self._requests.start()
         s.every(self._persist_s, self._persist, "monitor ledger")
         s.every(self._status_s, self._heartbeat, "monitor status")
         log.info("monitor %s: %d pairs on %s, /health on http://%s:%d/health, viewers at %s:%d", self.run_id,
@@ -166,26 +183,26 @@ class Monitor:
 
     def _open(self) -> None:
         self._ctx = zmq.Context()
-        actx = zmq.asyncio.Context.shadow(self._ctx.underlying)
-        if self.token:
-            from zmq.auth.asyncio import AsyncioAuthenticator
+        if self.token:  # the handshake on a thread of its own too: a busy loop never delays it
+            from zmq.auth.thread import ThreadAuthenticator
 
-            self._auth = AsyncioAuthenticator(actx)
+            self._auth = ThreadAuthenticator(self._ctx)
             self._auth.start()
             self._auth.configure_plain(domain="statarb", passwords={wire.TOKEN_USER.decode(): self.token})
         self._pub = self._ctx.socket(zmq.PUB)
         self._pub.sndhwm = self._queue
         self._pub.sndbuf = SOCKET_BUFFER  # with the viewer's receive buffer: what a stalled viewer holds beyond its queue
         self._pub.linger = 0
-        self._router = actx.socket(zmq.ROUTER)
-        self._router.linger = 0
-        for sock in (self._pub, self._router):
+        router = self._ctx.socket(zmq.ROUTER)
+        router.linger = 0
+        for sock in (self._pub, router):
             if self.token:
                 sock.plain_server = True
                 sock.zap_domain = b"statarb"
+        self._requests = _Requests(router, self._answer, self._refusal)
         try:
             self._pub.bind(f"tcp://{self.host}:{self.port + 1}")
-            self._router.bind(f"tcp://{self.host}:{self.port + 2}")
+            router.bind(f"tcp://{self.host}:{self.port + 2}")
             self._http = _health_server(self, self.host, self.port)
         except (zmq.ZMQError, OSError) as exc:
             self._close()
@@ -196,10 +213,12 @@ class Monitor:
         if self._http is not None:
             self._http.stop()
             self._http = None
-        for sock in (self._pub, self._router):
-            if sock is not None:
-                sock.close(0)
-        self._pub = self._router = None
+        if self._requests is not None:
+            self._requests.stop()  # joins the thread, closes its socket
+            self._requests = None
+        if self._pub is not None:
+            self._pub.close(0)
+        self._pub = None
         if self._auth is not None:
             self._auth.stop()
             self._auth = None
@@ -257,14 +276,27 @@ class Monitor:
                 rows = wire.rows_of(view.arrays(last=added))
                 pairs.append([view.name, view.rows_added, len(rows), False])
                 arrays.append(rows)
-        self.seq += 1
-        header = {"run": self.run_id, "seq": self.seq, "tf": tf, "t_ns": time.time_ns(), "pairs": pairs,
+        header = {"run": self.run_id, "seq": self.seq + 1, "tf": tf, "t_ns": time.time_ns(), "pairs": pairs,
                   "alerts": [wire.alert_dict(a) for a in self._alerts],
                   "events": [wire.alert_dict(e) for e in self._events]}
-        self._alerts, self._events = [], []
+        self._publish_state(1)
         if self._pub is not None:
             self._pub.send_multipart(wire.encode("update", header, *arrays), flags=zmq.NOBLOCK, copy=False)
             self.updates_sent += 1
+
+    def _publish_state(self, updates: int = 0) -> None:
+        """Loop thread: what snapshots give from now on: ``updates`` more sent, with the events
+        and alerts found since the last one (the first call: the session's logs)."""
+        with self._lock:
+            if updates:
+                self.seq += updates
+                self._recent_alerts.extend(self._alerts)
+                self._recent_events.extend(self._events)
+            else:
+                self._recent_alerts.extend(self.session.alert_log)
+                self._recent_events.extend(self.session.event_log)
+            self._alerts, self._events = [], []
+            self._fired = (self.session.alerts_fired, self.session.events_fired)
 
     def _notified(self, event: Alert, sent: bool) -> None:
         """Notifier thread: hand the outcome to the loop (written back at the next commit)."""
@@ -314,47 +346,49 @@ class Monitor:
 
     def _heartbeat(self) -> None:
         now = time.monotonic()
-        for vid in [k for k, v in self._viewers.items() if now - v["seen"] > VIEWER_TIMEOUT_S]:
-            del self._viewers[vid]
+        status = _status_dict(self.session)
+        with self._lock:
+            for vid in [k for k, v in self._viewers.items() if now - v["seen"] > VIEWER_TIMEOUT_S]:
+                del self._viewers[vid]
+            self._status, viewers = status, len(self._viewers)
         if self._pub is not None:
-            self._pub.send_multipart(wire.encode("status", {"run": self.run_id, "seq": self.seq,
-                                                            "status": _status_dict(self.session),
-                                                            "viewers": len(self._viewers)}), flags=zmq.NOBLOCK)
+            self._pub.send_multipart(wire.encode("status", {"run": self.run_id, "seq": self.seq, "status": status,
+                                                            "viewers": viewers}), flags=zmq.NOBLOCK)
 
     # ---- requests ----------------------------------------------------------------------
 
-    async def _serve(self) -> None:
-        while True:
-            frames = await self._router.recv_multipart()
-            cut = frames.index(b"") + 1 if b"" in frames else 1  # REQ's envelope: identity, request id, b""
-            envelope, body = frames[:cut], frames[cut:]
-            try:
-                reply = self._answer(body)
-            except (StatarbError, wire.WireError, KeyError, TypeError, ValueError) as exc:
-                reply = wire.encode("error", {"run": self.run_id, "seq": self.seq, "error": str(exc)})
-            await self._router.send_multipart([*envelope, *reply])
+    def _refusal(self, exc: Exception) -> list[bytes]:
+        return wire.encode("error", {"run": self.run_id, "seq": self.seq, "error": str(exc)})
 
     def _answer(self, body: list[bytes]) -> list[bytes]:
+        """Request thread: the reply to one request (see the module doc for what each reads)."""
         _, req, _ = wire.decode(body)
-        op, base = req.get("op"), {"run": self.run_id, "seq": self.seq}
+        op = req.get("op")
         s = self.session
         if op == "snapshot":
-            return wire.encode("snapshot", {**base, "config": self.config(), "status": _status_dict(s),
-                                            "events": [wire.alert_dict(e) for e in list(s.event_log)[-SNAPSHOT_EVENTS:]],
-                                            "alerts": [wire.alert_dict(a) for a in list(s.alert_log)[-SNAPSHOT_EVENTS:]],
-                                            "events_fired": s.events_fired, "alerts_fired": s.alerts_fired})
+            with self._lock:
+                base = {"run": self.run_id, "seq": self.seq}
+                events, alerts = list(self._recent_events), list(self._recent_alerts)
+                (alerts_fired, events_fired), status = self._fired, self._status or _status_dict(s)
+            return wire.encode("snapshot", {**base, "config": self._config, "status": status,
+                                            "events": [wire.alert_dict(e) for e in events],
+                                            "alerts": [wire.alert_dict(a) for a in alerts],
+                                            "events_fired": events_fired, "alerts_fired": alerts_fired})
+        base = {"run": self.run_id, "seq": self.seq}
         if op == "rows":
             view = self.watchlist.view(req["pair"])
             last = req.get("last")
-            rows = wire.rows_of(view.arrays(last=None if last is None else int(last)))
-            return wire.encode("rows", {**base, "pair": view.name, "count": view.rows_added}, rows)
+            with s.views_lock:  # between two of the view's updates
+                cols, count = view.arrays(last=None if last is None else int(last)), view.rows_added
+            return wire.encode("rows", {**base, "pair": view.name, "count": count}, wire.rows_of(cols))
         if op == "bars":
             bars = s.final_bars(s.code(req["symbol"]), req["tf"]) if req["tf"] in s.timeframes else None
             if bars is None:
                 raise InvalidParameter(f"the monitor builds no {req['tf']!r} bars: {s.timeframes}")
             return wire.encode("bars", {**base, "symbol": req["symbol"], "tf": req["tf"]}, bars)
         if op == "hello":
-            self._viewers[str(req["id"])] = {**req.get("figures", {}), "seen": time.monotonic()}
+            with self._lock:
+                self._viewers[str(req["id"])] = {**req.get("figures", {}), "seen": time.monotonic()}
             return wire.encode("hello", base)
         raise InvalidParameter(f"unknown request {op!r}")
 
@@ -378,6 +412,8 @@ class Monitor:
         ok = st.state == "running" and (age is None or age < 60)
         note = self.notifier.status() if self.notifier is not None else None
         last = self._last_event
+        with self._lock:
+            viewers = dict(self._viewers)
         return {"ok": ok, "run": self.run_id, "version": wire.VERSION, "state": st.state, "source": st.source,
                 "source_state": st.source_state, "last_message_age_s": age, "ticks_per_s": st.ticks_per_s,
                 "bars_lag_s": lag, "pairs": len(self.pairs), "seq": self.seq, "events": st.events,
@@ -386,13 +422,50 @@ class Monitor:
                 "notified": note.sent if note else 0, "notify_failed": note.failed if note else 0,
                 "notify_pending": note.pending if note else 0,
                 "notify_unconfirmed": len(self._outbox) + self._in_flight - (note.dropped if note else 0),
-                "viewers": len(self._viewers), "viewer_figures": {k: {f: v for f, v in d.items() if f != "seen"}
-                                                                  for k, d in self._viewers.items()},
+                "viewers": len(viewers), "viewer_figures": {k: {f: v for f, v in d.items() if f != "seen"}
+                                                            for k, d in viewers.items()},
                 "paper": {v.name: {"position": p.direction, "realised_pnl": p.realised_pnl, "open_pnl": p.open_pnl,
                                    "trades": p.trades}
                           for v, b in zip(self.watchlist.views, self.watchlist.books) if b is not None
                           for p in (b.position(),)},
                 "errors": st.errors, "last_error": st.last_error, "pid": os.getpid()}
+
+
+class _Requests:
+    """The monitor's request socket (a bound ROUTER) served on a thread of its own: each request
+    gets ``answer(body)``, or ``refusal(exc)`` when answering raised a caller's mistake."""
+
+    POLL_MS = 100  # how often the thread looks at its stop flag
+
+    def __init__(self, router: zmq.Socket, answer, refusal) -> None:
+        self._router, self._answer, self._refusal = router, answer, refusal
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="monitor-requests", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._router.close(0)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            if not self._router.poll(self.POLL_MS):
+                continue
+            frames = self._router.recv_multipart()
+            cut = frames.index(b"") + 1 if b"" in frames else 1  # REQ's envelope: identity, request id, b""
+            envelope, body = frames[:cut], frames[cut:]
+            try:
+                reply = self._answer(body)
+            except (StatarbError, wire.WireError, KeyError, TypeError, ValueError) as exc:
+                reply = self._refusal(exc)
+            except Exception as exc:  # a fault answered, never a thread that dies and leaves viewers waiting
+                log.exception("monitor request failed")
+                reply = self._refusal(exc)
+            self._router.send_multipart([*envelope, *reply])
 
 
 def _status_dict(session: Session) -> dict[str, Any]:
