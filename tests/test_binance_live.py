@@ -119,9 +119,34 @@ def test_reconnect_after_a_cut_backfills_the_gap(tmp_path, how):
         fake.stall(0.3)  # trades keep printing while the client is away
 
     db = tmp_path / "l.duckdb"
-    fake, src, _ = run(db, script)
+    fake, src, session = run(db, script)
     got = assert_stored_equals_truth(db, fake)
     assert src.status.reconnects >= 1 and filled(got).any() and src.status.gaps_filled >= 1
+    # recovered: the connection came back and nothing is missing, so no error is left to show
+    assert src.status.last_error == "" and session.status().last_error == ""
+
+
+def test_a_dropped_connection_that_delivered_is_retried_at_once(tmp_path):
+    """Drops every 0.3 s with the shipped backoff (0.5 s doubling to 30 s): each connection that
+    delivered is opened again at once, so no reconnect waits for the backoff of earlier drops
+    (before: the sixth waited 4-8 s, the backoff reset only after a connection lived 60 s)."""
+    away: list[float] = []
+
+    async def script(fake, src):
+        await until(lambda: src.status.ticks > 50, what="first trades")
+        for _ in range(6):
+            n = fake.connections
+            fake.drop()
+            t0 = time.monotonic()
+            await until(lambda: fake.connections > n and src.status.state == "streaming", what="a new connection")
+            away.append(time.monotonic() - t0)
+            await asyncio.sleep(0.3)  # it delivers before the next drop
+
+    db = tmp_path / "l.duckdb"
+    fake, src, _ = run(db, script, fake_kw={"n": 1_200}, backoff_initial_s=0.5, backoff_max_s=30.0)
+    assert_stored_equals_truth(db, fake)
+    assert src.status.reconnects >= 6 and len(away) == 6
+    assert max(away) < 2.0, away
 
 
 def test_silent_stall_is_detected_and_recovered(tmp_path):
