@@ -448,8 +448,10 @@ class RemoteSession(EventLog):
 
     @property
     def source(self) -> MonitorSource:
+        """The monitor's source as it describes it; not real time while the monitor is not heard
+        (its bars stop following the clock: no page reads that as a catch-up)."""
         src = self._config["source"]
-        return MonitorSource(src["name"], src["realtime"], src["truth"])
+        return MonitorSource(src["name"], src["realtime"] and self.connected and not self._lost_ms, src["truth"])
 
     funding = None  # funding rates stay with the monitor
 
@@ -577,6 +579,9 @@ class RemoteSession(EventLog):
         st["symbols"] = tuple(st["symbols"] or ())
         st["stored_via"] = st["stored_via"] or {}
         st["averaged_aggregates"] = st["averaged_aggregates"] or 0
+        if self._lost_ms or not self.connected:  # its figures are as of the last word heard
+            st["ticks_per_s"] = 0.0
+            st["last_tick_age_s"] = (st["last_tick_age_s"] or 0.0) + time.monotonic() - self._heard
         if self._lost_ms:
             since = pd.Timestamp(self._lost_ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
             link = f", unreachable since {since}: retrying"
