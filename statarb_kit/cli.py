@@ -294,7 +294,7 @@ def _walk_forward(args: argparse.Namespace, bars: PairBars, grid: dict[str, list
 
 def _scan(args: argparse.Namespace) -> int:
     from .scan import scan_pairs, synthetic_universe
-    from .scan.data import closes_from_files, closes_from_store, dask_client, write_scan
+    from .scan.data import closes_from_files, closes_from_klines, closes_from_store, dask_client, write_scan
 
     symbols = args.symbols.split(",") if args.symbols else None
     if args.db:
@@ -302,6 +302,9 @@ def _scan(args: argparse.Namespace) -> int:
             raise InvalidParameter("--db: name the symbols (--symbols A,B,C) or scan --all of them")
         closes = closes_from_store(args.db, args.timeframe, None if args.all else symbols, args.start, args.end)
         origin = f"store {args.db}"
+    elif args.klines:
+        closes = closes_from_klines(args.klines, symbols, args.start, args.end)
+        origin = f"klines file {args.klines} (bars without trades left out)"
     elif args.files:
         closes = closes_from_files(args.files, check_timeframe(args.timeframe), args.skip_bad)
         closes = closes[symbols] if symbols else closes
@@ -548,6 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.add_argument("--db", default=None,
                     help="DuckDB file with bars (opened read-only), or an archive folder (statarb archive)")
     sc.add_argument("--files", nargs="*", help="Binance trades/aggTrades dump files instead of --db")
+    sc.add_argument("--klines", default=None, metavar="FILE",
+                    help="a klines file instead of --db (.parquet or .csv, long format: symbol, open_time in ms UTC, "
+                         "open, high, low, close, volume[, trades]); bars without trades are no price")
     sc.add_argument("--symbols", default=None, help="comma-separated symbols to scan")
     sc.add_argument("--all", action="store_true", help="--db: every symbol in the file")
     sc.add_argument("--timeframe", default="1m", type=_any_timeframe,

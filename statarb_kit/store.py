@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from .bars import BAR_DTYPE, BAR_FIELDS, is_timeframe, merge_bars, timeframe_ms
+from .bars import BAR_DTYPE, BAR_FIELDS, TRADED_SQL, is_timeframe, merge_bars, timeframe_ms
 from .errors import CorruptFileError, InvalidParameter, StoreLockedError
 from .funding import SAME_SETTLEMENT_MS, FundingRates
 from .ticks import TICK_COLUMNS, VIA, TickBatch
@@ -272,12 +272,13 @@ class TickStore:
 
     def closes(self, tf: str, symbols: list[str] | None = None, start_ms: int | None = None,
                end_ms: int | None = None) -> pd.DataFrame:
-        """Rows (symbol, start, close) of the stored ``tf`` bars of ``symbols`` (None: all), with
-        start_ms <= start < end_ms (None: unbounded); InvalidParameter when the file has none."""
+        """Rows (symbol, start, close) of the stored ``tf`` bars of ``symbols`` (None: all) in
+        which something traded (``bars.TRADED_SQL``: a settled contract's flat klines are no price),
+        with start_ms <= start < end_ms (None: unbounded); InvalidParameter when the file has none."""
         table = bars_table(tf)
         if not self.has_table(table):
             raise InvalidParameter(f"{self.path} has no {tf} bars")
-        where, args = ["1 = 1"], []
+        where, args = [TRADED_SQL], []
         if symbols:
             where.append(f"symbol IN ({', '.join('?' * len(symbols))})")
             args += list(symbols)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..analytics import align_pair
 from ..archive import is_archive, read_bars, read_funding
-from ..bars import check_timeframe, timeframe_ms
+from ..bars import check_timeframe, timeframe_ms, traded
 from ..errors import InvalidParameter
 from ..funding import PairFunding, read_funding_files, synthetic_funding
 from ..recording import recorded
@@ -144,7 +144,8 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
                     start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None,
                     max_stale: int = MAX_STALE) -> PairBars:
     """The stored final bars of a pair in DuckDB file ``db`` (opened read-only), aligned; optional
-    UTC ``start`` (inclusive) and ``end`` (exclusive) bounds. ``db`` may be an archive folder."""
+    UTC ``start`` (inclusive) and ``end`` (exclusive) bounds. ``db`` may be an archive folder. Bars
+    in which nothing traded are missing (``bars.traded``)."""
     x, y = _pair(symbols)
     if is_archive(db):
         bx, by = read_bars(db, timeframe, x), read_bars(db, timeframe, y)
@@ -159,6 +160,8 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
     for sym, b in ((x, bx), (y, by)):
         if not len(b):
             raise InvalidParameter(f"{db} has no {timeframe} bars of {sym}")
+    # a bar in which nothing traded (a settled contract's flat klines) is no price: missing
+    bx, by = (b[traded(b["volume"].to_numpy(), b["trades"].to_numpy())] for b in (bx, by))
     aligned = align_pair(bx["start"].to_numpy(np.int64), bx["close"].to_numpy(), by["start"].to_numpy(np.int64),
                          by["close"].to_numpy(), timeframe_ms(timeframe), max_stale)
     funding = PairFunding(fx, fy) if len(fx) and len(fy) else None

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..archive import is_archive, read_closes
 from ..backtest.data import utc_ms
+from ..bars import traded
 from ..errors import InvalidParameter
 from ..results import write_frame
 from ..store import TickStore
@@ -48,6 +49,48 @@ def closes_from_store(db: str | Path, timeframe: str = "1m", symbols: list[str] 
     wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index.to_numpy(np.int64), unit="ms", utc=True), name="time")
     wide.columns.name = None
     return wide
+
+
+#: Columns a klines file must have (long format, one row per symbol and bar; ``trades`` optional).
+KLINE_FILE_COLUMNS = ("symbol", "open_time", "close", "volume")
+
+
+def closes_from_klines(path: str | Path, symbols: list[str] | None = None, start: str | None = None,
+                       end: str | None = None) -> pd.DataFrame:
+    """Closes of a klines file (Parquet or CSV, long format: ``symbol, open_time`` (ms UTC),
+    ``open, high, low, close, volume`` and optionally ``trades``, as Binance's REST returns them)
+    as a wide frame, UTC index, from ``start`` (inclusive) to ``end`` (exclusive). A bar in which
+    nothing traded (``bars.traded``: volume 0, or a count of 0 where one is given) is NaN: a settled
+    contract's flat klines are no price, so the symbol ends at its last traded bar."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidParameter(f"no klines file {path}")
+    try:
+        k = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InvalidParameter(f"{path} is not a readable klines file ({type(exc).__name__}: {exc})") from None
+    missing = [c for c in KLINE_FILE_COLUMNS if c not in k.columns]
+    if missing:
+        raise InvalidParameter(f"{path} lacks column(s) {', '.join(missing)}: need {', '.join(KLINE_FILE_COLUMNS)} "
+                               "(long format, open_time in ms UTC)")
+    k = k.assign(symbol=k["symbol"].astype(str))
+    if symbols:
+        names = [normalize_symbol(s) for s in symbols]
+        absent = sorted(set(names) - set(k["symbol"]))
+        if absent:
+            raise InvalidParameter(f"{path} has no klines of {', '.join(absent)}")
+        k = k[k["symbol"].isin(names)]
+    lo, hi = (None if b is None else utc_ms(b) for b in (start, end))
+    keep = traded(k["volume"].to_numpy(), k["trades"].to_numpy() if "trades" in k.columns else None)
+    keep &= (k["open_time"] >= lo).to_numpy() if lo is not None else True
+    keep &= (k["open_time"] < hi).to_numpy() if hi is not None else True
+    k = k[keep]
+    if k.empty:
+        raise InvalidParameter(f"{path} has no traded bars{' of those symbols' if symbols else ''} in that range")
+    wide = k.pivot_table(index="open_time", columns="symbol", values="close", aggfunc="last", observed=True)
+    wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index.to_numpy(np.int64), unit="ms", utc=True), name="time")
+    wide.columns = [str(c) for c in wide.columns]
+    return wide.sort_index()
 
 
 def closes_from_files(files: list[str | Path], timeframe: str = "1m", skip_bad: bool = False) -> pd.DataFrame:

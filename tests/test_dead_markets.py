@@ -1,0 +1,74 @@
+"""A bar without trades is not a price: Binance keeps printing klines for a settled contract (a flat
+close, volume 0); they are stored as they are, but every statistic reads them as missing, so the
+symbol ends at its last traded bar and a flat tail cannot pass for a stationary spread."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from statarb_kit.backtest.data import bars_from_store
+from statarb_kit.scan import scan_pairs
+from statarb_kit.scan.data import closes_from_klines, closes_from_store
+from statarb_kit.store import TickStore
+from tests.fake_binance import make_klines
+
+KLINES = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance_um_klines_1h_to_2024-05.parquet"
+DEAD = ("FTTUSDT", "RAYUSDT")  # settled in November 2022; their klines go on, flat, with volume 0
+
+
+def shared_klines() -> Path:
+    if not KLINES.is_file():
+        pytest.skip(f"the shared real klines are not at {KLINES} (see shared/data/README.md)")
+    return KLINES
+
+
+def test_a_settled_contracts_flat_tail_takes_no_selection_on_the_shared_klines():
+    """FTTUSDT's last trade is 2022-11-14 04:00; its klines go on at a flat close with volume 0. A
+    year from September 2022 (formation to March 2023): read as prices, the flat tails make the
+    only 'cointegrated' pairs; read as missing, FTTUSDT ends at its last traded bar and no
+    selection uses it or RAYUSDT."""
+    path = shared_klines()
+    k = pd.read_parquet(path)
+    k = k[(k["open_time"] >= 1_661_990_400_000) & (k["open_time"] < 1_693_526_400_000)]  # 2022-09-01..2023-09-01
+    raw = k.assign(symbol=k["symbol"].astype(str)).pivot_table(index="open_time", columns="symbol", values="close",
+                                                                observed=True)
+    raw.index = pd.to_datetime(raw.index, unit="ms", utc=True)
+    fooled = scan_pairs(raw, split="2023-03-01", log_prices=True)
+    chosen = fooled[fooled["selected"]]
+    assert len(chosen) and (chosen["x"].isin(DEAD) | chosen["y"].isin(DEAD)).all()  # what a dead market did
+
+    closes = closes_from_klines(path, start="2022-09-01", end="2023-09-01")
+    ftt = closes["FTTUSDT"].dropna()
+    assert ftt.index[-1] == pd.Timestamp("2022-11-14 04:00", tz="UTC")
+    traded = k[(k["symbol"] == "FTTUSDT") & (k["volume"] > 0)]
+    assert len(ftt) == len(traded) and np.array_equal(ftt.to_numpy(), traded["close"].to_numpy())
+    result = scan_pairs(closes, split="2023-03-01", log_prices=True)
+    used = result[result["selected"]]
+    assert not (used["x"].isin(DEAD) | used["y"].isin(DEAD)).any()
+    tested = result[(result["x"] == "FTTUSDT") | (result["y"] == "FTTUSDT")]
+    max_stale = 3  # the scan's default carry of a missing close
+    assert len(tested) and (tested["n"] <= len(ftt) + max_stale).all()  # on its traded bars only
+
+
+def test_zero_volume_klines_are_stored_but_missing_for_every_statistic(tmp_path):
+    """In a store and through bars_from_store: a kline with volume 0, or with a trade count of 0,
+    is kept in the table and left out of closes and pair bars."""
+    db = tmp_path / "k.duckdb"
+    a = make_klines("AAAUSDT", 3_600_000, 0, 600 * 3_600_000, seed=1)
+    b = make_klines("BBBUSDT", 3_600_000, 0, 600 * 3_600_000, seed=2)
+    b.loc[400:, "volume"] = 0.0  # settled after 400 bars: flat, no trade
+    b.loc[400:, ["open", "high", "low", "close"]] = b.loc[399, "close"]
+    a.loc[100:109, "trades"] = 0  # ten bars with a count of 0 (and a volume, by mistake)
+    store = TickStore(db)
+    for s, bars in (("AAAUSDT", a), ("BBBUSDT", b)):
+        store.insert_kline_bars("1h", s, bars, "kline_rest")
+    assert len(store.bars("1h", "BBBUSDT")) == 600  # stored as they are
+    store.close()
+    closes = closes_from_store(db, "1h", ["AAAUSDT", "BBBUSDT"])
+    assert closes["BBBUSDT"].notna().sum() == 400 and closes["AAAUSDT"].notna().sum() == 590
+    pair = bars_from_store(db, ("AAAUSDT", "BBBUSDT"), "1h", max_stale=0)
+    assert len(pair.time) == 390 and pair.time[-1] == 399 * 3_600_000
