@@ -1,0 +1,223 @@
+"""Selection methods, each a pure function of one formation window (``Formation``) to the pairs it
+tested, the weights of each pair's spread and the ones it selects, best first (``Candidates``).
+Nothing here sees the trading window.
+
+- ``engle_granger``: the scan's test (``scan_pairs`` on the window), Benjamini-Hochberg q <=
+  ``q_level``, ranked by p; spread = log x - beta log y (the formation OLS hedge).
+- ``distance`` (Gatev, Goetzmann & Rouwenhorst 2006): prices normalised to 1 at the pair's first
+  common bar, the mean squared difference over the common bars, the ``top`` smallest; spread =
+  x / x0 - y / y0.
+- ``correlation``: correlation of log returns, pairs formed only within clusters of symbols
+  (hierarchical, average linkage on 1 - correlation, ``clusters`` groups), the most correlated
+  first; spread as Engle-Granger's.
+- ``stability``: cointegrated (Engle-Granger p < 0.05) in at least ``k`` of ``K`` equal sub-windows
+  of the formation, not once over all of it; ranked by that count, then p; spread as Engle-Granger's.
+
+Every method leaves out a pair with fewer common formation bars than ``HALF_LIVES`` times its
+half-life (its spread cannot have reverted often enough to say it reverts), and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InvalidParameter
+from ..scan import scan_pairs
+
+#: Fewest half-lives of the spread the formation must hold for a pair to be selected.
+HALF_LIVES = 10.0
+#: The p below which a sub-window counts as cointegrated (stability).
+SUB_LEVEL = 0.05
+
+
+@dataclass(frozen=True)
+class MethodParams:
+    """Settings of the methods: ``top`` selections at most; the scan's ``q_level``, ``min_obs``
+    (bars a symbol and a pair need in the window) and ``max_stale``; ``clusters`` (correlation);
+    ``k`` of ``K`` sub-windows (stability)."""
+
+    top: int = 20
+    q_level: float = 0.05
+    min_obs: int = 500
+    max_stale: int = 3
+    clusters: int = 8
+    k: int = 3
+    K: int = 4
+
+    def __post_init__(self) -> None:
+        if self.top < 1 or self.clusters < 1 or not 1 <= self.k <= self.K or self.min_obs < 50:
+            raise InvalidParameter("need top >= 1, clusters >= 1, 1 <= k <= K and min_obs >= 50")
+
+
+@dataclass(frozen=True)
+class Formation:
+    """One formation window: ``closes`` (UTC index, a column per symbol that traded in it, NaN
+    where it did not) and the Engle-Granger scan of its pairs on log prices (``scan``: one row per
+    pair the scan could test, with alpha, beta, n, pvalue, q_value, corr, half_life_bars)."""
+
+    closes: pd.DataFrame
+    scan: pd.DataFrame
+    left_out: dict[str, str]
+
+    @classmethod
+    def of(cls, closes: pd.DataFrame, p: MethodParams) -> Formation:
+        r = scan_pairs(closes, validation=0.0, log_prices=True, min_obs=p.min_obs, max_stale=p.max_stale,
+                       q_level=p.q_level)
+        tested = r[np.isfinite(r["beta"].to_numpy(dtype=float)) & r["pvalue"].notna()].reset_index(drop=True)
+        return cls(closes, tested, dict(r.attrs["left_out"]))
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The pairs a method tested in one window: legs ``x``, ``y``; the spread of each is ``wx * X
+    + wy * Y`` where X, Y are log prices (``prices`` "log") or prices ("level"); ``score`` (lower
+    is better); ``selected``: positions of the chosen pairs, best first; ``notes``: why a pair
+    that ranked was left out."""
+
+    x: np.ndarray
+    y: np.ndarray
+    wx: np.ndarray
+    wy: np.ndarray
+    prices: str
+    score: np.ndarray
+    selected: np.ndarray
+    notes: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+def _enough_history(scan: pd.DataFrame) -> tuple[np.ndarray, dict[tuple[str, str], str]]:
+    """Mask of pairs with n >= HALF_LIVES x half-life (finite), and a note for each other one."""
+    n, hl = scan["n"].to_numpy(dtype=float), scan["half_life_bars"].to_numpy(dtype=float)
+    ok = np.isfinite(hl) & (hl > 0) & (n >= HALF_LIVES * hl)
+    notes = {(x, y): (f"{int(k)} formation bars, fewer than {HALF_LIVES:g} half-lives of {h:.0f} bars"
+                      if np.isfinite(h) else "its formation spread does not revert (no finite half-life)")
+             for x, y, k, h, good in zip(scan["x"], scan["y"], n, hl, ok) if not good}
+    return ok, notes
+
+
+def _pick(order: np.ndarray, eligible: np.ndarray, top: int, notes: dict, scan: pd.DataFrame,
+          ranked_notes: dict) -> np.ndarray:
+    """The first ``top`` of ``order`` that are ``eligible``; notes of the ineligible ones passed over."""
+    chosen: list[int] = []
+    for i in order.tolist():
+        if len(chosen) == top:
+            break
+        key = (scan["x"].iat[i], scan["y"].iat[i])
+        if eligible[i]:
+            chosen.append(i)
+        elif key in notes:
+            ranked_notes[key] = notes[key]
+    return np.array(chosen, dtype=np.int64)
+
+
+def _log_hedge(f: Formation, score: np.ndarray, order: np.ndarray, eligible: np.ndarray,
+               p: MethodParams) -> Candidates:
+    s = f.scan
+    ok, notes = _enough_history(s)
+    ranked_notes: dict = {}
+    selected = _pick(order, eligible & ok, p.top, notes, s, ranked_notes)
+    return Candidates(s["x"].to_numpy(object), s["y"].to_numpy(object), np.ones(len(s)),
+                      -s["beta"].to_numpy(dtype=float), "log", score, selected, ranked_notes)
+
+
+def engle_granger(f: Formation, p: MethodParams) -> Candidates:
+    """See the module doc."""
+    pv = f.scan["pvalue"].to_numpy(dtype=float)
+    order = np.argsort(pv, kind="stable")
+    return _log_hedge(f, pv, order, f.scan["q_value"].to_numpy(dtype=float) <= p.q_level, p)
+
+
+def distance(f: Formation, p: MethodParams) -> Candidates:
+    """See the module doc: the mean squared difference of the normalised prices (a pair's own
+    common bars, carried at most ``max_stale`` bars as in the scan)."""
+    s = f.scan
+    panel = f.closes.ffill(limit=p.max_stale)
+    col = {c: k for k, c in enumerate(panel.columns)}
+    values = panel.to_numpy(dtype=float)
+    ssd, wx, wy = np.full(len(s), np.inf), np.zeros(len(s)), np.zeros(len(s))
+    for i, (x, y) in enumerate(zip(s["x"], s["y"])):
+        a, b = values[:, col[x]], values[:, col[y]]
+        both = np.isfinite(a) & np.isfinite(b)
+        if both.sum() < p.min_obs:
+            continue
+        a, b = a[both], b[both]
+        ssd[i] = float(np.mean((a / a[0] - b / b[0]) ** 2))
+        wx[i], wy[i] = 1.0 / a[0], -1.0 / b[0]
+    ok, notes = _enough_history(s)
+    ranked_notes: dict = {}
+    selected = _pick(np.argsort(ssd, kind="stable"), np.isfinite(ssd) & ok, p.top, notes, s, ranked_notes)
+    return Candidates(s["x"].to_numpy(object), s["y"].to_numpy(object), wx, wy, "level", ssd, selected, ranked_notes)
+
+
+def clusters_of(closes: pd.DataFrame, n: int, min_obs: int) -> dict[str, int]:
+    """Symbol -> cluster: hierarchical clustering (average linkage) of the correlation distance
+    1 - corr of log returns (pairwise complete, at least ``min_obs`` common returns, else no
+    correlation: distance 1), cut into at most ``n`` clusters."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    rets = np.log(closes).diff()
+    corr = rets.corr(min_periods=min_obs).fillna(0.0).to_numpy()
+    dist = np.clip(1.0 - corr, 0.0, 2.0)
+    np.fill_diagonal(dist, 0.0)
+    if len(dist) < 2:
+        return {str(c): 1 for c in closes.columns}
+    labels = fcluster(linkage(squareform(dist, checks=False), method="average"), t=n, criterion="maxclust")
+    return {str(c): int(k) for c, k in zip(closes.columns, labels)}
+
+
+def correlation(f: Formation, p: MethodParams) -> Candidates:
+    """See the module doc."""
+    s = f.scan
+    group = clusters_of(f.closes[sorted(set(s["x"]) | set(s["y"]))], p.clusters, p.min_obs) if len(s) else {}
+    corr = s["corr"].to_numpy(dtype=float)
+    same = np.array([group.get(x) == group.get(y) for x, y in zip(s["x"], s["y"])], dtype=bool)
+    score = -np.where(np.isfinite(corr), corr, -np.inf)
+    return _log_hedge(f, score, np.argsort(score, kind="stable"), same & np.isfinite(corr), p)
+
+
+def stability(f: Formation, p: MethodParams) -> Candidates:
+    """See the module doc: each sub-window scanned on its own bars (``min_obs`` / K bars at least)."""
+    s = f.scan
+    edges = np.linspace(0, len(f.closes), p.K + 1).astype(int)
+    count = np.zeros(len(s))
+    key = {(x, y): i for i, (x, y) in enumerate(zip(s["x"], s["y"]))}
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        part = f.closes.iloc[lo:hi]
+        part = part.loc[:, part.notna().sum() >= max(50, p.min_obs // p.K)]
+        if part.shape[1] < 2:
+            continue
+        try:
+            r = scan_pairs(part, validation=0.0, log_prices=True, min_obs=max(50, p.min_obs // p.K),
+                           max_stale=p.max_stale)
+        except InvalidParameter:
+            continue
+        for x, y, pv in zip(r["x"], r["y"], r["pvalue"]):
+            if (x, y) in key and pv < SUB_LEVEL:
+                count[key[(x, y)]] += 1
+    pv = s["pvalue"].to_numpy(dtype=float)
+    order = np.lexsort((pv, -count))
+    return _log_hedge(f, -count + pv * 1e-3, order, count >= p.k, p)
+
+
+#: Every method by name, in the order results show them.
+METHODS: dict[str, Callable[[Formation, MethodParams], Candidates]] = {
+    "engle_granger": engle_granger, "distance": distance, "correlation": correlation, "stability": stability}
+
+
+def method_names(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Names of methods (comma-separated or a list; ``all``), checked against METHODS."""
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    if names == ["all"]:
+        return tuple(METHODS)
+    unknown = [n for n in names if n not in METHODS]
+    if unknown or not names:
+        raise InvalidParameter(f"unknown method(s) {', '.join(unknown) or '(none given)'}: choose from "
+                               f"{', '.join(METHODS)} or all")
+    return tuple(names)

@@ -1,0 +1,358 @@
+"""The walk-forward universe study: which selection method predicts the next period, by how much,
+and after costs, measured on the user's own data.
+
+For each period (``periods``): the point-in-time universe is the symbols with a traded bar in the
+formation window (a bar without trades is no price, so a settled contract's flat tail is not
+there: no survivorship, no dead markets); each method (``methods``) selects on the formation only;
+the trading window right after it judges the selections:
+
+- a **hit**: the spread built with the formation weights is stationary in the trading window
+  (ADF with a constant and AIC lags, p < ``HIT_LEVEL``, on the bars where both legs trade; fewer
+  than ``MIN_TRADING_BARS`` of them: not judged, e.g. a leg that ended);
+- the **base rate**: the same test on every pair the method tested; **lift** = hit rate / base
+  rate, with a confidence interval from a bootstrap over periods;
+- the selections are traded on the trading window with the one ``Rule`` (the formation hedge held
+  fixed, the z-score warmed up on the formation's last bars, fills on the next bar, fees and
+  slippage per leg): the share that made money after costs, and an equal-weight portfolio of each
+  period's selections; the periods' portfolios stitched into one out-of-sample PnL curve.
+
+Periods are independent: on a ``distributed.Client`` they run on its workers with results
+identical to in-process.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from ..analytics.signals import REL_STD_FLOOR, log_returns, rolling_corr, rolling_zscore
+from ..backtest.engine import YEAR_S, run_backtest
+from ..backtest.frame import SignalFrame
+from ..errors import InvalidParameter
+from ..rule import Rule
+from ..scan.engle_granger import adf_or_nan, default_maxlag, series_sums
+from ..scan.scan import mackinnon_p
+from .methods import METHODS, Candidates, Formation, MethodParams, method_names
+from .periods import PRESETS, Period, rolling_periods
+
+#: ADF p below which a trading-window spread counts as stationary (a hit).
+HIT_LEVEL = 0.05
+#: Fewest trading-window bars (both legs trading) on which a pair is judged.
+MIN_TRADING_BARS = 50
+#: Bootstrap draws over periods for the lift's interval, and its seed.
+BOOTSTRAP = 2_000
+SEED = 7
+
+
+def stationary(panel: pd.DataFrame, c: Candidates, max_stale: int) -> np.ndarray:
+    """Per candidate: 1.0 when its spread (``c``'s weights) is stationary in ``panel`` (ADF, a
+    constant, AIC lags up to Schwert's maximum, p < HIT_LEVEL), 0.0 when not, NaN when it has
+    fewer than MIN_TRADING_BARS bars where both legs trade."""
+    out = np.full(len(c), np.nan)
+    if not len(c):
+        return out
+    filled = panel.ffill(limit=max_stale)
+    values = np.log(filled) if c.prices == "log" else filled
+    col = {s: k for k, s in enumerate(values.columns)}
+    arr = values.to_numpy(dtype=float)
+    groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+    for i, (x, y, wx, wy) in enumerate(zip(c.x, c.y, c.wx, c.wy)):
+        if x not in col or y not in col or not (np.isfinite(wx) and np.isfinite(wy)):
+            continue
+        a, b = arr[:, col[x]], arr[:, col[y]]
+        both = np.isfinite(a) & np.isfinite(b)
+        n = int(both.sum())
+        if n >= MIN_TRADING_BARS:
+            groups.setdefault((n, default_maxlag(n, "c")), []).append((i, wx * a[both] + wy * b[both]))
+    for (_, lag), items in groups.items():
+        adf, bad = adf_or_nan(series_sums(np.stack([s for _, s in items]), lag), lag, const=True)
+        p = mackinnon_p(adf.stat, "c", 1)
+        idx = np.array([i for i, _ in items])
+        out[idx] = np.where(bad | ~np.isfinite(p), 0.0, (p < HIT_LEVEL).astype(float))
+    return out
+
+
+def trade(formation: pd.DataFrame, trading: pd.DataFrame, x: str, y: str, wx: float, wy: float, prices: str,
+          rule: Rule, bar_ms: int, max_stale: int) -> tuple[pd.Series, dict[str, float]] | None:
+    """One selection traded on the trading window: the formation hedge fixed (beta = -wy / wx),
+    z and correlation warmed up on the formation's last bars. Returns the PnL per trading bar
+    (bar close times) and the backtest's figures; None when a leg has no bar there."""
+    if x not in trading.columns or y not in trading.columns:
+        return None
+    warm = max(rule.z_window, rule.corr_window) + 1
+    tail = formation[[x, y]].ffill(limit=max_stale).dropna().iloc[-warm:] if x in formation and y in formation \
+        else trading[[x, y]].iloc[:0]
+    now = trading[[x, y]].ffill(limit=max_stale).dropna()
+    if len(now) < 2:
+        return None
+    both = pd.concat([tail, now])
+    px, py = both[x].to_numpy(dtype=float), both[y].to_numpy(dtype=float)
+    log = prices == "log"
+    beta = -wy / wx
+    sx, sy = (np.log(px), np.log(py)) if log else (px, py)
+    spread = sx - beta * sy
+    z = rolling_zscore(spread, rule.z_window, False, REL_STD_FLOOR * np.abs(sx))
+    corr = rolling_corr(log_returns(px), log_returns(py), rule.corr_window)
+    k = len(tail)
+    t = now.index.as_unit("ms").asi8 + bar_ms  # fills at bar close times (ms UTC)
+    n = len(now)
+    frame = SignalFrame(t, px[k:], py[k:], np.zeros(n), np.full(n, beta), z[k:], corr[k:])
+    result = run_backtest(frame, replace(rule, log_prices=log), bar_ms / 1000)
+    pnl = result.equity.diff().fillna(result.equity.iloc[0] - 1.0)  # indexed by bar close times
+    m = result.metrics
+    return pnl, {"net": m.total_return, "trades": m.trades, "costs": m.costs, "turnover": m.turnover}
+
+
+def run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, methods: tuple[str, ...],
+               p: MethodParams, rule: Rule, bar_ms: int) -> list[dict[str, Any]]:
+    """Every method on one period (a pure function of its two panels): per method the tested pairs'
+    hits, the selections with their weights, hits and traded figures, and the portfolio's PnL."""
+    form = formation.loc[:, formation.notna().any()]  # the point-in-time universe: traded in the window
+    out: list[dict[str, Any]] = []
+    try:
+        f = Formation.of(form, p)
+    except InvalidParameter as exc:  # too few symbols or bars in this window
+        return [{"method": m, "period": period, "skipped": str(exc)} for m in methods]
+    for name in methods:
+        c = METHODS[name](f, p)
+        hits = stationary(trading, c, p.max_stale)
+        chosen = []
+        pnl_parts = []
+        for i in c.selected.tolist():
+            traded = trade(form, trading, c.x[i], c.y[i], float(c.wx[i]), float(c.wy[i]), c.prices, rule, bar_ms,
+                           p.max_stale)
+            chosen.append({"legs": [str(c.x[i]), str(c.y[i])], "weights": [float(c.wx[i]), float(c.wy[i])],
+                           "prices": c.prices, "hit": None if np.isnan(hits[i]) else bool(hits[i]),
+                           **(traded[1] if traded else {"net": math.nan, "trades": 0, "costs": 0.0, "turnover": 0.0})})
+            if traded:
+                pnl_parts.append(traded[0])
+        pnl = (pd.concat(pnl_parts, axis=1).fillna(0.0).sum(axis=1) / len(pnl_parts)) if pnl_parts else pd.Series(
+            dtype=float)
+        out.append({"method": name, "period": period, "tested": int(np.isfinite(hits).sum()),
+                    "tested_all": len(c), "base_hits": int(np.nansum(hits)), "selections": chosen,
+                    "notes": {f"{a}/{b}": why for (a, b), why in c.notes.items()}, "pnl": pnl})
+    return out
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """A study's results. ``methods``: one row per method over all periods (pairs tested and
+    judged, selected, hit rate, base rate, lift and its interval, profitable share, the stitched
+    portfolio's net return, Sharpe, drawdown, trades, costs); ``periods``: one row per method and
+    period; ``selections``: each period's selections (legs, weights, prices, hit); ``equity``:
+    the stitched out-of-sample PnL of each method (cumulative, capital 1); ``settings``."""
+
+    methods: pd.DataFrame
+    periods: pd.DataFrame
+    selections: list[dict[str, Any]]
+    equity: pd.DataFrame
+    settings: dict[str, Any]
+
+    def summary(self) -> str:
+        cols = ["method", "periods", "tested", "selected", "hit_rate", "base_rate", "lift", "lift_lo", "lift_hi",
+                "profitable_rate", "net_return", "net_sharpe", "trades"]
+        with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
+            table = self.methods[cols].to_string(index=False)
+        s = self.settings
+        return (f"walk-forward study: {s['periods']} periods of {s['formation']} formation / {s['trading']} trading "
+                f"(step {s['step']}), {s['symbols']} symbols, top {s['top']} per method; a hit: the formation "
+                f"spread stationary in the trading window (ADF p < {HIT_LEVEL})\n{table}")
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        s = self.settings
+        head = (f"<b>Walk-forward study</b>: {s['periods']} periods, {html.escape(s['formation'])} formation / "
+                f"{html.escape(s['trading'])} trading (step {html.escape(s['step'])}), {s['symbols']} symbols. "
+                "Lift = hit rate of the selections / hit rate of every pair tested (1: no better than chance).")
+        return (f"<div class='statarb-study'><p>{head}</p>{self.methods.to_html(index=False, float_format='{:.4g}'.format)}"
+                f"{_equity_svg(self.equity)}</div>")
+
+    def as_json(self) -> dict[str, Any]:
+        """The JSON layout of ``statarb study --json`` (anyone can recount it: spread = sum of
+        weights x prices of the legs, log prices where ``prices`` is "log")."""
+        keys = ["method", "periods", "tested", "selected", "hit_rate", "base_rate", "lift", "lift_ci",
+                "profitable_rate", "net_return", "net_sharpe", "trades"]
+        rows = []
+        for r in self.methods.to_dict("records"):
+            r["lift_ci"] = [r["lift_lo"], r["lift_hi"]]
+            rows.append({k: _plain(r[k]) for k in keys})
+        return {"methods": rows, "periods": self.selections, "settings": self.settings}
+
+    def to_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_bytes(orjson.dumps(self.as_json(), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_INDENT_2))
+        return path
+
+    def to_html(self, path: str | Path) -> Path:
+        """A self-contained report: the table of methods, the stitched equity, each period's row."""
+        path = Path(path)
+        periods = self.periods.to_html(index=False, float_format="{:.4g}".format)
+        path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>statarb_kit study</title>"
+                        f"<style>body{{font-family:sans-serif;margin:24px}}table{{border-collapse:collapse;"
+                        f"font-size:13px}}td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}}</style>"
+                        f"</head><body>{self._repr_html_()}<h3>Per period</h3>{periods}</body></html>")
+        return path
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (np.floating, float)):
+        return None if not np.isfinite(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _equity_svg(equity: pd.DataFrame, width: int = 640, height: int = 220) -> str:
+    """The stitched PnL of each method as an inline SVG line chart (no plotting dependency)."""
+    if equity.empty:
+        return "<p>No trading-window PnL (nothing selected or traded).</p>"
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+    t = equity.index.asi8.astype(float)
+    v = equity.to_numpy(dtype=float)
+    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+    span_t, span_v = (t[-1] - t[0]) or 1.0, (hi - lo) or 1.0
+    lines, legend = [], []
+    for k, name in enumerate(equity.columns):
+        xs = 50 + (t - t[0]) / span_t * (width - 60)
+        ys = 10 + (hi - v[:, k]) / span_v * (height - 40)
+        pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys) if np.isfinite(b))
+        colour = colours[k % len(colours)]
+        lines.append(f"<polyline fill='none' stroke='{colour}' stroke-width='1.5' points='{pts}'/>")
+        legend.append(f"<span style='color:{colour}'>&#9632; {html.escape(str(name))}</span>")
+    axis = (f"<text x='2' y='14' font-size='11'>{hi:+.1%}</text><text x='2' y='{height - 30}' font-size='11'>"
+            f"{lo:+.1%}</text><text x='50' y='{height - 8}' font-size='11'>{equity.index[0]:%Y-%m-%d}</text>"
+            f"<text x='{width - 80}' y='{height - 8}' font-size='11'>{equity.index[-1]:%Y-%m-%d}</text>")
+    return (f"<p><b>Out-of-sample PnL</b> (trading windows stitched, net of fees and slippage, capital 1): "
+            f"{' '.join(legend)}</p><svg width='{width}' height='{height}' style='border:1px solid #ddd'>"
+            f"{axis}{''.join(lines)}</svg>")
+
+
+def _bar_ms(index: pd.DatetimeIndex) -> int:
+    steps = np.diff(index.as_unit("ms").asi8)
+    if not len(steps):
+        raise InvalidParameter("need at least two bar times")
+    return int(np.min(steps[steps > 0]))
+
+
+def study(closes: pd.DataFrame, *, formation: str = "60d", trading: str = "30d", step: str | None = None,
+          preset: str | None = None, methods: str | tuple[str, ...] = "all", rule: Rule | None = None,
+          params: MethodParams | None = None, client: object | None = None, progress: bool = False,
+          **changes: Any) -> StudyResult:
+    """Run the study (see the module doc) on ``closes`` (UTC index of bar open times, a column of
+    closes per symbol, NaN where a symbol has no traded bar: ``scan.data.closes_from_*``).
+    ``preset`` "ggr" sets 12m / 6m / 6m; ``step`` defaults to ``trading``; ``rule`` the one Rule
+    that trades (default: the kit's, z_entry 2); ``params`` or keyword ``changes`` set the methods'
+    settings (top, q_level, min_obs...); ``client``: a ``distributed.Client`` to run periods on."""
+    if preset is not None:
+        if preset not in PRESETS:
+            raise InvalidParameter(f"unknown preset {preset!r}: {', '.join(PRESETS)}")
+        formation, trading, step = PRESETS[preset]
+    step = step or trading
+    names = method_names(methods)
+    p = replace(params or MethodParams(), **changes)
+    rule = rule or Rule()
+    if not isinstance(closes.index, pd.DatetimeIndex) or closes.shape[1] < 2:
+        raise InvalidParameter("closes must have a UTC DatetimeIndex and at least two symbols")
+    closes = closes.sort_index()
+    bar_ms = _bar_ms(closes.index)
+    end = closes.index[-1] + pd.Timedelta(milliseconds=bar_ms)
+    periods = rolling_periods(closes.index[0], end, formation, trading, step)
+    if not periods:
+        raise InvalidParameter(f"the data ({closes.index[0]:%Y-%m-%d} to {end:%Y-%m-%d}) is shorter than one "
+                               f"formation ({formation}) and trading ({trading}) window")
+    jobs = [(q, closes[(closes.index >= q.formation[0]) & (closes.index < q.formation[1])],
+             closes[(closes.index >= q.trading[0]) & (closes.index < q.trading[1])]) for q in periods]
+    results = _run(jobs, names, p, rule, bar_ms, client, progress)
+    return _assemble(results, periods, names, p, {"formation": formation, "trading": trading, "step": step,
+                                                  "periods": len(periods), "symbols": closes.shape[1], "top": p.top,
+                                                  "methods": list(names), "rule": rule.as_dict()}, bar_ms)
+
+
+def _run(jobs: list[tuple[Period, pd.DataFrame, pd.DataFrame]], names: tuple[str, ...], p: MethodParams, rule: Rule,
+         bar_ms: int, client: object | None, progress: bool) -> list[list[dict[str, Any]]]:
+    from tqdm.auto import tqdm
+
+    if client is None:
+        return [run_period(q, f, t, names, p, rule, bar_ms) for q, f, t in tqdm(jobs, disable=not progress,
+                                                                                 desc="periods", unit="period")]
+    from distributed import as_completed
+
+    futures = [client.submit(run_period, q, f, t, names, p, rule, bar_ms, pure=False) for q, f, t in jobs]
+    done = {}
+    for fut in tqdm(as_completed(futures), total=len(futures), disable=not progress, desc="periods", unit="period"):
+        done[futures.index(fut)] = fut.result()
+    return [done[i] for i in range(len(futures))]
+
+
+def _lift(sel_hits: np.ndarray, sel_n: np.ndarray, base_hits: np.ndarray, base_n: np.ndarray) -> float:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hit, base = sel_hits.sum() / sel_n.sum(), base_hits.sum() / base_n.sum()
+        return float(hit / base) if base > 0 and sel_n.sum() > 0 else math.nan
+
+
+def _assemble(results: list[list[dict[str, Any]]], periods: list[Period], names: tuple[str, ...], p: MethodParams,
+              settings: dict[str, Any], bar_ms: int) -> StudyResult:
+    rows, selections, curves = [], [], {}
+    rng = np.random.default_rng(SEED)
+    draws = rng.integers(0, len(periods), size=(BOOTSTRAP, len(periods)))
+    summary = []
+    for name in names:
+        per = [r for period in results for r in period if r["method"] == name]
+        judged_sel = np.array([sum(s["hit"] is not None for s in r.get("selections", [])) for r in per], dtype=float)
+        hits_sel = np.array([sum(bool(s["hit"]) for s in r.get("selections", [])) for r in per], dtype=float)
+        base_n = np.array([r.get("tested", 0) for r in per], dtype=float)
+        base_h = np.array([r.get("base_hits", 0) for r in per], dtype=float)
+        boot = np.array([_lift(hits_sel[d], judged_sel[d], base_h[d], base_n[d]) for d in draws])
+        traded = [s for r in per for s in r.get("selections", []) if s["trades"] > 0 or np.isfinite(s["net"])]
+        pnl = [r["pnl"] for r in per if len(r.get("pnl", []))]
+        stitched = (pd.concat(pnl, axis=1).mean(axis=1).sort_index() if pnl else pd.Series(dtype=float))
+        curves[name] = stitched.cumsum()
+        years = len(stitched) * bar_ms / 1000 / YEAR_S
+        sd = float(stitched.std(ddof=1)) if len(stitched) > 1 else math.nan
+        sharpe = (float(stitched.mean()) / sd * math.sqrt(YEAR_S / (bar_ms / 1000))
+                  if sd and np.isfinite(sd) and years * 365 >= 30 else math.nan)
+        eq = 1.0 + stitched.cumsum()
+        drawdown = float((eq / eq.cummax() - 1.0).min()) if len(eq) else math.nan
+        n_sel = int(sum(len(r.get("selections", [])) for r in per))
+        summary.append({
+            "method": name, "periods": len(per), "tested": int(base_n.sum()), "selected": n_sel,
+            "judged": int(judged_sel.sum()),
+            "hit_rate": hits_sel.sum() / judged_sel.sum() if judged_sel.sum() else math.nan,
+            "base_rate": base_h.sum() / base_n.sum() if base_n.sum() else math.nan,
+            "lift": _lift(hits_sel, judged_sel, base_h, base_n),
+            "lift_lo": float(np.nanpercentile(boot, 2.5)) if np.isfinite(boot).any() else math.nan,
+            "lift_hi": float(np.nanpercentile(boot, 97.5)) if np.isfinite(boot).any() else math.nan,
+            "profitable_rate": (np.mean([s["net"] > 0 for s in traded]) if traded else math.nan),
+            "net_return": float(stitched.sum()) if len(stitched) else math.nan, "net_sharpe": sharpe,
+            "max_drawdown": drawdown, "trades": int(sum(s["trades"] for s in traded)),
+            "costs": float(np.mean([s["costs"] for s in traded])) if traded else math.nan})
+        for r in per:
+            q = r["period"]
+            sel = r.get("selections", [])
+            judged = sum(s["hit"] is not None for s in sel)
+            hit_rate = sum(bool(s["hit"]) for s in sel) / judged if judged else math.nan
+            base = r["base_hits"] / r["tested"] if r.get("tested") else math.nan
+            rows.append({"method": name, "formation_start": q.formation[0], "trading_start": q.trading[0],
+                         "trading_end": q.trading[1], "tested": r.get("tested", 0), "selected": len(sel),
+                         "hit_rate": hit_rate, "base_rate": base,
+                         "lift": hit_rate / base if base and np.isfinite(hit_rate) else math.nan,
+                         "net_return": float(r["pnl"].sum()) if len(r.get("pnl", [])) else math.nan,
+                         "trades": int(sum(s["trades"] for s in sel)), "skipped": r.get("skipped", "")})
+            selections.append({"method": name, "formation": [q.formation[0].isoformat(), q.formation[1].isoformat()],
+                               "trading": [q.trading[0].isoformat(), q.trading[1].isoformat()],
+                               "selected": [{k: s[k] for k in ("legs", "weights", "prices")} for s in sel],
+                               "hits": [s["hit"] for s in sel], "net": [_plain(s["net"]) for s in sel],
+                               "left_out": r.get("notes", {})})
+    equity = pd.DataFrame(curves).sort_index().ffill().fillna(0.0) if curves else pd.DataFrame()
+    return StudyResult(pd.DataFrame(summary), pd.DataFrame(rows), selections, equity, settings)

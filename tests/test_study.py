@@ -1,0 +1,159 @@
+"""The walk-forward study: hit rate, base rate and lift equal a count by hand (statsmodels) on a
+small universe with planted pairs, some of which break in the trading window; selections never
+read the trading window; the distance method equals its formula by hand; Dask equals in-process."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+from statsmodels.tsa.stattools import adfuller
+
+from statarb_kit.errors import InvalidParameter
+from statarb_kit.research import Formation, MethodParams, parse_span, rolling_periods, study
+from statarb_kit.research.methods import distance
+from statarb_kit.research.study import HIT_LEVEL, run_period
+from statarb_kit.rule import Rule
+
+HOUR = pd.Timedelta(hours=1)
+SMALL = dict(formation="20d", trading="10d", min_obs=200, top=3)
+
+
+def planted_universe(seed: int = 3, days: int = 70) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """1h closes of 10 symbols: 4 planted pairs (log y = log x + AR(1) noise, half-life ~5 h) and
+    2 loners. Pairs C and D break after day 40 (their noise becomes a random walk)."""
+    rng = np.random.default_rng(seed)
+    n = days * 24
+    index = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    cols, pairs = {}, []
+    for k, name in enumerate("ABCD"):
+        x = np.cumsum(rng.normal(0, 0.01, n))
+        e = np.zeros(n)
+        for t in range(1, n):
+            e[t] = 0.87 * e[t - 1] + rng.normal(0, 0.004)
+        cut = 40 * 24
+        if name in "CD" and n > cut:
+            e[cut:] = e[cut - 1] + np.cumsum(rng.normal(0, 0.01, n - cut))
+        cols[f"{name}1USDT"] = 10 * (k + 1) * np.exp(x)
+        cols[f"{name}2USDT"] = 10 * (k + 1) * np.exp(x + e + 0.1)
+        pairs.append((f"{name}1USDT", f"{name}2USDT"))
+    for name in ("L1USDT", "L2USDT"):
+        cols[name] = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    return pd.DataFrame(cols, index=index), pairs
+
+
+def by_hand(closes: pd.DataFrame, period) -> tuple[int, int, dict[tuple[str, str], bool]]:
+    """Every pair's formation OLS hedge (statsmodels) and its trading spread's ADF (statsmodels,
+    constant, AIC): (pairs judged, hits, pair -> hit)."""
+    form = np.log(closes[(closes.index >= period.formation[0]) & (closes.index < period.formation[1])])
+    trade = np.log(closes[(closes.index >= period.trading[0]) & (closes.index < period.trading[1])])
+    hits = {}
+    names = list(closes.columns)
+    for i, x in enumerate(names):
+        for y in names[i + 1:]:
+            fit = sm.OLS(form[x].to_numpy(), sm.add_constant(form[y].to_numpy())).fit()
+            spread = trade[x].to_numpy() - fit.params[1] * trade[y].to_numpy()
+            hits[(x, y)] = adfuller(spread, regression="c", autolag="AIC", result_object=False)[1] < HIT_LEVEL
+    return len(hits), sum(hits.values()), hits
+
+
+def test_hit_rate_base_rate_and_lift_equal_a_count_by_hand():
+    closes, planted = planted_universe()
+    r = study(closes, methods="engle_granger", **SMALL)
+    periods = rolling_periods(closes.index[0], closes.index[-1] + HOUR, "20d", "10d", "10d")
+    assert len(periods) == r.settings["periods"] == 5
+    tested = hit_total = sel_judged = sel_hits = 0
+    for q, row, sel in zip(periods, r.periods.itertuples(), r.selections):
+        n, h, hits = by_hand(closes, q)
+        assert (row.tested, round(row.base_rate * n)) == (n, h)  # every pair tested, hits as statsmodels
+        for legs, hit in zip(sel["selected"], sel["hits"]):
+            assert hit == hits[tuple(legs["legs"])]
+        tested, hit_total = tested + n, hit_total + h
+        sel_judged += len(sel["hits"])
+        sel_hits += sum(sel["hits"])
+        if q.formation[1] <= closes.index[0] + pd.Timedelta(days=40):  # before any pair broke
+            assert {tuple(s["legs"]) for s in sel["selected"]} <= set(planted)  # the 3 best: planted ones
+    m = r.methods.iloc[0]
+    assert m["tested"] == tested and m["base_rate"] == pytest.approx(hit_total / tested)
+    assert m["hit_rate"] == pytest.approx(sel_hits / sel_judged)
+    assert m["lift"] == pytest.approx((sel_hits / sel_judged) / (hit_total / tested))
+    assert m["lift_lo"] <= m["lift"] <= m["lift_hi"]
+    # formed on days 20-40, traded on days 40-50: the pairs that broke there (C, D) miss, A and B hit
+    broke = r.selections[2]
+    assert broke["trading"][0].startswith("2024-02-10") and broke["selected"]
+    for legs, hit in zip(broke["selected"], broke["hits"]):
+        assert hit == (legs["legs"][0][0] in "AB"), legs
+
+
+def test_selections_never_read_the_trading_window():
+    closes, _ = planted_universe()
+    q = rolling_periods(closes.index[0], closes.index[-1] + HOUR, "20d", "10d", "10d")[1]
+    form = closes[(closes.index >= q.formation[0]) & (closes.index < q.formation[1])]
+    trade = closes[(closes.index >= q.trading[0]) & (closes.index < q.trading[1])]
+    p, rule = MethodParams(min_obs=200, top=3, k=1, K=2), Rule()
+    changed = trade * np.random.default_rng(1).uniform(0.5, 2.0, trade.shape)
+    a = run_period(q, form, trade, ("engle_granger", "distance", "correlation", "stability"), p, rule, 3_600_000)
+    b = run_period(q, form, changed, ("engle_granger", "distance", "correlation", "stability"), p, rule, 3_600_000)
+    for ra, rb in zip(a, b):
+        assert [(s["legs"], s["weights"]) for s in ra["selections"]] == [(s["legs"], s["weights"]) for s in rb["selections"]]
+        assert ra["selections"], ra["method"]
+
+
+def test_distance_is_the_normalised_sum_of_squares_by_hand():
+    closes, _ = planted_universe(days=20)
+    f = Formation.of(closes, MethodParams(min_obs=200))
+    c = distance(f, MethodParams(min_obs=200, top=5))
+    ssd = {}
+    for x, y in zip(f.scan["x"], f.scan["y"]):
+        a, b = closes[x].to_numpy(), closes[y].to_numpy()
+        ssd[(x, y)] = np.mean((a / a[0] - b / b[0]) ** 2)
+    assert np.allclose(c.score, [ssd[(x, y)] for x, y in zip(c.x, c.y)], rtol=1e-12)
+    best = sorted(ssd, key=ssd.get)[:5]
+    assert [(c.x[i], c.y[i]) for i in c.selected] == best
+    i = c.selected[0]
+    assert c.wx[i] == 1 / closes[c.x[i]].iloc[0] and c.wy[i] == -1 / closes[c.y[i]].iloc[0] and c.prices == "level"
+
+
+def test_on_dask_workers_the_study_is_identical():
+    from distributed import Client, LocalCluster
+
+    closes, _ = planted_universe()
+    here = study(closes, methods="engle_granger,distance", **SMALL)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        there = study(closes, methods="engle_granger,distance", client=client, **SMALL)
+    pd.testing.assert_frame_equal(here.methods, there.methods)
+    pd.testing.assert_frame_equal(here.periods, there.periods)
+    assert here.selections == there.selections
+    pd.testing.assert_frame_equal(here.equity, there.equity)
+
+
+def test_results_render_and_recount_from_json(tmp_path):
+    closes, _ = planted_universe()
+    r = study(closes, **SMALL)
+    page = r._repr_html_()
+    assert "Walk-forward study" in page and "lift" in page and "<svg" in page
+    data = r.as_json()
+    assert {m["method"] for m in data["methods"]} == {"engle_granger", "distance", "correlation", "stability"}
+    assert set(data["methods"][0]) == {"method", "periods", "tested", "selected", "hit_rate", "base_rate", "lift",
+                                       "lift_ci", "profitable_rate", "net_return", "net_sharpe", "trades"}
+    # recount a hit from the JSON alone: spread = sum of weights x (log) prices of the legs
+    period = next(p for p in data["periods"] if p["selected"])
+    s, hit = period["selected"][0], period["hits"][0]
+    lo, hi = (pd.Timestamp(t) for t in period["trading"])
+    window = closes[(closes.index >= lo) & (closes.index < hi)]
+    values = np.log(window[s["legs"]]) if s["prices"] == "log" else window[s["legs"]]
+    spread = values.to_numpy() @ np.array(s["weights"])
+    assert (adfuller(spread, regression="c", autolag="AIC", result_object=False)[1] < HIT_LEVEL) == hit
+    assert r.to_json(tmp_path / "s.json").stat().st_size > 0 and "<table" in r.to_html(tmp_path / "s.html").read_text()
+
+
+def test_bad_settings_are_refused():
+    closes, _ = planted_universe(days=20)
+    with pytest.raises(InvalidParameter, match="a window is"):
+        parse_span("sixty days")
+    with pytest.raises(InvalidParameter, match="unknown method"):
+        study(closes, methods="astrology", **{k: v for k, v in SMALL.items() if k != "top"})
+    with pytest.raises(InvalidParameter, match="shorter than one formation"):
+        study(closes, formation="30d", trading="30d")
