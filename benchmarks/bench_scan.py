@@ -11,7 +11,9 @@ time (read + scan), that process's peak memory, and the same on 2 Dask workers.
 
 Ends with one JSON line: pairs, scan_s, vs_statsmodels_ratio, max_rel_diff_stat, lag_agreement,
 recall, false_discovery_proportion, dask_2workers_s (and the raw-p contrast); year_1m_scan_s,
-year_1m_peak_gb, year_1m_pairs, median_pair_n, year_1m_dask_2workers_s, year_1m_recall.
+year_1m_peak_gb, year_1m_pairs, median_pair_n, year_1m_dask_2workers_s, year_1m_recall. Exits 1
+when a check does not hold: the statistic equal to ``coint``'s (1e-8 relative), planted recall and
+false discovery proportion within ``--min-recall`` / ``--max-fdp``, Dask identical.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def year_child(root: str, workers: int | None) -> None:
         if client is not None:
             client.submit(sum, [1]).result()
         t0 = time.perf_counter()
-        r = scan_pairs(closes, client=client, progress=False)
+        r = scan_pairs(closes, client=client, progress=False, log_prices=True)  # generated in logs
         scan_s = time.perf_counter() - t0
     planted = {frozenset(p) for p in json.loads(sys.stdin.read())}
     found = {frozenset(p) for p in zip(r.x[r.selected], r.y[r.selected])}
@@ -99,6 +101,8 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=10_000, help="formation bars (30%% more are generated to validate)")
     ap.add_argument("--sample", type=int, default=30, help="pairs timed with statsmodels coint")
     ap.add_argument("--no-dask", action="store_true", help="skip the two-worker Dask runs")
+    ap.add_argument("--min-recall", type=float, default=0.9, help="fail below this planted recall")
+    ap.add_argument("--max-fdp", type=float, default=0.2, help="fail above this false discovery proportion")
     ap.add_argument("--year-bars", type=int, default=525_600, help="bars of the year of 1m (0: skip it)")
     ap.add_argument("--year-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--year-workers", type=int, default=None, help=argparse.SUPPRESS)
@@ -114,7 +118,7 @@ def main() -> None:
           f"in {time.perf_counter() - t:.1f} s")
 
     t = time.perf_counter()
-    r = scan_pairs(u.closes, validation=0.3)
+    r = scan_pairs(u.closes, validation=0.3, log_prices=True)  # the universe is generated in log prices
     scan_s = time.perf_counter() - t
     pairs, n = r.attrs["pairs_tested"], r.attrs["formation"][2]
     print(f"scan: {pairs:,} pairs on {n:,} formation bars in {scan_s:.1f} s ({pairs / scan_s:,.0f} pairs/s), "
@@ -154,12 +158,12 @@ def main() -> None:
     survived = int(r["survives"].sum())
     print(f"validation: {survived} of {len(found)} selected pairs survive on the last {len(u.closes) - n:,} bars")
 
-    dask_s = None
+    dask_s, same = None, True
     if not args.no_dask:
         with dask_client(workers=2) as client:
             client.submit(sum, [1]).result()  # workers up before the clock starts
             t = time.perf_counter()
-            rd = scan_pairs(u.closes, validation=0.3, client=client)
+            rd = scan_pairs(u.closes, validation=0.3, client=client, log_prices=True)
             dask_s = time.perf_counter() - t
         same = bool((rd["eg_stat"].to_numpy() == r["eg_stat"].to_numpy()).all())
         print(f"dask, 2 local worker processes: {dask_s:.1f} s ({scan_s / dask_s:.2f}x the in-process scan; "
@@ -170,6 +174,17 @@ def main() -> None:
                       "lag_agreement": same_lag / len(sample), "recall": round(recall, 4),
                       "false_discovery_proportion": round(fdp, 4), "raw_p_false_discovery_proportion": round(raw_fdp, 4),
                       "dask_2workers_s": None if dask_s is None else round(dask_s, 2), **year}))
+    failed = [what for what, bad in (
+        (f"the statistic differs from statsmodels' coint by {max(rel):.1e} (relative)", max(rel) > 1e-8),
+        (f"planted recall {recall:.3f} < {args.min_recall}", recall < args.min_recall),
+        (f"false discovery proportion {fdp:.3f} > {args.max_fdp}", fdp > args.max_fdp),
+        ("Dask's statistics differ from in-process", dask_s is not None and not same),
+        (f"the year scan's planted recall {year.get('year_1m_recall', 1):.3f} < {args.min_recall}",
+         year.get("year_1m_recall", 1.0) < args.min_recall)) if bad]
+    for what in failed:
+        print(f"check failed: {what}", file=sys.stderr)
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from .bars import check_timeframe, timeframe_ms
 from .cli_history import add_parsers as add_history_parsers
 from .cli_history import add_universe_options
 from .cli_monitor import add_parser as add_monitor_parser
+from .cli_study import add_parser as add_study_parser
 from .errors import InvalidParameter, StatarbError
 from .rule import DEFAULT
 from .funding import FundingRates, read_funding_files
@@ -578,6 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.add_argument("--top", type=int, default=20, help="selected pairs to print (default: %(default)s)")
     sc.add_argument("--skip-bad", action="store_true", help="--files: skip and count corrupt lines")
     sc.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_study_parser(sub, _any_timeframe)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -606,6 +608,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sweep(args)
         if args.command == "scan":
             return _scan(args)
+        if args.command == "study":
+            from . import cli_study
+
+            return cli_study.run(args)
         with contextlib.suppress(KeyboardInterrupt):
             return asyncio.run(_record(args))
     except (StatarbError, duckdb.Error) as exc:  # duckdb: e.g. an --out file that is not a DuckDB database

@@ -103,17 +103,16 @@ def _enough_history(scan: pd.DataFrame) -> tuple[np.ndarray, dict[tuple[str, str
 
 def _pick(order: np.ndarray, eligible: np.ndarray, top: int, notes: dict, scan: pd.DataFrame,
           ranked_notes: dict) -> np.ndarray:
-    """The first ``top`` of ``order`` that are ``eligible``; notes of the ineligible ones passed over."""
-    chosen: list[int] = []
-    for i in order.tolist():
-        if len(chosen) == top:
-            break
-        key = (scan["x"].iat[i], scan["y"].iat[i])
-        if eligible[i]:
-            chosen.append(i)
-        elif key in notes:
-            ranked_notes[key] = notes[key]
-    return np.array(chosen, dtype=np.int64)
+    """The first ``top`` of ``order`` that are ``eligible``; the notes of the ineligible ones
+    ranked above the last one chosen go into ``ranked_notes``."""
+    good = eligible[order]
+    chosen = order[good][:top]
+    reach = int(np.flatnonzero(good)[top - 1]) + 1 if good.sum() >= top else len(order)
+    xs, ys = scan["x"].to_numpy(object), scan["y"].to_numpy(object)
+    for i in order[:reach][~good[:reach]].tolist():
+        if (xs[i], ys[i]) in notes:
+            ranked_notes[(xs[i], ys[i])] = notes[(xs[i], ys[i])]
+    return chosen.astype(np.int64)
 
 
 def _log_hedge(f: Formation, score: np.ndarray, order: np.ndarray, eligible: np.ndarray,

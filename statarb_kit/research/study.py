@@ -120,9 +120,13 @@ def run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, m
         f = Formation.of(form, p)
     except InvalidParameter as exc:  # too few symbols or bars in this window
         return [{"method": m, "period": period, "skipped": str(exc)} for m in methods]
+    judged: dict[tuple[str, bytes, bytes], np.ndarray] = {}  # methods that share their spreads share the test
     for name in methods:
         c = METHODS[name](f, p)
-        hits = stationary(trading, c, p.max_stale)
+        key = (c.prices, c.wx.tobytes(), c.wy.tobytes())
+        if key not in judged:
+            judged[key] = stationary(trading, c, p.max_stale)
+        hits = judged[key]
         chosen = []
         pnl_parts = []
         for i in c.selected.tolist():
