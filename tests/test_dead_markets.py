@@ -72,3 +72,26 @@ def test_zero_volume_klines_are_stored_but_missing_for_every_statistic(tmp_path)
     assert closes["BBBUSDT"].notna().sum() == 400 and closes["AAAUSDT"].notna().sum() == 590
     pair = bars_from_store(db, ("AAAUSDT", "BBBUSDT"), "1h", max_stale=0)
     assert len(pair.time) == 390 and pair.time[-1] == 399 * 3_600_000
+
+
+def test_the_move_filter_is_a_density_and_a_pair_needs_ten_half_lives():
+    """Moves on 39 bars then the same price (trades at one price) would pass a count of 30 moves,
+    not a share of 5% of the bars; a significant pair whose formation holds fewer than ten
+    half-lives of its spread (a slow cycle of 300 bars: AR(1) half-life ~200 bars over 1,050) is
+    not selected, with the reason."""
+    rng = np.random.default_rng(5)
+    n = 1_500
+    index = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    x = np.cumsum(rng.normal(0, 0.01, n))
+    cycle = 0.05 * np.sin(2 * np.pi * np.arange(n) / 300) + rng.normal(0, 0.002, n)
+    flat = 5 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+    flat[40:] = flat[39]  # 39 moves, then the same price on the other 1,011 formation bars
+    closes = pd.DataFrame({"AAAUSDT": 10 * np.exp(x), "BBBUSDT": 10 * np.exp(x + cycle),
+                           "CCCUSDT": 5 * np.exp(np.cumsum(rng.normal(0, 0.01, n))), "FLATUSDT": flat}, index=index)
+    r = scan_pairs(closes, log_prices=True, min_obs=200)
+    assert "changed on 39 of its 1050" in r.attrs["left_out"]["FLATUSDT"]
+    row = r[(r.x == "AAAUSDT") & (r.y == "BBBUSDT")].iloc[0]
+    assert row.q_value <= 0.05 and row.n < 10 * row.half_life_bars and not row.selected
+    assert "fewer than 10 half-lives" in row.note
+    loose = scan_pairs(closes, log_prices=True, min_obs=200, min_move_share=0.03)
+    assert "FLATUSDT" not in loose.attrs["left_out"]  # the share is the only reason

@@ -305,7 +305,7 @@ def test_messy_symbols_are_left_out_with_stated_reasons(universe):
     closes["STEPUSDT"] = np.where(np.arange(len(closes)) < 900, 10.0, 11.0)  # one move in the formation period
     r = scan_pairs(closes)
     assert "infinite closes" in r.attrs["left_out"]["INFUSDT"]
-    assert "1 price changes" in r.attrs["left_out"]["STEPUSDT"] and "min_moves=50" in r.attrs["left_out"]["STEPUSDT"]
+    assert "changed on 1 of its" in r.attrs["left_out"]["STEPUSDT"] and "min_move_share=0.05" in r.attrs["left_out"]["STEPUSDT"]
     assert r.attrs["pairs_tested"] == len(r) == 15 and r.pvalue.notna().all()  # the count is honest
     twice = pd.concat([closes.iloc[:100], closes.iloc[99:]])
     with pytest.raises(InvalidParameter, match="appear twice"):

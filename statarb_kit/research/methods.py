@@ -27,9 +27,7 @@ import pandas as pd
 
 from ..errors import InvalidParameter
 from ..scan import scan_pairs
-
-#: Fewest half-lives of the spread the formation must hold for a pair to be selected.
-HALF_LIVES = 10.0
+from ..scan.scan import HALF_LIVES
 #: The p below which a sub-window counts as cointegrated (stability).
 SUB_LEVEL = 0.05
 
@@ -94,7 +92,7 @@ class Candidates:
 def _enough_history(scan: pd.DataFrame) -> tuple[np.ndarray, dict[tuple[str, str], str]]:
     """Mask of pairs with n >= HALF_LIVES x half-life (finite), and a note for each other one."""
     n, hl = scan["n"].to_numpy(dtype=float), scan["half_life_bars"].to_numpy(dtype=float)
-    ok = np.isfinite(hl) & (hl > 0) & (n >= HALF_LIVES * hl)
+    ok = np.isfinite(hl) & (hl > 0) & (n >= HALF_LIVES * hl)  # as the scan's selection (scan.HALF_LIVES)
     notes = {(x, y): (f"{int(k)} formation bars, fewer than {HALF_LIVES:g} half-lives of {h:.0f} bars"
                       if np.isfinite(h) else "its formation spread does not revert (no finite half-life)")
              for x, y, k, h, good in zip(scan["x"], scan["y"], n, hl, ok) if not good}

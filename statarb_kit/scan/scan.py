@@ -8,12 +8,16 @@ Conventions (each is a column or ``DataFrame.attrs`` of the result):
 - one calendar split for every pair: ``split`` (a UTC time), else ``1 - validation`` of the time
   span; bars before it form, the rest validate, so every pair is validated on the same future;
 - a symbol is left out, with its reason in ``attrs["left_out"]``, when it has fewer than
-  ``min_obs`` closes or fewer than ``min_moves`` price changes in the formation period, or a
-  close that is not finite; a missing close is carried forward at most ``max_stale`` bars (as in
-  the pair analytics);
+  ``min_obs`` closes in the formation period, a close that changed on fewer than ``min_move_share``
+  of its formation bars (a density, not a count: three weeks of moves then months of a flat price
+  do not pass), or a close that is not finite; a missing close is carried forward at most
+  ``max_stale`` bars (as in the pair analytics). A bar in which nothing traded is no close
+  (``bars.traded``: the readers leave it out);
 - each pair is tested on its own bars: those of the formation period where both legs have a
   close (symbols list and delist at different times), ``n`` of them; a pair with fewer than
-  ``min_obs`` is not tested, and ``note`` says why (as it does for a singular regression);
+  ``min_obs`` is not tested, and ``note`` says why (as it does for a singular regression); a pair
+  with fewer than ``HALF_LIVES`` times its formation half-life of bars is tested but not selected
+  (its spread cannot have reverted often enough to say that it reverts), and ``note`` says so;
 - for each unordered pair, ``x`` is the symbol first in column order: ``alpha``, ``beta``, ``r2``
   and ``eg_*`` are of x on y (Engle-Granger as ``statsmodels.tsa.stattools.coint(x, y,
   trend="c", autolag="aic")`` on the pair's bars, default maxlag), ``eg_*_yx`` of y on x (the
@@ -53,6 +57,8 @@ COLUMNS = ("x", "y", "n", "alpha", "beta", "r2", "eg_stat", "eg_pvalue", "eg_lag
 
 #: Fewest validation bars (both legs with a close) on which a selected pair is validated.
 MIN_VALIDATION_BARS = 50
+#: Fewest half-lives of its formation spread a pair's formation must hold to be selected.
+HALF_LIVES = 10.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class ScanParams:
     log_prices: bool = DEFAULT.log_prices
     max_stale: int = 3
     min_obs: int = 500
-    min_moves: int = 50
+    min_move_share: float = 0.05
     validation: float = 0.3
     split: str | None = None
     q_level: float = 0.05
@@ -76,8 +82,8 @@ class ScanParams:
             raise InvalidParameter(f"validation must be a fraction in [0, 0.9), got {self.validation!r}")
         if not (0 < self.q_level < 1 and 0 < self.val_level < 1):
             raise InvalidParameter("q_level and val_level must be within (0, 1)")
-        if self.min_obs < 50 or self.max_stale < 0 or self.block < 1 or self.min_moves < 1:
-            raise InvalidParameter("need min_obs >= 50 bars, min_moves >= 1, max_stale >= 0 and block >= 1")
+        if self.min_obs < 50 or self.max_stale < 0 or self.block < 1 or not 0 < self.min_move_share <= 1:
+            raise InvalidParameter("need min_obs >= 50 bars, 0 < min_move_share <= 1, max_stale >= 0 and block >= 1")
         if self.split is not None:
             try:
                 pd.Timestamp(self.split)
@@ -193,7 +199,7 @@ def prepare(closes: pd.DataFrame, p: ScanParams) -> Prepared:
     frame = frame.where(frame > 0)  # a close <= 0 is no price
     form = frame[before]
     counts = form.notna().sum()
-    moves = (form.ffill().diff().abs() > 0).sum()
+    moves = (form.ffill().diff().abs() > 0).sum()  # changes at a traded bar from the last traded close
     left_out: dict[str, str] = {}
     for k, s in enumerate(frame.columns):
         if bad[k]:
@@ -202,9 +208,9 @@ def prepare(closes: pd.DataFrame, p: ScanParams) -> Prepared:
             left_out[str(s)] = f"{int(counts[s])} closes in the formation period, fewer than min_obs={p.min_obs}"
         elif moves[s] == 0:
             left_out[str(s)] = "constant over the formation period: nothing to test"
-        elif moves[s] < p.min_moves:
-            left_out[str(s)] = (f"{int(moves[s])} price changes in the formation period, fewer than "
-                                f"min_moves={p.min_moves}")
+        elif moves[s] < p.min_move_share * counts[s]:
+            left_out[str(s)] = (f"its close changed on {int(moves[s])} of its {int(counts[s])} formation bars "
+                                f"({moves[s] / counts[s]:.1%}), less than min_move_share={p.min_move_share:g}")
     kept = [s for s in frame.columns if str(s) not in left_out]
     if len(kept) < 2:
         raise InvalidParameter(f"fewer than 2 symbols have {p.min_obs} closes in the formation period: {left_out}")
@@ -400,7 +406,13 @@ def scan_pairs(closes: pd.DataFrame, *, client: object | None = None, progress: 
     frame["pvalue"] = np.minimum(1.0, 2.0 * np.fmin(frame["eg_pvalue"], frame["eg_pvalue_yx"]))
     frame.loc[frame["eg_pvalue"].isna() | frame["eg_pvalue_yx"].isna(), "pvalue"] = np.nan
     frame["q_value"] = bh_qvalues(frame["pvalue"].to_numpy())
-    frame["selected"] = frame["q_value"] <= p.q_level
+    hl, n = frame["half_life_bars"].to_numpy(dtype=float), frame["n"].to_numpy(dtype=float)
+    brief = (frame["q_value"] <= p.q_level).to_numpy() & (np.isposinf(hl) | (np.isfinite(hl) & (n < HALF_LIVES * hl)))
+    for k in np.flatnonzero(brief):
+        note[k] = ("not selected: its formation spread does not revert (no finite half-life)" if np.isinf(hl[k]) else
+                   f"not selected: {int(n[k])} formation bars hold fewer than {HALF_LIVES:g} half-lives of "
+                   f"{hl[k]:.0f} bars")
+    frame["selected"] = (frame["q_value"] <= p.q_level) & ~brief
     chosen = frame[frame["selected"]]
     frame["crossings"] = np.nan
     frame.loc[chosen.index, "crossings"] = _crossings(prep, chosen)
