@@ -95,3 +95,23 @@ def test_the_move_filter_is_a_density_and_a_pair_needs_ten_half_lives():
     assert "fewer than 10 half-lives" in row.note
     loose = scan_pairs(closes, log_prices=True, min_obs=200, min_move_share=0.03)
     assert "FLATUSDT" not in loose.attrs["left_out"]  # the share is the only reason
+
+
+def test_a_backtest_without_trades_says_why():
+    """Each reason by its own cause, on a synthetic pair; a portfolio names the pairs that made none."""
+    from statarb_kit.backtest import BacktestParams
+    from statarb_kit.backtest.portfolio import run_portfolio
+    from statarb_kit.backtest.data import backtest_bars, bars_synthetic
+
+    bars = bars_synthetic(hours=12)
+    assert backtest_bars(bars, BacktestParams()).metrics.trades > 0
+    assert backtest_bars(bars, BacktestParams()).why_no_trades == ""
+    cases = {"below z_entry 50": dict(z_entry=50), "below corr_min 0.999": dict(corr_min=0.999),
+             "need more bars than there are": dict(z_window=5_000)}
+    for text, kw in cases.items():
+        r = backtest_bars(bars, BacktestParams(**kw))
+        assert r.metrics.trades == 0 and text in r.why_no_trades, (kw, r.why_no_trades)
+    short = bars.between(None, pd.Timestamp(int(bars.time[1]), unit="ms", tz="UTC"))
+    assert "no bars to trade" in backtest_bars(short, BacktestParams()).why_no_trades
+    book = run_portfolio([bars], BacktestParams(z_entry=50))
+    assert book.metrics["trades"] == 0 and "below z_entry 50" in book.why_no_trades["BTCUSDT/ETHUSDT"]

@@ -116,6 +116,33 @@ class BacktestResult:
         """Parameters then metrics in one row: the columns of a sweep's results."""
         return result_rows([self.params], [self.metrics])
 
+    @property
+    def why_no_trades(self) -> str:
+        """Why the backtest made no trade ("" when it made some): see ``no_trade_reason``."""
+        return "" if self.metrics.trades else no_trade_reason(self.frame, self.params)
+
+
+def no_trade_reason(f: SignalFrame, p: BacktestParams) -> str:
+    """In one line, why rule ``p`` enters no trade on frame ``f``: no bars (a leg has none in the
+    range: it ended, or was not listed yet), no z-score yet (too few bars for the windows), z never
+    reached the entry, or it did only where the correlation was below its floor."""
+    n = len(f)
+    if n < 2:
+        return f"no bars to trade ({n}): a leg has none in the range (it ended, or was not listed yet)"
+    z_ok = np.isfinite(f.z) & np.isfinite(f.beta)
+    if not z_ok.any():
+        return (f"no z-score on any of the {n} bars: the windows (hedge {p.hedge_window}, z {p.z_window} bars) "
+                "need more bars than there are")
+    big = z_ok & (np.abs(np.where(z_ok, f.z, 0.0)) >= p.z_entry)
+    if not big.any():
+        return (f"no entry signal: |z| peaked at {np.nanmax(np.abs(f.z[z_ok])):.2f} over {int(z_ok.sum())} bars, "
+                f"below z_entry {p.z_entry:g}")
+    if not entry_mask(f.z, f.corr, p.z_entry, p.corr_min, f.beta)[:-p.lag or None].any():
+        return (f"no entry signal: |z| reached {p.z_entry:g} on {int(big.sum())} bars, where the correlation was "
+                f"below corr_min {p.corr_min:g}" if (np.nan_to_num(f.corr[big], nan=-2) < p.corr_min).all()
+                else f"no entry signal a bar before the end ({int(big.sum())} bars reached z_entry {p.z_entry:g})")
+    return "no trade: every entry signal fell on the last bar (its fill would be after the data)"
+
 
 def result_rows(params: list[BacktestParams], metrics: list[Metrics]) -> pd.DataFrame:
     """One row per combination: its parameters, then its metrics."""

@@ -50,6 +50,11 @@ class PortfolioResult:
     correlation_period: str
     correlation_points: int
 
+    @property
+    def why_no_trades(self) -> dict[str, str]:
+        """Pair -> why it made no trade (``BacktestResult.why_no_trades``), for the pairs that made none."""
+        return {name: r.why_no_trades for name, r in zip(self.pairs, self.results) if not r.metrics.trades}
+
 
 #: Fewest PnL sums (days, else hours) a correlation of the pairs is computed from.
 MIN_CORR_POINTS = 20

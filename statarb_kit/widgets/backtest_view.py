@@ -193,6 +193,10 @@ class BacktestPanel:
         span = f"{days:.1f} days" if days >= 1 else f"{days * 1_440:.0f} min"
         sharpe = (f"Sharpe {m.sharpe:.2f} a year" if days >= MIN_SHARPE_DAYS
                   else f"no annual Sharpe from {span} of data")
+        if not m.trades:  # say why, not a row of NaN
+            self.note.value = (f"<div id='sak-backtest-result'><b>{html.escape(what)}</b>: 0 trades: "
+                               f"{html.escape(result.why_no_trades)}</div>")
+            return
         self.note.value = (f"<div id='sak-backtest-result'><b>{html.escape(what)}</b>: {m.trades} trades, total "
                            f"{m.total_return:+.3%}, {sharpe}, max drawdown {m.max_drawdown:.3%}, hit rate "
                            f"{m.hit_rate:.0%}{'' if result.funding_included else '; funding not included'}</div>")
