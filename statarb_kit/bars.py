@@ -53,17 +53,19 @@ DEFAULT_TIMEFRAMES = ("1s", "1m", "5m")
 #: SQL condition of a bar that is a price: something traded in it. Binance keeps printing klines
 #: for a settled or halted contract (a flat close, volume 0); such a bar is stored as it is but is
 #: missing for every statistic, like a period in which the pipeline saw no trade. Where the count
-#: of trades is known (not NULL), 0 also means none.
-TRADED_SQL = "volume > 0 AND coalesce(trades, 1) > 0"
+#: of trades is known (not NULL), 0 also means none; a volume not known (NULL) is no evidence.
+TRADED_SQL = "coalesce(volume, 1) > 0 AND coalesce(trades, 1) > 0"
 
 
 def traded(volume: np.ndarray, trades: np.ndarray | None = None) -> np.ndarray:
-    """Mask of the bars that are prices (see ``TRADED_SQL``); ``trades`` None: no count known."""
-    ok = np.asarray(volume, dtype=np.float64) > 0
-    if trades is None:
-        return ok
-    count = pd.Series(trades).astype("Float64").to_numpy(np.float64, na_value=np.nan)  # NULL: not known
-    return ok & (count != 0)
+    """Mask of the bars that are prices (see ``TRADED_SQL``): not a known volume of 0, nor a known
+    count of 0 (``trades`` None: no count known; NULL / NaN: not known)."""
+    def known(v: np.ndarray) -> np.ndarray:
+        return pd.Series(v).astype("Float64").to_numpy(np.float64, na_value=np.nan)
+
+    vol = known(volume)
+    ok = ~(vol <= 0)  # NaN (not known) passes
+    return ok if trades is None else ok & (known(trades) != 0)
 
 
 def check_timeframe(tf: str) -> str:

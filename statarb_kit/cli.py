@@ -316,7 +316,8 @@ def _scan(args: argparse.Namespace) -> int:
         closes = universe.closes
         origin = (f"synthetic universe seed {args.seed} (generated prices, not market data; "
                   f"{len(universe.truth())} cointegrated pairs planted)")
-    print(f"data: {origin}, {closes.shape[1]} symbols x {len(closes):,} {args.timeframe} bars "
+    bar = args.timeframe if not args.klines else f"{pd.Series(closes.index).diff().min().total_seconds() / 60:g}-minute"
+    print(f"data: {origin}, {closes.shape[1]} symbols x {len(closes):,} {bar} bars "
           f"({closes.index[0]:%Y-%m-%d %H:%M} to {closes.index[-1]:%Y-%m-%d %H:%M} UTC)", flush=True)
     with dask_client(args.scheduler, args.workers) as client:
         if client is not None:
@@ -324,6 +325,17 @@ def _scan(args: argparse.Namespace) -> int:
                   flush=True)
         results = scan_pairs(closes, client=client, progress=not args.quiet, q_level=args.q, validation=args.validation,
                              min_obs=args.min_obs, split=args.split, log_prices=args.log_prices)
+    if args.calibrate:
+        from .research.calibration import placebo, with_calibrated
+
+        formation = closes[closes.index < pd.Timestamp(results.attrs["split"])]
+        window = len(formation) // (args.calibrate + 1)
+        null = placebo(formation, window, tuple(range(1, args.calibrate + 1)), args.log_prices, args.min_obs)
+        results = with_calibrated(results, null)
+        print(f"placebo pairs: {len(null.pvalues):,} (each symbol's last {window:,} formation bars against the "
+              f"others' bars {', '.join(str(k) for k in null.shifts)} window(s) earlier): the test's real size at "
+              f"p < 0.05 is {null.size():.1%} (MacKinnon: 5%), at p < 0.01 {null.size(0.01):.1%}; selected with "
+              f"calibrated q <= {args.q:g}: {int((results['q_calibrated'] <= args.q).sum())}", flush=True)
     a = results.attrs
     for symbol, why in a["left_out"].items():
         print(f"left out {symbol}: {why}", flush=True)
@@ -333,8 +345,8 @@ def _scan(args: argparse.Namespace) -> int:
           f"{len(chosen)} selected at q <= {args.q:g} (Benjamini-Hochberg), {int(chosen['survives'].sum())} of them "
           f"survive validation from {a['split']} UTC; raw p < 0.05 would select {raw:,}", flush=True)
     if len(chosen):
-        shown = ["x", "y", "beta", "eg_stat", "q_value", "half_life_bars", "corr", "crossings", "val_adf_pvalue",
-                 "survives"]
+        shown = ["x", "y", "beta", "eg_stat", "q_value", *(["q_calibrated"] if args.calibrate else []),
+                 "half_life_bars", "corr", "crossings", "val_adf_pvalue", "survives"]
         with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
             print(chosen[shown].head(args.top).to_string(index=False), flush=True)
     if args.out:
@@ -573,6 +585,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.add_argument("--split", default=None, metavar="TIME",
                     help="UTC date or time where validation starts, the same for every pair (instead of --validation)")
     sc.add_argument("--min-obs", type=int, default=500, help="closes a symbol needs in the formation period")
+    sc.add_argument("--calibrate", type=int, default=0, metavar="K",
+                    help="measure the test's real size on this data with placebo pairs (each symbol's last part of "
+                         "the formation against the others' bars 1..K parts earlier) and show calibrated p and q")
     sc.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:8786) to run on")
     sc.add_argument("--workers", type=int, default=None, help="a local Dask cluster of N worker processes")
     sc.add_argument("--out", default=None, help="results: .duckdb (appended to scan_results), .parquet or .csv")

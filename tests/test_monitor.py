@@ -36,6 +36,9 @@ from tests.test_notify import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 WATCH_S = float(os.environ.get("STATARB_MONITOR_S", "20"))
+#: Updates published while a viewer is stopped that overflow its queue of 5 and the socket buffers
+#: (2 x 256 KB; an update of 200 pairs is tens of KB).
+OVERFLOW_UPDATES = 60
 
 
 class Hook(Receiver):
@@ -385,7 +388,11 @@ def test_a_viewer_stopped_for_30_s_slows_nothing_and_resynchronises(tmp_path):
             time.sleep(5)  # past the history's catch-up
             before = rates(10)
             viewer.proc.send_signal(signal.SIGSTOP)
+            stopped_at = health(port)["seq"]
             during = rates(30)
+            deadline = time.monotonic() + 90  # a loaded monitor makes fewer updates: enough to overflow
+            while health(port)["seq"] - stopped_at < OVERFLOW_UPDATES and time.monotonic() < deadline:
+                time.sleep(1)
             n = len(viewer.lines)
             viewer.proc.send_signal(signal.SIGCONT)
             line = viewer.line(after=n)

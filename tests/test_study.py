@@ -157,3 +157,33 @@ def test_bad_settings_are_refused():
         study(closes, methods="astrology", **{k: v for k, v in SMALL.items() if k != "top"})
     with pytest.raises(InvalidParameter, match="shorter than one formation"):
         study(closes, formation="30d", trading="30d")
+
+
+def test_placebo_pairs_are_coint_on_shifted_legs_by_hand_and_calibrate_p():
+    """Each placebo p is the scan's p (min(1, 2 min of both directions' coint p)) of one symbol's
+    last window against another symbol's window before it, as statsmodels' coint gives it; the
+    calibrated p is the share of placebo p at or below a pair's p, counted by hand."""
+    from statsmodels.tsa.stattools import coint
+
+    from statarb_kit.research.calibration import placebo, with_calibrated
+    from statarb_kit.scan import scan_pairs
+
+    rng = np.random.default_rng(8)
+    n, w = 1_200, 600
+    index = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    closes = pd.DataFrame({f"S{k}USDT": 10 * np.exp(np.cumsum(rng.normal(0, 0.01, n))) for k in range(4)}, index=index)
+    null = placebo(closes, w, shifts=(1,), min_obs=200)
+    logs = np.log(closes)
+    by_hand = []
+    for a in closes.columns:
+        for b in closes.columns:
+            if a != b:  # a's last window against b's window before it: both directions, as the scan tests
+                x, y = logs[a].to_numpy()[-w:], logs[b].to_numpy()[:w]
+                by_hand.append(min(1.0, 2 * min(coint(x, y, trend="c", autolag="aic")[1],
+                                                coint(y, x, trend="c", autolag="aic")[1])))
+    assert len(null.pvalues) == len(by_hand) == 12
+    np.testing.assert_allclose(np.sort(null.pvalues), np.sort(by_hand), rtol=1e-8)
+    r = with_calibrated(scan_pairs(closes.iloc[-w:], validation=0.0, log_prices=True, min_obs=200), null)
+    for p, pc in zip(r["pvalue"], r["p_calibrated"]):
+        assert pc == pytest.approx((1 + sum(q <= p for q in by_hand)) / 13)
+    assert r.attrs["placebo_size"] == pytest.approx(np.mean(np.array(by_hand) < 0.05))
