@@ -135,7 +135,7 @@ def test_results_render_and_recount_from_json(tmp_path):
     page = r._repr_html_()
     assert "Walk-forward study" in page and "lift" in page and "<svg" in page
     data = r.as_json()
-    assert {m["method"] for m in data["methods"]} == {"engle_granger", "distance", "correlation", "stability"}
+    assert {m["method"] for m in data["methods"]} == {"engle_granger", "distance", "correlation", "stability", "johansen"}
     assert set(data["methods"][0]) == {"method", "periods", "tested", "selected", "hit_rate", "base_rate", "lift",
                                        "lift_ci", "profitable_rate", "net_return", "net_sharpe", "trades"}
     # recount a hit from the JSON alone: spread = sum of weights x (log) prices of the legs
@@ -187,3 +187,24 @@ def test_placebo_pairs_are_coint_on_shifted_legs_by_hand_and_calibrate_p():
     for p, pc in zip(r["pvalue"], r["p_calibrated"]):
         assert pc == pytest.approx((1 + sum(q <= p for q in by_hand)) / 13)
     assert r.attrs["placebo_size"] == pytest.approx(np.mean(np.array(by_hand) < 0.05))
+
+
+def test_johansen_pairs_equal_statsmodels_and_select_the_planted_pairs():
+    """Each pair tested within a cluster gets statsmodels' coint_johansen trace statistic and first
+    cointegrating vector (scaled to 1 on x); the planted pairs are selected."""
+    from statsmodels.tsa.vector_ar.vecm import coint_johansen
+
+    from statarb_kit.research.methods import johansen
+
+    closes, planted = planted_universe(days=30)
+    p = MethodParams(min_obs=200, top=10)
+    c = johansen(Formation.of(closes, p), p)
+    logs = np.log(closes)
+    assert len(c) > 0 and c.prices == "log"
+    for i in range(len(c)):
+        r = coint_johansen(logs[[c.x[i], c.y[i]]].to_numpy(), 0, 1)
+        assert c.score[i] == pytest.approx(-r.lr1[0] / r.cvt[0, 1], rel=1e-12)
+        assert c.wy[i] == pytest.approx(r.evec[1, 0] / r.evec[0, 0], rel=1e-12) and c.wx[i] == 1.0
+    chosen = {(c.x[i], c.y[i]) for i in c.selected}
+    assert chosen >= set(planted)  # intact over the first 30 days: all four found
+    assert all(c.score[i] < -1.0 for i in c.selected)

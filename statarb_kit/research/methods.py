@@ -12,6 +12,12 @@ Nothing here sees the trading window.
   first; spread as Engle-Granger's.
 - ``stability``: cointegrated (Engle-Granger p < 0.05) in at least ``k`` of ``K`` equal sub-windows
   of the formation, not once over all of it; ranked by that count, then p; spread as Engle-Granger's.
+- ``johansen``: the Johansen trace test (``statsmodels``' ``coint_johansen``, a constant, one lagged
+  difference) on the pairs within clusters of about ``JOHANSEN_CLUSTER`` symbols (correlation
+  clusters, as above), on their common bars; selected where the trace statistic for no
+  cointegration exceeds its 95% critical value, ranked by statistic / critical value; spread =
+  the first cointegrating vector on log prices, scaled to 1 on x. (Pairs only: baskets of three
+  need a basket backtest, which the engine does not have yet.)
 
 Every method leaves out a pair with fewer common formation bars than ``HALF_LIVES`` times its
 half-life (its spread cannot have reverted often enough to say it reverts), and says so.
@@ -203,9 +209,40 @@ def stability(f: Formation, p: MethodParams) -> Candidates:
     return _log_hedge(f, -count + pv * 1e-3, order, count >= p.k, p)
 
 
+#: Symbols per Johansen cluster, about (the pairs tested grow with its square, not the universe's).
+JOHANSEN_CLUSTER = 8
+
+
+def johansen(f: Formation, p: MethodParams) -> Candidates:
+    """See the module doc."""
+    from statsmodels.tsa.vector_ar.vecm import coint_johansen
+
+    s = f.scan
+    names = sorted(set(s["x"]) | set(s["y"]))
+    group = clusters_of(f.closes[names], -(-len(names) // JOHANSEN_CLUSTER), p.min_obs) if names else {}
+    logs = np.log(f.closes.ffill(limit=p.max_stale))
+    within = [i for i, (x, y) in enumerate(zip(s["x"], s["y"])) if group.get(x) == group.get(y)]
+    rows = s.iloc[within].reset_index(drop=True)
+    score, wy = np.full(len(rows), np.inf), np.full(len(rows), np.nan)
+    for i, (x, y) in enumerate(zip(rows["x"], rows["y"])):
+        both = logs[[x, y]].dropna().to_numpy()
+        if len(both) < p.min_obs:
+            continue
+        r = coint_johansen(both, 0, 1)
+        vec = r.evec[:, 0]
+        if vec[0] != 0:
+            score[i], wy[i] = -r.lr1[0] / r.cvt[0, 1], vec[1] / vec[0]
+    ok, notes = _enough_history(rows)
+    ranked_notes: dict = {}
+    selected = _pick(np.argsort(score, kind="stable"), (score < -1.0) & ok, p.top, notes, rows, ranked_notes)
+    return Candidates(rows["x"].to_numpy(object), rows["y"].to_numpy(object), np.ones(len(rows)), wy, "log", score,
+                      selected, ranked_notes)
+
+
 #: Every method by name, in the order results show them.
 METHODS: dict[str, Callable[[Formation, MethodParams], Candidates]] = {
-    "engle_granger": engle_granger, "distance": distance, "correlation": correlation, "stability": stability}
+    "engle_granger": engle_granger, "distance": distance, "correlation": correlation, "stability": stability,
+    "johansen": johansen}
 
 
 def method_names(text: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
