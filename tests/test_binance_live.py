@@ -143,7 +143,7 @@ def test_a_dropped_connection_that_delivered_is_retried_at_once(tmp_path):
             await asyncio.sleep(0.3)  # it delivers before the next drop
 
     db = tmp_path / "l.duckdb"
-    fake, src, _ = run(db, script, fake_kw={"n": 1_200}, backoff_initial_s=0.5, backoff_max_s=30.0)
+    fake, src, _ = run(db, script, fake_kw={"n": 4_000}, backoff_initial_s=0.5, backoff_max_s=30.0)
     assert_stored_equals_truth(db, fake)
     assert src.status.reconnects >= 6 and len(away) == 6
     assert max(away) < 2.0, away

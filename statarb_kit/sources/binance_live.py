@@ -11,8 +11,8 @@ Connection rules Binance imposes, and what this client does about them:
 - a connection lives at most 24 hours: each connection is rotated after ``max_connection_age_s``,
   the next one opened *before* the old one closes, and the old one read for ``rotation_overlap_s``
   more, so the cut loses nothing (the overlap is deduplicated by trade id);
-- a connection that delivered trades and then dropped is opened again at once (its trades
-  meanwhile come from REST); the jittered backoff (``backoff_initial_s`` doubling up to
+- a connection that delivered trades and then dropped is opened again at once (at most one
+  connection a second, Binance's limit; its trades meanwhile come from REST); the jittered backoff (``backoff_initial_s`` doubling up to
   ``backoff_max_s``) grows only while connecting fails or connections deliver nothing, and the
   status's error clears once a new connection delivers (a recovered drop leaves no error behind);
 - at most 1024 streams per connection: symbols are sharded over connections of
@@ -66,6 +66,9 @@ QUIET_CHECKS = 3  # symbols asked over REST whether a silent connection missed t
 #: What a REST call or an unexpected reply can raise: logged and retried later, never fatal.
 REST_FAILURES = (RestError, KeyError, TypeError, ValueError)
 RATE_TAU_S = 60.0  # time constant of the message-rate estimates
+#: Seconds between connection attempts at least, even after a connection that delivered: Binance
+#: allows 300 connections per 5 minutes per IP, one a second.
+RECONNECT_FLOOR_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -364,6 +367,8 @@ class BinanceLive(SourceBase):
                     self.watch[code].resync = True
                 if not shard.delivered:  # the backoff grows only while connecting gives nothing
                     await asyncio.sleep(backoff.next())
+                else:  # at once, but never more than one connection a second (a server that drops at once)
+                    await asyncio.sleep(max(0.0, RECONNECT_FLOOR_S - (time.monotonic() - opened)))
                 ws = await self._connect(self._url(shard), backoff)
                 opened, shard.delivered = time.monotonic(), 0
         finally:
