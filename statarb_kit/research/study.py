@@ -33,12 +33,12 @@ import orjson
 import pandas as pd
 
 from ..analytics.signals import REL_STD_FLOOR, log_returns, rolling_corr, rolling_zscore
-from ..backtest.engine import YEAR_S, run_backtest
+from ..backtest.engine import pnl_figures, run_backtest
 from ..backtest.frame import SignalFrame
 from ..errors import InvalidParameter
 from ..rule import Rule
-from ..scan.engle_granger import adf_or_nan, default_maxlag, series_sums
-from ..scan.scan import mackinnon_p
+from ..scan.engle_granger import default_maxlag
+from ..scan.scan import adf_batches
 from .methods import METHODS, Candidates, Formation, MethodParams, method_names
 from .periods import PRESETS, Period, rolling_periods
 
@@ -62,7 +62,7 @@ def stationary(panel: pd.DataFrame, c: Candidates, max_stale: int) -> np.ndarray
     values = np.log(filled) if c.prices == "log" else filled
     col = {s: k for k, s in enumerate(values.columns)}
     arr = values.to_numpy(dtype=float)
-    groups: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+    items: list[tuple[object, np.ndarray, int]] = []
     for i, (x, y, wx, wy) in enumerate(zip(c.x, c.y, c.wx, c.wy)):
         if x not in col or y not in col or not (np.isfinite(wx) and np.isfinite(wy)):
             continue
@@ -70,11 +70,8 @@ def stationary(panel: pd.DataFrame, c: Candidates, max_stale: int) -> np.ndarray
         both = np.isfinite(a) & np.isfinite(b)
         n = int(both.sum())
         if n >= MIN_TRADING_BARS:
-            groups.setdefault((n, default_maxlag(n, "c")), []).append((i, wx * a[both] + wy * b[both]))
-    for (_, lag), items in groups.items():
-        adf, bad = adf_or_nan(series_sums(np.stack([s for _, s in items]), lag), lag, const=True)
-        p = mackinnon_p(adf.stat, "c", 1)
-        idx = np.array([i for i, _ in items])
+            items.append((i, wx * a[both] + wy * b[both], default_maxlag(n, "c")))
+    for idx, _, _, p, bad in adf_batches(items):
         out[idx] = np.where(bad | ~np.isfinite(p), 0.0, (p < HIT_LEVEL).astype(float))
     return out
 
@@ -322,12 +319,10 @@ def _assemble(results: list[list[dict[str, Any]]], periods: list[Period], names:
         pnl = [r["pnl"] for r in per if len(r.get("pnl", []))]
         stitched = (pd.concat(pnl, axis=1).mean(axis=1).sort_index() if pnl else pd.Series(dtype=float))
         curves[name] = stitched.cumsum()
-        years = len(stitched) * bar_ms / 1000 / YEAR_S
-        sd = float(stitched.std(ddof=1)) if len(stitched) > 1 else math.nan
-        sharpe = (float(stitched.mean()) / sd * math.sqrt(YEAR_S / (bar_ms / 1000))
-                  if sd and np.isfinite(sd) and years * 365 >= 30 else math.nan)
-        eq = 1.0 + stitched.cumsum()
-        drawdown = float((eq / eq.cummax() - 1.0).min()) if len(eq) else math.nan
+        # the engine's figures of PnL on capital 1 (as a portfolio's), over the trading bars stitched;
+        # no annual Sharpe from less than MIN_ANNUALISE_DAYS of them, as for an annual return
+        total, annual, sharpe, drawdown = pnl_figures(stitched.to_numpy(), float(len(stitched)), bar_ms / 1000)
+        sharpe = sharpe if np.isfinite(annual) else math.nan
         n_sel = int(sum(len(r.get("selections", [])) for r in per))
         summary.append({
             "method": name, "periods": len(per), "tested": int(base_n.sum()), "selected": n_sel,
@@ -338,8 +333,8 @@ def _assemble(results: list[list[dict[str, Any]]], periods: list[Period], names:
             "lift_lo": float(np.nanpercentile(boot, 2.5)) if np.isfinite(boot).any() else math.nan,
             "lift_hi": float(np.nanpercentile(boot, 97.5)) if np.isfinite(boot).any() else math.nan,
             "profitable_rate": (np.mean([s["net"] > 0 for s in traded]) if traded else math.nan),
-            "net_return": float(stitched.sum()) if len(stitched) else math.nan, "net_sharpe": sharpe,
-            "max_drawdown": drawdown, "trades": int(sum(s["trades"] for s in traded)),
+            "net_return": total if len(stitched) else math.nan, "net_sharpe": sharpe,
+            "max_drawdown": drawdown if len(stitched) else math.nan, "trades": int(sum(s["trades"] for s in traded)),
             "costs": float(np.mean([s["costs"] for s in traded])) if traded else math.nan})
         for r in per:
             q = r["period"]

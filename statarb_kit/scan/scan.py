@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -46,7 +47,7 @@ import pandas as pd
 from ..analytics.stationarity import half_life_of, half_life_rows
 from ..errors import InvalidParameter
 from ..rule import DEFAULT
-from .engle_granger import PairMoments, adf_or_nan, coint_moments, default_maxlag, pair_moments, series_sums
+from .engle_granger import ADFBatch, PairMoments, adf_or_nan, coint_moments, default_maxlag, pair_moments, series_sums
 
 log = logging.getLogger(__name__)
 
@@ -334,23 +335,33 @@ def _validate(prep: Prepared, rows: pd.DataFrame, p: ScanParams) -> tuple[pd.Dat
     out = pd.DataFrame(index=rows.index, columns=["val_n", "val_adf_stat", "val_adf_pvalue", "val_adf_lags",
                                                  "val_half_life_bars"], dtype="float64")
     col = {s: i for i, s in enumerate(prep.symbols)}
-    groups: dict[tuple[int, int], list[tuple[object, np.ndarray]]] = {}
+    items: list[tuple[object, np.ndarray, int]] = []
     for label, x, y, a, b, lags in zip(rows.index, rows["x"], rows["y"], rows["alpha"], rows["beta"], rows["eg_lags_max"]):
         vx, vy = _common(prep.validation, col[x], col[y])
         out.loc[label, "val_n"] = len(vx)
         if len(vx) >= MIN_VALIDATION_BARS:
-            lag = min(int(lags), default_maxlag(len(vx), "c"))
-            groups.setdefault((len(vx), lag), []).append((label, vx - a - b * vy))
+            items.append((label, vx - a - b * vy, min(int(lags), default_maxlag(len(vx), "c"))))
     singular: list[object] = []
-    for (n, lag), items in groups.items():
-        spread = np.stack([s for _, s in items])
-        adf, bad = adf_or_nan(series_sums(spread, lag), lag, const=True)
-        labels = [label for label, _ in items]
+    for labels, spread, adf, p, bad in adf_batches(items):
         singular += [label for label, b in zip(labels, bad) if b]
         out.loc[labels, "val_adf_stat"], out.loc[labels, "val_adf_lags"] = adf.stat, adf.lags
-        out.loc[labels, "val_adf_pvalue"] = mackinnon_p(adf.stat, "c", 1)
+        out.loc[labels, "val_adf_pvalue"] = p
         out.loc[labels, "val_half_life_bars"] = half_life_rows(spread)
     return out, singular
+
+
+def adf_batches(items: list[tuple[object, np.ndarray, int]]) -> Iterator[tuple[list[object], np.ndarray, ADFBatch,
+                                                                              np.ndarray, np.ndarray]]:
+    """ADF with a constant and AIC lags of each (key, series, maximum lag) of ``items``, batched by
+    length and maximum lag: per batch the keys, the stacked series, the ADFBatch, MacKinnon's p and
+    the mask of singular regressions (statistic NaN)."""
+    groups: dict[tuple[int, int], list[tuple[object, np.ndarray]]] = {}
+    for key, series, lag in items:
+        groups.setdefault((len(series), lag), []).append((key, series))
+    for (_, lag), batch in groups.items():
+        spread = np.stack([s for _, s in batch])
+        adf, bad = adf_or_nan(series_sums(spread, lag), lag, const=True)
+        yield [key for key, _ in batch], spread, adf, mackinnon_p(adf.stat, "c", 1), bad
 
 
 def scan_pairs(closes: pd.DataFrame, *, client: object | None = None, progress: bool = False,
