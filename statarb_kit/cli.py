@@ -295,8 +295,10 @@ def _walk_forward(args: argparse.Namespace, bars: PairBars, grid: dict[str, list
 
 def _scan(args: argparse.Namespace) -> int:
     from .scan import scan_pairs, synthetic_universe
+    from .research.measured import lift_note, read_study
     from .scan.data import closes_from_files, closes_from_klines, closes_from_store, dask_client, write_scan
 
+    measured = read_study(args.study) if args.study else None  # a bad file is refused before the scan
     symbols = args.symbols.split(",") if args.symbols else None
     if args.db:
         if not (symbols or args.all):
@@ -336,6 +338,7 @@ def _scan(args: argparse.Namespace) -> int:
               f"others' bars {', '.join(str(k) for k in null.shifts)} window(s) earlier): the test's real size at "
               f"p < 0.05 is {null.size():.1%} (MacKinnon: 5%), at p < 0.01 {null.size(0.01):.1%}; selected with "
               f"calibrated q <= {args.q:g}: {int((results['q_calibrated'] <= args.q).sum())}", flush=True)
+    print(lift_note(measured), flush=True)
     a = results.attrs
     for symbol, why in a["left_out"].items():
         print(f"left out {symbol}: {why}", flush=True)
@@ -588,6 +591,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.add_argument("--calibrate", type=int, default=0, metavar="K",
                     help="measure the test's real size on this data with placebo pairs (each symbol's last part of "
                          "the formation against the others' bars 1..K parts earlier) and show calibrated p and q")
+    sc.add_argument("--study", default=None, metavar="FILE",
+                    help="a study of this data (statarb study --json FILE): show the scan's measured lift beside "
+                         "its q-values")
     sc.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://HOST:8786) to run on")
     sc.add_argument("--workers", type=int, default=None, help="a local Dask cluster of N worker processes")
     sc.add_argument("--out", default=None, help="results: .duckdb (appended to scan_results), .parquet or .csv")

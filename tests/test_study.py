@@ -5,6 +5,7 @@ read the trading window; the distance method equals its formula by hand; Dask eq
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 import statsmodels.api as sm
@@ -12,7 +13,7 @@ from statsmodels.tsa.stattools import adfuller
 
 from statarb_kit.errors import InvalidParameter
 from statarb_kit.research import Formation, MethodParams, parse_span, rolling_periods, study
-from statarb_kit.research.methods import distance
+from statarb_kit.research.methods import METHODS, distance
 from statarb_kit.research.study import HIT_LEVEL, run_period
 from statarb_kit.rule import Rule
 
@@ -93,8 +94,9 @@ def test_selections_never_read_the_trading_window():
     trade = closes[(closes.index >= q.trading[0]) & (closes.index < q.trading[1])]
     p, rule = MethodParams(min_obs=200, top=3, k=1, K=2), Rule()
     changed = trade * np.random.default_rng(1).uniform(0.5, 2.0, trade.shape)
-    a = run_period(q, form, trade, ("engle_granger", "distance", "correlation", "stability"), p, rule, 3_600_000)
-    b = run_period(q, form, changed, ("engle_granger", "distance", "correlation", "stability"), p, rule, 3_600_000)
+    every = tuple(METHODS)
+    a = run_period(q, form, trade, every, p, rule, 3_600_000)
+    b = run_period(q, form, changed, every, p, rule, 3_600_000)
     for ra, rb in zip(a, b):
         assert [(s["legs"], s["weights"]) for s in ra["selections"]] == [(s["legs"], s["weights"]) for s in rb["selections"]]
         assert ra["selections"], ra["method"]
@@ -108,21 +110,21 @@ def test_distance_is_the_normalised_sum_of_squares_by_hand():
     for x, y in zip(f.scan["x"], f.scan["y"]):
         a, b = closes[x].to_numpy(), closes[y].to_numpy()
         ssd[(x, y)] = np.mean((a / a[0] - b / b[0]) ** 2)
-    assert np.allclose(c.score, [ssd[(x, y)] for x, y in zip(c.x, c.y)], rtol=1e-12)
+    assert np.allclose(c.score, [ssd[legs] for legs in c.legs], rtol=1e-12)
     best = sorted(ssd, key=ssd.get)[:5]
-    assert [(c.x[i], c.y[i]) for i in c.selected] == best
-    i = c.selected[0]
-    assert c.wx[i] == 1 / closes[c.x[i]].iloc[0] and c.wy[i] == -1 / closes[c.y[i]].iloc[0] and c.prices == "level"
+    assert [c.legs[i] for i in c.selected] == best
+    (x, y), (wx, wy) = c.legs[c.selected[0]], c.weights[c.selected[0]]
+    assert wx == 1 / closes[x].iloc[0] and wy == -1 / closes[y].iloc[0] and c.prices == "level"
 
 
 def test_on_dask_workers_the_study_is_identical():
     from distributed import Client, LocalCluster
 
     closes, _ = planted_universe()
-    here = study(closes, methods="engle_granger,distance", **SMALL)
+    here = study(closes, methods="engle_granger,distance,johansen,pca", **SMALL)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        there = study(closes, methods="engle_granger,distance", client=client, **SMALL)
+        there = study(closes, methods="engle_granger,distance,johansen,pca", client=client, **SMALL)
     pd.testing.assert_frame_equal(here.methods, there.methods)
     pd.testing.assert_frame_equal(here.periods, there.periods)
     assert here.selections == there.selections
@@ -135,7 +137,8 @@ def test_results_render_and_recount_from_json(tmp_path):
     page = r._repr_html_()
     assert "Walk-forward study" in page and "lift" in page and "<svg" in page
     data = r.as_json()
-    assert {m["method"] for m in data["methods"]} == {"engle_granger", "distance", "correlation", "stability", "johansen"}
+    assert {m["method"] for m in data["methods"]} == {"engle_granger", "distance", "correlation", "stability", "johansen",
+                                                      "pca"}
     assert set(data["methods"][0]) == {"method", "periods", "tested", "selected", "hit_rate", "base_rate", "lift",
                                        "lift_ci", "profitable_rate", "net_return", "net_sharpe", "trades"}
     # recount a hit from the JSON alone: spread = sum of weights x (log) prices of the legs
@@ -201,10 +204,155 @@ def test_johansen_pairs_equal_statsmodels_and_select_the_planted_pairs():
     c = johansen(Formation.of(closes, p), p)
     logs = np.log(closes)
     assert len(c) > 0 and c.prices == "log"
-    for i in range(len(c)):
-        r = coint_johansen(logs[[c.x[i], c.y[i]]].to_numpy(), 0, 1)
-        assert c.score[i] == pytest.approx(-r.lr1[0] / r.cvt[0, 1], rel=1e-12)
-        assert c.wy[i] == pytest.approx(r.evec[1, 0] / r.evec[0, 0], rel=1e-12) and c.wx[i] == 1.0
-    chosen = {(c.x[i], c.y[i]) for i in c.selected}
+    for legs, w, score in zip(c.legs, c.weights, c.score):
+        r = coint_johansen(logs[list(legs)].to_numpy(), 0, 1)
+        assert score == pytest.approx(-r.lr1[0] / r.cvt[0, 1], rel=1e-12)
+        np.testing.assert_allclose(w, r.evec[:, 0] / r.evec[0, 0], rtol=1e-10, atol=1e-13)
+    chosen = {c.legs[i] for i in c.selected}
     assert chosen >= set(planted)  # intact over the first 30 days: all four found
     assert all(c.score[i] < -1.0 for i in c.selected)
+
+
+def planted_basket(seed: int = 5, n: int = 900) -> pd.DataFrame:
+    """1h closes of five symbols on one market walk: C's log price is (log A + log B) / 2 plus
+    AR(1) noise (a basket of three; no pair of them cointegrated), D and E on their own."""
+    rng = np.random.default_rng(seed)
+    market = np.cumsum(rng.normal(0, 0.01, n))
+    walk = {k: market + np.cumsum(rng.normal(0, 0.01, n)) for k in "ABDE"}
+    e = np.zeros(n)
+    for t in range(1, n):
+        e[t] = 0.85 * e[t - 1] + rng.normal(0, 0.003)
+    logs = {"AUSDT": walk["A"], "BUSDT": walk["B"], "CUSDT": (walk["A"] + walk["B"]) / 2 + e,
+            "DUSDT": walk["D"], "EUSDT": walk["E"]}
+    index = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
+    return pd.DataFrame({k: 30.0 * np.exp(v) for k, v in logs.items()}, index=index)
+
+
+def test_johansen_baskets_of_three_equal_statsmodels_and_find_the_planted_one():
+    from statsmodels.tsa.vector_ar.vecm import coint_johansen
+
+    from statarb_kit.research.methods import johansen
+
+    closes = planted_basket()
+    p = MethodParams(min_obs=200, top=5)
+    c = johansen(Formation.of(closes, p), p)
+    triples = [i for i, legs in enumerate(c.legs) if len(legs) == 3]
+    assert len(triples) == 10  # one cluster of five: every basket of three
+    for i in triples:
+        r = coint_johansen(np.log(closes[list(c.legs[i])]).to_numpy(), 0, 1)
+        assert c.score[i] == pytest.approx(-r.lr1[0] / r.cvt[0, 1], rel=1e-12)
+        np.testing.assert_allclose(c.weights[i], r.evec[:, 0] / r.evec[0, 0], rtol=1e-10, atol=1e-13)
+    best = c.legs[c.selected[0]]
+    assert best == ("AUSDT", "BUSDT", "CUSDT")
+    np.testing.assert_allclose(c.weights[c.selected[0]] / c.weights[c.selected[0]][2], [-0.5, -0.5, 1.0], atol=0.06)
+    # the study trades it as a basket of three and judges its spread
+    r = study(closes, formation="25d", trading="12d", methods="johansen", min_obs=200, top=1)
+    sel = r.selections[0]["selected"][0]
+    assert sel["legs"] == ["AUSDT", "BUSDT", "CUSDT"] and r.selections[0]["hits"] == [True]
+    assert r.methods["trades"].iloc[0] > 0
+
+
+def pca_reference(logs: np.ndarray, variance: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Avellaneda & Lee by hand: the SVD of standardised returns for the eigenportfolios,
+    statsmodels OLS for each symbol's betas and for the AR(1) of its residual spread; returns
+    (weights, s-score at the last bar, factors)."""
+    r = np.diff(logs, axis=0)
+    sd = r.std(axis=0, ddof=1)
+    y = (r - r.mean(axis=0)) / sd
+    _, sv, vt = np.linalg.svd(y, full_matrices=False)
+    share = np.cumsum(sv ** 2) / np.sum(sv ** 2)
+    m = int(np.argmax(share >= variance)) + 1
+    q = vt[:m].T / sd[:, None]
+    f = r @ q
+    k = logs.shape[1]
+    weights, s = np.zeros((k, k)), np.zeros(k)
+    for i in range(k):
+        beta = sm.OLS(r[:, i], sm.add_constant(f)).fit().params[1:]
+        weights[i] = np.eye(k)[i] - q @ beta
+        x = logs @ weights[i]
+        fit = sm.OLS(x[1:], sm.add_constant(x[:-1])).fit()
+        a, b = fit.params
+        s[i] = (x[-1] - a / (1 - b)) / np.sqrt(fit.ssr / len(x[1:]) / (1 - b * b))
+    return weights, s, m
+
+
+def test_pca_residuals_and_s_scores_equal_a_reference_by_hand():
+    from statarb_kit.research.pca import residuals, rolling_s_score
+
+    rng = np.random.default_rng(12)
+    n, k = 700, 8
+    market = np.cumsum(rng.normal(0, 0.01, n))
+    logs = np.column_stack([market * (0.5 + 0.2 * j) + np.cumsum(rng.normal(0, 0.006, n)) for j in range(k)])
+    got = residuals(logs, 0.55)
+    weights, s, m = pca_reference(logs, 0.55)
+    assert got.factors == m >= 1
+    np.testing.assert_allclose(got.weights, weights, rtol=1e-9, atol=1e-12)
+    ok = np.isfinite(got.s_score)
+    assert ok.sum() >= k - 1
+    np.testing.assert_allclose(got.s_score[ok], s[ok], rtol=1e-8)
+    # the rolling s-score: the same OU fit of the window ending at each bar, by np.polyfit
+    x = logs @ weights[0]
+    roll = rolling_s_score(x, 200)
+    assert np.isnan(roll[:199]).all()
+    for t in (199, 350, 699):
+        w = x[t - 199:t + 1]
+        b, a = np.polyfit(w[:-1], w[1:], 1)
+        var = np.var(w[1:] - a - b * w[:-1])
+        want = (w[-1] - a / (1 - b)) / np.sqrt(var / (1 - b * b)) if 0 < b < 1 else np.nan
+        assert roll[t] == pytest.approx(want, rel=1e-8, nan_ok=True)
+
+
+def test_pca_selects_the_planted_fast_residual_and_trades_it_by_s_score():
+    """Eight symbols on one market factor; one of them carries a fast mean-reverting residual (the
+    rest small random walks): pca ranks it first, its residual basket holds in the next window
+    (few others do), and the study trades it at the s thresholds at a profit."""
+    from statarb_kit.research.methods import pca
+
+    rng = np.random.default_rng(21)
+    n, k = 1_400, 8
+    market = np.cumsum(rng.normal(0, 0.01, n))
+    cols = {}
+    for j in range(k):
+        own = np.cumsum(rng.normal(0, 0.0015, n))
+        if j == 3:
+            own = np.zeros(n)
+            for t in range(1, n):
+                own[t] = 0.9 * own[t - 1] + rng.normal(0, 0.004)
+        cols[f"P{j}USDT"] = 10.0 * np.exp(market * (0.8 + 0.1 * j) + own)
+    closes = pd.DataFrame(cols, index=pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC"))
+    p = MethodParams(min_obs=200, top=3)
+    c = pca(Formation.of(closes.iloc[:700], p), p)
+    assert c.signal == "s" and len(c) == k
+    assert c.legs[c.selected[0]][0] == "P3USDT" and len(c.legs[c.selected[0]]) == k
+    r = study(closes, formation="700h", trading="700h", methods="pca", min_obs=200, top=1)
+    sel = r.selections[0]
+    assert sel["selected"][0]["legs"][0] == "P3USDT" and sel["hits"] == [True]
+    assert r.methods["base_rate"].iloc[0] <= 0.25 and r.methods["lift"].iloc[0] >= 4  # few residuals hold by chance
+    assert r.methods["trades"].iloc[0] > 10 and r.methods["net_return"].iloc[0] > 0
+
+
+def test_cli_study_writes_its_json_and_the_scan_shows_the_measured_lift(tmp_path, capsys):
+    from statarb_kit.cli import main
+
+    closes, _ = planted_universe(days=40)
+    long = closes.stack().rename("close").reset_index().set_axis(["open_time", "symbol", "close"], axis=1)
+    long["open_time"] = long["open_time"].dt.as_unit("ms").astype("int64")  # ms UTC, as Binance's klines
+    long = long.assign(open=long["close"], high=long["close"], low=long["close"], volume=1.0)
+    klines = tmp_path / "k.parquet"
+    long[["symbol", "open_time", "open", "high", "low", "close", "volume"]].to_parquet(klines)
+    out = tmp_path / "study.json"
+    assert main(["study", "--klines", str(klines), "--formation", "20d", "--trading", "10d", "--min-obs", "200",
+                 "--top", "3", "--methods", "engle_granger,pca", "--json", str(out), "-q"]) == 0
+    data = orjson.loads(out.read_bytes())
+    assert [m["method"] for m in data["methods"]] == ["engle_granger", "pca"]
+    eg = data["methods"][0]
+    capsys.readouterr()
+    assert main(["scan", "--klines", str(klines), "--log-prices", "--min-obs", "200", "--study", str(out), "-q"]) == 0
+    shown = capsys.readouterr().out
+    assert f"engle_granger lift {eg['lift']:.2f} [{eg['lift_ci'][0]:.2f}, {eg['lift_ci'][1]:.2f}]" in shown
+    assert main(["scan", "--klines", str(klines), "--log-prices", "--min-obs", "200", "-q"]) == 0
+    assert "no lift measured on this data" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text("{\"not\": \"a study\"}")
+    assert main(["scan", "--klines", str(klines), "--study", str(tmp_path / "bad.json"), "-q"]) == 2
+    both = capsys.readouterr()
+    assert "not written by `statarb study --json`" in both.err and "pairs of" not in both.out

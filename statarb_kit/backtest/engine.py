@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -32,6 +33,9 @@ from .funding import FundingIndex, trade_funding
 from .overfitting import block_sums_of
 from ..rule import OPTIONAL_DTYPES, PARAM_NAMES, calm_mask, direction_name, entry_mask, exit_mask, side_of, stop_mask
 from .params import BacktestParams
+
+if TYPE_CHECKING:
+    from .basket import BasketBook
 
 YEAR_S = 365.0 * 86_400.0  # crypto futures trade around the clock
 #: Shortest span (days) whose return is annualised: a day's return raised to 365 days says nothing.
@@ -210,18 +214,21 @@ class SignalIndex:
 
 
 def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = None,
-                after_stop: bool = False) -> TradeIndex:
+                after_stop: bool = False, exits: tuple[float, float] | None = None) -> TradeIndex:
     """The trades ``p`` makes on frame ``f`` (see ``statarb_kit.rule`` for the rule). ``index``: a
     SignalIndex of ``f`` to share between calls; ``after_stop``: the frame starts right after a
-    stop (no entry before |z| < z_entry). A trade that has not exited by the last bar is closed
-    there (reason "end"); every other trade is the same on any longer frame (what paper trading
-    relies on), and an entry signal within ``lag`` + 1 bars of the end is not taken."""
+    stop (no entry before |z| < z_entry); ``exits``: (long, short) exit levels when they differ
+    (a long exits once z >= -long, a short once z <= short; default both ``p.z_exit``). A trade
+    that has not exited by the last bar is closed there (reason "end"); every other trade is the
+    same on any longer frame (what paper trading relies on), and an entry signal within ``lag`` + 1
+    bars of the end is not taken."""
     index = index or SignalIndex(f)
     n = len(f)
     # memoryviews: indexing one gives a Python int or float, ~3x faster than a numpy scalar
     z = index.z
     enter = memoryview(index.get("enter", p.z_entry, p.corr_min))
-    outs = {1: memoryview(index.get("out_long", p.z_exit)), -1: memoryview(index.get("out_short", p.z_exit))}
+    out_long, out_short = exits or (p.z_exit, p.z_exit)
+    outs = {1: memoryview(index.get("out_long", out_long)), -1: memoryview(index.get("out_short", out_short))}
     stops = None if p.z_stop is None else {1: index.get("stop_long", p.z_stop), -1: index.get("stop_short", p.z_stop)}
     last_entry = n - 2 - p.lag  # the position must be held at least one bar
     rows: list[tuple[int, int, int, int]] = []
@@ -301,16 +308,12 @@ def book_trades(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalI
     entry_notional = np.abs(qx) * ex + np.abs(qy) * ey
     exit_notional = np.abs(qx) * xx + np.abs(qy) * xy
     entry_cost, exit_cost = p.cost_rate * entry_notional, p.cost_rate * exit_notional
-    # bars entry_fill..exit_fill of each trade, concatenated; the position is held into bars after the entry
-    lengths = t.exit_fill - t.entry_fill + 1
-    last = np.cumsum(lengths) - 1
-    first = last - lengths + 1
-    trade = np.repeat(np.arange(len(lengths)), lengths)
-    active = np.arange(len(trade)) - np.repeat(first, lengths) + np.repeat(t.entry_fill, lengths)
+    active, first, last, trade = held_bars(t)
     moves = np.maximum(active - 1, 0)
     pnl = qx[trade] * index.dpx[moves] + qy[trade] * index.dpy[moves] if len(index.dpx) else np.zeros(len(trade))
     pnl[first] = -entry_cost
     pnl[last] -= exit_cost
+    lengths = last - first + 1
     paid = np.zeros(len(lengths))
     if funding is not None and len(lengths):
         m, bar, amount = trade_funding(funding, t.entry_fill, t.exit_fill, qx, qy)
@@ -319,6 +322,18 @@ def book_trades(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalI
     notional = entry_notional + exit_notional
     return Book(qx, qy, beta, gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional, paid,
                  funding is not None, active, pnl, float(notional.sum()), len(f))
+
+
+def held_bars(t: TradeIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The bars each trade can move the equity on (its entry fill bar through its exit fill bar,
+    the position held into the bars after the entry), concatenated: (bar of each, position of
+    each trade's first and last in that array, trade of each)."""
+    lengths = t.exit_fill - t.entry_fill + 1
+    last = np.cumsum(lengths) - 1
+    first = last - lengths + 1
+    trade = np.repeat(np.arange(len(lengths)), lengths)
+    active = np.arange(len(trade)) - np.repeat(first, lengths) + np.repeat(t.entry_fill, lengths)
+    return active, first, last, trade
 
 
 def pnl_figures(pnl: np.ndarray, periods: float, bar_s: float) -> tuple[float, float, float, float]:
@@ -344,8 +359,9 @@ def annualised(total: float, years: float) -> float:
     return -1.0 if total <= -1.0 else (1.0 + total) ** (1.0 / years) - 1.0
 
 
-def metrics_of(t: TradeIndex, b: Book, time: np.ndarray, bar_s: float) -> Metrics:
-    """The Metrics of booked trades over bars of ``bar_s`` seconds closing at ``time`` (ms)."""
+def metrics_of(t: TradeIndex, b: Book | BasketBook, time: np.ndarray, bar_s: float) -> Metrics:
+    """The Metrics of booked trades (a pair's or a basket's) over bars of ``bar_s`` seconds
+    closing at ``time`` (ms)."""
     n = b.bars
     elapsed_s = float(time[-1] - time[0]) / 1000.0 + bar_s if n else 0.0
     periods = elapsed_s / bar_s

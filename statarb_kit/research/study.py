@@ -33,13 +33,14 @@ import orjson
 import pandas as pd
 
 from ..analytics.signals import REL_STD_FLOOR, log_returns, rolling_corr, rolling_zscore
-from ..backtest.engine import pnl_figures, run_backtest
-from ..backtest.frame import SignalFrame
+from ..backtest.basket import basket_backtest
+from ..backtest.engine import pnl_figures
 from ..errors import InvalidParameter
 from ..rule import Rule
 from ..scan.engle_granger import default_maxlag
 from ..scan.scan import adf_batches
 from .methods import METHODS, Candidates, Formation, MethodParams, method_names
+from .pca import rolling_s_score
 from .periods import PRESETS, Period, rolling_periods
 
 #: ADF p below which a trading-window spread counts as stationary (a hit).
@@ -51,10 +52,18 @@ BOOTSTRAP = 2_000
 SEED = 7
 
 
+def spread_of(levels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``levels`` (bars x legs) @ ``weights``; a pair's written out, w0 x + w1 y, as the scan and
+    the pair engine compute it (a product's summation order may differ in the last bit)."""
+    if levels.shape[1] == 2:
+        return weights[0] * levels[:, 0] + weights[1] * levels[:, 1]
+    return levels @ weights
+
+
 def stationary(panel: pd.DataFrame, c: Candidates, max_stale: int) -> np.ndarray:
     """Per candidate: 1.0 when its spread (``c``'s weights) is stationary in ``panel`` (ADF, a
     constant, AIC lags up to Schwert's maximum, p < HIT_LEVEL), 0.0 when not, NaN when it has
-    fewer than MIN_TRADING_BARS bars where both legs trade."""
+    fewer than MIN_TRADING_BARS bars where every leg trades."""
     out = np.full(len(c), np.nan)
     if not len(c):
         return out
@@ -63,45 +72,57 @@ def stationary(panel: pd.DataFrame, c: Candidates, max_stale: int) -> np.ndarray
     col = {s: k for k, s in enumerate(values.columns)}
     arr = values.to_numpy(dtype=float)
     items: list[tuple[object, np.ndarray, int]] = []
-    for i, (x, y, wx, wy) in enumerate(zip(c.x, c.y, c.wx, c.wy)):
-        if x not in col or y not in col or not (np.isfinite(wx) and np.isfinite(wy)):
+    for i, (legs, w) in enumerate(zip(c.legs, c.weights)):
+        if any(leg not in col for leg in legs) or not np.isfinite(w).all():
             continue
-        a, b = arr[:, col[x]], arr[:, col[y]]
-        both = np.isfinite(a) & np.isfinite(b)
-        n = int(both.sum())
+        x = arr[:, [col[leg] for leg in legs]]
+        every = np.isfinite(x).all(axis=1)
+        n = int(every.sum())
         if n >= MIN_TRADING_BARS:
-            items.append((i, wx * a[both] + wy * b[both], default_maxlag(n, "c")))
+            items.append((i, spread_of(x[every], w), default_maxlag(n, "c")))
     for idx, _, _, p, bad in adf_batches(items):
         out[idx] = np.where(bad | ~np.isfinite(p), 0.0, (p < HIT_LEVEL).astype(float))
     return out
 
 
-def trade(formation: pd.DataFrame, trading: pd.DataFrame, x: str, y: str, wx: float, wy: float, prices: str,
-          rule: Rule, bar_ms: int, max_stale: int) -> tuple[pd.Series, dict[str, float]] | None:
-    """One selection traded on the trading window: the formation hedge fixed (beta = -wy / wx),
-    z and correlation warmed up on the formation's last bars. Returns the PnL per trading bar
-    (bar close times) and the backtest's figures; None when a leg has no bar there."""
-    if x not in trading.columns or y not in trading.columns:
+def trade(formation: pd.DataFrame, trading: pd.DataFrame, legs: tuple[str, ...], weights: np.ndarray, prices: str,
+          signal: str, rule: Rule, p: MethodParams, bar_ms: int) -> tuple[pd.Series, dict[str, float]] | None:
+    """One selection traded on the trading window with its formation weights fixed
+    (``backtest.basket``, which for two legs is the pair engine with a fixed hedge): signal "z" is
+    the Rule's rolling z-score of the spread (and, for a pair, the legs' rolling correlation)
+    warmed up on the formation's last bars; "s" the s-score over a window as long as the
+    formation, traded at ``p``'s s thresholds with the Rule's costs, lag and holds. Returns the
+    PnL per trading bar (bar close times) and the backtest's figures; None when a leg has no bar
+    there."""
+    cols = list(legs)
+    if any(leg not in trading.columns for leg in cols):
         return None
-    warm = max(rule.z_window, rule.corr_window) + 1
-    tail = formation[[x, y]].ffill(limit=max_stale).dropna().iloc[-warm:] if x in formation and y in formation \
-        else trading[[x, y]].iloc[:0]
-    now = trading[[x, y]].ffill(limit=max_stale).dropna()
+    window = len(formation)
+    warm = window if signal == "s" else max(rule.z_window, rule.corr_window) + 1
+    tail = (formation[cols].ffill(limit=p.max_stale).dropna().iloc[-warm:] if all(c in formation for c in cols)
+            else trading[cols].iloc[:0])
+    now = trading[cols].ffill(limit=p.max_stale).dropna()
     if len(now) < 2:
         return None
-    both = pd.concat([tail, now])
-    px, py = both[x].to_numpy(dtype=float), both[y].to_numpy(dtype=float)
+    px = pd.concat([tail, now]).to_numpy(dtype=float)
     log = prices == "log"
-    beta = -wy / wx
-    sx, sy = (np.log(px), np.log(py)) if log else (px, py)
-    spread = sx - beta * sy
-    z = rolling_zscore(spread, rule.z_window, False, REL_STD_FLOOR * np.abs(sx))
-    corr = rolling_corr(log_returns(px), log_returns(py), rule.corr_window)
+    levels = np.log(px) if log else px
+    spread = spread_of(levels, weights)
     k = len(tail)
+    exits = None
+    if signal == "s":
+        z = rolling_s_score(spread, window)
+        corr = None
+        stop = rule.z_stop if rule.z_stop is not None and rule.z_stop > p.s_entry else None
+        rule = replace(rule, z_entry=p.s_entry, z_exit=p.s_exit_long, z_stop=stop)
+        exits = (p.s_exit_long, p.s_exit_short)
+    else:
+        z = rolling_zscore(spread, rule.z_window, False, REL_STD_FLOOR * np.abs(levels[:, 0]))
+        corr = rolling_corr(log_returns(px[:, 0]), log_returns(px[:, 1]), rule.corr_window)[k:] \
+            if len(cols) == 2 else None
     t = now.index.as_unit("ms").asi8 + bar_ms  # fills at bar close times (ms UTC)
-    n = len(now)
-    frame = SignalFrame(t, px[k:], py[k:], np.zeros(n), np.full(n, beta), z[k:], corr[k:])
-    result = run_backtest(frame, replace(rule, log_prices=log), bar_ms / 1000)
+    result = basket_backtest(t, px[k:], weights, z[k:], replace(rule, log_prices=log), bar_ms / 1000, legs,
+                             corr, exits)
     pnl = result.equity.diff().fillna(result.equity.iloc[0] - 1.0)  # indexed by bar close times
     m = result.metrics
     return pnl, {"net": m.total_return, "trades": m.trades, "costs": m.costs, "turnover": m.turnover}
@@ -117,19 +138,18 @@ def run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, m
         f = Formation.of(form, p)
     except InvalidParameter as exc:  # too few symbols or bars in this window
         return [{"method": m, "period": period, "skipped": str(exc)} for m in methods]
-    judged: dict[tuple[str, bytes, bytes], np.ndarray] = {}  # methods that share their spreads share the test
+    judged: dict[tuple, np.ndarray] = {}  # methods that share their spreads share the test
     for name in methods:
         c = METHODS[name](f, p)
-        key = (c.prices, c.wx.tobytes(), c.wy.tobytes())
+        key = c.key()
         if key not in judged:
             judged[key] = stationary(trading, c, p.max_stale)
         hits = judged[key]
         chosen = []
         pnl_parts = []
         for i in c.selected.tolist():
-            traded = trade(form, trading, c.x[i], c.y[i], float(c.wx[i]), float(c.wy[i]), c.prices, rule, bar_ms,
-                           p.max_stale)
-            chosen.append({"legs": [str(c.x[i]), str(c.y[i])], "weights": [float(c.wx[i]), float(c.wy[i])],
+            traded = trade(form, trading, c.legs[i], c.weights[i], c.prices, c.signal, rule, p, bar_ms)
+            chosen.append({"legs": list(c.legs[i]), "weights": [float(w) for w in c.weights[i]],
                            "prices": c.prices, "hit": None if np.isnan(hits[i]) else bool(hits[i]),
                            **(traded[1] if traded else {"net": math.nan, "trades": 0, "costs": 0.0, "turnover": 0.0})})
             if traded:
@@ -138,7 +158,7 @@ def run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, m
             dtype=float)
         out.append({"method": name, "period": period, "tested": int(np.isfinite(hits).sum()),
                     "tested_all": len(c), "base_hits": int(np.nansum(hits)), "selections": chosen,
-                    "notes": {f"{a}/{b}": why for (a, b), why in c.notes.items()}, "pnl": pnl})
+                    "notes": {"/".join(legs): why for legs, why in c.notes.items()}, "pnl": pnl})
     return out
 
 
