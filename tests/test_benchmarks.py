@@ -21,7 +21,7 @@ CASES = {
                        "--min-recall", "0.5", "--max-fdp", "0.5"],
                       {"pairs", "scan_s", "vs_statsmodels_ratio", "recall", "dask_2workers_s", "year_1m_scan_s",
                        "year_1m_peak_gb", "year_1m_pairs", "median_pair_n"}),
-    "bench_study.py": (["--symbols", "24", "--days", "120", "--methods", "engle_granger,distance"],
+    "bench_study.py": (["--symbols", "24", "--days", "120", "--methods", "engle_granger,johansen,pca"],
                        {"study_s", "study_dask_s", "periods", "methods", "peak_gb"}),
     "bench_watchlist.py": (["--minutes", "4", "--cycles", "20"], {"pairs", "update_ms", "refresh_ms", "vs_scratch_ratio"}),
     "bench_soak.py": (["--speed", "600", "--hours", "0.05", "--warm-hours", "0.01"],

@@ -19,39 +19,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidParameter
-from .engine import EXIT_REASONS, Metrics, SignalIndex, TradeIndex, find_trades, held_bars, metrics_of
+from .engine import EXIT_REASONS, BookedPnl, Metrics, SignalIndex, TradeIndex, find_trades, held_bars, metrics_of
 from .frame import SignalFrame
 from .params import BacktestParams
 
 
 @dataclass(frozen=True, eq=False)
-class BasketBook:
-    """Units of each leg per trade (trades x legs), each trade's PnL parts, the filled notional and
-    the PnL of the bars where the equity can move (as ``engine.Book``; no funding)."""
+class BasketBook(BookedPnl):
+    """A basket's booking: the units of each leg per trade (trades x legs); no funding."""
 
     units: np.ndarray
-    gross: np.ndarray
-    fees: np.ndarray
-    slippage: np.ndarray
-    funding: np.ndarray
-    funded: bool
-    active: np.ndarray
-    active_pnl: np.ndarray
-    notional: float
-    bars: int
-
-    @property
-    def costs(self) -> np.ndarray:
-        return self.fees + self.slippage
-
-    @property
-    def net(self) -> np.ndarray:
-        return self.gross - self.costs + self.funding
-
-    def bar_pnl(self) -> np.ndarray:
-        out = np.zeros(self.bars)
-        out[self.active] = self.active_pnl
-        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,8 +63,8 @@ def book_basket(prices: np.ndarray, weights: np.ndarray, t: TradeIndex, p: Backt
     pnl[first] = -p.cost_rate * entry_notional
     pnl[last] -= p.cost_rate * exit_notional
     notional = entry_notional + exit_notional
-    return BasketBook(units, gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional,
-                      np.zeros(len(gross)), False, active, pnl, float(notional.sum()), len(prices))
+    return BasketBook(gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional, np.zeros(len(gross)),
+                      False, active, pnl, float(notional.sum()), len(prices), units=units)
 
 
 def basket_backtest(time: np.ndarray, prices: np.ndarray, weights: np.ndarray, signal: np.ndarray, p: BacktestParams,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,9 +32,6 @@ from .funding import FundingIndex, trade_funding
 from .overfitting import block_sums_of
 from ..rule import OPTIONAL_DTYPES, PARAM_NAMES, calm_mask, direction_name, entry_mask, exit_mask, side_of, stop_mask
 from .params import BacktestParams
-
-if TYPE_CHECKING:
-    from .basket import BasketBook
 
 YEAR_S = 365.0 * 86_400.0  # crypto futures trade around the clock
 #: Shortest span (days) whose return is annualised: a day's return raised to 365 days says nothing.
@@ -257,15 +253,13 @@ def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = N
 
 
 @dataclass(frozen=True, eq=False)
-class Book:
-    """Units and PnL of each trade (price PnL, fees, slippage, funding), the filled notional, and
-    the PnL of the bars where the equity can move (``active``: each trade's entry fill bar through
-    its exit fill bar; trades never overlap, so these are ascending and unique). Every other bar's
-    PnL is 0. ``funded``: whether funding data was applied."""
+class BookedPnl:
+    """What a booking of trades holds, a pair's (``Book``) or a basket's (``basket.BasketBook``):
+    each trade's PnL parts (price PnL, fees, slippage, funding; ``funded``: whether funding data
+    was applied), the filled notional and the PnL of the bars where the equity can move
+    (``active``: each trade's entry fill bar through its exit fill bar; trades never overlap, so
+    these are ascending and unique). Every other bar's PnL is 0."""
 
-    units_x: np.ndarray
-    units_y: np.ndarray
-    beta: np.ndarray
     gross: np.ndarray
     fees: np.ndarray
     slippage: np.ndarray
@@ -289,6 +283,15 @@ class Book:
         out = np.zeros(self.bars)
         out[self.active] = self.active_pnl
         return out
+
+
+@dataclass(frozen=True, eq=False)
+class Book(BookedPnl):
+    """A pair's booking: the units of x and y of each trade and the hedge it was opened at."""
+
+    units_x: np.ndarray
+    units_y: np.ndarray
+    beta: np.ndarray
 
 
 def book_trades(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex,
@@ -320,8 +323,8 @@ def book_trades(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalI
         np.add.at(pnl, first[m] + bar - t.entry_fill[m], amount)
         paid = np.bincount(m, weights=amount, minlength=len(lengths)).astype(np.float64)
     notional = entry_notional + exit_notional
-    return Book(qx, qy, beta, gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional, paid,
-                 funding is not None, active, pnl, float(notional.sum()), len(f))
+    return Book(gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional, paid, funding is not None,
+                active, pnl, float(notional.sum()), len(f), units_x=qx, units_y=qy, beta=beta)
 
 
 def held_bars(t: TradeIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -359,7 +362,7 @@ def annualised(total: float, years: float) -> float:
     return -1.0 if total <= -1.0 else (1.0 + total) ** (1.0 / years) - 1.0
 
 
-def metrics_of(t: TradeIndex, b: Book | BasketBook, time: np.ndarray, bar_s: float) -> Metrics:
+def metrics_of(t: TradeIndex, b: BookedPnl, time: np.ndarray, bar_s: float) -> Metrics:
     """The Metrics of booked trades (a pair's or a basket's) over bars of ``bar_s`` seconds
     closing at ``time`` (ms)."""
     n = b.bars

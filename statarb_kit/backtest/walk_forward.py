@@ -66,10 +66,10 @@ def _stitch(parts: list[tuple[int, TradeIndex, Book]], bars: int, funded: bool) 
     t = TradeIndex(*(cat(lambda t, b, n=name: getattr(t, n), off).astype(np.int64)
                      for name, off in (("entry_signal", True), ("entry_fill", True), ("exit_signal", True),
                                        ("exit_fill", True), ("side", False), ("reason", False))))
-    b = Book(*(cat(lambda t, b, n=name: getattr(b, n)) for name in
-                ("units_x", "units_y", "beta", "gross", "fees", "slippage", "funding")),
-              funded, cat(lambda t, b: b.active, True).astype(np.int64), cat(lambda t, b: b.active_pnl),
-              float(sum(b.notional for _, _, b in parts)), bars)
+    b = Book(*(cat(lambda t, b, n=name: getattr(b, n)) for name in ("gross", "fees", "slippage", "funding")),
+             funded, cat(lambda t, b: b.active, True).astype(np.int64), cat(lambda t, b: b.active_pnl),
+             float(sum(b.notional for _, _, b in parts)), bars,
+             **{name: cat(lambda t, b, n=name: getattr(b, n)) for name in ("units_x", "units_y", "beta")})
     return t, b
 
 
