@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -55,11 +56,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         description="The data site's listing (it keeps delisted symbols) joined with exchangeInfo. "
                         "With --start/--end: the symbols that traded in that range, point in time.")
     un.add_argument("--market", choices=tuple(MARKET_INTERVALS), default="um", help="USD-M futures (default) or spot")
-    un.add_argument("--interval", default="1m", help="kline files whose days give first and last (default: 1m)")
+    un.add_argument("--interval", default=None,
+                    help="kline files whose days give first and last (default: 1m); with --db the bars to read "
+                         "(default: the store's timeframe, when it holds one)")
     un.add_argument("--start", default=None, type=dt.date.fromisoformat, help="first UTC day of the range")
     un.add_argument("--end", default=None, type=dt.date.fromisoformat, help="last UTC day (default: today)")
     un.add_argument("--rest-url", default=REST_URL, help="REST base URL (default: Binance's)")
     un.add_argument("--out", default=None, help="write the table: .csv or .parquet")
+    un.add_argument("--db", default=None,
+                    help="instead of the exchange (offline): the symbols of this store's --interval bars, each with "
+                         "its last traded bar and the flat bars after it")
     un.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_universe_options(un)
     ar = sub.add_parser("archive", help="write a store's bars and funding as hive-partitioned Parquet",
@@ -161,26 +167,60 @@ def print_report(report: UpdateReport, db: str) -> int:
     return 2 if report.corrupt else 0
 
 
+def store_universe(db: str, tf: str | None) -> tuple[pd.DataFrame, str]:
+    """The symbols of a store's ``tf`` bars (None: its one timeframe) with their first, last and
+    last traded bar (UTC) and the flat tail after it (``TickStore.traded_spans``); and ``tf``."""
+    path = Path(db)
+    if not path.is_file():
+        raise InvalidParameter(f"--db {db}: no such file")
+    store = TickStore(path, read_only=True)
+    try:
+        held = store.bar_timeframes()
+        if tf is None and len(held) == 1:
+            tf = held[0]
+        if tf not in held:
+            raise InvalidParameter(f"--db {db} has {'no ' + tf if tf else 'no one timeframe of'} bars (it has: "
+                                   f"{', '.join(held) or 'none'}); choose with --interval")
+        spans = store.traded_spans(tf)
+    finally:
+        store.close()
+    for c in ("first", "last", "last_traded"):
+        spans[c] = pd.to_datetime(spans[c], unit="ms", utc=True)
+    return spans, tf
+
+
 async def universe(args: argparse.Namespace) -> int:
-    u = await fetch_universe(args.market, args.interval, args.listing_url, args.rest_url, progress=not args.quiet)
-    if args.start:
-        end = args.end or dt.datetime.now(dt.UTC).date()
-        kept, out = point_in_time(u, args.start, end, args.exclude)
-        _print_exclusions(out)
-        u = u[u["symbol"].isin(kept)]
-        print(f"{len(u)} symbols traded between {args.start} and {end} (point in time: delisted ones included, "
-              "later listings not)", flush=True)
-    with pd.option_context("display.width", 200, "display.max_rows", 40):
-        shown = u.assign(**{c: u[c].dt.strftime("%Y-%m-%d") for c in ("onboard", "delivery", "first", "last")})
-        print(shown.drop(columns=["on_exchange_info"]).to_string(index=False), flush=True)
-    counts = u["status"].value_counts().to_dict()
-    print(f"{len(u)} symbols: " + ", ".join(f"{n} {s}" for s, n in counts.items()), flush=True)
+    if args.out and not args.out.endswith((".parquet", ".csv")):
+        raise InvalidParameter(f"--out {args.out}: give a .csv or .parquet file")
+    if args.db:  # what the store holds, offline: where each symbol's trading ended
+        u, tf = store_universe(args.db, args.interval)
+        with pd.option_context("display.width", 200, "display.max_rows", 200):
+            shown = u.assign(**{c: u[c].dt.strftime("%Y-%m-%d %H:%M") for c in ("first", "last", "last_traded")})
+            print(shown.to_string(index=False), flush=True)
+        ended = u[u["flat_tail"] > 0]
+        print(f"{len(u)} symbols in {args.db} ({tf} bars); {len(ended)} end at their last traded bar before their "
+              f"last stored bar (a settled or halted contract's klines without trades: no price for any statistic)"
+              + ("" if ended.empty else ": " + ", ".join(f"{r.symbol} {r.last_traded:%Y-%m-%d %H:%M}"
+                                                        for r in ended.itertuples())), flush=True)
+    else:
+        u = await fetch_universe(args.market, args.interval or "1m", args.listing_url, args.rest_url,
+                                 progress=not args.quiet)
+        if args.start:
+            end = args.end or dt.datetime.now(dt.UTC).date()
+            kept, out = point_in_time(u, args.start, end, args.exclude)
+            _print_exclusions(out)
+            u = u[u["symbol"].isin(kept)]
+            print(f"{len(u)} symbols traded between {args.start} and {end} (point in time: delisted ones included, "
+                  "later listings not)", flush=True)
+        with pd.option_context("display.width", 200, "display.max_rows", 40):
+            shown = u.assign(**{c: u[c].dt.strftime("%Y-%m-%d") for c in ("onboard", "delivery", "first", "last")})
+            print(shown.drop(columns=["on_exchange_info"]).to_string(index=False), flush=True)
+        counts = u["status"].value_counts().to_dict()
+        print(f"{len(u)} symbols: " + ", ".join(f"{n} {s}" for s, n in counts.items()), flush=True)
     if args.out:
         if args.out.endswith(".parquet"):
             u.to_parquet(args.out, index=False)
-        elif args.out.endswith(".csv"):
-            u.to_csv(args.out, index=False)
         else:
-            raise InvalidParameter(f"--out {args.out}: give a .csv or .parquet file")
+            u.to_csv(args.out, index=False)
         print(f"wrote {args.out}", flush=True)
     return 0

@@ -270,6 +270,23 @@ class TickStore:
             return {}
         return {sym: int(mx) for sym, mx in self.con.execute(f"SELECT symbol, max(start) FROM {table} GROUP BY symbol").fetchall()}
 
+    def traded_spans(self, tf: str) -> pd.DataFrame:
+        """Per symbol of the stored ``tf`` bars: ``first`` and ``last`` bar open times (ms UTC),
+        ``last_traded`` (the newest bar in which something traded, ``bars.TRADED_SQL``; NULL when
+        none did), ``bars`` and ``flat_tail`` (bars after the last traded one: a settled
+        contract's klines going on without trades). InvalidParameter when the file has none."""
+        table = bars_table(tf)
+        if not self.has_table(table):
+            raise InvalidParameter(f"{self.path} has no {tf} bars")
+        return self.con.execute(f"""
+            WITH s AS (SELECT symbol, min(start) AS first, max(start) AS last,
+                              max(start) FILTER (WHERE {TRADED_SQL}) AS last_traded, count(*) AS bars
+                       FROM {table} GROUP BY symbol)
+            SELECT s.symbol, s.first, s.last, s.last_traded, s.bars,
+                   count(t.start) FILTER (WHERE t.start > coalesce(s.last_traded, -1)) AS flat_tail
+            FROM s JOIN {table} t USING (symbol)
+            GROUP BY ALL ORDER BY s.symbol""").df()
+
     def closes(self, tf: str, symbols: list[str] | None = None, start_ms: int | None = None,
                end_ms: int | None = None) -> pd.DataFrame:
         """Rows (symbol, start, close) of the stored ``tf`` bars of ``symbols`` (None: all) in

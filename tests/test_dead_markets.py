@@ -115,3 +115,34 @@ def test_a_backtest_without_trades_says_why():
     assert "no bars to trade" in backtest_bars(short, BacktestParams()).why_no_trades
     book = run_portfolio([bars], BacktestParams(z_entry=50))
     assert book.metrics["trades"] == 0 and "below z_entry 50" in book.why_no_trades["BTCUSDT/ETHUSDT"]
+
+
+def test_universe_of_a_store_shows_where_each_symbol_stopped_trading(tmp_path, capsys):
+    """`statarb universe --db`, offline: FTTUSDT's klines (the shared real ones) go on for months
+    after its last trade; the table shows that last traded bar and the flat bars after it, counted
+    by hand; a symbol still trading has no flat tail; a store without such bars gets one line."""
+    from statarb_kit.cli import main
+
+    k = pd.read_parquet(shared_klines())
+    k = k[k["symbol"].isin(["FTTUSDT", "BTCUSDT"]) & (k["open_time"] >= 1_661_990_400_000)
+          & (k["open_time"] < 1_693_526_400_000)]
+    db = tmp_path / "k.duckdb"
+    store = TickStore(db)
+    for symbol, rows in k.groupby("symbol", observed=True):
+        bars = rows.rename(columns={"open_time": "start"}).assign(
+            close_time=lambda f: f["start"] + 3_599_999, quote_volume=lambda f: f["volume"] * f["close"], trades=None,
+            taker_buy_volume=None, taker_buy_quote_volume=None)
+        store.insert_kline_bars("1h", str(symbol), bars.reset_index(drop=True), "kline_dump")
+    store.close()
+    out = tmp_path / "u.csv"
+    assert main(["universe", "--db", str(db), "--out", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert "FTTUSDT 2022-11-14 04:00" in shown and "1 end at their last traded bar" in shown
+    table = pd.read_csv(out).set_index("symbol")
+    ftt = k[k["symbol"] == "FTTUSDT"]
+    last = int(ftt.loc[ftt["volume"] > 0, "open_time"].max())
+    assert pd.Timestamp(table.loc["FTTUSDT", "last_traded"]) == pd.Timestamp(last, unit="ms", tz="UTC")
+    assert table.loc["FTTUSDT", "flat_tail"] == int((ftt["open_time"] > last).sum()) > 1_000
+    assert table.loc["BTCUSDT", "flat_tail"] == 0
+    assert main(["universe", "--db", str(db), "--interval", "1m"]) == 2
+    assert "has no 1m bars (it has: 1h)" in capsys.readouterr().err
