@@ -295,10 +295,15 @@ def _walk_forward(args: argparse.Namespace, bars: PairBars, grid: dict[str, list
 
 def _scan(args: argparse.Namespace) -> int:
     from .scan import scan_pairs, synthetic_universe
-    from .research.measured import lift_note, read_study
+    from .research.measured import best_method, lift_note, read_study
+    from .research.methods import MethodParams, method_names
+    from .research.study import select
     from .scan.data import closes_from_files, closes_from_klines, closes_from_store, dask_client, write_scan
 
     measured = read_study(args.study) if args.study else None  # a bad file is refused before the scan
+    method = args.method or (measured and best_method(measured)) or "engle_granger"
+    if method_names([method]) != (method,):
+        raise InvalidParameter(f"--method {method}: name one method")
     symbols = args.symbols.split(",") if args.symbols else None
     if args.db:
         if not (symbols or args.all):
@@ -338,7 +343,7 @@ def _scan(args: argparse.Namespace) -> int:
               f"others' bars {', '.join(str(k) for k in null.shifts)} window(s) earlier): the test's real size at "
               f"p < 0.05 is {null.size():.1%} (MacKinnon: 5%), at p < 0.01 {null.size(0.01):.1%}; selected with "
               f"calibrated q <= {args.q:g}: {int((results['q_calibrated'] <= args.q).sum())}", flush=True)
-    print(lift_note(measured), flush=True)
+    print(lift_note(measured, method), flush=True)
     a = results.attrs
     for symbol, why in a["left_out"].items():
         print(f"left out {symbol}: {why}", flush=True)
@@ -352,6 +357,17 @@ def _scan(args: argparse.Namespace) -> int:
                  "half_life_bars", "corr", "crossings", "val_adf_pvalue", "survives"]
         with pd.option_context("display.width", 200, "display.float_format", "{:.4g}".format):
             print(chosen[shown].head(args.top).to_string(index=False), flush=True)
+    if method != "engle_granger":  # the method the study measured best, on the same split
+        split = pd.Timestamp(a["split"])
+        picked = select(closes[closes.index < split], closes[closes.index >= split], method,
+                        MethodParams(top=args.top, q_level=args.q, min_obs=args.min_obs))
+        print(f"{method}: {len(picked)} selected on the formation (log prices where 'log'; lower score is better), "
+              f"{int((picked['holds'] == True).sum())} hold on the validation bars (ADF p < 0.05 of the "  # noqa: E712
+              f"formation spread)", flush=True)
+        if len(picked):
+            with pd.option_context("display.width", 200, "display.max_colwidth", 80, "display.float_format",
+                                   "{:.4g}".format):
+                print(picked.to_string(index=False), flush=True)
     if args.out:
         path, run_id = write_scan(results, args.out, origin, args.timeframe)
         print(f"results: {path} (run {run_id})", flush=True)
@@ -591,6 +607,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sc.add_argument("--calibrate", type=int, default=0, metavar="K",
                     help="measure the test's real size on this data with placebo pairs (each symbol's last part of "
                          "the formation against the others' bars 1..K parts earlier) and show calibrated p and q")
+    sc.add_argument("--method", default=None,
+                    help="also select with this study method on the formation and validate it (engle_granger, "
+                         "distance, correlation, stability, johansen, pca; default: the best lift of --study, else "
+                         "engle_granger: the scan alone)")
     sc.add_argument("--study", default=None, metavar="FILE",
                     help="a study of this data (statarb study --json FILE): show the scan's measured lift beside "
                          "its q-values")

@@ -347,12 +347,44 @@ def test_cli_study_writes_its_json_and_the_scan_shows_the_measured_lift(tmp_path
     assert [m["method"] for m in data["methods"]] == ["engle_granger", "pca"]
     eg = data["methods"][0]
     capsys.readouterr()
-    assert main(["scan", "--klines", str(klines), "--log-prices", "--min-obs", "200", "--study", str(out), "-q"]) == 0
+    scan = ["scan", "--klines", str(klines), "--log-prices", "--min-obs", "200", "--split", "2024-01-31", "-q"]
+    assert main([*scan, "--study", str(out)]) == 0  # planted pairs: Engle-Granger measured best (pca: no lift)
     shown = capsys.readouterr().out
     assert f"engle_granger lift {eg['lift']:.2f} [{eg['lift_ci'][0]:.2f}, {eg['lift_ci'][1]:.2f}]" in shown
-    assert main(["scan", "--klines", str(klines), "--log-prices", "--min-obs", "200", "-q"]) == 0
+    assert "the best of the methods measured" in shown and "selected on the formation" not in shown
+    # a study that measured pca best: the scan's default becomes pca, judged on the same split
+    data["methods"][1].update(lift=50.0, lift_ci=[20.0, 80.0], hit_rate=0.5, base_rate=0.01)
+    other = tmp_path / "other.json"
+    other.write_bytes(orjson.dumps(data))
+    assert main([*scan, "--study", str(other), "--top", "3"]) == 0
+    shown = capsys.readouterr().out
+    assert "pca lift 50.00 [20.00, 80.00]" in shown and "the best of the methods measured" in shown
+    line, table = shown.split("\npca: ")[1].split("\n", 1)
+    assert "selected on the formation" in line and " hold on the validation bars" in line
+    assert table.count("USDT/") >= int(line.split()[0]) >= 1 and ("True" in table or "False" in table)
+    assert main([*scan, "--study", str(other), "--method", "engle_granger"]) == 0
+    shown = capsys.readouterr().out
+    assert f"engle_granger lift {eg['lift']:.2f}" in shown and "best measured: pca lift 50.00" in shown
+    assert main(scan) == 0
     assert "no lift measured on this data" in capsys.readouterr().out
+    assert main([*scan, "--method", "all"]) == 2 and "name one method" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text("{\"not\": \"a study\"}")
     assert main(["scan", "--klines", str(klines), "--study", str(tmp_path / "bad.json"), "-q"]) == 2
     both = capsys.readouterr()
     assert "not written by `statarb study --json`" in both.err and "pairs of" not in both.out
+
+
+def test_a_scans_method_selection_is_the_studys_selection_and_hit():
+    """``select`` (what `statarb scan --method` prints) picks and judges as the study's period does."""
+    from statarb_kit.research.study import select
+
+    closes, _ = planted_universe()
+    q = rolling_periods(closes.index[0], closes.index[-1] + HOUR, "20d", "10d", "10d")[2]
+    form = closes[(closes.index >= q.formation[0]) & (closes.index < q.formation[1])]
+    trade = closes[(closes.index >= q.trading[0]) & (closes.index < q.trading[1])]
+    p = MethodParams(min_obs=200, top=4)
+    for method in ("engle_granger", "johansen"):
+        period = run_period(q, form, trade, (method,), p, Rule(), 3_600_000)[0]
+        table = select(form, trade, method, p)
+        assert list(table["legs"]) == ["/".join(s["legs"]) for s in period["selections"]]
+        assert list(table["holds"]) == [s["hit"] for s in period["selections"]] and len(table) >= 2

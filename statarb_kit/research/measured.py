@@ -31,6 +31,12 @@ def _fmt(m: dict) -> str:
     return f"lift {m['lift']:.2f}{ci}{rates}"
 
 
+def best_method(study: dict) -> str | None:
+    """The method with the highest measured lift in ``study`` (None: none measured)."""
+    rows = [m for m in study["methods"] if m.get("lift") is not None and math.isfinite(m["lift"])]
+    return max(rows, key=lambda m: m["lift"])["method"] if rows else None
+
+
 def lift_note(study: dict | None, method: str = "engle_granger") -> str:
     """One or two lines: the measured lift of ``method`` (1: selections hold out of sample no more
     often than any pair tested), the best method by lift, or that nothing was measured."""
@@ -45,7 +51,7 @@ def lift_note(study: dict | None, method: str = "engle_granger") -> str:
     line = (f"measured by the study ({where}): {method} {_fmt(mine)}" if mine else
             f"the study ({where}) has no lift for {method}")
     if rows:
-        best = max(rows.values(), key=lambda m: m["lift"])
+        best = rows[best_method(study)]
         line += (f"; best measured: {best['method']} {_fmt(best)}" if best["method"] != method
                  else "; the best of the methods measured")
     return line

@@ -128,6 +128,18 @@ def trade(formation: pd.DataFrame, trading: pd.DataFrame, legs: tuple[str, ...],
     return pnl, {"net": m.total_return, "trades": m.trades, "costs": m.costs, "turnover": m.turnover}
 
 
+def select(formation: pd.DataFrame, validation: pd.DataFrame, method: str, p: MethodParams) -> pd.DataFrame:
+    """One method's selections on ``formation`` (closes, as ``study`` takes them), best first, each
+    judged on ``validation`` as the study judges a hit: legs, weights, prices, score (lower is
+    better) and ``holds`` (True / False; None: too few validation bars)."""
+    c = METHODS[method_names([method])[0]](Formation.of(formation.loc[:, formation.notna().any()], p), p)
+    held = stationary(validation, c, p.max_stale)
+    return pd.DataFrame({"legs": ["/".join(c.legs[i]) for i in c.selected],
+                         "weights": [np.round(c.weights[i], 6).tolist() for i in c.selected],
+                         "prices": c.prices, "score": c.score[c.selected],
+                         "holds": [None if np.isnan(held[i]) else bool(held[i]) for i in c.selected]})
+
+
 def run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, methods: tuple[str, ...],
                p: MethodParams, rule: Rule, bar_ms: int) -> list[dict[str, Any]]:
     """Every method on one period (a pure function of its two panels): per method the tested pairs'
