@@ -274,11 +274,14 @@ def johansen(f: Formation, p: MethodParams) -> Candidates:
             centrality = corr.loc[ms, ms].fillna(0.0).mean(axis=1)
             ms = sorted(centrality.nlargest(JOHANSEN_CLUSTER).index)
         legs += [c for c in combinations(ms, 3) if {c[:2], c[1:], (c[0], c[2])} <= tested]
-    logs = np.log(f.closes.ffill(limit=p.max_stale))
+    filled = f.closes.ffill(limit=p.max_stale)
+    col = {str(s): k for k, s in enumerate(filled.columns)}
+    logs = np.log(filled.to_numpy(dtype=float))
     score, n, hl = np.full(len(legs), np.inf), np.zeros(len(legs)), np.full(len(legs), np.nan)
     weights = [np.full(len(c), np.nan) for c in legs]
     for i, c in enumerate(legs):
-        common = logs[list(c)].dropna().to_numpy()
+        common = logs[:, [col[s] for s in c]]
+        common = common[np.isfinite(common).all(axis=1)]
         if len(common) < p.min_obs:
             continue
         r = coint_johansen(common, 0, 1)
