@@ -20,13 +20,15 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 import duckdb
+import httpx
 
 from .bars import check_timeframe, timeframe_ms
 from .cli_history import add_parsers as add_history_parsers
-from .cli_history import add_universe_options
+from .cli_history import add_universe_options, check_range
 from .cli_monitor import add_parser as add_monitor_parser
 from .cli_study import add_parser as add_study_parser
 from .errors import InvalidParameter, StatarbError
+from .results import check_writable
 from .rule import DEFAULT
 from .funding import FundingRates, read_funding_files
 from .monitor import is_loopback
@@ -142,6 +144,7 @@ async def _download(args: argparse.Namespace) -> int:
     if args.all or not args.symbols:
         raise InvalidParameter(f"--kind {args.kind}: name the symbols (--all is for klines)")
     start, end = args.start, args.end or args.start
+    check_range(start, end)
     report = await download(args.symbols, start, end, args.dir, kind=args.kind, base_url=args.base_url,
                             market=args.market)
     for name in report.missing:
@@ -217,6 +220,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from .backtest.engine import YEAR_S
     from .backtest.sweep import best, heatmap, run_sweep, write_results
 
+    if args.out:
+        check_writable(args.out, "--out")  # before the sweep runs, not after
     data = DataSpec(symbols=args.pair, timeframe=args.timeframe, db=args.db,
                     files=tuple(args.files) if args.files else None, hours=args.hours, seed=args.seed,
                     start=args.start, end=args.end, funding=not args.no_funding,
@@ -301,6 +306,8 @@ def _scan(args: argparse.Namespace) -> int:
     from .scan.data import closes_from_files, closes_from_klines, closes_from_store, dask_client, write_scan
 
     measured = read_study(args.study) if args.study else None  # a bad file is refused before the scan
+    if args.out:
+        check_writable(args.out, "--out")
     method = args.method or (measured and best_method(measured)) or "engle_granger"
     if method_names([method]) != (method,):
         raise InvalidParameter(f"--method {method}: name one method")
@@ -626,38 +633,94 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    fresh = _new_store(args)
     try:
-        if args.command == "dashboard":
-            return _dashboard(args)
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "download":
-            return asyncio.run(_download(args))
-        if args.command == "funding":
-            return asyncio.run(_funding(args))
-        if args.command in ("update", "universe", "archive"):
-            from . import cli_history
-
-            return asyncio.run(getattr(cli_history, args.command)(args))
-        if args.command == "monitor":
-            from . import cli_monitor
-
-            with contextlib.suppress(KeyboardInterrupt):
-                return asyncio.run(cli_monitor.run(args))
-            return 0
-        if args.command == "sweep":
-            return _sweep(args)
-        if args.command == "scan":
-            return _scan(args)
-        if args.command == "study":
-            from . import cli_study
-
-            return cli_study.run(args)
-        with contextlib.suppress(KeyboardInterrupt):
-            return asyncio.run(_record(args))
+        rc = _run(args)
     except (StatarbError, duckdb.Error) as exc:  # duckdb: e.g. an --out file that is not a DuckDB database
         print(f"statarb: {exc}", file=sys.stderr)
-        return 2
+        rc = 2
+    except httpx.HTTPError as exc:  # no network, a mirror down: one line, not a traceback
+        print(f"statarb: {args.command}: {network_line(exc)}", file=sys.stderr)
+        rc = 1
+    except KeyboardInterrupt:
+        print(f"statarb: {args.command} interrupted; {KEPT}", file=sys.stderr)
+        rc = 130
+    if rc and fresh is not None:
+        drop_if_empty(fresh)
+    return rc
+
+
+#: What an interrupted or failed history command leaves.
+KEPT = "what it stored stays stored (each file and bar is written whole); the same command again resumes"
+
+
+def network_line(exc: httpx.HTTPError) -> str:
+    """One line for a failed request: where, what, what was kept, what to do."""
+    try:
+        where = str(exc.request.url.copy_with(query=None))
+    except RuntimeError:  # an error raised without its request
+        where = "the server"
+    what = (f"HTTP {exc.response.status_code}" if isinstance(exc, httpx.HTTPStatusError)
+            else f"{type(exc).__name__}: {exc or 'no answer'}")
+    return (f"could not reach {where} ({what}); {KEPT}. Check the network, or point --rest-url, --listing-url and "
+            "--base-url at a mirror")
+
+
+def _new_store(args: argparse.Namespace) -> Path | None:
+    """The --db file a writing command is about to create (None: it exists, is in memory, or the
+    command does not write one)."""
+    db = getattr(args, "db", None)
+    if args.command not in ("download", "record", "funding", "monitor") or not db or db == ":memory:":
+        return None
+    path = Path(db).expanduser()
+    return None if path.exists() else path
+
+
+def drop_if_empty(path: Path) -> None:
+    """Remove a store a failed command created when it holds no row (no empty file left behind)."""
+    if not path.is_file():
+        return
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            tables = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+            rows = sum(con.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables)
+    except duckdb.Error:
+        return
+    if rows == 0:
+        for p in (path, path.with_name(path.name + ".wal")):
+            p.unlink(missing_ok=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Dispatch the parsed command."""
+    if args.command == "dashboard":
+        return _dashboard(args)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "download":
+        return asyncio.run(_download(args))
+    if args.command == "funding":
+        return asyncio.run(_funding(args))
+    if args.command in ("update", "universe", "archive"):
+        from . import cli_history
+
+        return asyncio.run(getattr(cli_history, args.command)(args))
+    if args.command == "monitor":
+        from . import cli_monitor
+
+        with contextlib.suppress(KeyboardInterrupt):
+            return asyncio.run(cli_monitor.run(args))
+        return 0
+    if args.command == "sweep":
+        return _sweep(args)
+    if args.command == "scan":
+        return _scan(args)
+    if args.command == "study":
+        from . import cli_study
+
+        return cli_study.run(args)
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(_record(args))
     return 0
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from .archive import export_store
 from .errors import InvalidParameter
+from .results import check_writable
 from .kline_history import REST_URL, UpdateReport, store_targets, update_klines
 from .sources.history import DATA_URL
 from .sources.klines import MARKET_INTERVALS
@@ -101,6 +102,7 @@ async def download_klines(args: argparse.Namespace) -> int:
     """``statarb download --kind klines``: files of the range into --dir, bars into --db."""
     start = args.start
     end = args.end or dt.datetime.now(dt.UTC).date()
+    check_range(start, end)
     symbols = await resolve_symbols(args, start, end)
     store = TickStore(args.db)
     try:
@@ -138,8 +140,13 @@ def _to_archive(store: TickStore, report: UpdateReport, root: str | None) -> Non
 
 
 async def archive(args: argparse.Namespace) -> int:
+    if not Path(args.db).is_file():
+        raise InvalidParameter(f"{args.db}: no such store")
     store = TickStore(args.db, read_only=True)
     try:
+        if not any(store.bar_symbols(tf) for tf in store.bar_timeframes()) and not store.funding_symbols():
+            raise InvalidParameter(f"{args.db} holds no bars and no funding: nothing to archive (download or record "
+                                   "into it first)")
         files = export_store(store, args.root)
     finally:
         store.close()
@@ -167,6 +174,12 @@ def print_report(report: UpdateReport, db: str) -> int:
     return 2 if report.corrupt else 0
 
 
+def check_range(start: dt.date | None, end: dt.date | None) -> None:
+    """Refuse an --end before --start (nothing would be fetched, and "up to date" would be a lie)."""
+    if start is not None and end is not None and end < start:
+        raise InvalidParameter(f"--end {end} is before --start {start}")
+
+
 def store_universe(db: str, tf: str | None) -> tuple[pd.DataFrame, str]:
     """The symbols of a store's ``tf`` bars (None: its one timeframe) with their first, last and
     last traded bar (UTC) and the flat tail after it (``TickStore.traded_spans``); and ``tf``."""
@@ -190,8 +203,9 @@ def store_universe(db: str, tf: str | None) -> tuple[pd.DataFrame, str]:
 
 
 async def universe(args: argparse.Namespace) -> int:
-    if args.out and not args.out.endswith((".parquet", ".csv")):
-        raise InvalidParameter(f"--out {args.out}: give a .csv or .parquet file")
+    check_range(args.start, args.end)
+    if args.out:
+        check_writable(args.out, "--out", (".csv", ".parquet"))
     if args.db:  # what the store holds, offline: where each symbol's trading ended
         u, tf = store_universe(args.db, args.interval)
         with pd.option_context("display.width", 200, "display.max_rows", 200):

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from .errors import InvalidParameter
+from .results import check_writable
 from .research.methods import METHODS
 from .research.periods import PRESETS, parse_span
 from .rule import Rule
@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from .research import study
     from .scan.data import closes_from_klines, closes_from_store, dask_client
 
-    for out in (args.json, args.html):  # refused before the study runs, not after
-        if out and not Path(out).resolve().parent.is_dir():
-            raise InvalidParameter(f"cannot write {out}: no such folder {Path(out).resolve().parent}")
+    for out, option, suffix in ((args.json, "--json", ".json"), (args.html, "--html", ".html")):
+        if out:  # refused before the study runs, not after
+            check_writable(out, option, (suffix,))
     rule = Rule(**{name: getattr(args, name) for name in RULE_FLAGS})
     if args.klines:
         closes = closes_from_klines(args.klines, None, args.start, args.end)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -12,14 +13,31 @@ from .errors import InvalidParameter
 SUFFIXES = (".duckdb", ".db", ".parquet", ".pq", ".csv", ".json")
 
 
+def check_writable(path: str | Path, option: str, suffixes: tuple[str, ...] = SUFFIXES) -> Path:
+    """``path`` when a file of one of ``suffixes`` can be written there: refused (one line naming
+    ``option``) before any work when its folder is a file, cannot be written, or the suffix is
+    wrong. Creates nothing."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() not in suffixes:
+        raise InvalidParameter(f"{option} {path}: give a {', '.join(suffixes)} file")
+    if path.is_dir():
+        raise InvalidParameter(f"{option} {path}: is a folder, not a file")
+    folder = path.parent
+    while not folder.exists():  # the nearest folder that exists decides: the rest is created when written
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InvalidParameter(f"{option} {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InvalidParameter(f"{option} {path}: cannot write there (permission denied)")
+    return path
+
+
 def write_frame(frame: pd.DataFrame, path: str | Path, table: str) -> Path:
     """``.duckdb`` / ``.db``: rows appended to ``table`` (created on first use, and given the
     columns a newer frame brings), so runs accumulate;
     ``.parquet``, ``.csv``, ``.json`` (records): the file is replaced."""
-    path = Path(path)
+    path = check_writable(path, "results")
     suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        raise InvalidParameter(f"results go to a .duckdb, .parquet, .csv or .json file, not {path.name!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
         frame.to_csv(path, index=False)
