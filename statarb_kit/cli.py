@@ -32,7 +32,9 @@ from .results import check_writable
 from .rule import DEFAULT
 from .funding import FundingRates, read_funding_files
 from .monitor import is_loopback
+from .ports import check_ports
 from .session import Session
+from .watchlist import read_watchlist
 from .sources import BinanceConfig, Replay, Source, SyntheticPair, download
 from .sources.options import API_KEY_ENV, API_KEY_HELP, live_source, replay_source
 from .sources.history import DATA_URL
@@ -393,6 +395,8 @@ def _check_db(db: str) -> str:
     path = Path(db).expanduser().resolve()
     if path.exists():
         TickStore(path, read_only=True).close()
+    else:
+        check_writable(path, "--db", None)  # the page would create it: its folder must take a file
     return str(path)
 
 
@@ -407,6 +411,7 @@ def _dashboard(args: argparse.Namespace) -> int:
     if args.db:
         env["STATARB_DB"] = _check_db(args.db)
     if args.watchlist:
+        read_watchlist(args.watchlist)  # a missing or malformed file: one line here, not in the browser
         env["STATARB_WATCHLIST"] = str(Path(args.watchlist).resolve())  # the server runs elsewhere
     if args.monitor:
         from .monitor.remote import parse_address
@@ -446,6 +451,7 @@ def _exec_server(page: str, args: argparse.Namespace, env: dict[str, str]) -> in
     notebook = notebook_path(f"{page}.ipynb") if page in PAGES else Path(page).resolve()
     if not notebook.is_file():
         raise InvalidParameter(f"no such notebook: {page} (serve one of {', '.join(PAGES)}, or a .ipynb file)")
+    check_ports(args.ip, [args.port])
     cmd = [sys.executable, "-m", "statarb_kit.server", str(notebook), "--no-browser", f"--port={args.port}",
            "--Voila.port_retries=0", f"--Voila.ip={args.ip}", "--show_tracebacks=True",
            f"--cull-after={args.cull_after:g}"]

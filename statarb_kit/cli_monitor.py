@@ -15,6 +15,7 @@ from .errors import InvalidParameter
 from .monitor import DEFAULT_PORT, is_loopback
 from .notify import ENV as NOTIFY_ENV
 from .notify import Notifier
+from .ports import check_ports
 from .session import Session
 from .sources import BinanceConfig, Source, SyntheticGroups, SyntheticPair
 from .sources.options import API_KEY_HELP, live_source, replay_source
@@ -106,6 +107,7 @@ async def run(args: argparse.Namespace) -> int:
     from .monitor.service import Monitor
 
     logging.getLogger("statarb_kit").setLevel(logging.INFO)
+    check_ports(args.host, [args.port, args.port + 1, args.port + 2])  # before a tick is recorded
     pairs, groups = _pairs(args)
     token = _token(args)
     urls = args.notify or os.environ.get(NOTIFY_ENV, "").replace(",", " ").split()

@@ -90,9 +90,14 @@ class EventLog:
         self._unstored[table][:0] = items
 
     def _hand_over(self, items: list[Alert], listeners: list[AlertListener], kind: str, logged: bool = True) -> None:
+        if logged and kind == "event" and items:  # one INFO line a batch (a history's events: not one each)
+            if len(items) == 1:
+                log.info("event: %s", items[0])
+            else:
+                log.info("%d events, the last: %s (each at DEBUG)", len(items), items[-1])
         for item in items:
-            if logged:
-                (log.info if kind == "event" else log.debug)("%s: %s", kind, item)
+            if logged and (kind != "event" or len(items) > 1):
+                log.debug("%s: %s", kind, item)
             for listener in list(listeners):
                 try:
                     listener(item)

@@ -13,12 +13,12 @@ from .errors import InvalidParameter
 SUFFIXES = (".duckdb", ".db", ".parquet", ".pq", ".csv", ".json")
 
 
-def check_writable(path: str | Path, option: str, suffixes: tuple[str, ...] = SUFFIXES) -> Path:
-    """``path`` when a file of one of ``suffixes`` can be written there: refused (one line naming
-    ``option``) before any work when its folder is a file, cannot be written, or the suffix is
-    wrong. Creates nothing."""
+def check_writable(path: str | Path, option: str, suffixes: tuple[str, ...] | None = SUFFIXES) -> Path:
+    """``path`` when a file (of one of ``suffixes``; None: any) can be written there: refused (one
+    line naming ``option``) before any work when its folder is a file, cannot be written, or the
+    suffix is wrong. Creates nothing."""
     path = Path(path).expanduser()
-    if path.suffix.lower() not in suffixes:
+    if suffixes is not None and path.suffix.lower() not in suffixes:
         raise InvalidParameter(f"{option} {path}: give a {', '.join(suffixes)} file")
     if path.is_dir():
         raise InvalidParameter(f"{option} {path}: is a folder, not a file")

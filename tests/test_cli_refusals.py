@@ -124,3 +124,42 @@ def test_every_command_and_flag_the_readme_shows_exists(capsys):
             helps[command] = capsys.readouterr().out
         missing = [f for f in flags if f not in helps[command]]
         assert not missing, f"README shows `statarb {command}` with {missing}, which it does not take"
+
+
+def taken_port() -> tuple[object, int]:
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    return s, s.getsockname()[1]
+
+
+def test_a_port_in_use_is_refused_before_anything_starts_or_records(tmp_path, capsys):
+    held, port = taken_port()
+    try:
+        assert main(["dashboard", "--port", str(port)]) == 2
+        both = capsys.readouterr()
+        assert one_line(both.err) == (f"statarb: --port {port}: 127.0.0.1:{port} is in use by another program; "
+                                      "choose another --port")
+        assert "open http://" not in both.out  # no address of another program's page
+        db = tmp_path / "m.duckdb"  # the monitor needs port, port + 1 and port + 2: the second one is taken
+        assert main(["monitor", "--db", str(db), "--port", str(port - 1), "--duration", "5"]) == 2
+        line = one_line(capsys.readouterr().err)
+        assert f"127.0.0.1:{port} is in use" in line and "choose another --port" in line
+        assert not db.exists()  # not one tick recorded
+    finally:
+        held.close()
+
+
+def test_the_dashboards_watchlist_and_db_are_checked_on_the_command_line(tmp_path, capsys):
+    assert main(["dashboard", "--watchlist", str(tmp_path / "pairs.txt")]) == 2
+    assert "does not exist" in one_line(capsys.readouterr().err)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("BTCUSDT ETHUSDT\n")
+    assert main(["dashboard", "--watchlist", str(bad)]) == 2
+    one_line(capsys.readouterr().err)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert main(["dashboard", "--db", str(blocked / "x.duckdb")]) == 2
+    assert "is a file, not a folder" in one_line(capsys.readouterr().err)
