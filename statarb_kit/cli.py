@@ -266,7 +266,8 @@ def _sweep(args: argparse.Namespace) -> int:
               f"beats SR0); PBO {fit.pbo:.2f} (CSCV, {fit.splits:,} splits of {fit.blocks} blocks)")
         if len(shape or varied) >= 2:
             row, col = (shape or varied)[:2]
-            print(f"\n{args.metric} (max over the other parameters):\n{heatmap(results, row, col, args.metric)}")
+            print(f"\n{args.metric} (max over the other parameters, of rows with >= {args.min_trades} trades):\n"
+                  f"{heatmap(results, row, col, args.metric, min_trades=args.min_trades)}")
     for k, (i, _) in enumerate(top.head(args.report).iterrows(), start=1):
         report, _ = render_report(data, combos[i], args.report_dir, f"report-{k:02d}-combo-{i}")
         print(f"report {k}: {report}", flush=True)

@@ -83,9 +83,12 @@ def test_best_and_heatmap(bars):
     assert len(top) <= 5 and (top["trades"] >= 2).all()
     assert top["total_return"].is_monotonic_decreasing
     assert top["total_return"].iloc[0] == results.loc[results.trades >= 2, "total_return"].max()
-    hm = heatmap(results, "z_entry", "z_exit", "total_return")
-    want = results.groupby(["z_entry", "z_exit"])["total_return"].max().unstack()
+    hm = heatmap(results, "z_entry", "z_exit", "total_return", min_trades=2)
+    kept = results[results.trades >= 2]
+    want = kept.groupby(["z_entry", "z_exit"])["total_return"].max().unstack().reindex(
+        index=sorted(results.z_entry.unique()), columns=sorted(results.z_exit.unique()))
     pd.testing.assert_frame_equal(hm, want, check_names=False)
+    assert np.nanmax(hm.to_numpy()) == top["total_return"].iloc[0]  # the best cell is the best row
     with pytest.raises(InvalidParameter, match="not a metric"):
         best(results, "alpha")
     with pytest.raises(InvalidParameter, match="not a backtest parameter"):
@@ -222,7 +225,7 @@ def test_statarb_sweep_command(tmp_path, capsys):
     text = capsys.readouterr().out
     assert code == 0, text
     assert "5 combinations (1 invalid left out)" in text  # of 6: z_exit 1.2 >= z_entry 1.0
-    assert "best" in text and "sharpe (max over the other parameters)" in text
+    assert "best" in text and "sharpe (max over the other parameters, of rows with >= " in text
     results = read_results(out)
     assert len(results) == 5 and (results["z_window"] == 20).all()
     reports = sorted((tmp_path / "rep").glob("*.json"))

@@ -254,3 +254,32 @@ def test_app_settings_from_query_string_and_environment():
     assert AppSettings.parse("?timeframe=1m", {"STATARB_DB": "x.duckdb"}).db == "x.duckdb"
     live = AppSettings.parse("?source=live", {"STATARB_WS_PATH": "/market/stream", "STATARB_WS_URL": "ws://127.0.0.1:9"})
     assert live.make_source().config.ws_path == "/market/stream"
+
+
+def test_every_annualised_figure_follows_one_rule():
+    """Sharpe and annual return are shown "a year" from MIN_ANNUALISE_DAYS of data on, and withheld
+    with the span before: in the equity chart's title, the backtest panel and the portfolio's
+    per-pair table alike (a 20-minute backtest printed "Sharpe -1048.15" in a title)."""
+    import math
+
+    from statarb_kit.backtest import BacktestParams, backtest
+    from statarb_kit.backtest.engine import MIN_ANNUALISE_DAYS, annual_note
+    from statarb_kit.widgets.backtest_view import equity_figure
+
+    assert annual_note(1.234, 31 / 365) == "Sharpe 1.23 a year"
+    withheld = f"no annual Sharpe from 20 min of data (needs {MIN_ANNUALISE_DAYS:g} days)"
+    assert annual_note(-1048.15, 20 / 1_440 / 365) == withheld
+    assert annual_note(0.05, 2.1 / 365, "return", "{:+.2%}") == "no annual return from 2.1 days of data (needs 30 days)"
+    assert annual_note(math.nan, 1.0) == "Sharpe n/a (no trades or flat)"
+    rng = np.random.default_rng(3)
+    for minutes, shown in ((20, "no annual Sharpe from 20 min"), (60 * 24 * 40, "a year")):
+        n = minutes
+        x = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+        y = x * np.exp(rng.normal(0, 2e-3, n))
+        t = 1_700_000_000_000 + 60_000 * np.arange(1, n + 1)
+        r = backtest(t, x, y, BacktestParams(z_entry=1.0, z_window=5, corr_window=5, hedge_window=5, corr_min=-1),
+                     60.0)
+        assert r.metrics.trades > 0
+        title = equity_figure(r).title
+        printed = f"Sharpe {r.metrics.sharpe:.2f}" in title
+        assert shown in title and printed == (shown == "a year"), title

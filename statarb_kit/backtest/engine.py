@@ -354,6 +354,17 @@ def pnl_figures(pnl: np.ndarray, periods: float, bar_s: float) -> tuple[float, f
     return total, annualised(total, years), sharpe, drawdown
 
 
+def annual_note(value: float, years: float, name: str = "Sharpe", fmt: str = "{:.2f}") -> str:
+    """How every page and report shows an annualised figure (Sharpe, annual return): the value "a
+    year" from MIN_ANNUALISE_DAYS of data on; before, that it is withheld, with the span there is
+    and the span it needs (minutes of bars raised to a year give Sharpe ratios in the thousands)."""
+    days = years * 365.0
+    if days >= MIN_ANNUALISE_DAYS:
+        return f"{name} {fmt.format(value)} a year" if math.isfinite(value) else f"{name} n/a (no trades or flat)"
+    span = f"{days:.1f} days" if days >= 1 else f"{days * 1_440:.0f} min"
+    return f"no annual {name} from {span} of data (needs {MIN_ANNUALISE_DAYS:g} days)"
+
+
 def annualised(total: float, years: float) -> float:
     """The yearly rate that compounds to ``total`` (a return on capital 1) over ``years``: -1 once
     the capital is lost; NaN for less than MIN_ANNUALISE_DAYS."""

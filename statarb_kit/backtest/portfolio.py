@@ -23,7 +23,7 @@ from ..analytics.hedge import ols_hedge
 from ..errors import InvalidParameter
 from ..funding import FundingRates, PairFunding
 from .data import PairBars, backtest_bars
-from .engine import YEAR_S, BacktestResult, pnl_figures
+from .engine import MIN_ANNUALISE_DAYS, YEAR_S, BacktestResult, pnl_figures
 from .params import BacktestParams
 
 WEIGHTINGS = ("equal", "inverse_vol")
@@ -35,7 +35,8 @@ class PortfolioResult:
     1 each); ``pnl`` per bar and pair, weighted (UTC index of close times); ``equity`` of the
     whole (capital 1); ``metrics`` of the whole: total_return, annual_return, sharpe,
     max_drawdown, trades, costs, funding_pnl (NaN unless every pair had funding data);
-    ``contribution`` per pair; ``correlation`` of the pairs' PnL summed per
+    ``contribution`` per pair (its annual Sharpe NaN below MIN_ANNUALISE_DAYS of data, the one rule
+    of ``engine.annual_note``); ``correlation`` of the pairs' PnL summed per
     ``correlation_period`` ("1D", or "1h" when there are fewer than MIN_CORR_POINTS days), over
     ``correlation_points`` periods; all NaN and period "" when even the hours are too few."""
 
@@ -140,7 +141,8 @@ def run_portfolio(bars: list[PairBars], params: BacktestParams | list[BacktestPa
                "funding_pnl": float(sum(w * x.funding_pnl for w, x in zip(weights, m))) if funded else math.nan,
                "pairs": len(bars), "periods": periods, "years": periods * bar_s / YEAR_S}
     contribution = pd.DataFrame({
-        "weight": weights, "total_return": [x.total_return for x in m], "sharpe": [x.sharpe for x in m],
+        "weight": weights, "total_return": [x.total_return for x in m],
+        "sharpe": [x.sharpe if x.years * 365.0 >= MIN_ANNUALISE_DAYS else math.nan for x in m],
         "trades": [x.trades for x in m], "funding_pnl": [x.funding_pnl for x in m],
         "contribution": pnl.sum(axis=0).to_numpy(),
     }, index=pd.Index(names, name="pair"))

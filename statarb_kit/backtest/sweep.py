@@ -137,14 +137,19 @@ def best(results: pd.DataFrame, metric: str = "sharpe", n: int = 10, min_trades:
     return ok.sort_values(metric, ascending=False, na_position="last").head(n)
 
 
-def heatmap(results: pd.DataFrame, row: str, col: str, metric: str = "sharpe", agg: str = "max") -> pd.DataFrame:
+def heatmap(results: pd.DataFrame, row: str, col: str, metric: str = "sharpe", agg: str = "max",
+            min_trades: int = 1) -> pd.DataFrame:
     """``metric`` over two parameters (rows x columns), aggregated (max, mean, median...) over
-    the grid's other parameters."""
+    the grid's other parameters, of the combinations with >= ``min_trades`` trades (``best``'s
+    rule: the best cell is the best row); a cell none of whose combinations qualifies is NaN."""
     _check_metric(results, metric)
     for name in (row, col):
         if name not in PARAM_NAMES:
             raise InvalidParameter(f"{name!r} is not a backtest parameter; known: {', '.join(PARAM_NAMES)}")
-    return results.pivot_table(index=row, columns=col, values=metric, aggfunc=agg, dropna=False)
+    kept = results[metric].where(results["trades"] >= min_trades)
+    table = results.assign(**{metric: kept}).pivot_table(index=row, columns=col, values=metric, aggfunc=agg,
+                                                          dropna=False)
+    return table.reindex(index=sorted(results[row].dropna().unique()), columns=sorted(results[col].dropna().unique()))
 
 
 def _check_metric(results: pd.DataFrame, metric: str) -> None:

@@ -11,7 +11,7 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
-from ..backtest.engine import BacktestResult
+from ..backtest.engine import BacktestResult, annual_note
 from ..backtest.params import BacktestParams
 from .charts import BAND_COLOR, LONG_COLOR, SHORT_COLOR, Z_COLOR, datetimes
 from .segments import thin
@@ -57,7 +57,7 @@ def curves_figure(curves: dict[str, pd.Series], title: str, max_points: int = 4_
 def equity_figure(result: BacktestResult, max_points: int = 4_000, height: str = "260px") -> bq.Figure:
     """Equity (capital 1 at the start) over UTC time."""
     m = result.metrics
-    title = (f"Equity: {m.total_return:+.2%} over {m.trades} trades, Sharpe {m.sharpe:.2f}, "
+    title = (f"Equity: {m.total_return:+.2%} over {m.trades} trades, {annual_note(m.sharpe, m.years)}, "
              f"max drawdown {m.max_drawdown:.2%}")
     return curves_figure({"equity": result.equity}, title, max_points, height)
 
@@ -156,11 +156,6 @@ def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px", fmt: 
     return _figure(title, [grid], axes, height, margin=margin, padding_y=0.0)
 
 
-#: Fewest days of data whose Sharpe ratio the backtest button annualises (minutes of 1s bars gave
-#: Sharpe ratios in the thousands).
-MIN_SHARPE_DAYS = 1.0
-
-
 class BacktestPanel:
     """A button that backtests the rule shown on the bars shown (``on_run`` starts it, off the
     event loop), then its figures: what a pair's page offers before a full backtest notebook."""
@@ -189,10 +184,7 @@ class BacktestPanel:
     def show(self, result: BacktestResult, what: str) -> None:
         self.button.disabled, self.button.description = False, self.label
         m = result.metrics
-        days = m.years * 365.0
-        span = f"{days:.1f} days" if days >= 1 else f"{days * 1_440:.0f} min"
-        sharpe = (f"Sharpe {m.sharpe:.2f} a year" if days >= MIN_SHARPE_DAYS
-                  else f"no annual Sharpe from {span} of data")
+        sharpe = annual_note(m.sharpe, m.years)
         if not m.trades:  # say why, not a row of NaN
             self.note.value = (f"<div id='sak-backtest-result'><b>{html.escape(what)}</b>: 0 trades: "
                                f"{html.escape(result.why_no_trades)}</div>")
