@@ -24,7 +24,7 @@ import httpx
 
 from .bars import check_timeframe, timeframe_ms
 from .cli_history import add_parsers as add_history_parsers
-from .cli_history import add_universe_options, check_range
+from .cli_history import add_demo_parser, add_universe_options, check_range
 from .cli_monitor import add_parser as add_monitor_parser
 from .cli_study import add_parser as add_study_parser
 from .errors import InvalidParameter, StatarbError
@@ -525,6 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="klines: also write them as hive-partitioned Parquet under DIR")
     add_universe_options(dl)
     add_history_parsers(sub)
+    add_demo_parser(sub)
     fu = sub.add_parser("funding", help="fetch USD-M funding rates from Binance's REST API into a DuckDB file")
     fu.add_argument("symbols", nargs="+", help="symbols, e.g. BTCUSDT ETHUSDT")
     fu.add_argument("--start", required=True, help="first UTC time, e.g. 2026-01-01")
@@ -708,10 +709,10 @@ def _run(args: argparse.Namespace) -> int:
         return asyncio.run(_download(args))
     if args.command == "funding":
         return asyncio.run(_funding(args))
-    if args.command in ("update", "universe", "archive"):
+    if args.command in ("update", "universe", "archive", "demo-site"):
         from . import cli_history
 
-        return asyncio.run(getattr(cli_history, args.command)(args))
+        return asyncio.run(getattr(cli_history, args.command.replace("-", "_"))(args))
     if args.command == "monitor":
         from . import cli_monitor
 

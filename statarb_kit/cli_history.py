@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import sys
 from pathlib import Path
@@ -77,6 +78,46 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ar.add_argument("root", help="archive folder")
 
 
+def add_demo_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``demo-site`` subcommand."""
+    de = sub.add_parser("demo-site", help="serve real klines in Binance's formats on 127.0.0.1: the real-data path "
+                        "offline", description="Real 1h USD-M klines of 12 perpetuals, September to December 2022 "
+                        "(a settled contract and a late listing among them), as Binance's data site, bucket listing "
+                        "and REST serve them. Point universe, download and update at it; Ctrl-C stops it.")
+    de.add_argument("--port", type=int, default=8899, help="port on 127.0.0.1 (default: %(default)s)")
+
+
+async def demo_site(args: argparse.Namespace) -> int:
+    """Serve the demo until Ctrl-C or SIGTERM, printing the commands that use it."""
+    import signal
+
+    from .demo import DemoSite
+    from .ports import check_ports
+
+    check_ports("127.0.0.1", [args.port])
+    site = DemoSite(args.port)
+    await site.start()
+    u, db = site.url, "demo.duckdb"
+    print(f"statarb demo-site: real 1h klines of {len(site.symbols)} USD-M perpetuals (2022-09-01 to 2022-12-31) at "
+          f"{u} (Ctrl-C to stop). In another terminal:\n"
+          f"  statarb universe --listing-url {u}/ --rest-url {u} --interval 1h --start 2022-09-01 --end 2022-12-31\n"
+          f"  statarb download --kind klines --interval 1h --all --start 2022-09-01 --end 2022-12-31 --db {db} "
+          f"--listing-url {u}/ --rest-url {u} --base-url {u}\n"
+          f"  statarb update {db} --base-url {u} --rest-url {u}\n"
+          f"  statarb universe --db {db}\n"
+          f"  statarb scan --db {db} --all --timeframe 1h --log-prices --split 2022-11-15 --min-obs 500\n"
+          f"  statarb study --db {db} --formation 30d --trading 15d --min-obs 300", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await site.stop()
+    return 0
+
+
 async def resolve_symbols(args: argparse.Namespace, start: dt.date, end: dt.date) -> list[str]:
     """The symbols of ``args`` or, with ``--all``, every symbol that traded in ``start``..``end``
     (point in time), the exclusions printed."""
@@ -116,6 +157,9 @@ async def download_klines(args: argparse.Namespace) -> int:
 
 
 async def update(args: argparse.Namespace) -> int:
+    if not Path(args.db).is_file():  # an update brings a store up to date: it never starts an empty one
+        raise InvalidParameter(f"{args.db}: no such store (statarb download --kind klines ... --db {args.db} "
+                               "starts one)")
     store = TickStore(args.db)
     try:
         targets = store_targets(store, args.market, args.interval)

@@ -16,6 +16,7 @@ def check_ports(host: str, ports: list[int], option: str = "--port") -> None:
             raise InvalidParameter(f"{option} {ports[0]}: ports are 1..65535")
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no owner
             try:
                 s.bind((host, port))
             except OSError as exc:

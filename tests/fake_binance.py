@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import hashlib
 import io
 import zipfile
 import time
@@ -59,6 +58,7 @@ import websockets
 from websockets.datastructures import Headers
 from websockets.http11 import Response
 
+from statarb_kit.demo.formats import bucket_listing, checksum_file, kline_rows, kline_zip  # noqa: F401 (kline_zip: for tests)
 from statarb_kit.funding import synthetic_funding
 from statarb_kit.sources.binance_format import trade_frame
 
@@ -422,9 +422,7 @@ class FakeBinance:
                 return self._json([])
             lo, hi = int(q.get("startTime", 0)), int(q.get("endTime", 2**62))
             k = k[(k["start"] >= lo) & (k["start"] <= hi)].head(limit)
-            return self._json([[int(r.start), f"{r.open}", f"{r.high}", f"{r.low}", f"{r.close}", f"{r.volume}",
-                                int(r.close_time), f"{r.quote_volume}", int(r.trades), f"{r.taker_buy_volume}",
-                                f"{r.taker_buy_quote_volume}", "0"] for r in k.itertuples()])
+            return self._json(kline_rows(k))
         if url.path == "/fapi/v1/aggTrades":
             rows = aggregate(self.tapes[s], self.printed[s])
             if "fromId" in q:
@@ -464,37 +462,12 @@ class FakeBinance:
     def publish(self, path: str, data: bytes) -> None:
         """Serve ``data`` at ``path`` with its ``.CHECKSUM`` (as the data site does)."""
         self.files[path] = data
-        self.files[path + ".CHECKSUM"] = f"{hashlib.sha256(data).hexdigest()}  {path.rsplit('/', 1)[1]}\n".encode()
+        self.files[path + ".CHECKSUM"] = checksum_file(path, data)
 
     def _listing(self, q: dict[str, str]) -> Response:
         """The S3 ListObjects (v1) answer over ``files``: keys and, with a delimiter, common prefixes."""
-        prefix, delim, marker = q.get("prefix", ""), q.get("delimiter", ""), q.get("marker", "")
-        keys, prefixes = set(), set()
-        for path in self.files:
-            key = path.lstrip("/")
-            if not key.startswith(prefix):
-                continue
-            rest = key[len(prefix):]
-            if delim and delim in rest:
-                prefixes.add(prefix + rest[: rest.index(delim) + 1])
-            else:
-                keys.add(key)
-        entries = sorted([(k, "key") for k in keys] + [(p, "prefix") for p in prefixes])
-        entries = [e for e in entries if e[0] > marker]
-        page, more = entries[: self.list_page], len(entries) > self.list_page
-        body = ['<?xml version="1.0" encoding="UTF-8"?>',
-                '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">',
-                f"<Name>data.binance.vision</Name><Prefix>{prefix}</Prefix><Marker>{marker}</Marker>",
-                f"<MaxKeys>{self.list_page}</MaxKeys><Delimiter>{delim}</Delimiter>",
-                f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>"]
-        if more:
-            body.append(f"<NextMarker>{page[-1][0]}</NextMarker>")
-        for name, kind in page:
-            body.append(f"<Contents><Key>{name}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>"
-                        f"<Size>{len(self.files['/' + name])}</Size></Contents>" if kind == "key"
-                        else f"<CommonPrefixes><Prefix>{name}</Prefix></CommonPrefixes>")
-        body.append("</ListBucketResult>")
-        return self._reply(200, "".join(body).encode(), "application/xml")
+        return self._reply(200, bucket_listing(self.files, q.get("prefix", ""), q.get("delimiter", ""),
+                                               q.get("marker", ""), self.list_page), "application/xml")
 
     def _json(self, obj) -> Response:
         return self._reply(200, orjson.dumps(obj), extra={"X-MBX-USED-WEIGHT-1M": str(self.weight_last_minute())})
@@ -538,8 +511,6 @@ async def misbehave(fake: FakeBinance, fault: str, started: Callable[[], bool]) 
         fake.stall(60)
 
 
-KLINE_HEADER = ("open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,"
-                "taker_buy_quote_volume,ignore")
 
 
 def make_klines(symbol: str, interval_ms: int, start_ms: int, end_ms: int, seed: int,
@@ -562,22 +533,6 @@ def make_klines(symbol: str, interval_ms: int, start_ms: int, end_ms: int, seed:
                          "volume": volume, "close_time": start + interval_ms - 1,
                          "quote_volume": np.round(volume * vwap, 5), "trades": rng.integers(1, 400, n),
                          "taker_buy_volume": taker, "taker_buy_quote_volume": np.round(taker * vwap, 5)})
-
-
-def kline_zip(bars: pd.DataFrame, name: str, header: bool, microseconds: bool = False) -> bytes:
-    """A kline dump as Binance zips it: one CSV, with or without its header row, times in ms or µs."""
-    k = bars.copy()
-    if microseconds:
-        k["start"] *= 1000
-        k["close_time"] = k["close_time"] * 1000 + 999
-    k["ignore"] = 0
-    cols = ["start", "open", "high", "low", "close", "volume", "close_time", "quote_volume", "trades",
-            "taker_buy_volume", "taker_buy_quote_volume", "ignore"]
-    text = k[cols].to_csv(index=False, header=False)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr(name.replace(".zip", ".csv"), (KLINE_HEADER + "\n" if header else "") + text)
-    return buf.getvalue()
 
 
 def publish_funding_dumps(fake: FakeBinance, symbol: str, start_ms: int, end_ms: int, seed: int = 11) -> None:

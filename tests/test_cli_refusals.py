@@ -163,3 +163,9 @@ def test_the_dashboards_watchlist_and_db_are_checked_on_the_command_line(tmp_pat
     blocked.write_text("")
     assert main(["dashboard", "--db", str(blocked / "x.duckdb")]) == 2
     assert "is a file, not a folder" in one_line(capsys.readouterr().err)
+
+
+def test_an_update_of_a_missing_store_is_refused_and_creates_nothing(tmp_path, capsys):
+    db = tmp_path / "typo.duckdb"
+    assert main(["update", str(db), "--base-url", NOWHERE, "--rest-url", NOWHERE]) == 2
+    assert "no such store" in one_line(capsys.readouterr().err) and not db.exists()
