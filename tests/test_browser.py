@@ -206,8 +206,41 @@ def test_dashboard_renders_live_charts_without_javascript_errors(server, browser
         (f.querySelector('.mainheading') || {}).textContent?.startsWith('z-score'))
         .querySelector('.g_legend').textContent""")
     assert "LONG_SPREAD bar" in legend and "SHORT_SPREAD bar" in legend and "event: entered the condition" in legend
+    hidden, seen = covered_by_legend(app, "z-score")  # the legend sits in room kept above the data
+    assert seen > 100 and hidden == 0, (hidden, seen)
+    # the planted truth beside the estimates, and why a short window cannot recover it
+    planted = app.text("#sak-planted")
+    assert "planted: beta 20, half-life 300 s" in planted and "spans 0.4 half-lives" in planted, planted
     assert app.errors == [] and app.outside == [], (app.errors, app.outside)
     app.page.close()
+
+
+def covered_by_legend(app: App, title: str) -> tuple[int, int]:
+    """(points of the lines and markers of the chart titled ``title`` that its legend box covers,
+    points looked at): 200 points along each line, the centre of each marker."""
+    return tuple(app.page.evaluate("""(title) => {
+        const fig = [...document.querySelectorAll('.bqplot')].find(
+            f => (f.querySelector('.mainheading') || {}).textContent?.startsWith(title));
+        const legend = fig.querySelector('.g_legend');
+        const box = legend.getBoundingClientRect();
+        const inside = (x, y) => x >= box.left && x <= box.right && y >= box.top && y <= box.bottom;
+        let hidden = 0, seen = 0;
+        for (const p of fig.querySelectorAll('path.line')) {
+            if (legend.contains(p)) continue;
+            const n = p.getTotalLength(), m = p.getScreenCTM();
+            if (!n || !m) continue;
+            for (let i = 0; i <= 200; i++) {
+                const pt = p.getPointAtLength(n * i / 200).matrixTransform(m);
+                seen++; if (inside(pt.x, pt.y)) hidden++;
+            }
+        }
+        for (const d of fig.querySelectorAll('.dot')) {
+            if (legend.contains(d)) continue;
+            const r = d.getBoundingClientRect();
+            seen++; if (inside(r.left + r.width / 2, r.top + r.height / 2)) hidden++;
+        }
+        return [hidden, seen];
+    }""", title))
 
 
 def test_the_pair_page_backtests_its_rule(server, browser, shots):

@@ -283,3 +283,43 @@ def test_every_annualised_figure_follows_one_rule():
         title = equity_figure(r).title
         printed = f"Sharpe {r.metrics.sharpe:.2f}" in title
         assert shown in title and printed == (shown == "a year"), title
+
+
+def test_count_axes_have_whole_distinct_ticks_and_percent_axes_enough_decimals():
+    from statarb_kit.widgets.charts import DistributionChart, integer_ticks, percent_format
+
+    for top in (1, 2, 3, 7, 95, 1_234):
+        ticks = integer_ticks(top)
+        assert ticks[0] == 0 and ticks[-1] >= top and len(set(ticks)) == len(ticks) and ticks.dtype.kind == "i"
+    for lo, hi in ((-0.0009, -0.0004), (-0.05, 0.05), (0.001, 0.0012)):  # ".2%" printed -0.07% twice
+        fmt = percent_format(lo, hi)
+        labels = [f"{v:{fmt}}" for v in np.linspace(lo, hi, 6)]
+        assert len(set(labels)) == 6, (fmt, labels)
+    chart = DistributionChart("spread")
+    chart.update(np.array([0.0, 0.1, 0.1, 0.2, 0.2, 0.2, 0.3]))
+    assert list(chart.count_axis.tick_values) == [0, 1, 2, 3]
+    assert chart.y.max > 3 / (1 - 0.45) - 1e-9  # room above the tallest bar for the legend
+
+
+def test_the_z_chart_keeps_room_for_its_legend_and_names_only_what_it_draws():
+    from statarb_kit.widgets.charts import LEGEND_ROOM, ZChart
+
+    chart = ZChart(2.0)
+    t = 1_700_000_000_000 + 1_000 * np.arange(50)
+    z = np.sin(np.arange(50) / 5) * 3.0
+    chart.reset({"time": t, "z": z})
+    lo, hi = float(z.min()), float(z.max())
+    scale = chart.y["z"]
+    assert scale.min < lo and (scale.max - hi) / (scale.max - scale.min) >= LEGEND_ROOM - 0.05
+    assert not any(m.display_legend for m in (chart.long, chart.short, chart.events))
+    chart.set_alerts(t[z > 2.0], z[z > 2.0])
+    assert chart.short.display_legend and not chart.long.display_legend  # no LONG marker drawn: not listed
+
+
+def test_the_hedge_panel_shows_the_planted_truth_and_why_a_short_window_misses_it():
+    from statarb_kit.widgets.panels import planted_note
+
+    short = planted_note((20.0, 300.0), 120, 1.0, "rolling")
+    assert "planted: beta 20, half-life 300 s" in short and "spans 0.4 half-lives" in short and "3,000 bars" in short
+    assert "spans" not in planted_note((20.0, 300.0), 3_600, 1.0, "rolling")
+    assert "spans" not in planted_note((20.0, 300.0), 120, 1.0, "kalman")

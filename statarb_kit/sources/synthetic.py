@@ -113,6 +113,11 @@ class SyntheticPair(SourceBase):
         self._spread_sd = m.spread_std * math.sqrt(1 - self._ar**2)
         self._y_sd = m.vol_y * math.sqrt(step_ms / _DAY_MS)
 
+    def planted_hedge(self) -> tuple[str, str, float, float]:
+        """(x, y, beta, half-life in seconds) of the relation planted in the prices, in price space
+        (x = alpha + beta * y + s): what a page's estimates can be held against."""
+        return self.symbols[0], self.symbols[1], self.model.beta, self.model.half_life_s
+
     def truth(self) -> str:
         """What the prices are: generated, and the relation planted in them (for pages to show)."""
         m, (x, y) = self.model, self.symbols

@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..backtest.engine import BacktestResult, annual_note
 from ..backtest.params import BacktestParams
-from .charts import BAND_COLOR, LONG_COLOR, SHORT_COLOR, Z_COLOR, datetimes
+from .charts import BAND_COLOR, LONG_COLOR, SHORT_COLOR, Z_COLOR, datetimes, integer_ticks, percent_format
 from .segments import thin
 
 EQUITY_COLOR = "#1f77b4"
@@ -114,8 +114,10 @@ def trade_pnl_figure(result: BacktestResult, bins: int = 30, height: str = "220p
         counts, centers = np.array([len(pnl)]), (pnl[:1] if len(pnl) else np.zeros(1))
     marks = [bq.Bars(x=centers, y=counts, scales={"x": x, "y": y}, padding=0.05,
                      colors=[LONG_COLOR if c > 0 else SHORT_COLOR for c in centers])]
-    axes = [bq.Axis(scale=x, num_ticks=6, tick_format=".2%"),
-            bq.Axis(scale=y, side="left", tick_format="d", label="trades", num_ticks=4)]
+    lo, hi = (float(edges[0]), float(edges[-1])) if len(counts) > 1 else (float(centers[0]) - 1e-4,
+                                                                           float(centers[0]) + 1e-4)
+    axes = [bq.Axis(scale=x, num_ticks=6, tick_format=percent_format(lo, hi)),
+            bq.Axis(scale=y, side="left", tick_format="d", label="trades", tick_values=integer_ticks(counts.max(), 4))]
     wins = int((pnl > 0).sum())
     title = (f"Net PnL per trade: {len(pnl)} trades, {wins} won, mean {pnl.mean():+.3%}" if len(pnl)
              else "Net PnL per trade: no trades")

@@ -29,6 +29,23 @@ def time_format(first: np.datetime64, last: np.datetime64) -> str:
     return "%H:%M:%S" if last - first <= np.timedelta64(1, "h") else "%H:%M"
 
 
+def integer_ticks(top: float, n: int = 5) -> np.ndarray:
+    """Ticks of a count axis from 0 to ``top``: whole numbers, each once (a ",d" format on the
+    scale's own ticks printed 0, 1, 1, 2 for a few counts)."""
+    raw = max(top / max(n, 1), 1.0)
+    mag = 10 ** int(np.floor(np.log10(raw)))
+    step = next(int(k * mag) for k in (1, 2, 5, 10) if k * mag >= raw)  # 1, 2, 5 x 10^k: 0, 20, 40...
+    return np.arange(0, int(np.ceil(top)) + step, step)
+
+
+def percent_format(lo: float, hi: float, n: int = 6) -> str:
+    """A d3 percent format with as many decimals as ``n`` ticks over [lo, hi] need to differ
+    (".2%" printed -0.07% twice on a narrow histogram)."""
+    step = abs(hi - lo) / max(n, 1) * 100.0
+    digits = 0 if step <= 0 else max(0, -int(np.floor(np.log10(step))))
+    return f".{min(digits, 6)}%"
+
+
 def datetimes(ms: np.ndarray) -> np.ndarray:
     """Epoch milliseconds (UTC) as datetime64[ms], what a bqplot DateScale takes."""
     return np.asarray(ms, dtype="int64").astype("datetime64[ms]")
@@ -159,12 +176,27 @@ class SpreadChart(Chart):
         super().__init__("spread = x - (alpha + beta * y)", [("spread", "s", SPREAD_COLOR)], max_points=max_points)
 
 
+#: Share of a chart's y range kept free above the data for its legend (which bqplot draws inside
+#: the plot: without the room it covered the line and the markers).
+LEGEND_ROOM = 0.45
+
+
+def with_room(lo: float, hi: float) -> tuple[float, float]:
+    """A y domain holding [lo, hi] with LEGEND_ROOM of it free at the top (and a little at the
+    bottom)."""
+    span = (hi - lo) or 1.0
+    return lo - 0.05 * span, hi + LEGEND_ROOM / (1.0 - LEGEND_ROOM) * span
+
+
 class ZChart(Chart):
     """z-score with the +/- threshold bands, alert markers (every bar that met the rule) and event
-    markers (where the pair entered the condition: a large ring)."""
+    markers (where the pair entered the condition: a large ring). The legend names only the marks
+    drawn, in room kept free above the data (``with_room``)."""
 
     def __init__(self, threshold: float, max_points: int = 4_000) -> None:
         super().__init__("z-score", [("z", "z", Z_COLOR)], max_points=max_points)
+        self.threshold = threshold
+        self._z_range: tuple[float, float] | None = None  # of the rows shown (widened as rows come)
         scale = self.y["z"]
         self.upper, self.lower = _hline(scale, threshold, BAND_COLOR), _hline(scale, -threshold, BAND_COLOR)
         self.long = self._markers(scale, "triangle-up", LONG_COLOR, "LONG_SPREAD bar (z < -entry)")
@@ -177,16 +209,47 @@ class ZChart(Chart):
         self.figure.legend_style = {"fill": "none", "stroke-width": 0}  # a filled box greyed the line below it
         self.figure.legend_text = {"font-size": "10px"}
         self.static = [self.upper, self.lower, self.long, self.short, self.events]
-        self.fixed = {"z"}  # the bands give the z scale its domain
+        self.events.display_legend = False
+        self.fixed = {"z"}  # its domain: the bands and the data, with room for the legend
+        self._fit()
         self._remark()
 
     def _markers(self, scale: bq.LinearScale, marker: str, color: str, label: str) -> bq.Scatter:
         return bq.Scatter(x=np.empty(0, dtype="datetime64[ms]"), y=np.empty(0), colors=[color], default_size=40,
-                          marker=marker, scales={"x": self.x, "y": scale}, labels=[label], display_legend=True)
+                          marker=marker, scales={"x": self.x, "y": scale}, labels=[label], display_legend=False)
+
+    def _fit(self) -> None:
+        lo, hi = self._z_range or (0.0, 0.0)
+        want = with_room(min(lo, -self.threshold), max(hi, self.threshold))
+        scale = self.y["z"]
+        if (scale.min, scale.max) != want:
+            with scale.hold_sync():
+                scale.min, scale.max = want
+
+    def _note_z(self, z: np.ndarray, fresh: bool) -> None:
+        z = np.asarray(z, dtype=float)
+        z = z[np.isfinite(z)]
+        if fresh:
+            self._z_range = None
+        if len(z):
+            lo, hi = float(z.min()), float(z.max())
+            self._z_range = (lo, hi) if self._z_range is None else (min(lo, self._z_range[0]),
+                                                                      max(hi, self._z_range[1]))
+        self._fit()
+
+    def reset(self, cols: dict[str, np.ndarray]) -> None:
+        super().reset(cols)
+        self._note_z(cols["z"], fresh=True)
+
+    def extend(self, cols: dict[str, np.ndarray]) -> None:
+        super().extend(cols)
+        self._note_z(cols["z"], fresh=False)
 
     def set_threshold(self, threshold: float) -> None:
+        self.threshold = threshold
         if self.upper.y[0] != threshold:
             self.upper.y, self.lower.y = [threshold, threshold], [-threshold, -threshold]
+        self._fit()
 
     def set_alerts(self, time_ms: np.ndarray, z: np.ndarray) -> None:
         """Markers at alert bars: LONG_SPREAD (z < 0) up in green, SHORT_SPREAD (z > 0) down in red."""
@@ -194,11 +257,13 @@ class ZChart(Chart):
         for mark, side in ((self.long, z < 0), (self.short, z > 0)):
             with mark.hold_sync():
                 mark.x, mark.y = datetimes(np.asarray(time_ms)[side]), z[side]
+                mark.display_legend = bool(side.any())  # the legend names what is drawn
 
     def set_events(self, time_ms: np.ndarray, z: np.ndarray) -> None:
         """A ring at each event (the bar where the pair entered the condition)."""
         with self.events.hold_sync():
             self.events.x, self.events.y = datetimes(np.asarray(time_ms)), np.asarray(z, dtype=float)
+            self.events.display_legend = len(time_ms) > 0
 
 
 class CorrChart(Chart):
@@ -239,10 +304,12 @@ class DistributionChart:
         self.now = bq.Lines(x=[0.0, 0.0], y=[0.0, 1.0], colors=[BAND_COLOR], stroke_width=2,
                             scales={"x": self.x, "y": bq.LinearScale(min=0.0, max=1.0)},
                             labels=["newest"], display_legend=True)
+        self.count_axis = bq.Axis(scale=self.y, orientation="vertical", tick_format=",d", label="bars")
         self.figure = bq.Figure(
             marks=[self.bars, self.now], title=title, animation_duration=0, legend_location="top-right",
+            legend_style={"fill": "none", "stroke-width": 0},
             axes=[bq.Axis(scale=self.x, num_ticks=5, tick_format=",.3~g"),
-                  bq.Axis(scale=self.y, orientation="vertical", tick_format=",d", label="bars")],
+                  self.count_axis],
             fig_margin={"top": 32, "bottom": 28, "left": 62, "right": 28}, legend_text={"font-size": "10px"},
             layout={"height": height, "width": "100%", "min_width": "360px"}, title_style={"font-size": "13px"})
         self._shown: tuple | None = None
@@ -266,6 +333,8 @@ class DistributionChart:
             self.x.min, self.x.max = float(edges[0]), float(edges[-1])
         with self.bars.hold_sync():  # each bin a flat step from its left edge to its right edge
             self.bars.x, self.bars.y = np.repeat(edges, 2)[1:-1], np.repeat(counts, 2)
+        self.y.max = with_room(0.0, float(counts.max()))[1]  # the legend above the tallest bar
+        self.count_axis.tick_values = integer_ticks(float(counts.max()))
         self.now.x = [float(v[-1]), float(v[-1])]
         self.counts, self.edges = counts, edges
 

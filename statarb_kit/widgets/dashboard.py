@@ -193,7 +193,7 @@ class Dashboard:
         if self._dirty:
             self._dirty = False
             self._titles()
-            self.hedge.update(v.summary(), v.timeframe, len(v))
+            self.hedge.update(v.summary(), v.timeframe, len(v), self._planted(), v.tf_ms / 1000)
         if time.monotonic() - self._distribution_at >= DISTRIBUTION_EVERY_S:  # a histogram of every row: not at 2 Hz
             self._distribution_at = time.monotonic()
             self.distribution.update(v.tail("spread", len(v)), f"distribution of the spread, {v.params.hedge_mode} hedge")
@@ -207,6 +207,14 @@ class Dashboard:
             events = list(self._events)
             self.z.set_events(np.array([e.time_ms for e in events], dtype=np.int64), np.array([e.z for e in events]))
             self.alert_log.update(list(self.session.alert_log), self.session.alerts_fired, self.session.events_fired)
+
+    def _planted(self) -> tuple[float, float] | None:
+        """(beta, half-life s) planted in generated prices of this pair, None for market data."""
+        planted = getattr(self.session.source, "planted_hedge", None)
+        if not callable(planted):
+            return None
+        x, y, beta, half_life_s = planted()
+        return (beta, half_life_s) if (x, y) == tuple(self.view.symbols) else None
 
     def _show_funding(self) -> None:
         """Each leg's rate now and a position's funding per day at the newest beta and prices."""

@@ -101,7 +101,10 @@ class HedgePanel:
     def __init__(self) -> None:
         self.widget = w.HTML()
 
-    def update(self, s: PairSummary, timeframe: str, rows: int) -> None:
+    def update(self, s: PairSummary, timeframe: str, rows: int,
+               planted: tuple[float, float] | None = None, bar_s: float = 1.0) -> None:
+        """``planted``: (beta, half-life in seconds) of generated prices, shown beside the
+        estimates with why a window too short for the planted half-life cannot recover them."""
         f = s.fit
         if s.rows < s.warmup_needed:
             head = f"<div class='sak-muted'>warming up: {s.rows} of {s.warmup_needed} bars</div>"
@@ -120,7 +123,24 @@ class HedgePanel:
             f"<tr><th>half-life</th><td colspan='3'>{hl_text}</td></tr>"
             f"<tr><th>last bar</th><td colspan='3'>{utc_text(s.last_time_ms)}</td></tr>"
             f"<tr><th>rows</th><td colspan='3' id='sak-rows'>{rows:,} {timeframe} bars</td></tr>"
-            "</table>"))
+            f"</table>{planted_note(planted, f.n, bar_s, s.hedge_mode) if planted else ''}"))
+
+
+#: Half-lives of the spread a hedge window must span for OLS to tell the hedge from the spread.
+HEDGE_HALF_LIVES = 10
+
+
+def planted_note(planted: tuple[float, float], window: int, bar_s: float, mode: str) -> str:
+    """The planted truth beside the estimates, and whether the hedge window can recover it."""
+    beta, half_life_s = planted
+    spans = window * bar_s / half_life_s
+    need = int(math.ceil(HEDGE_HALF_LIVES * half_life_s / bar_s))
+    why = ("" if mode != "rolling" or spans >= HEDGE_HALF_LIVES else
+           f": this {window}-bar window spans {spans:.1f} half-lives of the planted spread, too few for OLS to tell "
+           f"the hedge from the spread (its beta and half-life wander): it takes a window of {need:,} bars or more "
+           f"({need * bar_s / 60:,.0f} min of {bar_s:g} s bars)")
+    return (f"<div class='sak-muted' id='sak-planted'>planted: beta {beta:g}, half-life {half_life_s:g} s"
+            f"{html.escape(why)}</div>")
 
 
 class FundingPanel:
