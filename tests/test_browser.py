@@ -301,6 +301,13 @@ def test_adf_button_shows_a_result(server, browser, shots):
         assert words in result
     assert re.search(r"(not )?(stationary|cointegrated) at 5%", result)
     app.page.screenshot(path=str(shots / "dashboard_adf.png"), full_page=True)
+    # another timeframe: the 1s bars' results go; the page says how long the windows take to fill
+    app.page.locator("button", has_text="1m").first.click()
+    app.wait_for(lambda: app.page.locator("#sak-adf-result").count() == 0, 15, "the 1s results cleared")
+    warm = app.wait_for(lambda: app.page.locator("#sak-warmup").count() and app.text("#sak-warmup"), 15, "warm-up")
+    assert re.search(r"warming up: \d+ of 181 bars; the windows fill in about \d+ (h|min) of 1m bars", warm), warm
+    assert "Tests run on demand" in app.text("body")
+    app.page.screenshot(path=str(shots / "dashboard_1m.png"), full_page=True)
     assert app.errors == []
     app.page.close()
 

@@ -388,3 +388,22 @@ def test_a_scans_method_selection_is_the_studys_selection_and_hit():
         table = select(form, trade, method, p)
         assert list(table["legs"]) == ["/".join(s["legs"]) for s in period["selections"]]
         assert list(table["holds"]) == [s["hit"] for s in period["selections"]] and len(table) >= 2
+
+
+def test_a_period_is_the_same_whatever_blas_threads_the_caller_runs():
+    """Dask's workers run one BLAS thread, a notebook usually several: a period's results are
+    computed on one thread either way (threadpoolctl), so they are equal to the bit."""
+    from threadpoolctl import threadpool_limits
+
+    closes, _ = planted_universe()
+    q = rolling_periods(closes.index[0], closes.index[-1] + HOUR, "20d", "10d", "10d")[1]
+    form = closes[(closes.index >= q.formation[0]) & (closes.index < q.formation[1])]
+    trade = closes[(closes.index >= q.trading[0]) & (closes.index < q.trading[1])]
+    p = MethodParams(min_obs=200, top=3)
+    runs = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            runs.append(run_period(q, form, trade, ("johansen", "pca"), p, Rule(), 3_600_000))
+    for a, b in zip(*runs):
+        assert a["selections"] == b["selections"] and a["base_hits"] == b["base_hits"]
+        pd.testing.assert_series_equal(a["pnl"], b["pnl"])

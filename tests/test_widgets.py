@@ -323,3 +323,14 @@ def test_the_hedge_panel_shows_the_planted_truth_and_why_a_short_window_misses_i
     assert "planted: beta 20, half-life 300 s" in short and "spans 0.4 half-lives" in short and "3,000 bars" in short
     assert "spans" not in planted_note((20.0, 300.0), 3_600, 1.0, "rolling")
     assert "spans" not in planted_note((20.0, 300.0), 120, 1.0, "kalman")
+
+
+def test_a_histogram_with_nothing_to_draw_shows_no_stale_bars():
+    from statarb_kit.widgets.charts import DistributionChart
+
+    chart = DistributionChart("spread")
+    chart.update(np.linspace(0.0, 1.0, 50), "distribution of the spread")
+    assert chart.counts.sum() == 50
+    chart.update(np.full(3, np.nan), "distribution of the spread")  # a new view with no spread yet
+    assert chart.figure.title == "distribution of the spread (0 bars)" and chart.counts.sum() == 0
+    assert not np.asarray(chart.bars.y).any()

@@ -143,7 +143,17 @@ def select(formation: pd.DataFrame, validation: pd.DataFrame, method: str, p: Me
 def run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, methods: tuple[str, ...],
                p: MethodParams, rule: Rule, bar_ms: int) -> list[dict[str, Any]]:
     """Every method on one period (a pure function of its two panels): per method the tested pairs'
-    hits, the selections with their weights, hits and traded figures, and the portfolio's PnL."""
+    hits, the selections with their weights, hits and traded figures, and the portfolio's PnL. Runs
+    on one BLAS thread, as Dask's workers do (OPENBLAS_NUM_THREADS=1): a matrix product's rounding
+    depends on the threads that sum it, and a ranking of near-equal p-values on that rounding."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return _run_period(period, formation, trading, methods, p, rule, bar_ms)
+
+
+def _run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, methods: tuple[str, ...],
+                p: MethodParams, rule: Rule, bar_ms: int) -> list[dict[str, Any]]:
     form = formation.loc[:, formation.notna().any()]  # the point-in-time universe: traded in the window
     out: list[dict[str, Any]] = []
     try:

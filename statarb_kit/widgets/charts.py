@@ -322,7 +322,14 @@ class DistributionChart:
         title = self.figure.title if label is None else f"{label} ({len(v):,} bars)"
         if self.figure.title != title:
             self.figure.title = title
-        if len(v) < 2 or v.min() == v.max():
+        if len(v) < 2 or v.min() == v.max():  # nothing to draw: no stale bars of another view under this title
+            if self._shown is not None:
+                self._shown = None
+                with self.bars.hold_sync():
+                    self.bars.x, self.bars.y = np.zeros(2), np.zeros(2)
+                self.now.visible = self.now.display_legend = False  # NaN x made the browser log errors
+                self.count_axis.tick_values = integer_ticks(1.0)
+                self.counts, self.edges = np.zeros(0, dtype=np.int64), np.zeros(0)
             return
         counts, edges = np.histogram(v, bins=self.bins)
         key = (len(v), float(v[-1]), float(edges[0]), float(edges[-1]))
@@ -336,6 +343,7 @@ class DistributionChart:
         self.y.max = with_room(0.0, float(counts.max()))[1]  # the legend above the tallest bar
         self.count_axis.tick_values = integer_ticks(float(counts.max()))
         self.now.x = [float(v[-1]), float(v[-1])]
+        self.now.visible = self.now.display_legend = True
         self.counts, self.edges = counts, edges
 
     def close(self) -> None:

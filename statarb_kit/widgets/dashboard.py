@@ -156,11 +156,15 @@ class Dashboard:
                 self._bind(new)
                 self._top_row.children = [self.price.figure, self.spread.figure]
                 self.backtest.clear()
+                self.tests.clear()  # the results were of the old pair or timeframe
+                self._distribution_at = 0.0  # the new view's histogram at the next refresh
                 self.book = None  # a book trades one pair: the page starts a new one on request
                 self.paper.clear(self.trading)
             elif name in _PARAM_CONTROLS:
                 self.view.set_params(**{name: value})
                 self._clear_markers()
+                self.tests.clear()
+                self._distribution_at = 0.0
             elif name == "z_entry":
                 self.view.set_rule(z_entry=float(value))
                 self.z.set_threshold(float(value))
@@ -193,7 +197,8 @@ class Dashboard:
         if self._dirty:
             self._dirty = False
             self._titles()
-            self.hedge.update(v.summary(), v.timeframe, len(v), self._planted(), v.tf_ms / 1000)
+            self.hedge.update(v.summary(), v.timeframe, len(v), self._planted(), v.tf_ms / 1000,
+                              v.params.hedge_window)
         if time.monotonic() - self._distribution_at >= DISTRIBUTION_EVERY_S:  # a histogram of every row: not at 2 Hz
             self._distribution_at = time.monotonic()
             self.distribution.update(v.tail("spread", len(v)), f"distribution of the spread, {v.params.hedge_mode} hedge")

@@ -102,12 +102,15 @@ class HedgePanel:
         self.widget = w.HTML()
 
     def update(self, s: PairSummary, timeframe: str, rows: int,
-               planted: tuple[float, float] | None = None, bar_s: float = 1.0) -> None:
+               planted: tuple[float, float] | None = None, bar_s: float = 1.0, window: int | None = None) -> None:
         """``planted``: (beta, half-life in seconds) of generated prices, shown beside the
-        estimates with why a window too short for the planted half-life cannot recover them."""
+        estimates with why a hedge ``window`` (bars; default: the rows fitted) too short for the
+        planted half-life cannot recover them."""
         f = s.fit
         if s.rows < s.warmup_needed:
-            head = f"<div class='sak-muted'>warming up: {s.rows} of {s.warmup_needed} bars</div>"
+            wait = _duration((s.warmup_needed - s.rows) * bar_s)
+            head = (f"<div class='sak-muted' id='sak-warmup'>warming up: {s.rows} of {s.warmup_needed} bars; the "
+                    f"windows fill in about {wait} of {timeframe} bars (shorter windows fill sooner)</div>")
         else:
             head = ""
         hl = s.half_life
@@ -123,7 +126,15 @@ class HedgePanel:
             f"<tr><th>half-life</th><td colspan='3'>{hl_text}</td></tr>"
             f"<tr><th>last bar</th><td colspan='3'>{utc_text(s.last_time_ms)}</td></tr>"
             f"<tr><th>rows</th><td colspan='3' id='sak-rows'>{rows:,} {timeframe} bars</td></tr>"
-            f"</table>{planted_note(planted, f.n, bar_s, s.hedge_mode) if planted else ''}"))
+            f"</table>{planted_note(planted, window or f.n, bar_s, s.hedge_mode) if planted else ''}"))
+
+
+def _duration(seconds: float) -> str:
+    """A wait in the unit that reads best: s, min, h or days."""
+    for unit, size in (("days", 86_400.0), ("h", 3_600.0), ("min", 60.0)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 #: Half-lives of the spread a hedge window must span for OLS to tell the hedge from the spread.
@@ -171,8 +182,14 @@ class TestsPanel:
     def __init__(self, on_run: Callable[[], None]) -> None:
         self.button = w.Button(description="Run ADF / Engle-Granger", icon="flask", layout=w.Layout(width="320px"))
         self.button.on_click(lambda _: on_run())
-        self.result = w.HTML("<span class='sak-muted'>Tests run on demand over the rows shown.</span>")
+        self.result = w.HTML(self.IDLE)
         self.widget = w.VBox([self.button, self.result])
+
+    IDLE = "<span class='sak-muted'>Tests run on demand over the rows shown.</span>"
+
+    def clear(self) -> None:
+        """Forget the results shown: they were of another pair, timeframe or window."""
+        self.result.value = self.IDLE
 
     def running(self) -> None:
         self.button.disabled = True
