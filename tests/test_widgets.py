@@ -334,3 +334,21 @@ def test_a_histogram_with_nothing_to_draw_shows_no_stale_bars():
     chart.update(np.full(3, np.nan), "distribution of the spread")  # a new view with no spread yet
     assert chart.figure.title == "distribution of the spread (0 bars)" and chart.counts.sum() == 0
     assert not np.asarray(chart.bars.y).any()
+
+
+def test_a_backtests_charts_share_one_time_axis():
+    """Equity, drawdown and z start and end at the frame's first and last bar, though z is NaN
+    until its window fills (its chart started hours later than the equity's)."""
+    from statarb_kit.backtest import BacktestParams, backtest
+    from statarb_kit.widgets.backtest_view import drawdown_figure, equity_figure, signal_figure
+
+    rng = np.random.default_rng(5)
+    n = 600
+    x = 100 * np.exp(np.cumsum(rng.normal(0, 1e-3, n)))
+    y = x * np.exp(rng.normal(0, 2e-3, n))
+    t = 1_700_000_000_000 + 60_000 * np.arange(1, n + 1)
+    r = backtest(t, x, y, BacktestParams(z_entry=1.0, z_window=120, corr_window=5, hedge_window=120, corr_min=-1),
+                 60.0)
+    spans = {(f.marks[0].scales["x"].min, f.marks[0].scales["x"].max)
+             for f in (equity_figure(r), drawdown_figure(r), signal_figure(r))}
+    assert spans == {(np.datetime64(int(t[0]), "ms"), np.datetime64(int(t[-1]), "ms"))}

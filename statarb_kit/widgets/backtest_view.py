@@ -29,8 +29,8 @@ def _thinned(t: np.ndarray, v: np.ndarray, max_points: int) -> tuple[np.ndarray,
 
 def _figure(title: str, marks: list[bq.Mark], axes: list[bq.Axis], height: str,
             margin: dict | None = None, **figure_kw: object) -> bq.Figure:
-    return bq.Figure(marks=marks, axes=axes, title=title, animation_duration=0,
-                     fig_margin=margin or {"top": 32, "bottom": 28, "left": 62, "right": 28},
+    return bq.Figure(marks=marks, axes=axes, title=title, animation_duration=0,  # room for a date tick's half
+                     fig_margin=margin or {"top": 32, "bottom": 28, "left": 62, "right": 44},
                      layout={"height": height, "width": "100%", "min_width": "360px"},
                      title_style={"font-size": "13px"}, **figure_kw)
 
@@ -39,10 +39,18 @@ def _figure(title: str, marks: list[bq.Mark], axes: list[bq.Axis], height: str,
 CURVE_COLORS = ("#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
+def time_scale(time_ms: np.ndarray) -> bq.DateScale:
+    """A date scale from the first to the last of ``time_ms``: the charts of one backtest share it,
+    so they start and end together (a z line starts where its window fills, its chart must not)."""
+    t = datetimes(np.asarray(time_ms)[[0, -1]]) if len(time_ms) else None
+    return bq.DateScale(min=t[0], max=t[1]) if t is not None and t[1] > t[0] else bq.DateScale()
+
+
 def curves_figure(curves: dict[str, pd.Series], title: str, max_points: int = 4_000,
-                  height: str = "260px") -> bq.Figure:
-    """Equity-like curves (UTC index) on one time axis, labelled in a legend (for more than one)."""
-    x, y = bq.DateScale(), bq.LinearScale()
+                  height: str = "260px", span: np.ndarray | None = None) -> bq.Figure:
+    """Equity-like curves (UTC index) on one time axis (over ``span``, ms, when given),
+    labelled in a legend (for more than one)."""
+    x, y = (time_scale(span) if span is not None else bq.DateScale()), bq.LinearScale()
     marks = []
     for k, (label, series) in enumerate(curves.items()):
         t, v = _thinned(series.index.as_unit("ms").asi8, series.to_numpy(dtype=np.float64), max_points)
@@ -59,7 +67,7 @@ def equity_figure(result: BacktestResult, max_points: int = 4_000, height: str =
     m = result.metrics
     title = (f"Equity: {m.total_return:+.2%} over {m.trades} trades, {annual_note(m.sharpe, m.years)}, "
              f"max drawdown {m.max_drawdown:.2%}")
-    return curves_figure({"equity": result.equity}, title, max_points, height)
+    return curves_figure({"equity": result.equity}, title, max_points, height, span=result.frame.time)
 
 
 def signal_figure(result: BacktestResult, max_points: int = 4_000, height: str = "260px") -> bq.Figure:
@@ -67,7 +75,7 @@ def signal_figure(result: BacktestResult, max_points: int = 4_000, height: str =
     spread, red: short spread) and exit fill (grey)."""
     f, p, trades = result.frame, result.params, result.trades
     t, z = _thinned(f.time, f.z, max_points)
-    x, y = bq.DateScale(), bq.LinearScale()
+    x, y = time_scale(f.time), bq.LinearScale()
     marks: list[bq.Mark] = [bq.Lines(x=t, y=z, scales={"x": x, "y": y}, colors=[Z_COLOR],
                                      stroke_width=1)]
     if len(t):
@@ -94,7 +102,7 @@ def drawdown_figure(result: BacktestResult, max_points: int = 4_000, height: str
     equity = result.equity.to_numpy(dtype=np.float64)
     peak = np.maximum(np.maximum.accumulate(np.where(np.isfinite(equity), equity, -np.inf)), 1.0)
     t, dd = _thinned(result.equity.index.as_unit("ms").asi8, -(peak - equity) / peak, max_points)
-    x, y = bq.DateScale(), bq.LinearScale(max=0.0)
+    x, y = time_scale(result.frame.time), bq.LinearScale(max=0.0)
     marks = [bq.Lines(x=t, y=dd, scales={"x": x, "y": y}, colors=[BAND_COLOR], fill="bottom",
                       fill_opacities=[0.25], stroke_width=1)]
     axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
