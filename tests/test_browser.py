@@ -368,12 +368,16 @@ class Report:
 
 def test_backtest_report_shows_metrics_equity_and_trades(backtest_server, browser, shots):
     r = Report(browser, backtest_server, shots / "backtest.png", 2200)
-    assert r.titles[0].startswith("Equity: ") and " trades, Sharpe " in r.titles[0]
+    # one rule for annualised figures, in the chart's title as in the table (it printed "Sharpe -43.45")
+    assert r.titles[0].startswith("Equity: ") and " trades, no annual Sharpe from 1.0 days of data (needs 30 days)" \
+        in r.titles[0], r.titles[0]
     assert r.titles[1].startswith("Drawdown from the running peak (deepest ")
     assert r.titles[2].startswith("z-score: entries at |z| >= 2 (dashed)")
     assert r.titles[3].startswith("Net PnL per trade: ")
     # a day's return is not annualised (it was -234.82% a year: -0.64% times 365)
-    assert "not annualised: 1.0 days of data (needs 30)" in r.page.inner_text("body")
+    body = r.page.inner_text("body")
+    assert "no annual return from 1.0 days of data (needs 30 days)" in body
+    assert "no annual Sharpe from 1.0 days of data (needs 30 days)" in body
     assert "generated prices, not market data" in r.page.inner_text("body") and r.outside == []
     # the equity axis spans the data's UTC day (2026-01-01), as the z axis does
     ticks = r.page.evaluate("""[...document.querySelectorAll('.bqplot')].map(f =>
@@ -389,7 +393,8 @@ def test_backtest_report_shows_metrics_equity_and_trades(backtest_server, browse
 
 def test_sweep_notebook_shows_best_combinations_and_a_heatmap(sweep_server, browser, shots):
     r = Report(browser, sweep_server, shots / "sweep.png", 2000)
-    assert r.titles[0] == "sharpe: best over the other parameters" and r.titles[1].startswith("Equity: ")
+    assert r.titles[0] == "sharpe: best over the other parameters, of rows with >= 5 trades"  # as the table's best
+    assert r.titles[1].startswith("Equity: ")
     labels = r.page.locator(".bqplot").first.locator("text").all_text_contents()
     assert {"1.5", "3", "-0.5", "0.5", "z_entry", "z_exit"} <= set(labels)  # the 4 x 3 grid's axes
     assert sum(1 for t in labels if re.fullmatch(r"-?\d+(\.\d+)?", t)) >= 12 + 7  # 12 cell values, 7 ticks
@@ -612,6 +617,7 @@ def test_portfolio_page_shows_a_readable_correlation_of_enough_points(portfolio_
     assert len(pairs) >= 2 * 2 and not any("USDT" in t for t in labels), labels  # rows and columns, short names
     figure.screenshot(path=str(shots / "portfolio-correlation.png"))
     body = r.page.inner_text("body")
-    assert "not annualised: " in body and "generated prices, not market data" in body
+    assert "no annual return from " in body and "no annual Sharpe from " in body  # 2.1 days: not annualised
+    assert "generated prices, not market data" in body
     assert r.errors == [] and r.outside == []
     r.page.close()

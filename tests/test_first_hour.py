@@ -102,6 +102,7 @@ def test_dashboard_paths_are_resolved_where_the_command_runs(tmp_path, monkeypat
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(os, "execve", execve)
+    (tmp_path / "pairs.txt").write_text("BTCUSDT/ETHUSDT\n")  # read on the command line: it must exist
     with pytest.raises(SystemExit):
         cli.main(["dashboard", "--db", "rec.duckdb", "--watchlist", "pairs.txt", "--cull-after", "15"])
     assert seen["env"]["STATARB_DB"] == str(tmp_path / "rec.duckdb")

@@ -30,7 +30,7 @@ def _thinned(t: np.ndarray, v: np.ndarray, max_points: int) -> tuple[np.ndarray,
 def _figure(title: str, marks: list[bq.Mark], axes: list[bq.Axis], height: str,
             margin: dict | None = None, **figure_kw: object) -> bq.Figure:
     return bq.Figure(marks=marks, axes=axes, title=title, animation_duration=0,  # room for a date tick's half
-                     fig_margin=margin or {"top": 32, "bottom": 28, "left": 62, "right": 44},
+                     fig_margin=margin or {"top": 32, "bottom": 28, "left": 62, "right": 60},
                      layout={"height": height, "width": "100%", "min_width": "360px"},
                      title_style={"font-size": "13px"}, **figure_kw)
 

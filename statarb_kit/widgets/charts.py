@@ -76,7 +76,7 @@ class Chart:
         self._span: tuple[np.datetime64, np.datetime64] | None = None  # times of the rows shown
         self.figure = bq.Figure(
             marks=[], axes=axes, title=title, animation_duration=0,
-            fig_margin={"top": 32, "bottom": 28, "left": 62, "right": 62 if len(self.y) > 1 else 44},
+            fig_margin={"top": 32, "bottom": 28, "left": 62, "right": 62 if len(self.y) > 1 else 60},
             layout={"height": height, "width": "100%", "min_width": "360px"},
             title_style={"font-size": "13px"},
         )
