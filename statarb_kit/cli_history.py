@@ -204,6 +204,11 @@ def print_report(report: UpdateReport, db: str) -> int:
         span = f"{pd.Timestamp(r.asked[0], unit='ms', tz='UTC'):%Y-%m-%d %H:%M}" \
                f" to {pd.Timestamp(r.asked[1], unit='ms', tz='UTC'):%Y-%m-%d %H:%M} UTC"
         gaps = f"{r.gaps} gap(s), {r.missing_bars:,} bars Binance does not have" if r.gaps else "no gaps"
+        if (end := r.missing_at_end()) > 0:  # "no gaps" alone said nothing of months without a bar
+            newest = ("no bar stored" if r.last_bar is None else
+                      f"the newest bar opens {pd.Timestamp(r.last_bar, unit='ms', tz='UTC'):%Y-%m-%d %H:%M} UTC")
+            gaps += (f"; {newest}: {end:,} bars to the end of the range Binance did not give (delisted, halted "
+                     "or not published yet)")
         print(f"{r.symbol} {r.timeframe} {span}: {r.files} file(s) downloaded, {r.files_present} already here, "
               f"{r.rest_calls} REST call(s); {r.dump_bars:,} new bars from dumps, {r.rest_bars:,} from REST; {gaps}"
               f"{'; ' + r.note if r.note else ''}", flush=True)

@@ -27,7 +27,7 @@ from .sources.base import SourceStatus
 from .sources.binance_rest import INVALID_SYMBOL, RestClient, RestError, WeightBudget
 from .sources.history import (DATA_URL, DownloadReport, HistoryFileError, fetch_all, monthly_funding_names,
                               network_error)
-from .sources.klines import KlineFile, KlineJob, check_interval, daily_jobs, kline_jobs, read_klines
+from .sources.klines import INTERVAL_MS, KlineFile, KlineJob, check_interval, daily_jobs, kline_jobs, read_klines
 from .store import TickStore
 from .ticks import normalize_symbol, now_ms
 
@@ -52,6 +52,14 @@ class SymbolUpdate:
     note: str = ""
     gaps: int = 0  # stretches without a bar between the symbol's first and last stored bar
     missing_bars: int = 0  # bars in those stretches
+    last_bar: int | None = None  # open time of the newest stored bar after the update (None: none stored)
+
+    def missing_at_end(self) -> int:
+        """Whole bars of the range asked after the newest stored one, that Binance did not give
+        (delisted, halted, not yet published): an update that adds nothing for months says so."""
+        step = INTERVAL_MS[self.timeframe]
+        after = self.asked[0] if self.last_bar is None else max(self.asked[0], self.last_bar + step)
+        return max(0, (self.asked[1] - after) // step)
 
 
 @dataclass
@@ -131,9 +139,11 @@ async def update_klines(store: TickStore, targets: dict[tuple[str, str], tuple[i
             report = UpdateReport(rows)
             if funding and market == "um":
                 await _update_funding(rest, site, folder, store, report)
+    last = {tf: store.last_bar_starts(tf) for tf in {r.timeframe for r in report.rows}}
     for r in report.rows:
         gaps = store.bar_gaps(r.timeframe, r.symbol)
         r.gaps, r.missing_bars = len(gaps), int(gaps["missing"].sum()) if len(gaps) else 0
+        r.last_bar = last[r.timeframe].get(r.symbol)
     return report
 
 
