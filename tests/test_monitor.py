@@ -311,7 +311,9 @@ def test_kill_9_and_restart_live_store_the_exchange_trades_and_notify_each_event
     assert (ticks["via"] != "stream").any()  # the outage was filled from REST
     events, outbox = stored_events(db)
     stored = keys_of(events)
-    assert len(stored) == len(set(stored)) >= 2
+    # how many events a 42 s tape makes depends on where its trades fall in 1 s bars (1 in one run of
+    # several): what counts is below, every one recomputed from the stored bars, stored once and sent once
+    assert len(stored) == len(set(stored)) >= 1
     # every event the stored bars hold, recomputed from scratch, was stored (none lost) ...
     params = PairParams(hedge_window=5, z_window=5, corr_window=5)
     a = align_pair(bars["BTCUSDT"]["start"], bars["BTCUSDT"]["close"], bars["ETHUSDT"]["start"],
