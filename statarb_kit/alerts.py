@@ -20,7 +20,7 @@ from .errors import InvalidParameter
 from .rule import DEFAULT, LONG_SPREAD, SHORT_SPREAD, check_entry, direction_of, entry_mask, resolve_aliases
 
 __all__ = ["ALERT_COLUMNS", "Alert", "AlertRule", "EventState", "LONG_SPREAD", "SHORT_SPREAD", "alert_rows",
-           "alerts_frame", "direction_of", "event_rows"]
+           "alerts_frame", "direction_of", "event_rows", "window_marks"]
 
 #: Column order of the DuckDB ``alerts`` table and of alert DataFrames.
 ALERT_COLUMNS = ("time_ms", "pair", "timeframe", "direction", "z", "corr", "alpha", "beta",
@@ -122,6 +122,26 @@ def event_rows(time_ms: np.ndarray, z: np.ndarray, corr: np.ndarray, rule: Alert
             out.append(i)
             state.armed, state.last_ms = False, t
     return np.array(out, dtype=np.int64), state
+
+
+def window_marks(time_ms: np.ndarray, z: np.ndarray, corr: np.ndarray, rule: AlertRule,
+                 published: list[tuple[int, float]] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(alert rows, event rows) of a drawn window of one line, indices in time order.
+
+    Alerts are the window's bars that meet ``rule`` (a cooldown counted from the window's first
+    row). Events are the ``published`` ones, (bar time ms, z) of the events its owner fired for
+    this pair and timeframe, that fall on this line (a row at that time with that z, to 1e-9),
+    and those ``event_rows`` finds in the window starting disarmed: a condition already met on
+    the window's first rows may have begun before it, so it is an event only when published."""
+    time_ms, z, corr = np.asarray(time_ms), np.asarray(z, dtype=np.float64), np.asarray(corr, dtype=np.float64)
+    alerts = alert_rows(z, corr, rule)
+    found, _ = event_rows(time_ms, z, corr, rule, EventState(armed=False))
+    ours = []
+    for t, value in published:
+        at = int(np.searchsorted(time_ms, t))
+        if at < len(time_ms) and time_ms[at] == t and abs(z[at] - value) <= 1e-9 * max(1.0, abs(value)):
+            ours.append(at)
+    return alerts, np.union1d(found, np.array(ours, dtype=np.int64)).astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,10 @@ class EventLog:
         items = list(self.event_log)
         return alerts_frame(items if last is None else items[-last:] if last > 0 else [])
 
+    def held_events(self, pair: str, timeframe: str) -> list[Alert]:
+        """The events held of one pair and timeframe, oldest first (what a page marks)."""
+        return [e for e in self.event_log if e.pair == pair and e.timeframe == timeframe]
+
     def alerts(self, last: int | None = None) -> pd.DataFrame:
         """The newest ``last`` alerts held, indexed by bar time (UTC)."""
         items = list(self.alert_log)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .alerts import Alert, AlertRule, EventState, alert_rows, direction_of, event_rows
+from .alerts import Alert, AlertRule, EventState, alert_rows, direction_of, event_rows, window_marks
 from .analytics import (
     ADFResult,
     EngleGrangerResult,
@@ -363,6 +363,15 @@ class PairView:
         """Copies of the newest ``last`` rows' columns (time in ms UTC)."""
         lo = 0 if last is None else max(0, self._n - last)
         return {c: self._cols[c][lo : self._n].copy() for c in _COLS}
+
+    def marks(self, published: Iterable[Alert] = ()) -> tuple[list[Alert], list[Alert]]:
+        """(alerts, events) over the rows held, oldest first (``alerts.window_marks``): every bar
+        that meets the rule, and the events of ``published`` (its owner's, any pair) that are
+        this line's, with those found in the window after a calm bar."""
+        c = self.arrays()
+        mine = [(a.time_ms, a.z) for a in published if a.pair == self.name and a.timeframe == self.timeframe]
+        alerts, events = window_marks(c["time"], c["z"], c["corr"], self.rule, mine)
+        return [self._row_alert(int(n)) for n in alerts], [self._row_alert(int(n)) for n in events]
 
     def frame(self, last: int | None = None) -> pd.DataFrame:
         """Newest ``last`` rows as a DataFrame indexed by bar time (UTC)."""

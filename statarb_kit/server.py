@@ -11,6 +11,11 @@ and ``statarb serve`` run it) is Voila with three changes:
   :class:`ViewerKernelManager` shuts a kernel down once no browser has been connected to it for
   that long, and it is not executing the page's notebook. Jupyter's own idle culling cannot do
   this: a live page's kernel sends widget updates all the time, so it is never idle.
+- **A page closed mid-message is no error.** jupyter_server sends to a page without awaiting
+  tornado's write; a page that closes while a message is on its way leaves a task failed with
+  ``WebSocketClosedError`` that asyncio logs with a traceback ("Task exception was never
+  retrieved"). :func:`quiet_closed_pages` logs it as one DEBUG line; any other failure is reported
+  as asyncio would.
 - **No outside stylesheet.** Voila's ``lab`` template links Font Awesome from a CDN (blocked
   offline, a privacy leak otherwise); the bundled ``statarb`` template drops the links (Voila's own
   bundle already carries the icon font).
@@ -21,6 +26,8 @@ A shut-down kernel writes what its Session held (``Session``'s exit hook).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import os
 import sys
 import time
@@ -28,8 +35,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError
 from traitlets import Float
 from traitlets.config import Config
+
+log = logging.getLogger(__name__)
 
 #: Default seconds a kernel may run with no browser connected (a page still loading under load
 #: takes tens of seconds between its HTML and its WebSocket).
@@ -54,7 +65,10 @@ class ViewerKernelManager(AsyncMappingKernelManager):
         self.cull_interval = max(1, min(10, int(self.cull_after / 4) or 1))
 
     async def cull_kernel_if_idle(self, kernel_id: str) -> None:
-        kernel = self._kernels[kernel_id]
+        kernel = self._kernels.get(kernel_id)
+        if kernel is None:  # shut down by its page's beacon while the others were checked
+            self._alone_since.pop(kernel_id, None)
+            return
         now = time.monotonic()
         if self._kernel_connections.get(kernel_id, 0) > 0 or getattr(kernel, "execution_state", None) == "busy":
             self._alone_since.pop(kernel_id, None)
@@ -77,6 +91,15 @@ def set_xsrf_cookie(request_handler, notebook=None, cwd=None) -> None:
     _ = request_handler.xsrf_token
 
 
+def quiet_closed_pages(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """The server loop's exception handler: a write to a page that closed meanwhile is one DEBUG
+    line; anything else goes to asyncio's default handler (a traceback, as before)."""
+    if isinstance(context.get("exception"), (WebSocketClosedError, StreamClosedError)):
+        log.debug("a page closed while a message was on its way to it")
+        return
+    loop.default_exception_handler(context)
+
+
 def config(cull_after: float = CULL_AFTER_S) -> Config:
     """The traitlets configuration of the server (kernel manager, hook, template)."""
     c = Config()
@@ -96,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(SHARE), os.environ.get("JUPYTER_PATH", "")) if p)
     from voila.app import Voila
 
+    loop = asyncio.new_event_loop()  # tornado's IOLoop.current() runs this one
+    loop.set_exception_handler(quiet_closed_pages)
+    asyncio.set_event_loop(loop)
     Voila.launch_instance(argv=voila_args, config=config(known.cull_after))
 
 

@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -351,9 +351,14 @@ class Session(EventLog):
 
     async def with_store(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(store, *args)`` on the store's thread (after what is queued there); its result."""
-        if self._state != "running":
-            raise SessionStateError(f"with_store() needs a running session, this one is {self._state}")
-        return await self._run(fn, self._store, *args)
+        return await asyncio.wrap_future(self.store_future(fn, *args))
+
+    def store_future(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        """``fn(store, *args)`` queued on the store's thread from any thread (a monitor's request
+        thread reads the history so); its future."""
+        if self._state != "running" or self._executor is None:
+            raise SessionStateError(f"the store is read while the session runs, this one is {self._state}")
+        return self._executor.submit(fn, self._store, *args)
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)

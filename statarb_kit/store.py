@@ -687,6 +687,16 @@ class TickStore:
             return pd.DataFrame()
         return self.con.execute(f"SELECT * FROM {table} ORDER BY time_ms, pair").df()
 
+    def alerts_after(self, table: str, after: tuple[int, str, str] | None, limit: int) -> pd.DataFrame:
+        """The next ``limit`` stored alerts (or ``alert_events``) in (time_ms, pair, timeframe)
+        order after the key ``after`` (None: from the first): a page of the history."""
+        if table not in ("alerts", "alert_events"):
+            raise InvalidParameter(f"no alert table {table!r}")
+        t, pair, tf = after if after is not None else (-(2**62), "", "")
+        return self.con.execute(
+            f"SELECT * FROM {table} WHERE time_ms > ? OR (time_ms = ? AND (pair > ? OR (pair = ? AND timeframe > ?))) "
+            "ORDER BY time_ms, pair, timeframe LIMIT ?", [t, t, pair, pair, tf, int(limit)]).df()
+
     def load_bars(self, tf: str, symbol: str, sym_code: int, last: int) -> np.ndarray:
         """Newest ``last`` stored bars of one symbol as BAR_DTYPE rows (code ``sym_code``)."""
         table = bars_table(tf)

@@ -208,11 +208,33 @@ def test_dashboard_renders_live_charts_without_javascript_errors(server, browser
     assert "LONG_SPREAD bar" in legend and "SHORT_SPREAD bar" in legend and "event: entered the condition" in legend
     hidden, seen = covered_by_legend(app, "z-score")  # the legend sits in room kept above the data
     assert seen > 100 and hidden == 0, (hidden, seen)
+    assert crowded_ticks(app.page) == []  # round ticks clear of the corners
     # the planted truth beside the estimates, and why a short window cannot recover it
     planted = app.text("#sak-planted")
     assert "planted: beta 20, half-life 300 s" in planted and "spans 0.4 half-lives" in planted, planted
     assert app.errors == [] and app.outside == [], (app.errors, app.outside)
     app.page.close()
+
+
+def crowded_ticks(page) -> list[tuple[str, int, int, list[str]]]:
+    """(title, tick labels that overlap a label of another axis, labels cut by the figure's edge,
+    the time or value axis's labels) of each figure with such a label: a date tick centred on
+    the origin ran under the value axis's lowest label ("59,720" over "12-05 23:54") and the
+    last was cut ("12-05 23:5")."""
+    figures = page.evaluate("""() => [...document.querySelectorAll('.bqplot')].map(f => {
+        const svg = f.querySelector('svg').getBoundingClientRect();
+        const axes = [...f.querySelectorAll('.axis')].map(a => [...a.querySelectorAll('.tick text')]
+            .filter(t => t.getBoundingClientRect().width > 0));
+        const box = t => t.getBoundingClientRect();
+        let hits = 0;
+        for (let i = 0; i < axes.length; i++) for (let j = i + 1; j < axes.length; j++)
+            for (const a of axes[i].map(box)) for (const b of axes[j].map(box))
+                if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) hits++;
+        const cut = axes.flat().map(box).filter(r => r.left < svg.left - 0.5 || r.right > svg.right + 0.5).length;
+        return [(f.querySelector('.mainheading') || {}).textContent || '', hits, cut,
+                (axes[0] || []).map(t => t.textContent)];
+    })""")
+    return [tuple(f) for f in figures if f[1] or f[2]]
 
 
 def covered_by_legend(app: App, title: str) -> tuple[int, int]:
@@ -383,6 +405,7 @@ def test_backtest_report_shows_metrics_equity_and_trades(backtest_server, browse
     ticks = r.page.evaluate("""[...document.querySelectorAll('.bqplot')].map(f =>
         [...f.querySelectorAll('.axis text')].map(t => t.textContent).join(' '))""")
     assert "01-01" in ticks[0] and "01-01" in ticks[1]
+    assert crowded_ticks(r.page) == []  # no date or value label on the origin or cut at an end
     lines = r.page.evaluate("[...document.querySelectorAll('.bqplot path.line')].map(p => (p.getAttribute('d') || '').length)")
     assert min(lines[:2]) > 100
     body = r.page.inner_text("body")
@@ -476,6 +499,7 @@ def test_scan_page_shows_a_sortable_grid_a_heatmap_and_a_chosen_pair(scan_server
     titles = page.evaluate("[...document.querySelectorAll('.bqplot .mainheading')].map(e => e.textContent)")
     assert f"{x} (left) and {y} (right), close" in titles
     page.screenshot(path=str(shots / "scan-pair.png"), full_page=True)
+    assert crowded_ticks(page) == []  # multi-day time axes: round dates clear of the corners
     assert r.errors == []
     page.close()
 
@@ -595,6 +619,7 @@ def test_ten_pages_opened_and_closed_leave_no_kernel_and_the_recording_stopped_c
         assert not left, f"{len(left)} of {started} kernels still running {cull_s:g} s after their pages closed"
         text = log.read_text()
         assert text.count("no page connected to it") >= 5 and "403 POST /voila/api/shutdown" not in text
+        assert "never retrieved" not in text and "Traceback" not in text, text[-3000:]  # closing is no error
         assert at_once == 5
         store = TickStore(db, read_only=True)  # no kernel holds the file
         assert store.tick_count() > 0
@@ -619,5 +644,6 @@ def test_portfolio_page_shows_a_readable_correlation_of_enough_points(portfolio_
     body = r.page.inner_text("body")
     assert "no annual return from " in body and "no annual Sharpe from " in body  # 2.1 days: not annualised
     assert "generated prices, not market data" in body
+    assert crowded_ticks(r.page) == []
     assert r.errors == [] and r.outside == []
     r.page.close()

@@ -486,3 +486,58 @@ def test_a_slider_on_an_attached_page_computes_the_pair_here_from_the_monitors_b
     np.testing.assert_array_equal(mine["time"], pf.time[-n:])
     np.testing.assert_allclose(mine["z"], pf.z[-n:], rtol=1e-9, atol=1e-12, equal_nan=True)
     assert params.z_window == 30 and len(theirs) >= mirrored_rows  # the monitor kept its own rule
+
+
+def test_an_attached_page_marks_its_pairs_alerts_and_the_monitors_events_and_the_viewer_reads_them_all(tmp_path):
+    """More events than a snapshot carries (500): the viewer reads the monitor's whole stored
+    history in pages (a page of 7 and of 5,000 read the same), ``events()`` starts at the first
+    stored event; an attached pair page marks every bar of its window that meets the rule (by
+    hand), each event the monitor fired on the pair in that window, and counts them per pair."""
+    from statarb_kit.monitor.service import SNAPSHOT_EVENTS
+    from statarb_kit.widgets import Dashboard
+
+    with monitor(tmp_path, "--db", str(tmp_path / "m.duckdb"), "--pairs", "synthetic", "--groups", "5",
+                 "--group-size", "4", "--history-min", "30") as (proc, port, log):
+
+        async def go():
+            viewer = await RemoteSession(f"127.0.0.1:{port}").open()
+            try:
+                deadline = time.monotonic() + 300
+                while viewer.events_fired <= SNAPSHOT_EVENTS + 50 and time.monotonic() < deadline:
+                    await asyncio.sleep(1.0)
+                    await viewer._snapshot()
+                await asyncio.sleep(3.0)  # the monitor stores what it fired within a second or two
+                snapshot_first = {(e.time_ms, e.pair, e.timeframe) for e in viewer.event_log}
+                viewer._load_history()
+                await viewer.ready()
+                everything = viewer.events()
+                small, large = await viewer.stored(page=7), await viewer.stored()
+                x, y = viewer.pairs[0]
+                dash = Dashboard(viewer, x, y, timeframe=viewer.timeframe, refresh_s=3600)
+                await viewer.ready()
+                dash.refresh()
+                frame = dash.view.arrays()
+                drawn = sorted(np.concatenate([dash.z.long.x, dash.z.short.x]).astype("datetime64[ms]").astype(np.int64))
+                rings = sorted(np.asarray(dash.z.events.x).astype("datetime64[ms]").astype(np.int64))
+                theirs = [e for e in viewer.held_events(dash.view.name, dash.view.timeframe)
+                          if frame["time"][0] <= e.time_ms <= frame["time"][-1]]
+                count = dash.alert_log.count.value
+                dash.close()
+                return snapshot_first, everything, small, large, frame, drawn, rings, theirs, count, viewer.rule
+            finally:
+                await viewer.stop()
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            first, everything, small, large, frame, drawn, rings, theirs, count, rule = \
+                pool.submit(asyncio.run, go()).result()
+    key = lambda e: (e.time_ms, e.pair, e.timeframe)  # noqa: E731
+    assert len(large) > SNAPSHOT_EVENTS and [key(e) for e in small] == [key(e) for e in large]
+    head = everything.iloc[0]
+    assert (head["time_ms"], head["pair"], head["timeframe"]) == key(large[0]) and key(large[0]) not in first
+    newest = int(everything["time_ms"].max())  # what was stored before events() was read
+    assert set(zip(everything["time_ms"], everything["pair"], everything["timeframe"])) >= \
+        {key(e) for e in large if e.time_ms < newest}
+    hit = np.isfinite(frame["z"]) & (np.abs(frame["z"]) >= rule.z_entry) & (frame["corr"] >= rule.corr_min)
+    assert len(drawn) > 0 and drawn == frame["time"][hit].tolist()
+    assert len(theirs) > 0 and {e.time_ms for e in theirs} <= set(rings) <= set(drawn)
+    assert f">{len(drawn):,}<" in count and f">{len(rings):,}<" in count

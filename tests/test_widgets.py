@@ -5,6 +5,7 @@ import base64
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from statarb_kit import Session
@@ -122,29 +123,48 @@ def test_alert_log_and_markers_show_alerts_newest_first():
     assert times == sorted(times, reverse=True) and len(times) == min(len(alerts), 100)
 
 
-def test_markers_show_only_alerts_fired_on_the_z_line_drawn():
+def test_markers_are_every_bar_of_the_line_drawn_that_meets_the_rule_and_its_events():
+    """After a parameter change (a new z line) and after new bars: a marker on each bar of the
+    window drawn that meets the rule (by hand: |z| >= 1, corr >= -1), each alert the session
+    fired on that line among them; a ring on each event the session fired on it, every ring a
+    bar that meets the rule after a calm one or a published event; the log counts the line's."""
+    rule = AlertRule(1.0, -1.0)
+
+    def by_hand(dash):
+        c = dash.view.arrays()
+        hit = np.isfinite(c["z"]) & (np.abs(c["z"]) >= 1.0) & (c["corr"] >= -1.0)
+        return c, c["time"][hit].tolist()
+
+    def drawn(dash):
+        return sorted(np.concatenate([dash.z.long.x, dash.z.short.x]).astype("datetime64[ms]").astype(np.int64))
+
     async def go():
         batches = synthetic_batches(600)
         half = len(batches) // 2
-        session, dash, src = await dashboard_with(batches[:half], rule=AlertRule(1.0, -1.0))
-        before = len(session.alert_log)
-        dash.controls.z_window.value = 30  # a new z line: the old markers no longer sit on it
+        session, dash, src = await dashboard_with(batches[:half], rule=rule)
+        dash.controls.z_window.value = 30  # a new z line
         dash.refresh()
-        cleared = len(dash.z.long.x) + len(dash.z.short.x)
+        after_change = drawn(dash), by_hand(dash)[1]
+        before = len(session.alert_log), len(session.event_log)
         for b in batches[half:]:
             await src.put(b)
         await session.flush()
         dash.refresh()
-        since = list(session.alert_log)[before:]
-        drawn = sorted(np.concatenate([dash.z.long.x, dash.z.short.x]).astype("datetime64[ms]").astype(np.int64))
-        z_at = dict(zip(dash.view.arrays()["time"], dash.view.arrays()["z"]))
+        c, hits = by_hand(dash)
+        out = (after_change, drawn(dash), hits, c, list(session.alert_log)[before[0]:],
+               list(session.event_log)[before[1]:],
+               sorted(np.asarray(dash.z.events.x).astype("datetime64[ms]").astype(np.int64)),
+               dash.alert_log.count.value, len(dash.view), dash.view.name)
         await session.stop()
-        return before, cleared, since, drawn, z_at
+        return out
 
-    before, cleared, since, drawn, z_at = asyncio.run(go())
-    assert before > 0 and cleared == 0 and len(since) > 0
-    assert drawn == sorted(a.time_ms for a in since)
-    assert all(z_at[a.time_ms] == pytest.approx(a.z) for a in since)  # on the line drawn
+    (changed, hand_changed), shown, hits, c, alerts, events, rings, count, rows, name = asyncio.run(go())
+    assert len(changed) > 0 and changed == hand_changed  # the new line's alerts, at once
+    assert len(shown) > len(changed) and shown == hits
+    assert len(alerts) > 0 and {a.time_ms for a in alerts} <= set(shown)  # the session's, on this line
+    mine = [e for e in events if e.pair == name]
+    assert len(mine) > 0 and {e.time_ms for e in mine} <= set(rings) and set(rings) <= set(hits)
+    assert f">{len(shown):,}<" in count and f"over the {rows:,} bars drawn" in count
 
 
 def test_export_produces_csv_files_with_header_and_rows(tmp_path):
@@ -352,3 +372,31 @@ def test_a_backtests_charts_share_one_time_axis():
     spans = {(f.marks[0].scales["x"].min, f.marks[0].scales["x"].max)
              for f in (equity_figure(r), drawdown_figure(r), signal_figure(r))}
     assert spans == {(np.datetime64(int(t[0]), "ms"), np.datetime64(int(t[-1]), "ms"))}
+
+
+def test_time_and_value_ticks_are_round_and_clear_of_both_ends():
+    from statarb_kit.widgets.charts import TICK_INSET, time_ticks, value_ticks
+
+    day = 86_400_000
+    start = 1_733_356_440_000  # 2024-12-04 23:54 UTC
+    for span, fmt in ((20 * 60_000, "%m-%d %H:%M"), (8 * 60_000, "%m-%d %H:%M"), (5 * 3_600_000, "%m-%d %H:%M"), (3 * day, "%m-%d %H:%M"),
+                      (40 * day, "%m-%d"), (400 * day, "%Y-%m-%d")):
+        ticks, got = time_ticks(start, start + span)
+        t = ticks.astype(np.int64)
+        assert got == fmt and 1 <= len(t) <= 5, (span, got, ticks)
+        assert (t >= start + TICK_INSET * span).all() and (t <= start + (1 - TICK_INSET) * span).all()
+        step = np.diff(t)
+        assert len(set(step.tolist())) <= 1 and (len(t) == 1 or t[0] % step[0] == 0)  # round UTC multiples
+        labels = [pd.Timestamp(v, unit="ms").strftime(fmt) for v in t]
+        assert len(set(labels)) == len(labels)
+    assert time_ticks(start + 600_000, start + 1_800_000)[1] == "%H:%M:%S"  # within an hour of one day
+    assert time_ticks(start + 600_000, start + 1_800_000, dated=True)[1] == "%m-%d %H:%M"
+    assert len(time_ticks(start, start)[0]) == 1  # one bar: one tick in the middle
+    for lo, hi in ((-29.7, 20.4), (-0.0008, 0.00003), (59_700.0, 60_010.0), (0.0, 1.0)):
+        v = value_ticks(lo, hi)
+        inset = TICK_INSET * (hi - lo)
+        assert 2 <= len(v) <= 5 and (v >= lo + inset - 1e-12).all() and (v <= hi - inset + 1e-12).all()
+        step = np.diff(v)[0]
+        mantissa = step / 10 ** np.floor(np.log10(step))
+        assert min(abs(mantissa - k) for k in (1, 2, 5, 10)) < 1e-9 and np.allclose(v / step, np.round(v / step))
+    assert value_ticks(5.0, 5.0).tolist() == [5.0]

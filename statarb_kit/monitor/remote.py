@@ -36,7 +36,7 @@ import pandas as pd
 import zmq
 import zmq.asyncio
 
-from ..alerts import Alert, AlertRule
+from ..alerts import Alert, AlertRule, alerts_frame
 from ..analytics import PairParams
 from ..bars import BAR_DTYPE, bars_frame
 from ..errors import InvalidParameter, SessionStateError, StatarbError
@@ -46,7 +46,7 @@ from ..session import SessionStatus
 from ..tasks import Tasks
 from ..ticks import normalize_symbol
 from . import wire
-from .service import SOCKET_BUFFER
+from .service import HISTORY_PAGE, SOCKET_BUFFER
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,10 @@ HELLO_EVERY_S = 2.0
 
 class MonitorError(StatarbError):
     """The monitor did not answer, refused this viewer or answered with an error."""
+
+
+def _key(alert: Alert) -> tuple[int, str, str]:
+    return alert.time_ms, alert.pair, alert.timeframe
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -111,6 +115,9 @@ class RemoteSession(EventLog):
         self._config: dict[str, Any] = {}
         self._status: dict[str, Any] = {}
         EventLog.__init__(self, 10_000)
+        self._history: list[Alert] = []  # the monitor's stored events, oldest first (loaded in pages)
+        self._history_keys: set[tuple[int, str, str]] = set()
+        self._history_of: dict[tuple[str, str], list[Alert]] = {}  # the same per (pair, timeframe)
         self._views: list[PairView] = []  # every view of this viewer: mirrors, and views computed here
         self._mirrors: dict[str, list[MirrorView]] = {}
         self._bars: dict[tuple[int, str], np.ndarray] = {}
@@ -165,6 +172,7 @@ class RemoteSession(EventLog):
 
     def _follow(self) -> RemoteSession:
         self._state = "running"
+        self._load_history()
         self._tasks.spawn(self._receive(), "monitor updates")
         self._tasks.every(HELLO_EVERY_S, self._hello, "monitor hello")
         log.info("attached to monitor %s at %s (update %d)", self._run, self.address, self._seq)
@@ -293,9 +301,13 @@ class RemoteSession(EventLog):
         return [e for e in events if (e.pair, e.timeframe, e.time_ms) not in known] if known else []
 
     async def _snapshot(self) -> None:
-        """Take a new snapshot, then reload every mirror and fetched series."""
+        """Take a new snapshot, then reload every mirror and fetched series (and, from a new
+        monitor run, the event history)."""
         header, _ = await self._request("snapshot")
+        run = self._run
         new = self._take_snapshot(header)
+        if self._run != run:
+            self._load_history()
         for name, views in list(self._mirrors.items()):
             rows, count = await self._rows(name, max(v.max_rows for v in views))
             for view in views:
@@ -320,6 +332,55 @@ class RemoteSession(EventLog):
         bars["sym"] = code
         return bars
 
+    async def stored(self, table: str = "alert_events", page: int = HISTORY_PAGE) -> list[Alert]:
+        """Every alert (``table="alerts"``) or event the monitor has stored, oldest first, read in
+        pages of ``page`` (one request each: the page stays responsive)."""
+        out: list[Alert] = []
+        after = None
+        while True:
+            header, _ = await self._request("history", table=table, after=after, limit=page)
+            items = [wire.alert_of(a) for a in header["items"]]
+            out.extend(items)
+            if len(items) < page:
+                return out
+            after = [items[-1].time_ms, items[-1].pair, items[-1].timeframe]
+
+    def _load_history(self) -> None:
+        """Read the monitor's stored events in the background (``ready()`` waits for them)."""
+
+        async def load() -> None:
+            try:
+                history = await self.stored("alert_events")
+            except MonitorError as exc:
+                self.report_error("the monitor's event history", exc)
+                return
+            by: dict[tuple[str, str], list[Alert]] = {}
+            for e in history:
+                by.setdefault((e.pair, e.timeframe), []).append(e)
+            self._history, self._history_of = history, by
+            self._history_keys = {_key(e) for e in history}
+
+        task = self._tasks.spawn(load(), "monitor event history")
+        self._loading.add(task)
+        task.add_done_callback(self._loading.discard)
+
+    def _all_events(self, pair: str | None = None, timeframe: str | None = None) -> list[Alert]:
+        """The stored history and the events heard since (not stored yet at the monitor), once
+        each, oldest first; of one pair and timeframe when given."""
+        mine = (lambda e: True) if pair is None else (lambda e: e.pair == pair and e.timeframe == timeframe)  # noqa: E731
+        held = self._history if pair is None else self._history_of.get((pair, timeframe), [])
+        later = sorted((e for e in self.event_log if mine(e) and _key(e) not in self._history_keys), key=_key)
+        return [*held, *later] if later else list(held)
+
+    def events(self, last: int | None = None) -> pd.DataFrame:
+        """The monitor's events from its first stored one (``await ready()`` after attaching: the
+        history arrives in pages), the newest ``last``, indexed by bar time (UTC)."""
+        items = self._all_events()
+        return alerts_frame(items if last is None else items[-last:] if last > 0 else [])
+
+    def held_events(self, pair: str, timeframe: str) -> list[Alert]:
+        return self._all_events(pair, timeframe)
+
     async def _hello(self) -> None:
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         try:
@@ -330,7 +391,8 @@ class RemoteSession(EventLog):
             return  # unreachable (the status says so since when); the next hello tries again
 
     async def ready(self) -> None:
-        """Wait until the rows of every mirror and the bars asked for so far have arrived."""
+        """Wait until the rows of every mirror, the bars asked for so far and the monitor's event
+        history have arrived."""
         while self._loading or self._fetching:
             await asyncio.gather(*self._loading, *self._fetching.values(), return_exceptions=True)
 

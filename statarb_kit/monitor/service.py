@@ -57,6 +57,10 @@ log = logging.getLogger(__name__)
 
 #: Events and alerts a snapshot carries (the newest).
 SNAPSHOT_EVENTS = 500
+#: Most stored alerts or events one ``history`` request returns (a viewer pages through them).
+HISTORY_PAGE = 5_000
+#: Seconds a request may wait for the store's thread.
+REQUEST_WAIT_S = 8.0
 #: Bytes of kernel socket buffer each side of a viewer's connection (fixed: not autotuned to megabytes).
 SOCKET_BUFFER = 256 * 1024
 #: Seconds after its last hello a viewer is no longer counted.
@@ -386,6 +390,12 @@ class Monitor:
             if bars is None:
                 raise InvalidParameter(f"the monitor builds no {req['tf']!r} bars: {s.timeframes}")
             return wire.encode("bars", {**base, "symbol": req["symbol"], "tf": req["tf"]}, bars)
+        if op == "history":  # a page of the stored alerts or events, read on the store's thread
+            limit = min(int(req.get("limit") or HISTORY_PAGE), HISTORY_PAGE)
+            after = tuple(req["after"]) if req.get("after") else None
+            page = s.store_future(lambda store: store.alerts_after(req["table"], after, limit)).result(REQUEST_WAIT_S)
+            return wire.encode("history", {**base, "table": req["table"],
+                                           "items": [wire.alert_dict(wire.alert_of(r)) for r in page.to_dict("records")]})
         if op == "hello":
             with self._lock:
                 self._viewers[str(req["id"])] = {**req.get("figures", {}), "seen": time.monotonic()}

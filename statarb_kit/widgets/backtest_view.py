@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..backtest.engine import BacktestResult, annual_note
 from ..backtest.params import BacktestParams
-from .charts import BAND_COLOR, LONG_COLOR, SHORT_COLOR, Z_COLOR, datetimes, integer_ticks, percent_format
+from .charts import BAND_COLOR, LONG_COLOR, SHORT_COLOR, Z_COLOR, datetimes, integer_ticks, percent_format, time_ticks, value_ticks
 from .segments import thin
 
 EQUITY_COLOR = "#1f77b4"
@@ -46,6 +46,15 @@ def time_scale(time_ms: np.ndarray) -> bq.DateScale:
     return bq.DateScale(min=t[0], max=t[1]) if t is not None and t[1] > t[0] else bq.DateScale()
 
 
+def time_axis(scale: bq.DateScale, time_ms: np.ndarray) -> bq.Axis:
+    """The time axis of ``scale`` over ``time_ms``: round ticks clear of both ends (``time_ticks``)."""
+    t = np.asarray(time_ms, dtype=np.int64)
+    if not len(t):
+        return bq.Axis(scale=scale, num_ticks=6, tick_format="%m-%d %H:%M")
+    ticks, fmt = time_ticks(int(t[0]), int(t[-1]), n=6, dated=True)
+    return bq.Axis(scale=scale, tick_values=ticks, tick_format=fmt)
+
+
 def curves_figure(curves: dict[str, pd.Series], title: str, max_points: int = 4_000,
                   height: str = "260px", span: np.ndarray | None = None) -> bq.Figure:
     """Equity-like curves (UTC index) on one time axis (over ``span``, ms, when given),
@@ -57,7 +66,9 @@ def curves_figure(curves: dict[str, pd.Series], title: str, max_points: int = 4_
         color = EQUITY_COLOR if k == 0 else CURVE_COLORS[(k - 1) % len(CURVE_COLORS)]
         marks.append(bq.Lines(x=t, y=v, scales={"x": x, "y": y}, colors=[color], labels=[label],
                               display_legend=len(curves) > 1, stroke_width=2.0 if k == 0 else 1.0))
-    axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
+    ends = [s.index.as_unit("ms").asi8[[0, -1]] for s in curves.values() if len(s)]
+    shown = span if span is not None else np.sort(np.concatenate(ends))[[0, -1]] if ends else np.empty(0)
+    axes = [time_axis(x, shown),
             bq.Axis(scale=y, side="left", tick_format=",.4f", grid_lines="solid")]
     return _figure(title, marks, axes, height, legend_location="top-left")
 
@@ -89,8 +100,7 @@ def signal_figure(result: BacktestResult, max_points: int = 4_000, height: str =
     for sel, color in ((pos[long], LONG_COLOR), (pos[~long], SHORT_COLOR), (out, "#888888")):
         marks.append(bq.Scatter(x=datetimes(f.time[sel]), y=f.z[sel], scales={"x": x, "y": y},
                                 colors=[color], default_size=48, stroke="white"))
-    axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
-            bq.Axis(scale=y, side="left", tick_format=".1f", grid_lines="solid")]
+    axes = [time_axis(x, f.time), bq.Axis(scale=y, side="left", tick_format=".1f", grid_lines="solid")]
     title = (f"z-score: entries at |z| >= {p.z_entry:g} (dashed), exits at {-p.z_exit:+g} for a long and "
              f"{p.z_exit:+g} for a short (dotted)")
     return _figure(title, marks, axes, height)
@@ -105,7 +115,7 @@ def drawdown_figure(result: BacktestResult, max_points: int = 4_000, height: str
     x, y = time_scale(result.frame.time), bq.LinearScale(max=0.0)
     marks = [bq.Lines(x=t, y=dd, scales={"x": x, "y": y}, colors=[BAND_COLOR], fill="bottom",
                       fill_opacities=[0.25], stroke_width=1)]
-    axes = [bq.Axis(scale=x, num_ticks=6, tick_format="%m-%d %H:%M"),
+    axes = [time_axis(x, result.frame.time),
             bq.Axis(scale=y, side="left", tick_format=".2%", grid_lines="solid", num_ticks=4)]
     return _figure(f"Drawdown from the running peak (deepest {result.metrics.max_drawdown:.2%})", marks, axes, height)
 
@@ -124,7 +134,7 @@ def trade_pnl_figure(result: BacktestResult, bins: int = 30, height: str = "220p
                      colors=[LONG_COLOR if c > 0 else SHORT_COLOR for c in centers])]
     lo, hi = (float(edges[0]), float(edges[-1])) if len(counts) > 1 else (float(centers[0]) - 1e-4,
                                                                            float(centers[0]) + 1e-4)
-    axes = [bq.Axis(scale=x, num_ticks=6, tick_format=percent_format(lo, hi)),
+    axes = [bq.Axis(scale=x, tick_values=value_ticks(lo, hi, 6), tick_format=percent_format(lo, hi)),
             bq.Axis(scale=y, side="left", tick_format="d", label="trades", tick_values=integer_ticks(counts.max(), 4))]
     wins = int((pnl > 0).sum())
     title = (f"Net PnL per trade: {len(pnl)} trades, {wins} won, mean {pnl.mean():+.3%}" if len(pnl)

@@ -29,6 +29,53 @@ def time_format(first: np.datetime64, last: np.datetime64) -> str:
     return "%H:%M:%S" if last - first <= np.timedelta64(1, "h") else "%H:%M"
 
 
+#: Tick steps of a time axis (ms): round seconds, minutes, hours and days.
+_STEPS_MS = tuple(k * 1000 for k in (1, 2, 5, 10, 15, 30)) + tuple(k * 60_000 for k in (1, 2, 5, 10, 15, 30)) \
+    + tuple(k * 3_600_000 for k in (1, 2, 3, 6, 12)) + tuple(k * 86_400_000 for k in (1, 2, 7, 14, 30, 61, 91, 182, 365))
+#: The share of a time axis at each end left without a tick: a date label centred on the origin
+#: ran under the lowest value label ("59,720" over "12-05 23:54"), one at the end was cut.
+TICK_INSET = 0.1
+
+
+def time_ticks(first_ms: int, last_ms: int, n: int = 5, dated: bool = False) -> tuple[np.ndarray, str]:
+    """At most ``n`` ticks (datetime64[ms]) at round UTC times inside [first, last], none in the
+    outer ``TICK_INSET`` of the span at either end, and their d3 format (dates alone for ticks at
+    midnight: "%m-%d", "%Y-%m-%d" beyond ~10 months; ``dated``: the date with the time of day
+    even within one day, as a report's charts show it). A span too short for a round tick gets
+    one tick in its middle."""
+    first, last = int(first_ms), int(max(last_ms, first_ms))
+    lo, hi = first + TICK_INSET * (last - first), last - TICK_INSET * (last - first)
+    for step in _STEPS_MS:
+        ticks = np.arange(np.ceil(lo / step) * step, hi + 1, step, dtype=np.float64)
+        if 0 < len(ticks) <= n:
+            break
+    else:
+        ticks = np.array([(first + last) / 2.0])
+        step = 0
+    span = (np.datetime64(first, "ms"), np.datetime64(last, "ms"))
+    if step >= 86_400_000:
+        fmt = "%Y-%m-%d" if last - first > 300 * 86_400_000 else "%m-%d"
+    else:
+        fmt = "%m-%d %H:%M" if dated and step >= 60_000 else time_format(*span)
+    return ticks.astype(np.int64).astype("datetime64[ms]"), fmt
+
+
+def value_ticks(lo: float, hi: float, n: int = 5) -> np.ndarray:
+    """At most ``n`` round ticks (1, 2 or 5 x 10^k apart) inside [lo, hi], none in the outer
+    ``TICK_INSET`` at either end (a tick on the origin ran under the value axis's lowest label);
+    the middle alone when the span is empty."""
+    inset = TICK_INSET * (hi - lo)
+    a, b = lo + inset, hi - inset
+    if not (np.isfinite(a) and np.isfinite(b)) or b <= a:
+        return np.array([(lo + hi) / 2.0])
+    mag = 10.0 ** np.floor(np.log10((b - a) / max(n, 1)))
+    for step in (k * mag for k in (1, 2, 5, 10, 20, 50, 100)):
+        ticks = np.arange(np.ceil(a / step), np.floor(b / step) + 1) * step
+        if len(ticks) <= n:
+            return ticks if len(ticks) else np.array([(lo + hi) / 2.0])
+    return np.array([(lo + hi) / 2.0])
+
+
 def integer_ticks(top: float, n: int = 5) -> np.ndarray:
     """Ticks of a count axis from 0 to ``top``: whole numbers, each once (a ",d" format on the
     scale's own ticks printed 0, 1, 1, 2 for a few counts)."""
@@ -74,6 +121,7 @@ class Chart:
         self._vline: bq.Lines | None = None  # mark_time's line
         self.fixed: set[str] = set()  # y scales with a fixed domain
         self._span: tuple[np.datetime64, np.datetime64] | None = None  # times of the rows shown
+        self._ticks = np.empty(0, dtype="datetime64[ms]")  # the time axis's tick values
         self.figure = bq.Figure(
             marks=[], axes=axes, title=title, animation_duration=0,
             fig_margin={"top": 32, "bottom": 28, "left": 62, "right": 62 if len(self.y) > 1 else 60},
@@ -106,9 +154,11 @@ class Chart:
         if len(t):
             first = self._span[0] if self._span else t[0]
             self._span = (first, t[-1]) if t[-1] > first else (first, first + np.timedelta64(1, "s"))
-            fmt = time_format(*self._span)
-            if self.x_axis.tick_format != fmt:
-                self.x_axis.tick_format = fmt
+            ticks, fmt = time_ticks(*(int(v) for v in np.array(self._span).astype(np.int64)))
+            if len(ticks) != len(self._ticks) or (ticks != self._ticks).any():
+                self._ticks = ticks
+                with self.x_axis.hold_sync():
+                    self.x_axis.tick_values, self.x_axis.tick_format = ticks, fmt
 
     def reset(self, cols: dict[str, np.ndarray]) -> None:
         t = datetimes(cols["time"])
@@ -305,11 +355,11 @@ class DistributionChart:
                             scales={"x": self.x, "y": bq.LinearScale(min=0.0, max=1.0)},
                             labels=["newest"], display_legend=True)
         self.count_axis = bq.Axis(scale=self.y, orientation="vertical", tick_format=",d", label="bars")
+        self.value_axis = bq.Axis(scale=self.x, num_ticks=5, tick_format=",.4~g")
         self.figure = bq.Figure(
             marks=[self.bars, self.now], title=title, animation_duration=0, legend_location="top-right",
             legend_style={"fill": "none", "stroke-width": 0},
-            axes=[bq.Axis(scale=self.x, num_ticks=5, tick_format=",.3~g"),
-                  self.count_axis],
+            axes=[self.value_axis, self.count_axis],
             fig_margin={"top": 32, "bottom": 28, "left": 62, "right": 28}, legend_text={"font-size": "10px"},
             layout={"height": height, "width": "100%", "min_width": "360px"}, title_style={"font-size": "13px"})
         self._shown: tuple | None = None
@@ -338,6 +388,7 @@ class DistributionChart:
         self._shown = key
         with self.x.hold_sync():
             self.x.min, self.x.max = float(edges[0]), float(edges[-1])
+        self.value_axis.tick_values = value_ticks(float(edges[0]), float(edges[-1]))
         with self.bars.hold_sync():  # each bin a flat step from its left edge to its right edge
             self.bars.x, self.bars.y = np.repeat(edges, 2)[1:-1], np.repeat(counts, 2)
         self.y.max = with_room(0.0, float(counts.max()))[1]  # the legend above the tallest bar

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 
 import ipywidgets as w
 import numpy as np
@@ -69,11 +68,9 @@ class Dashboard:
         self.book: PaperBook | None = None
         self.title = w.HTML()
         self._title_text = title
-        self._alerts: deque[Alert] = deque(maxlen=500)
         self._build_charts()
-        self._events: deque[Alert] = deque(maxlen=500)
         self._unsub_alerts = session.subscribe_alerts(self._on_alert)
-        self._unsub_events = session.subscribe_events(self._on_event)
+        self._unsub_events = session.subscribe_events(self._on_alert)
         self._bind(self.view)
         self._top_row = w.HBox([self.price.figure, self.spread.figure], layout=w.Layout(width="100%"))
         charts = w.VBox([self._top_row, w.HBox([self.z.figure, self.corr.figure], layout=w.Layout(width="100%")),
@@ -113,33 +110,17 @@ class Dashboard:
         self._reset = True
         self._new_rows = 0
         self._dirty = True
-        self._clear_markers()
-
-    def _clear_markers(self) -> None:
-        """Markers show the alerts fired on the z line drawn: those of the current view since its
-        analytics last changed (earlier ones sat on another line; the alert log keeps them all)."""
-        self._alerts.clear()
-        self._events.clear()
         self._alerts_dirty = True
-
-    def _mine(self, alert: Alert) -> bool:
-        return alert.pair == self.view.name and alert.timeframe == self.view.timeframe
 
     def _on_view(self, view: PairView, added: int) -> None:
         if added == 0:
             self._reset = True
         self._new_rows += added
-        self._dirty = True
+        self._dirty = self._alerts_dirty = True
 
     def _on_alert(self, alert: Alert) -> None:
-        if self._mine(alert):
-            self._alerts.append(alert)
-            self._alerts_dirty = True
-
-    def _on_event(self, event: Alert) -> None:
-        if self._mine(event):
-            self._events.append(event)
-            self._alerts_dirty = True
+        """A new alert or event of the owner's (any pair: the totals change)."""
+        self._alerts_dirty = True
 
     def _on_control(self, name: str, value: object) -> None:
         try:
@@ -162,15 +143,16 @@ class Dashboard:
                 self.paper.clear(self.trading)
             elif name in _PARAM_CONTROLS:
                 self.view.set_params(**{name: value})
-                self._clear_markers()
                 self.tests.clear()
                 self._distribution_at = 0.0
             elif name == "z_entry":
                 self.view.set_rule(z_entry=float(value))
                 self.z.set_threshold(float(value))
+                self._alerts_dirty = True
             elif name == "corr_min":
                 self.view.set_rule(corr_min=float(value))
                 self.corr.set_threshold(float(value))
+                self._alerts_dirty = True
             self.controls.show_error("")
         except StatarbError as exc:
             self.controls.show_error(str(exc))
@@ -206,12 +188,18 @@ class Dashboard:
         if self.book is not None:
             self.paper.show(self.book)
         if self._alerts_dirty:
-            self._alerts_dirty = False
-            mine = list(self._alerts)
-            self.z.set_alerts(np.array([a.time_ms for a in mine], dtype=np.int64), np.array([a.z for a in mine]))
-            events = list(self._events)
-            self.z.set_events(np.array([e.time_ms for e in events], dtype=np.int64), np.array([e.z for e in events]))
-            self.alert_log.update(list(self.session.alert_log), self.session.alerts_fired, self.session.events_fired)
+            self._show_alerts()
+
+    def _show_alerts(self) -> None:
+        """Markers and the log of the line drawn, over its window: every bar that meets the rule,
+        and the events its owner fired on it (a monitor's, on an attached page) or found in it."""
+        self._alerts_dirty = False
+        v, s = self.view, self.session
+        alerts, events = v.marks(s.held_events(v.name, v.timeframe))
+        self.z.set_alerts(np.array([a.time_ms for a in alerts], dtype=np.int64), np.array([a.z for a in alerts]))
+        self.z.set_events(np.array([e.time_ms for e in events], dtype=np.int64), np.array([e.z for e in events]))
+        scope = f"{v.name} {v.timeframe} over the {len(v):,} bars drawn"
+        self.alert_log.update(alerts, len(events), scope, (s.alerts_fired, s.events_fired))
 
     def _planted(self) -> tuple[float, float] | None:
         """(beta, half-life s) planted in generated prices of this pair, None for market data."""

@@ -219,22 +219,28 @@ class TestsPanel:
 
 
 class AlertLog:
-    """Newest alerts first, with a running count."""
+    """One line's alerts, newest first, with its counts over the window drawn and the owner's
+    totals (every pair of the session or monitor)."""
 
     def __init__(self, max_rows: int = 100) -> None:
         self.max_rows = max_rows
         self.count = w.HTML()
         self.table = w.HTML(layout=w.Layout(max_height="190px", overflow="auto"))
         self.widget = w.VBox([self.count, self.table])
-        self._shown: tuple[int, int] = (-1, -1)
+        self._shown: tuple = ()
 
-    def update(self, alerts: list[Alert], total: int, events: int = 0) -> None:
-        key = (total, len(alerts), events)
+    def update(self, alerts: list[Alert], events: int, scope: str, totals: tuple[int, int]) -> None:
+        """``alerts`` (oldest first) and ``events`` of the line ``scope`` names (e.g. "BTCUSDT/ETHUSDT
+        1s over the 1,226 bars drawn"); ``totals``: (alerts, events) of every pair."""
+        key = (len(alerts), alerts[-1].time_ms if alerts else 0, events, scope, totals)
         if key == self._shown:
             return
         self._shown = key
-        set_value(self.count, f"<b>Alerts</b>: <span id='sak-alert-count'>{total}</span> bars met the rule; "
-                              f"<b>events</b> (entering it): <span id='sak-event-count'>{events}</span>")
+        set_value(self.count, f"<b>Alerts</b> of {html.escape(scope)}: <span id='sak-alert-count'>{len(alerts):,}</span> "
+                              f"bars met the rule; <b>events</b> (entering it): "
+                              f"<span id='sak-event-count'>{events:,}</span>. "
+                              f"<span class='sak-muted' id='sak-all-alerts'>Every pair: {totals[0]:,} alerts, "
+                              f"{totals[1]:,} events.</span>")
         rows = "".join(
             f"<tr><td>{a.time:%Y-%m-%d %H:%M:%S}Z</td><td>{a.pair}</td><td>{a.timeframe}</td>"
             f"<td class='{'sak-short' if a.direction == 'SHORT_SPREAD' else 'sak-long'}'>{a.direction}</td>"
