@@ -7,9 +7,13 @@
 2. The naive baseline in the common style, in the same run and from the same server:
    ``json.loads`` per message, a dict per tick, one ``INSERT`` per row (no bars at all). It is
    so slow that it runs on the first ``--naive`` messages only; the ratio compares rates.
-3. Replay of one 1M-row ``trades`` dump (Binance's zip format) through ``Replay`` and a Session.
+3. With quotes: the same client with ``quotes=True`` on a tape of ``@trade`` and ``@bookTicker``
+   messages at the shared tape's ratio for BTCUSDT (3 quotes a trade), until every trade and
+   every quote is stored; messages/s counts both, and its ratio to run 1 is printed.
+4. Replay of one 1M-row ``trades`` dump (Binance's zip format) through ``Replay`` and a Session.
 
-Ends with one JSON line: {"benchmark": "ingest", "msgs_per_s", "vs_naive_ratio", "replay_rows_per_s"}.
+Ends with one JSON line: {"benchmark": "ingest", "msgs_per_s", "vs_naive_ratio", "with_quotes_msgs_per_s",
+"replay_rows_per_s"}.
 Usage: python benchmarks/bench_ingest.py [--messages 500000] [--naive 5000] [--replay-rows 1000000]
 """
 
@@ -55,6 +59,27 @@ def trade_frames(n: int, seed: int = 3) -> list[bytes]:
     return frames
 
 
+QUOTES_PER_TRADE = 3  # the shared tape's BTCUSDT: 66,089 @bookTicker to 21,313 @trade
+
+
+def with_quotes(trades: list[bytes], per_trade: int = QUOTES_PER_TRADE) -> list[bytes]:
+    """``trades`` with ``per_trade`` ``@bookTicker`` messages of the same symbol after each, the
+    touch a tick around the trade's price; update ids increasing."""
+    out, u = [], 1
+    for raw in trades:
+        d = json.loads(raw)["data"]
+        price, sym = float(d["p"]), d["s"]
+        out.append(raw)
+        for k in range(per_trade):
+            bid = round(price - 0.1 * (k + 1), 2)
+            data = {"e": "bookTicker", "u": u, "s": sym, "b": f"{bid:.2f}", "B": "1.5", "a": f"{bid + 0.1:.2f}",
+                    "A": "2.0", "T": d["T"], "E": d["T"]}
+            out.append(json.dumps({"stream": f"{sym.lower()}@bookTicker", "data": data},
+                                  separators=(",", ":")).encode())
+            u += 1
+    return out
+
+
 def ws_frame(payload: bytes) -> bytes:
     """One unmasked server-to-client text frame (RFC 6455)."""
     n = len(payload)
@@ -65,9 +90,11 @@ def ws_frame(payload: bytes) -> bytes:
     return b"\x81\x7f" + struct.pack("!Q", n) + payload
 
 
-def serve(n: int, ports: mp.Queue) -> None:
-    """The burst server (runs in its own process until terminated)."""
-    wire = b"".join(ws_frame(f) for f in trade_frames(n))
+def serve(n: int, ports: mp.Queue, quotes: bool = False) -> None:
+    """The burst server (runs in its own process until terminated): ``n`` trades, each followed by
+    QUOTES_PER_TRADE quotes when ``quotes``."""
+    frames = trade_frames(n)
+    wire = b"".join(ws_frame(f) for f in (with_quotes(frames) if quotes else frames))
     info = json.dumps({"symbols": [{"symbol": s, "status": "TRADING"} for s in SYMBOLS]}).encode()
 
     def http(conn, request):
@@ -99,28 +126,34 @@ def serve(n: int, ports: mp.Queue) -> None:
     asyncio.run(main())
 
 
-def client_rate(port: int, n: int, db: Path) -> tuple[float, dict]:
+def client_rate(port: int, n: int, db: Path, quotes: bool = False) -> tuple[float, dict]:
+    """Messages/s (trades and, with ``quotes``, quotes) from start until all are stored."""
     url = f"http://127.0.0.1:{port}"
-    cfg = BinanceConfig(ws_url=f"ws://127.0.0.1:{port}", rest_url=url, ping_interval_s=None, stall_timeout_s=60.0)
+    cfg = BinanceConfig(ws_url=f"ws://127.0.0.1:{port}", rest_url=url, ping_interval_s=None, stall_timeout_s=60.0,
+                        quotes=quotes)
+    q = n * QUOTES_PER_TRADE if quotes else 0
 
     async def go():
         session = Session(source=BinanceLive(SYMBOLS, cfg), db=db)
         t = time.perf_counter()
         session.start()
-        while session.status().ticks_stored < n:
+        while session.status().ticks_stored < n or session.quotes_stored < q:
             if time.perf_counter() - t > 300:
-                raise TimeoutError(f"only {session.status().ticks_stored:,} of {n:,} stored")
+                raise TimeoutError(f"only {session.status().ticks_stored:,} of {n:,} trades and "
+                                   f"{session.quotes_stored:,} of {q:,} quotes stored")
             await asyncio.sleep(0.002)
         elapsed = time.perf_counter() - t
         await session.stop()
-        return elapsed, session.status()
+        return elapsed, session.status(), session.quotes_stored
 
-    elapsed, st = asyncio.run(go())
+    elapsed, st, stored = asyncio.run(go())
     assert st.ticks_stored == n and st.overwritten == 0 and st.malformed == 0 and st.gaps_found == 0, st
+    assert stored == q, (stored, q)
     with duckdb.connect(str(db), read_only=True) as con:
         bars = con.execute("SELECT sum(trades) FROM bars_1s").fetchone()[0]
-    assert bars == n, (bars, n)  # every trade is in a final 1s bar
-    return n / elapsed, {"reconnects": st.reconnects}
+        rows = con.execute("SELECT count(*) FROM quotes").fetchone()[0]
+    assert bars == n and rows == q, (bars, n, rows, q)  # every trade in a final 1s bar, every quote stored
+    return (n + q) / elapsed, {"reconnects": st.reconnects}
 
 
 def naive_rate(port: int, n: int, db: Path) -> float:
@@ -183,14 +216,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         rates = {}
-        for name, n in (("client", args.messages), ("naive", args.naive)):
+        quoted_trades = args.messages // (1 + QUOTES_PER_TRADE)
+        for name, n in (("client", args.messages), ("naive", args.naive), ("quotes", quoted_trades)):
             ports = ctx.Queue()
-            server = ctx.Process(target=serve, args=(n, ports), daemon=True)
+            server = ctx.Process(target=serve, args=(n, ports, name == "quotes"), daemon=True)
             server.start()
             try:
                 port = ports.get(timeout=300)
                 if name == "client":
                     rates[name], _ = client_rate(port, n, tmp / "live.duckdb")
+                elif name == "quotes":
+                    rates[name], _ = client_rate(port, n, tmp / "quotes.duckdb", quotes=True)
                 else:
                     rates[name] = naive_rate(port, n, tmp / "naive.duckdb")
             finally:
@@ -201,12 +237,16 @@ def main() -> None:
               f"{rates['client']:,.0f} msgs/s")
         print(f"naive baseline (json.loads, dict per tick, INSERT per row, no bars; first {args.naive:,} messages): "
               f"{rates['naive']:,.0f} msgs/s -> client is {ratio:,.0f}x faster")
+        print(f"with quotes: {quoted_trades:,} @trade + {quoted_trades * QUOTES_PER_TRADE:,} @bookTicker messages -> "
+              f"trades, bars and the quotes table: {rates['quotes']:,.0f} msgs/s "
+              f"({rates['quotes'] / rates['client']:.2f}x the trades-only rate)")
         path = dump_file(args.replay_rows, tmp)
         replay = replay_rate(path, args.replay_rows, tmp / "replay.duckdb")
         print(f"replay: {args.replay_rows:,}-row trades dump ({path.stat().st_size / 1e6:.1f} MB zip) -> "
               f"Session -> DuckDB + bars: {replay:,.0f} rows/s")
     print(json.dumps({"benchmark": "ingest", "msgs_per_s": round(rates["client"]),
-                      "vs_naive_ratio": round(ratio, 1), "replay_rows_per_s": round(replay)}))
+                      "vs_naive_ratio": round(ratio, 1), "with_quotes_msgs_per_s": round(rates["quotes"]),
+                      "replay_rows_per_s": round(replay)}))
 
 
 if __name__ == "__main__":

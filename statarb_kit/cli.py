@@ -36,7 +36,7 @@ from .ports import check_ports
 from .session import Session
 from .watchlist import read_watchlist
 from .sources import BinanceConfig, Replay, Source, SyntheticPair, download
-from .sources.options import API_KEY_ENV, API_KEY_HELP, live_source, replay_source
+from .sources.options import API_KEY_ENV, API_KEY_HELP, QUOTES_HELP, live_source, replay_source
 from .sources.history import DATA_URL
 from .store import TickStore
 from .ticks import normalize_symbol, now_ms
@@ -83,6 +83,8 @@ def _status_line(session: Session, timeframe: str) -> str:
         f"lost {st.overwritten}",
         f"late {st.late_ticks}",
     ]
+    if session.quotes_stored:
+        parts.append(f"quotes {session.quotes_stored:,}")
     for symbol in session.symbols:
         bars = session.bars(symbol, timeframe, last=1)
         if len(bars):
@@ -101,7 +103,7 @@ def _source(args: argparse.Namespace) -> Source:
     if args.source == "synthetic":
         return SyntheticPair(symbols=symbols, seed=args.seed)
     if args.source == "live":
-        return live_source(symbols, args.ws_url, args.ws_path, args.rest_url, args.db, args.api_key)
+        return live_source(symbols, args.ws_url, args.ws_path, args.rest_url, args.db, args.api_key, args.quotes)
     return replay_source(args.files, args.speed, args.skip_bad)
 
 
@@ -130,7 +132,8 @@ async def _record(args: argparse.Namespace) -> int:
         print(f"statarb: {st.last_error}", file=sys.stderr, flush=True)
     fills = (f"; {st.reconnects} reconnect(s), {st.gaps_filled}/{st.gaps_found} gaps filled from REST"
              f"{st.averaged_note()}" if st.reconnects or st.gaps_found else "")
-    print(f"stopped: {st.ticks_stored:,} new ticks, {st.rows_in_store:,} in {args.db}{fills}", flush=True)
+    quoted = f"; {session.quotes_stored:,} quotes" if session.quotes_stored else ""
+    print(f"stopped: {st.ticks_stored:,} new ticks, {st.rows_in_store:,} in {args.db}{fills}{quoted}", flush=True)
     if source.status.ticks and not st.ticks_stored:
         print(f"statarb: the source produced {source.status.ticks:,} trades and none was new to {args.db} "
               f"({st.duplicates:,} already stored): nothing was recorded", file=sys.stderr, flush=True)
@@ -500,6 +503,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "/market/stream, /public/ws, the legacy /stream); a silent one falls back to the other tier")
     rec.add_argument("--rest-url", default=BinanceConfig.rest_url, help="live: REST base URL")
     rec.add_argument("--api-key", default=None, help=API_KEY_HELP)
+    rec.add_argument("--quotes", action="store_true", help=QUOTES_HELP)
     rec.add_argument("--timeframe", default="1s", type=_timeframe, help="bars to print: 1s, 1m or 5m")
     rec.add_argument("--every", type=float, default=1.0, help="seconds between status lines")
     rec.add_argument("--duration", type=float, default=None, help="stop after this many seconds")

@@ -18,7 +18,7 @@ from .notify import Notifier
 from .ports import check_ports
 from .session import Session
 from .sources import BinanceConfig, Source, SyntheticGroups, SyntheticPair
-from .sources.options import API_KEY_HELP, live_source, replay_source
+from .sources.options import API_KEY_HELP, QUOTES_HELP, live_source, replay_source
 from .ticks import now_ms
 from .watchlist import parse_pairs, read_watchlist
 
@@ -55,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction, timeframe_type) -> None:
     mo.add_argument("--ws-path", default=None, help="live: stream path to try first")
     mo.add_argument("--rest-url", default=BinanceConfig.rest_url, help="live: REST base URL")
     mo.add_argument("--api-key", default=None, help=API_KEY_HELP)
+    mo.add_argument("--quotes", action="store_true", help=QUOTES_HELP)
     mo.add_argument("--notify", action="append", metavar="URL",
                     help=f"send each event here (an apprise URL; repeat for more; or set {NOTIFY_ENV})")
     mo.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; another "
@@ -89,7 +90,7 @@ def _source(args: argparse.Namespace, pairs: list[tuple[str, str]], groups: Synt
             raise InvalidParameter("a synthetic monitor watches one pair (--pairs X/Y) or --pairs synthetic")
         return SyntheticPair(symbols=symbols, seed=args.seed, start_ms=now_ms() - int(args.history_min * 60_000))
     if args.source == "live":
-        return live_source(symbols, args.ws_url, args.ws_path, args.rest_url, args.db, args.api_key)
+        return live_source(symbols, args.ws_url, args.ws_path, args.rest_url, args.db, args.api_key, args.quotes)
     return replay_source(args.files, args.speed)
 
 

@@ -10,6 +10,8 @@ import time
 from .errors import InvalidParameter
 from .results import check_writable
 from .research.methods import METHODS
+from .analytics.spread_estimators import ESTIMATORS
+from .backtest.costs import COST_MODELS
 from .research.periods import PRESETS, parse_span
 from .rule import Rule
 
@@ -50,6 +52,11 @@ def add_parser(sub: argparse._SubParsersAction, timeframe_type) -> None:
     for name, kind in RULE_FLAGS.items():
         st.add_argument("--" + name.replace("_", "-"), type=kind, default=getattr(Rule(), name),
                         help=f"rule: {name} (default: %(default)s)")
+    st.add_argument("--costs", default="flat", choices=COST_MODELS[:1] + ESTIMATORS,
+                    help="flat: the rule's fee and slippage bps per leg (default); abdi_ranaldo or corwin_schultz: "
+                    "each fill also crosses half the spread estimated from the klines' high, low and close over "
+                    "--spread-window bars (--klines only; set --slippage-bps 0 to count the spread alone)")
+    st.add_argument("--spread-window", type=int, default=720, help="bars of a spread estimate (default: %(default)s)")
     st.add_argument("--workers", type=int, default=None, help="a local Dask cluster of N worker processes")
     st.add_argument("--scheduler", default=None, help="Dask scheduler address to run on")
     st.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
@@ -59,15 +66,23 @@ def add_parser(sub: argparse._SubParsersAction, timeframe_type) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .research import study
-    from .scan.data import closes_from_klines, closes_from_store, dask_client
+    from .scan.data import closes_from_klines, closes_from_store, dask_client, half_spreads_from_klines
 
     for out, option, suffix in ((args.json, "--json", ".json"), (args.html, "--html", ".html")):
         if out:  # refused before the study runs, not after
             check_writable(out, option, (suffix,))
     rule = Rule(**{name: getattr(args, name) for name in RULE_FLAGS})
+    if args.costs != "flat" and not args.klines:
+        raise InvalidParameter(f"--costs {args.costs} estimates spreads from high, low and close: it needs --klines")
+    if args.spread_window < 2:
+        raise InvalidParameter(f"--spread-window must be >= 2 bars, got {args.spread_window}")
+    spreads = None
     if args.klines:
         closes = closes_from_klines(args.klines, None, args.start, args.end)
         origin = f"klines file {args.klines}"
+        if args.costs != "flat":
+            spreads = (args.costs, half_spreads_from_klines(args.klines, args.costs, args.spread_window, args.start,
+                                                            args.end))
     else:
         closes = closes_from_store(args.db, args.timeframe, None, args.start, args.end)
         origin = f"store {args.db}"
@@ -77,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     with dask_client(args.scheduler, args.workers) as client:
         result = study(closes, formation=args.formation, trading=args.trading, step=args.step, preset=args.preset,
                        methods=args.methods, rule=rule, client=client, progress=not args.quiet, top=args.top,
-                       min_obs=args.min_obs)
+                       min_obs=args.min_obs, spreads=spreads)
     print(result.summary(), flush=True)
     print(f"in {time.perf_counter() - started:.1f} s{' on Dask' if client is not None else ''}", flush=True)
     if args.json:

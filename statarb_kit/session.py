@@ -34,6 +34,7 @@ from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges
 from .buffer import TickRing
 from .errors import InvalidParameter, SessionStateError, StatarbError
 from .event_log import EventLog
+from .quotes import QuoteBatch
 from .feed import BarListener
 from .funding import FundingRates
 from .notify import Notifier
@@ -145,6 +146,8 @@ class Session(EventLog):
         #: held while a view takes bars (``_notify``): another thread may read a view between updates
         self.views_lock = threading.Lock()
         EventLog.__init__(self, alert_log_size, stored=True)
+        self._quotes_held: list[QuoteBatch] = []  # taken from the source, not stored yet
+        self.quotes_stored = 0
         self._store: TickStore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -429,8 +432,9 @@ class Session(EventLog):
                 return
 
     async def _housekeep(self) -> None:
-        """Store the alerts and events published so far; prune an in-memory store when due."""
+        """Store the alerts, events and quotes received so far; prune an in-memory store when due."""
         await self._flush_alerts()
+        await self._store_quotes()
         if self._writer.prune_due():
             await self._run(self._writer.prune)
 
@@ -457,6 +461,19 @@ class Session(EventLog):
                     listener(tf, final, corrected)
                 except Exception as exc:
                     self.report_error("bar listener", exc)
+
+    async def _store_quotes(self) -> None:
+        """Store the quotes the source received since the last call (kept for the next one if the
+        store fails)."""
+        batch = self.source.take_quotes()
+        if batch is not None:
+            self._quotes_held.append(batch)
+        if not self._quotes_held:
+            return
+        held = QuoteBatch.concat(self._quotes_held)
+        await self._run(self._store.insert_quotes, held.frame(self.source.symbols))
+        self._quotes_held.clear()
+        self.quotes_stored += len(held)
 
     async def _flush_alerts(self) -> None:
         """Store the alerts and events published since the last flush (kept for the next one if

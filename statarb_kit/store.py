@@ -138,6 +138,14 @@ CREATE TABLE IF NOT EXISTS funding (
     origin VARCHAR NOT NULL        -- dump, rest, stream or synthetic
 )"""
 
+_QUOTES_DDL = """
+CREATE TABLE IF NOT EXISTS quotes (
+    symbol VARCHAR NOT NULL,
+    time_ms BIGINT NOT NULL,       -- the @bookTicker frame's transaction time T, ms since epoch, UTC
+    update_id BIGINT NOT NULL,     -- its order book update id u
+    bid DOUBLE NOT NULL, bid_qty DOUBLE NOT NULL, ask DOUBLE NOT NULL, ask_qty DOUBLE NOT NULL
+)"""
+
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<prog>.*?) \(PID (?P<pid>\d+)\)")
 
 
@@ -172,6 +180,7 @@ class TickStore:
             self.con.execute(_NOTIFICATIONS_DDL)
             self.con.execute(_PAPER_BOOKS_DDL)
             self.con.execute(_PAPER_TRADES_DDL)
+            self.con.execute(_QUOTES_DDL)
             self._migrate()
         self._watermark = self._load_watermarks()
         self.inserted = 0  # rows stored by this object
@@ -686,6 +695,21 @@ class TickStore:
         if not self.has_table(table):
             return pd.DataFrame()
         return self.con.execute(f"SELECT * FROM {table} ORDER BY time_ms, pair").df()
+
+    def insert_quotes(self, quotes: pd.DataFrame) -> None:
+        """Append quotes (columns ``quotes.QUOTE_COLUMNS``) to table ``quotes``."""
+        if len(quotes):
+            with self._registered("incoming_quotes", pa.Table.from_pandas(quotes, preserve_index=False)):
+                self.con.execute("INSERT INTO quotes SELECT * FROM incoming_quotes")
+
+    def quotes(self, symbol: str, start_ms: int | None = None, end_ms: int | None = None) -> pd.DataFrame:
+        """One symbol's stored quotes from ``start_ms`` (inclusive) to ``end_ms`` (exclusive), in
+        time then update-id order (rows as ``quotes.QUOTE_COLUMNS``)."""
+        if not self.has_table("quotes"):
+            return pd.DataFrame(columns=["symbol", "time_ms", "update_id", "bid", "bid_qty", "ask", "ask_qty"])
+        return self.con.execute(
+            "SELECT * FROM quotes WHERE symbol = ? AND time_ms >= ? AND time_ms < ? ORDER BY time_ms, update_id",
+            [symbol, -(2**62) if start_ms is None else int(start_ms), 2**62 if end_ms is None else int(end_ms)]).df()
 
     def alerts_after(self, table: str, after: tuple[int, str, str] | None, limit: int) -> pd.DataFrame:
         """The next ``limit`` stored alerts (or ``alert_events``) in (time_ms, pair, timeframe)

@@ -155,6 +155,7 @@ class Client:
     ws: websockets.ServerConnection
     symbols: set[str]  # whose @trade it receives
     marks: set[str] = field(default_factory=set)  # whose @markPrice it receives
+    quotes: set[str] = field(default_factory=set)  # whose @bookTicker it receives
     opened: float = field(default_factory=time.monotonic)
 
 
@@ -162,12 +163,16 @@ class FakeBinance:
     def __init__(self, symbols=("BTCUSDT", "ETHUSDT"), n: int = 2_000, rate: float = 200.0, seed: int = 0,
                  holes: dict[str, dict[int, int]] | None = None, ping_interval: float | None = None,
                  start_delay_s: float = 0.3, wait_for_client: bool = False,
-                 recording: list[Path] | None = None, speed: float = 1.0) -> None:
+                 recording: list[Path] | None = None, speed: float = 1.0, quotes: bool = False) -> None:
         self.t0 = int(time.time() * 1000) + int(start_delay_s * 1000)
         self.start_delay_s = start_delay_s
         self.wait_for_client = wait_for_client  # hold the tapes until a client streams every symbol
+        # a recording's @bookTicker frames (quotes=True): symbol -> (receive-clock due ms, frames)
+        self.quote_tapes: dict[str, tuple[np.ndarray, list[bytes]]] = {}
         if recording:
             self.tapes = {t.symbol: t for t in map(read_recording, recording)}
+            if quotes:
+                self.quote_tapes = dict(map(read_quote_frames, recording))
         else:
             self.tapes = {s: make_tape(s, n, self.t0, rate, seed + k, first_id=1_000_000 * (k + 1),
                                        holes=(holes or {}).get(s)) for k, s in enumerate(symbols)}
@@ -176,6 +181,8 @@ class FakeBinance:
         self._tape_origin = min((int(t.due[0]) for t in self.tapes.values() if t.due is not None), default=0)
         self._wall0 = time.monotonic() + start_delay_s
         self.printed = {s: 0 for s in symbols}  # tape rows already printed
+        self.quotes_printed = {s: 0 for s in self.quote_tapes}  # quote frames already due
+        self.quotes_sent: dict[str, list[int]] = {s: [] for s in self.quote_tapes}  # sent to a client (indices)
         self.clients: set[Client] = set()
         self.stalled_until = 0.0
         self.duplicate_every = 0
@@ -189,7 +196,8 @@ class FakeBinance:
         self.info: dict[str, dict] = {}  # symbol -> extra exchangeInfo fields
         self.list_page = 1000
         self.funding_span: tuple[int, int] | None = None  # settlements served (default: the last 40 days)
-        self.tiers = {"trade": "public", "aggTrade": "market", "markPrice": "market"}  # stream kind -> tier
+        self.tiers = {"trade": "public", "bookTicker": "public", "aggTrade": "market",
+                      "markPrice": "market"}  # stream kind -> tier
         self.recent_cap = 1000
         self.withheld: dict[str, list[tuple[int, int]]] = {}  # symbol -> id ranges never sent on a stream
         self.rest_down = False  # every REST call fails (HTTP 503)
@@ -230,7 +238,8 @@ class FakeBinance:
 
     @property
     def done(self) -> bool:
-        return all(self.printed[s] == len(t.trade_id) for s, t in self.tapes.items())
+        return all(self.printed[s] == len(t.trade_id) for s, t in self.tapes.items()) and \
+            all(self.quotes_printed[s] == len(due) for s, (due, _) in self.quote_tapes.items())
 
     async def wait_done(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -291,8 +300,9 @@ class FakeBinance:
     async def _handler(self, ws: websockets.ServerConnection) -> None:
         symbols = self.routed_symbols(ws.request.path)
         marks = self.routed_symbols(ws.request.path, "markPrice")
-        self.silent_connections += not (symbols or marks)
-        client = Client(ws, symbols, marks)
+        quotes = self.routed_symbols(ws.request.path, "bookTicker")
+        self.silent_connections += not (symbols or marks or quotes)
+        client = Client(ws, symbols, marks, quotes)
         self.clients.add(client)
         if marks and not symbols:
             self.mark_connections += 1
@@ -354,6 +364,10 @@ class FakeBinance:
                         frames[-1], frames[-2] = frames[-2], frames[-1]
                 self.printed[s] = j
                 out[s] = frames
+            quoted: dict[str, range] = {}
+            for s, (due, _) in self.quote_tapes.items():
+                j = int(np.searchsorted(due, tape_ms, side="right"))
+                quoted[s], self.quotes_printed[s] = range(self.quotes_printed[s], j), j
             if now_ms >= self._next_mark_ms:
                 self._next_mark_ms = now_ms + 200
                 await self._send_marks(now_ms)
@@ -365,6 +379,20 @@ class FakeBinance:
                                 await c.ws.send(f)
                             except websockets.ConnectionClosed:
                                 break
+                for s, due_now in quoted.items():
+                    sent = False
+                    for c in list(self.clients):
+                        if s not in c.quotes:
+                            continue
+                        for k in due_now:
+                            try:
+                                await c.ws.send(self.quote_tapes[s][1][k])
+                            except websockets.ConnectionClosed:
+                                break
+                        else:
+                            sent = True
+                    if sent:
+                        self.quotes_sent[s].extend(due_now)
             await asyncio.sleep(0.005)
 
     def mark_rate(self, symbol: str, settlement: int) -> float:
@@ -555,3 +583,25 @@ def publish_funding_dumps(fake: FakeBinance, symbol: str, start_ms: int, end_ms:
             z.writestr(name.replace(".zip", ".csv"), "calc_time,funding_interval_hours,last_funding_rate\n" + "".join(
                 f"{int(t) + 3},8,{r:.8f}\n" for t, r in zip(f.time[keep], f.rate[keep])))
         fake.publish(path, buf.getvalue())
+
+
+def read_quote_frames(path: Path | str) -> tuple[str, tuple[np.ndarray, list[bytes]]]:
+    """(symbol, (receive-clock due ms, frames)) of a recorded file's @bookTicker frames, byte for byte."""
+    due: list[int] = []
+    raw: list[bytes] = []
+    with gzip.open(path, "rb") as f:
+        for line in f:
+            recv, _, frame = line.rstrip(b"\n").partition(b" ")
+            if b"@bookTicker" in frame[:40]:
+                due.append(int(recv) // 1_000_000)
+                raw.append(frame)
+    return Path(path).name.split("_")[0].upper(), (np.array(due, dtype=np.int64), raw)
+
+
+def read_tape_quotes(path: Path | str):
+    """The @bookTicker quotes of one recorded file (``statarb_kit.quotes.Quotes``)."""
+    from statarb_kit.quotes import parse_book_tickers
+
+    frames = [line.split(b" ", 1)[1] for line in gzip.open(path) if b"@bookTicker" in line]
+    symbol = Path(path).name.split("_")[0].upper()
+    return parse_book_tickers(symbol, frames)

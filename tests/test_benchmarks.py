@@ -27,7 +27,7 @@ CASES = {
     "bench_soak.py": (["--speed", "600", "--hours", "0.05", "--warm-hours", "0.01"],
                       {"dom_end", "rss_mb_end", "simulated_hours"}),
     "bench_ingest.py": (["--messages", "3000", "--naive", "200", "--replay-rows", "5000"],
-                        {"msgs_per_s", "vs_naive_ratio", "replay_rows_per_s"}),
+                        {"msgs_per_s", "vs_naive_ratio", "with_quotes_msgs_per_s", "replay_rows_per_s"}),
     "bench_monitor.py": (["--seconds", "3", "--warmup", "1", "--settle", "2", "--viewers", "0,1",
                           "--request-seconds", "2"],
                          {"fanout_p99_ms", "monitor_cpu_per_bar_ms", "viewer_rss_mb", "request_p99_ms"}),

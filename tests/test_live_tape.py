@@ -98,8 +98,10 @@ def test_the_real_tape_is_stored_exactly_and_its_bars_equal_a_resample(tmp_path,
     via = got["via"].value_counts().to_dict()
     if kind == "clean":
         assert via == {"stream": len(truth)} and src.status.reconnects == 0
-    elif kind == "drops":
-        assert src.status.reconnects >= 3 and via.get("agg_split", 0) == 0
+    elif kind == "drops":  # back at once: the recent trades reach; a loaded machine's slower return may
+        # need aggregates for a gap (their sizes averaged, counted, totals kept): never for most trades
+        assert src.status.reconnects >= 3 and via.get("agg_split", 0) <= 0.1 * len(truth)
+        assert (via.get("agg_split", 0) > 0) == (src.status.averaged_aggregates > 0)
     elif key is None:  # withheld runs past the recent trades' reach: aggregates, their totals kept
         assert via.get("agg_split", 0) > 1_000 and src.status.averaged_aggregates > 0
         assert cut >= 6  # each run's first edge cuts an aggregate: its streamed part kept, only the rest spread
@@ -118,5 +120,77 @@ def test_the_real_tape_is_stored_exactly_and_its_bars_equal_a_resample(tmp_path,
             for col in ("volume", "quote_volume", "vwap"):
                 np.testing.assert_allclose(bars[col].to_numpy(), want[col].to_numpy(), rtol=1e-9,
                                            err_msg=f"{tf} {col}")
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("kind", ["clean", "drops"])
+def test_the_live_client_stores_the_tapes_quotes_exactly_through_drops(tmp_path, kind):
+    """``@bookTicker`` beside ``@trade`` on the same routed connections (``quotes=True``), the
+    recording's real quote frames replayed: clean, every quote of the tape is stored, field for
+    field, in order, once; with a drop every 2 s, every quote the fake sent is stored except
+    those in flight on a dropped connection (none twice, none made up), each span without quotes
+    is recorded as a quote gap, and the trades stay exact. Quote bars of the stored quotes equal
+    those of the tape's over the quotes stored."""
+    from statarb_kit.quotes import quote_bars, quotes_of_frame
+    from tests.fake_binance import read_tape_quotes
+
+    db = tmp_path / f"{kind}.duckdb"
+
+    async def go():
+        async with FakeBinance(recording=recorded_files(), speed=SPEED, wait_for_client=True, quotes=True) as fake:
+            src = BinanceLive(tuple(fake.tapes), config(fake, quotes=True))
+            assert all(u.count("@bookTicker") == u.count("@trade") == 2 for u in src.urls())
+            session = Session(source=src, db=db, flush_interval_s=0.05).start()
+            misbehave = asyncio.create_task(drops(fake)) if kind == "drops" else None
+            await fake.wait_done(timeout=120)
+            total = sum(fake.printed.values())
+            sent = sum(len(v) for v in fake.quotes_sent.values())
+            await until(lambda: session.status().ticks_stored >= total and src.pending_gaps == 0, timeout=60,
+                        what="every trade of the tape stored")
+            await until(lambda: session.quotes_stored + 50 * (src.status.reconnects + 1) >= sent, timeout=30,
+                        what="the quotes stored")
+            if misbehave:
+                misbehave.cancel()
+            await session.stop()
+            return fake, src, session.status()
+
+    fake, src, status = asyncio.run(go())
+    store = TickStore(db, read_only=True)
+    try:
+        for symbol in fake.tapes:
+            tape = read_tape_quotes(next(p for p in recorded_files() if p.name.startswith(symbol.lower())))
+            sent = np.array(fake.quotes_sent[symbol], dtype=np.int64)
+            got = quotes_of_frame(symbol, store.quotes(symbol))
+            order = np.lexsort((tape.update_id, tape.time_ms))  # the tape's quotes in stored order
+            key = lambda q: list(zip(q.time_ms.tolist(), q.update_id.tolist()))  # noqa: E731
+            tape_keys = key(tape)
+            at = {k: i for i, k in enumerate(tape_keys)}
+            assert len(set(key(got))) == len(got)  # none twice
+            if kind == "clean":
+                assert len(got) == len(tape) > 50_000
+                for col in ("time_ms", "update_id", "bid", "ask", "bid_qty", "ask_qty"):
+                    np.testing.assert_array_equal(getattr(got, col), getattr(tape, col)[order])
+            else:
+                sent_keys = {tape_keys[i] for i in sent.tolist()}
+                stored = set(key(got))
+                assert stored <= sent_keys  # none made up
+                lost = len(sent_keys - stored)
+                assert lost <= 400 * status.reconnects, (lost, status.reconnects)  # in flight at a drop
+                assert len(got) > 0.7 * len(tape)
+                rows = np.array([at[k] for k in key(got)])
+                for col in ("bid", "ask", "bid_qty", "ask_qty"):
+                    np.testing.assert_array_equal(getattr(got, col), getattr(tape, col)[rows])
+            # quote bars of what was stored, by the kit and from the tape's own rows
+            mine = quote_bars(got, 1_000, int(got.time_ms[-1]) + 1)
+            rows = np.array([at[k] for k in key(got)])
+            theirs = quote_bars(type(tape)(symbol, tape.time_ms[rows], tape.bid[rows], tape.ask[rows],
+                                           tape.bid_qty[rows], tape.ask_qty[rows], tape.update_id[rows]),
+                                1_000, int(got.time_ms[-1]) + 1)
+            np.testing.assert_array_equal(mine.mean_spread, theirs.mean_spread)
+        if kind == "drops":
+            assert status.reconnects >= 3 and len(src.quote_gaps) >= 2 * 3 - 2
+            assert all(a < b for _, a, b in src.quote_gaps)
+        assert status.ticks_stored == sum(len(t.trade_id) for t in fake.tapes.values())  # trades stay exact
     finally:
         store.close()

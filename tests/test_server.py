@@ -24,7 +24,7 @@ def _unretrieved(exc: BaseException, caplog) -> list[logging.LogRecord]:
 
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(quiet_closed_pages)
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(logging.DEBUG, "asyncio"), caplog.at_level(logging.DEBUG, "statarb_kit.server"):
         loop.run_until_complete(main())
         gc.collect()  # the dropped task's destructor reports it
         loop.close()

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..errors import InvalidParameter
 from .engine import EXIT_REASONS, BookedPnl, Metrics, SignalIndex, TradeIndex, find_trades, held_bars, metrics_of
+from .costs import LegSpreads, crossing
 from .frame import SignalFrame
 from .params import BacktestParams
 
@@ -45,8 +46,10 @@ class BasketResult:
     metrics: Metrics
 
 
-def book_basket(prices: np.ndarray, weights: np.ndarray, t: TradeIndex, p: BacktestParams) -> BasketBook:
-    """Units, PnL parts and per-bar PnL of trades ``t`` of the basket (see the module doc)."""
+def book_basket(prices: np.ndarray, weights: np.ndarray, t: TradeIndex, p: BacktestParams,
+                spreads: LegSpreads | None = None) -> BasketBook:
+    """Units, PnL parts and per-bar PnL of trades ``t`` of the basket (see the module doc);
+    ``spreads``: each fill also crosses half the leg's spread (``backtest.costs``)."""
     entry, exit_ = prices[t.entry_fill], prices[t.exit_fill]  # trades x legs
     side = t.side.astype(np.float64)[:, None]
     gross_w = np.abs(weights).sum()
@@ -55,26 +58,30 @@ def book_basket(prices: np.ndarray, weights: np.ndarray, t: TradeIndex, p: Backt
     else:
         units = side * weights / (np.abs(weights) * entry).sum(axis=1, keepdims=True)
     gross = (units * (exit_ - entry)).sum(axis=1)
-    entry_notional, exit_notional = (np.abs(units) * entry).sum(axis=1), (np.abs(units) * exit_).sum(axis=1)
+    entry_fill, entry_spread = crossing(spreads, units, entry, t.entry_fill, True)
+    exit_fill, exit_spread = crossing(spreads, units, exit_, t.exit_fill, False)
+    entry_notional, exit_notional = (np.abs(units) * entry_fill).sum(axis=1), (np.abs(units) * exit_fill).sum(axis=1)
     active, first, last, trade = held_bars(t)
     moves = np.diff(prices, axis=0)
     pnl = ((units[trade] * moves[np.maximum(active - 1, 0)]).sum(axis=1) if len(moves)
            else np.zeros(len(trade)))
-    pnl[first] = -p.cost_rate * entry_notional
-    pnl[last] -= p.cost_rate * exit_notional
+    pnl[first] = -p.cost_rate * entry_notional - entry_spread
+    pnl[last] -= p.cost_rate * exit_notional + exit_spread
     notional = entry_notional + exit_notional
     return BasketBook(gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional, np.zeros(len(gross)),
-                      False, active, pnl, float(notional.sum()), len(prices), units=units)
+                      False, active, pnl, float(notional.sum()), len(prices), units=units,
+                      spread=entry_spread + exit_spread)
 
 
 def basket_backtest(time: np.ndarray, prices: np.ndarray, weights: np.ndarray, signal: np.ndarray, p: BacktestParams,
                     bar_s: float, legs: tuple[str, ...] = (), corr: np.ndarray | None = None,
-                    exits: tuple[float, float] | None = None) -> BasketResult:
+                    exits: tuple[float, float] | None = None, spreads: LegSpreads | None = None) -> BasketResult:
     """Trade rule ``p`` on a basket: bar close times (ms UTC, ascending), ``prices`` (bars x legs,
     finite and > 0), fixed ``weights`` (one per leg, spread on log prices when ``p.log_prices``),
     the ``signal`` per bar (NaN: none yet). ``corr``: the correlation the entry needs to reach
     ``p.corr_min`` (None: the floor does not apply, a basket has no one correlation); ``exits``:
-    (long, short) exit levels when they differ (``find_trades``)."""
+    (long, short) exit levels when they differ (``find_trades``); ``spreads``: each leg's half
+    spread per bar that fills cross (None: the flat model)."""
     time = np.asarray(time, dtype=np.int64)
     prices = np.asarray(prices, dtype=np.float64)
     weights = np.asarray(weights, dtype=np.float64)
@@ -90,13 +97,16 @@ def basket_backtest(time: np.ndarray, prices: np.ndarray, weights: np.ndarray, s
     # find_trades reads only the signal, the correlation and whether a hedge is known
     frame = SignalFrame(time, prices[:, 0], prices[:, 0], np.zeros(n), ones, np.asarray(signal, dtype=float), corr)
     t = find_trades(frame, p, SignalIndex(frame), exits=exits)
-    b = book_basket(prices, weights, t, p)
+    if spreads is not None and spreads.half.shape != prices.shape:
+        raise InvalidParameter("spreads need a half spread per bar and leg, as prices")
+    b = book_basket(prices, weights, t, p, spreads)
     ts = pd.to_datetime(time, unit="ms", utc=True)
     trades = pd.DataFrame({
         "entry_time": ts[t.entry_fill], "exit_time": ts[t.exit_fill],
         "direction": np.where(t.side == 1, "long", "short"),
         "entry_signal": frame.z[t.entry_signal], "exit_signal": frame.z[t.exit_signal],
         "reason": np.array(EXIT_REASONS, dtype=object)[t.reason], "hold_bars": t.exit_fill - t.entry_fill,
-        "gross_pnl": b.gross, "fees": b.fees, "slippage": b.slippage, "costs": b.costs, "pnl": b.net})
+        "gross_pnl": b.gross, "fees": b.fees, "slippage": b.slippage, "spread": b.spread, "costs": b.costs,
+        "pnl": b.net})
     equity = pd.Series(1.0 + np.cumsum(b.bar_pnl()), index=ts, name="equity")
     return BasketResult(tuple(legs), weights, trades, b.units, equity, metrics_of(t, b, time, bar_s))

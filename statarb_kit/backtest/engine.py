@@ -21,12 +21,13 @@ Only the state machine's jumps (entry -> exit -> next entry) run in Python, once
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
 from ..funding import PairFunding
+from .costs import crossing
 from .frame import SignalFrame, signal_frame
 from .funding import FundingIndex, trade_funding
 from .overfitting import block_sums_of
@@ -65,7 +66,8 @@ class Metrics:
     a gap carries the PnL of the whole gap), times sqrt(periods per year). ``max_drawdown`` as a
     fraction of the running equity peak; ``turnover`` = filled notional / capital;
     ``time_in_market`` = time holding a position / elapsed time; ``avg_hold_s`` from fill
-    times. ``gross_pnl``: the legs' price PnL; ``costs`` = ``fees`` + ``slippage`` (paid, >= 0);
+    times. ``gross_pnl``: the legs' price PnL; ``costs`` = ``fees`` + ``slippage`` + ``spread``
+    (paid, >= 0; ``spread``: crossing the bid-ask spread under the frame's cost model, 0 for flat);
     ``funding_pnl`` what funding added (negative: paid), NaN when the data had no funding (it was
     not included). total_return = gross_pnl - costs + funding_pnl (0 when not included).
     NaN where undefined (no trades, flat equity)."""
@@ -86,6 +88,7 @@ class Metrics:
     costs: float
     fees: float
     slippage: float
+    spread: float
     funding_pnl: float
     bars: int
     periods: float
@@ -255,8 +258,9 @@ def find_trades(f: SignalFrame, p: BacktestParams, index: SignalIndex | None = N
 @dataclass(frozen=True, eq=False)
 class BookedPnl:
     """What a booking of trades holds, a pair's (``Book``) or a basket's (``basket.BasketBook``):
-    each trade's PnL parts (price PnL, fees, slippage, funding; ``funded``: whether funding data
-    was applied), the filled notional and the PnL of the bars where the equity can move
+    each trade's PnL parts (price PnL, fees, slippage, funding, ``spread``: what crossing the
+    bid-ask spread cost, ``backtest.costs``; ``funded``: whether funding data was applied), the
+    filled notional and the PnL of the bars where the equity can move
     (``active``: each trade's entry fill bar through its exit fill bar; trades never overlap, so
     these are ascending and unique). Every other bar's PnL is 0."""
 
@@ -269,10 +273,15 @@ class BookedPnl:
     active_pnl: np.ndarray
     notional: float
     bars: int
+    spread: np.ndarray = field(default=None, kw_only=True)  # None: no spread model (zeros)
+
+    def __post_init__(self) -> None:
+        if self.spread is None:
+            object.__setattr__(self, "spread", np.zeros(len(self.gross)))
 
     @property
     def costs(self) -> np.ndarray:
-        return self.fees + self.slippage
+        return self.fees + self.slippage + self.spread
 
     @property
     def net(self) -> np.ndarray:
@@ -292,6 +301,7 @@ class Book(BookedPnl):
     units_x: np.ndarray
     units_y: np.ndarray
     beta: np.ndarray
+    fill_prices: np.ndarray  # trades x (entry x, entry y, exit x, exit y): what each fill paid or got
 
 
 def book_trades(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalIndex,
@@ -308,9 +318,12 @@ def book_trades(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalI
         k = 1.0 / (ex + np.abs(beta) * ey)
         qx, qy = t.side * k, -t.side * beta * k
     gross = qx * (xx - ex) + qy * (xy - ey)
-    entry_notional = np.abs(qx) * ex + np.abs(qy) * ey
-    exit_notional = np.abs(qx) * xx + np.abs(qy) * xy
-    entry_cost, exit_cost = p.cost_rate * entry_notional, p.cost_rate * exit_notional
+    units = np.column_stack([qx, qy])
+    entry_fill, entry_spread = crossing(f.spreads, units, np.column_stack([ex, ey]), t.entry_fill, True)
+    exit_fill, exit_spread = crossing(f.spreads, units, np.column_stack([xx, xy]), t.exit_fill, False)
+    entry_notional, exit_notional = (np.abs(units) * entry_fill).sum(axis=1), (np.abs(units) * exit_fill).sum(axis=1)
+    entry_cost = p.cost_rate * entry_notional + entry_spread
+    exit_cost = p.cost_rate * exit_notional + exit_spread
     active, first, last, trade = held_bars(t)
     moves = np.maximum(active - 1, 0)
     pnl = qx[trade] * index.dpx[moves] + qy[trade] * index.dpy[moves] if len(index.dpx) else np.zeros(len(trade))
@@ -324,7 +337,8 @@ def book_trades(f: SignalFrame, p: BacktestParams, t: TradeIndex, index: SignalI
         paid = np.bincount(m, weights=amount, minlength=len(lengths)).astype(np.float64)
     notional = entry_notional + exit_notional
     return Book(gross, p.fee_bps / 1e4 * notional, p.slippage_bps / 1e4 * notional, paid, funding is not None,
-                active, pnl, float(notional.sum()), len(f), units_x=qx, units_y=qy, beta=beta)
+                active, pnl, float(notional.sum()), len(f), units_x=qx, units_y=qy, beta=beta,
+                fill_prices=np.column_stack([entry_fill, exit_fill]), spread=entry_spread + exit_spread)
 
 
 def held_bars(t: TradeIndex) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -401,6 +415,7 @@ def metrics_of(t: TradeIndex, b: BookedPnl, time: np.ndarray, bar_s: float) -> M
         costs=float(b.costs.sum()),
         fees=float(b.fees.sum()),
         slippage=float(b.slippage.sum()),
+        spread=float(b.spread.sum()),
         funding_pnl=float(b.funding.sum()) if b.funded else math.nan,
         bars=n,
         periods=periods,
@@ -453,7 +468,7 @@ def evaluate_blocks(f: SignalFrame, p: BacktestParams, bar_s: float, index: Sign
         search = ("trades", *index.trades_key(p))
         if (t := memo.get(search)) is None:
             t = memo[search] = find_trades(f, p, index)
-        key = ("booking", p.log_prices, p.fee_bps, p.slippage_bps,
+        key = ("booking", p.log_prices, p.fee_bps, p.slippage_bps,  # the frame (and its spreads) is the memo's
                np.stack([t.entry_signal, t.entry_fill, t.exit_signal, t.exit_fill, t.side, t.reason]).tobytes())
         if (hit := memo.get(key)) is not None:
             return hit
@@ -490,10 +505,10 @@ def trades_frame(f: SignalFrame, t: TradeIndex, b: Book) -> pd.DataFrame:
         "entry_z": f.z[t.entry_signal], "exit_z": f.z[t.exit_signal],
         "reason": np.array(EXIT_REASONS, dtype=object)[t.reason],
         "beta": b.beta, "units_x": b.units_x, "units_y": b.units_y,
-        "entry_x": f.price_x[t.entry_fill], "entry_y": f.price_y[t.entry_fill],
-        "exit_x": f.price_x[t.exit_fill], "exit_y": f.price_y[t.exit_fill],
+        "entry_x": b.fill_prices[:, 0], "entry_y": b.fill_prices[:, 1],
+        "exit_x": b.fill_prices[:, 2], "exit_y": b.fill_prices[:, 3],
         "hold_bars": t.exit_fill - t.entry_fill,
-        "gross_pnl": b.gross, "fees": b.fees, "slippage": b.slippage, "costs": b.costs,
+        "gross_pnl": b.gross, "fees": b.fees, "slippage": b.slippage, "spread": b.spread, "costs": b.costs,
         "funding": b.funding if b.funded else np.full(len(b.gross), np.nan),
         "pnl": b.net,
     })

@@ -13,13 +13,15 @@ import numpy as np
 from ..analytics.hedge import ols_hedge
 from ..analytics.signals import REL_STD_FLOOR, log_returns, pair_frame, rolling_corr, rolling_zscore
 from ..errors import InvalidParameter
+from .costs import LegSpreads
 from .params import BacktestParams
 
 
 @dataclass(frozen=True, eq=False)
 class SignalFrame:
     """One row per aligned bar: time (ms UTC), prices, the hedge (alpha, beta) used at the bar,
-    z-score and correlation (NaN where not yet defined)."""
+    z-score and correlation (NaN where not yet defined); ``spreads``: each leg's half spread per
+    bar that fills cross (``backtest.costs``; None: the flat model)."""
 
     time: np.ndarray
     price_x: np.ndarray
@@ -28,6 +30,12 @@ class SignalFrame:
     beta: np.ndarray
     z: np.ndarray
     corr: np.ndarray
+    spreads: LegSpreads | None = None
+
+    @property
+    def cost_model(self) -> str:
+        """The name of the cost model fills pay under: "flat", "touch" or an estimator's."""
+        return "flat" if self.spreads is None else self.spreads.model
 
     def __len__(self) -> int:
         return len(self.time)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -26,8 +26,10 @@ from .params import BacktestParams
 
 
 def cut(f: SignalFrame, lo: int, hi: int) -> SignalFrame:
-    """Rows [lo, hi) of a frame."""
-    return SignalFrame(*(getattr(f, name)[lo:hi] for name in ("time", "price_x", "price_y", "alpha", "beta", "z", "corr")))
+    """Rows [lo, hi) of a frame (and of its spreads)."""
+    spreads = None if f.spreads is None else replace(f.spreads, half=f.spreads.half[lo:hi])
+    return SignalFrame(*(getattr(f, name)[lo:hi] for name in ("time", "price_x", "price_y", "alpha", "beta", "z", "corr")),
+                       spreads=spreads)
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +71,7 @@ def _stitch(parts: list[tuple[int, TradeIndex, Book]], bars: int, funded: bool) 
     b = Book(*(cat(lambda t, b, n=name: getattr(b, n)) for name in ("gross", "fees", "slippage", "funding")),
              funded, cat(lambda t, b: b.active, True).astype(np.int64), cat(lambda t, b: b.active_pnl),
              float(sum(b.notional for _, _, b in parts)), bars,
-             **{name: cat(lambda t, b, n=name: getattr(b, n)) for name in ("units_x", "units_y", "beta")})
+             **{name: cat(lambda t, b, n=name: getattr(b, n)) for name in ("units_x", "units_y", "beta", "fill_prices", "spread")})
     return t, b
 
 

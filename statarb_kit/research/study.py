@@ -34,6 +34,7 @@ import pandas as pd
 
 from ..analytics.signals import REL_STD_FLOOR, log_returns, rolling_corr, rolling_zscore
 from ..backtest.basket import basket_backtest
+from ..backtest.costs import COST_MODELS, LegSpreads
 from ..backtest.engine import pnl_figures
 from ..errors import InvalidParameter
 from ..rule import Rule
@@ -86,14 +87,16 @@ def stationary(panel: pd.DataFrame, c: Candidates, max_stale: int) -> np.ndarray
 
 
 def trade(formation: pd.DataFrame, trading: pd.DataFrame, legs: tuple[str, ...], weights: np.ndarray, prices: str,
-          signal: str, rule: Rule, p: MethodParams, bar_ms: int) -> tuple[pd.Series, dict[str, float]] | None:
+          signal: str, rule: Rule, p: MethodParams, bar_ms: int, spreads: tuple[str, pd.DataFrame] | None = None
+          ) -> tuple[pd.Series, dict[str, float]] | None:
     """One selection traded on the trading window with its formation weights fixed
     (``backtest.basket``, which for two legs is the pair engine with a fixed hedge): signal "z" is
     the Rule's rolling z-score of the spread (and, for a pair, the legs' rolling correlation)
     warmed up on the formation's last bars; "s" the s-score over a window as long as the
-    formation, traded at ``p``'s s thresholds with the Rule's costs, lag and holds. Returns the
-    PnL per trading bar (bar close times) and the backtest's figures; None when a leg has no bar
-    there."""
+    formation, traded at ``p``'s s thresholds with the Rule's costs, lag and holds; ``spreads``:
+    (model, half spreads per bar and symbol) each fill also crosses (``backtest.costs``). Returns
+    the PnL per trading bar (bar close times) and the backtest's figures; None when a leg has no
+    bar there."""
     cols = list(legs)
     if any(leg not in trading.columns for leg in cols):
         return None
@@ -121,11 +124,16 @@ def trade(formation: pd.DataFrame, trading: pd.DataFrame, legs: tuple[str, ...],
         corr = rolling_corr(log_returns(px[:, 0]), log_returns(px[:, 1]), rule.corr_window)[k:] \
             if len(cols) == 2 else None
     t = now.index.as_unit("ms").asi8 + bar_ms  # fills at bar close times (ms UTC)
+    crossing = None
+    if spreads is not None:
+        model, halves = spreads
+        crossing = LegSpreads(model, halves.reindex(now.index)[cols].to_numpy(dtype=np.float64))
     result = basket_backtest(t, px[k:], weights, z[k:], replace(rule, log_prices=log), bar_ms / 1000, legs,
-                             corr, exits)
+                             corr, exits, crossing)
     pnl = result.equity.diff().fillna(result.equity.iloc[0] - 1.0)  # indexed by bar close times
     m = result.metrics
-    return pnl, {"net": m.total_return, "trades": m.trades, "costs": m.costs, "turnover": m.turnover}
+    return pnl, {"net": m.total_return, "trades": m.trades, "costs": m.costs, "spread": m.spread,
+                 "turnover": m.turnover}
 
 
 def select(formation: pd.DataFrame, validation: pd.DataFrame, method: str, p: MethodParams) -> pd.DataFrame:
@@ -141,7 +149,8 @@ def select(formation: pd.DataFrame, validation: pd.DataFrame, method: str, p: Me
 
 
 def run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, methods: tuple[str, ...],
-               p: MethodParams, rule: Rule, bar_ms: int) -> list[dict[str, Any]]:
+               p: MethodParams, rule: Rule, bar_ms: int, spreads: tuple[str, pd.DataFrame] | None = None
+               ) -> list[dict[str, Any]]:
     """Every method on one period (a pure function of its two panels): per method the tested pairs'
     hits, the selections with their weights, hits and traded figures, and the portfolio's PnL. Runs
     on one BLAS thread, as Dask's workers do (OPENBLAS_NUM_THREADS=1): a matrix product's rounding
@@ -149,11 +158,12 @@ def run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, m
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
-        return _run_period(period, formation, trading, methods, p, rule, bar_ms)
+        return _run_period(period, formation, trading, methods, p, rule, bar_ms, spreads)
 
 
 def _run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, methods: tuple[str, ...],
-                p: MethodParams, rule: Rule, bar_ms: int) -> list[dict[str, Any]]:
+                p: MethodParams, rule: Rule, bar_ms: int, spreads: tuple[str, pd.DataFrame] | None = None
+                ) -> list[dict[str, Any]]:
     form = formation.loc[:, formation.notna().any()]  # the point-in-time universe: traded in the window
     out: list[dict[str, Any]] = []
     try:
@@ -170,10 +180,11 @@ def _run_period(period: Period, formation: pd.DataFrame, trading: pd.DataFrame, 
         chosen = []
         pnl_parts = []
         for i in c.selected.tolist():
-            traded = trade(form, trading, c.legs[i], c.weights[i], c.prices, c.signal, rule, p, bar_ms)
+            traded = trade(form, trading, c.legs[i], c.weights[i], c.prices, c.signal, rule, p, bar_ms, spreads)
             chosen.append({"legs": list(c.legs[i]), "weights": [float(w) for w in c.weights[i]],
                            "prices": c.prices, "hit": None if np.isnan(hits[i]) else bool(hits[i]),
-                           **(traded[1] if traded else {"net": math.nan, "trades": 0, "costs": 0.0, "turnover": 0.0})})
+                           **(traded[1] if traded else {"net": math.nan, "trades": 0, "costs": 0.0, "spread": 0.0,
+                                                        "turnover": 0.0})})
             if traded:
                 pnl_parts.append(traded[0])
         pnl = (pd.concat(pnl_parts, axis=1).fillna(0.0).sum(axis=1) / len(pnl_parts)) if pnl_parts else pd.Series(
@@ -206,7 +217,8 @@ class StudyResult:
         s = self.settings
         return (f"walk-forward study: {s['periods']} periods of {s['formation']} formation / {s['trading']} trading "
                 f"(step {s['step']}), {s['symbols']} symbols, top {s['top']} per method; a hit: the formation "
-                f"spread stationary in the trading window (ADF p < {HIT_LEVEL})\n{table}")
+                f"spread stationary in the trading window (ADF p < {HIT_LEVEL}); costs: "
+                f"{s.get('costs', 'flat')}\n{table}")
 
     def __repr__(self) -> str:
         return self.summary()
@@ -215,7 +227,8 @@ class StudyResult:
         s = self.settings
         head = (f"<b>Walk-forward study</b>: {s['periods']} periods, {html.escape(s['formation'])} formation / "
                 f"{html.escape(s['trading'])} trading (step {html.escape(s['step'])}), {s['symbols']} symbols. "
-                "Lift = hit rate of the selections / hit rate of every pair tested (1: no better than chance).")
+                "Lift = hit rate of the selections / hit rate of every pair tested (1: no better than chance). "
+                f"Costs: {html.escape(s.get('costs', 'flat'))}.")
         return (f"<div class='statarb-study'><p>{head}</p>{self.methods.to_html(index=False, float_format='{:.4g}'.format)}"
                 f"{_equity_svg(self.equity)}</div>")
 
@@ -291,12 +304,14 @@ def _bar_ms(index: pd.DatetimeIndex) -> int:
 def study(closes: pd.DataFrame, *, formation: str = "60d", trading: str = "30d", step: str | None = None,
           preset: str | None = None, methods: str | tuple[str, ...] = "all", rule: Rule | None = None,
           params: MethodParams | None = None, client: object | None = None, progress: bool = False,
-          **changes: Any) -> StudyResult:
+          spreads: tuple[str, pd.DataFrame] | None = None, **changes: Any) -> StudyResult:
     """Run the study (see the module doc) on ``closes`` (UTC index of bar open times, a column of
     closes per symbol, NaN where a symbol has no traded bar: ``scan.data.closes_from_*``).
     ``preset`` "ggr" sets 12m / 6m / 6m; ``step`` defaults to ``trading``; ``rule`` the one Rule
     that trades (default: the kit's, z_entry 2); ``params`` or keyword ``changes`` set the methods'
-    settings (top, q_level, min_obs...); ``client``: a ``distributed.Client`` to run periods on."""
+    settings (top, q_level, min_obs...); ``client``: a ``distributed.Client`` to run periods on;
+    ``spreads``: (model, half spreads as ``closes``: ``scan.data.half_spreads_from_klines``) each
+    fill crosses on top of the Rule's fees and slippage (None: the flat model, the Rule's bps)."""
     if preset is not None:
         if preset not in PRESETS:
             raise InvalidParameter(f"unknown preset {preset!r}: {', '.join(PRESETS)}")
@@ -314,24 +329,33 @@ def study(closes: pd.DataFrame, *, formation: str = "60d", trading: str = "30d",
     if not periods:
         raise InvalidParameter(f"the data ({closes.index[0]:%Y-%m-%d} to {end:%Y-%m-%d}) is shorter than one "
                                f"formation ({formation}) and trading ({trading}) window")
-    jobs = [(q, closes[(closes.index >= q.formation[0]) & (closes.index < q.formation[1])],
-             closes[(closes.index >= q.trading[0]) & (closes.index < q.trading[1])]) for q in periods]
+    if spreads is not None and (spreads[0] not in COST_MODELS[1:] or not isinstance(spreads[1], pd.DataFrame)):
+        raise InvalidParameter(f"spreads are (model, half spreads per bar and symbol), model one of "
+                               f"{', '.join(COST_MODELS[1:])}")
+    window = lambda lo, hi: (closes.index >= lo) & (closes.index < hi)  # noqa: E731
+    jobs = [(q, closes[window(*q.formation)], closes[window(*q.trading)],
+             None if spreads is None else (spreads[0], spreads[1][(spreads[1].index >= q.trading[0])
+                                                                  & (spreads[1].index < q.trading[1])]))
+            for q in periods]
     results = _run(jobs, names, p, rule, bar_ms, client, progress)
+    costs = "flat: the rule's fee and slippage bps per leg" if spreads is None else \
+        f"{spreads[0]}: half the estimated spread per leg and fill, plus the rule's fee and slippage bps"
     return _assemble(results, periods, names, p, {"formation": formation, "trading": trading, "step": step,
                                                   "periods": len(periods), "symbols": closes.shape[1], "top": p.top,
-                                                  "methods": list(names), "rule": rule.as_dict()}, bar_ms)
+                                                  "methods": list(names), "rule": rule.as_dict(), "costs": costs},
+                     bar_ms)
 
 
-def _run(jobs: list[tuple[Period, pd.DataFrame, pd.DataFrame]], names: tuple[str, ...], p: MethodParams, rule: Rule,
-         bar_ms: int, client: object | None, progress: bool) -> list[list[dict[str, Any]]]:
+def _run(jobs: list[tuple[Period, pd.DataFrame, pd.DataFrame, Any]], names: tuple[str, ...], p: MethodParams,
+         rule: Rule, bar_ms: int, client: object | None, progress: bool) -> list[list[dict[str, Any]]]:
     from tqdm.auto import tqdm
 
     if client is None:
-        return [run_period(q, f, t, names, p, rule, bar_ms) for q, f, t in tqdm(jobs, disable=not progress,
-                                                                                 desc="periods", unit="period")]
+        return [run_period(q, f, t, names, p, rule, bar_ms, s) for q, f, t, s in tqdm(jobs, disable=not progress,
+                                                                                       desc="periods", unit="period")]
     from distributed import as_completed
 
-    futures = [client.submit(run_period, q, f, t, names, p, rule, bar_ms, pure=False) for q, f, t in jobs]
+    futures = [client.submit(run_period, q, f, t, names, p, rule, bar_ms, s, pure=False) for q, f, t, s in jobs]
     done = {}
     for fut in tqdm(as_completed(futures), total=len(futures), disable=not progress, desc="periods", unit="period"):
         done[futures.index(fut)] = fut.result()
@@ -377,7 +401,8 @@ def _assemble(results: list[list[dict[str, Any]]], periods: list[Period], names:
             "profitable_rate": (np.mean([s["net"] > 0 for s in traded]) if traded else math.nan),
             "net_return": total if len(stitched) else math.nan, "net_sharpe": sharpe,
             "max_drawdown": drawdown if len(stitched) else math.nan, "trades": int(sum(s["trades"] for s in traded)),
-            "costs": float(np.mean([s["costs"] for s in traded])) if traded else math.nan})
+            "costs": float(np.mean([s["costs"] for s in traded])) if traded else math.nan,
+            "spread": float(np.mean([s.get("spread", 0.0) for s in traded])) if traded else math.nan})
         for r in per:
             q = r["period"]
             sel = r.get("selections", [])

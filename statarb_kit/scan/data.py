@@ -93,6 +93,37 @@ def closes_from_klines(path: str | Path, symbols: list[str] | None = None, start
     return wide.sort_index()
 
 
+def half_spreads_from_klines(path: str | Path, method: str, window: int = 720, start: str | None = None,
+                             end: str | None = None) -> pd.DataFrame:
+    """Half the bid-ask spread each symbol of a klines file paid per traded bar, estimated by
+    ``method`` (``analytics.spread_estimators``: "abdi_ranaldo" or "corwin_schultz") over the
+    trailing ``window`` bars of its own history (bars before ``start`` warm it up), wide as
+    ``closes_from_klines`` (NaN where it did not trade). Where a symbol's window has too few
+    terms yet (a new listing), the median of the other symbols' estimates at that bar stands in."""
+    from ..analytics.spread_estimators import rolling_spread
+
+    closes_from_klines(path, None, start, end)  # the same checks and refusals
+    k = pd.read_parquet(path) if Path(path).suffix == ".parquet" else pd.read_csv(path)
+    k = k.assign(symbol=k["symbol"].astype(str)).sort_values(["symbol", "open_time"])
+    ok = traded(k["volume"].to_numpy(), k["trades"].to_numpy() if "trades" in k.columns else None)
+    half = np.empty(len(k))
+    for _, rows in k.groupby("symbol", sort=False).indices.items():
+        half[rows] = rolling_spread(k["high"].to_numpy()[rows], k["low"].to_numpy()[rows], k["close"].to_numpy()[rows],
+                                    method, window, traded=ok[rows]) / 2.0
+    lo, hi = (None if b is None else utc_ms(b) for b in (start, end))
+    keep = ok & ((k["open_time"] >= lo).to_numpy() if lo is not None else True)
+    keep &= (k["open_time"] < hi).to_numpy() if hi is not None else True
+    k = k.assign(half=half)[keep]
+    wide = k.pivot_table(index="open_time", columns="symbol", values="half", aggfunc="last", observed=True,
+                         dropna=False)
+    wide.index = pd.DatetimeIndex(pd.to_datetime(wide.index.to_numpy(np.int64), unit="ms", utc=True), name="time")
+    wide.columns = [str(c) for c in wide.columns]
+    present = k.pivot_table(index="open_time", columns="symbol", values="close", aggfunc="last", observed=True)
+    median = wide.median(axis=1)
+    filled = wide.apply(lambda col: col.fillna(median))
+    return filled.where(present.notna().to_numpy()).sort_index()
+
+
 def closes_from_files(files: list[str | Path], timeframe: str = "1m", skip_bad: bool = False) -> pd.DataFrame:
     """Closes of Binance dump files (trades or aggTrades, any symbols), built by the pipeline
     (Session -> ticks -> bars) in a temporary DuckDB file: the bars a recording would store."""

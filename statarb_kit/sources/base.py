@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ..ticks import TickBatch, now_ms
 
 if TYPE_CHECKING:
+    from ..quotes import QuoteBatch
     from .mark_price import FundingProvider
 
 
@@ -69,12 +70,13 @@ class Source(Protocol):
     ``TickBatch.backlog``: the session waits for ring space for them instead of overwriting, which
     it does only to keep a live feed live under overload.
 
-    Three optional parts, with the defaults of ``SourceBase`` (a source inherits them):
+    Four optional parts, with the defaults of ``SourceBase`` (a source inherits them):
     ``funding`` (its symbols' funding: a FundingProvider; one that is ``live`` runs as a task of
     the session, which stores its settlements), ``resume(newest)`` (continue after the trades a
     file already holds: symbol -> (trade id, time ms, price)) and ``reconcile(until_ms,
     timeout_s)`` (after the stream stopped: the trades up to ``until_ms`` it still owes, checked
-    against the exchange; ``Session.stop()`` stores them).
+    against the exchange; ``Session.stop()`` stores them) and ``take_quotes()`` (the quotes
+    received since the last call, a ``quotes.QuoteBatch``, or None: the session stores them).
     """
 
     symbols: tuple[str, ...]
@@ -87,6 +89,8 @@ class Source(Protocol):
     def resume(self, newest: Mapping[str, tuple[int, int, float]]) -> None: ...
 
     async def reconcile(self, until_ms: int, timeout_s: float) -> TickBatch: ...
+
+    def take_quotes(self) -> QuoteBatch | None: ...
 
 
 class SourceBase:
@@ -101,3 +105,7 @@ class SourceBase:
     async def reconcile(self, until_ms: int, timeout_s: float) -> TickBatch:
         """Nothing owed: everything this source has was streamed."""
         return TickBatch.empty()
+
+    def take_quotes(self) -> QuoteBatch | None:
+        """No quotes: this source streams trades only."""
+        return None

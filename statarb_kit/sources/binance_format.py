@@ -29,9 +29,11 @@ SAMPLES = 3
 
 @dataclass
 class ParsedFrames:
-    """Trades of a list of frames plus what was not a trade."""
+    """Trades (and ``@bookTicker`` quotes: (sym, T, u, bid, bid qty, ask, ask qty)) of a list of
+    frames plus what was neither."""
 
     batch: TickBatch
+    quotes: list[tuple[int, int, int, float, float, float, float]] = field(default_factory=list)  # @bookTicker rows
     malformed: int = 0
     unknown: int = 0
     replies: list[dict] = field(default_factory=list)  # subscription replies and errors
@@ -78,6 +80,16 @@ def parse_frames(frames: list[bytes | str], code_of: dict[str, int], recv_ms: in
             px.append(row[2])
             qty.append(row[3])
             ibm.append(row[4])
+        elif data.get("e") == "bookTicker":
+            try:
+                q = (code_of[data["s"]], int(data["T"]), int(data["u"]), float(data["b"]), float(data["B"]),
+                     float(data["a"]), float(data["A"]))
+                if not 0 < q[3] <= q[5]:
+                    raise ValueError("crossed or non-positive quote")
+            except (KeyError, ValueError, TypeError):
+                _bad(out, raw, "malformed")
+                continue
+            out.quotes.append(q)
         elif "id" in data and ("result" in data or "error" in data):
             out.replies.append(data)
         else:

@@ -53,6 +53,7 @@ from ..errors import InvalidParameter
 from ..ticks import TickBatch, normalize_symbol, now_ms
 from .base import SourceBase, SourceState, SourceStatus
 from .sequencer import Gap, TradeSequencer
+from ..quotes import QuoteBatch
 from .binance_format import SAMPLES, parse_frames
 from .binance_rest import RECENT_LIMIT, Backoff, Fill, RestClient, RestError, WeightBudget, check_listed
 from .mark_price import MarkPriceStream
@@ -76,7 +77,10 @@ class BinanceConfig:
     """Endpoints and timings (seconds). ``ws_path`` None routes each stream by its tier
     (``@trade``: ``/public/stream``); a path (``/public/stream``, ``/market/stream``, ``/public/ws``,
     the legacy ``/stream``) is tried first, the other routed tiers after it if it is silent.
-    ``api_key`` (never logged) enables exact fills of long gaps from historicalTrades."""
+    ``api_key`` (never logged) enables exact fills of long gaps from historicalTrades. ``quotes``:
+    also ``@bookTicker`` (a public-tier stream) on the same connections; a quote missed while a
+    connection was down is gone (Binance keeps no quote history), so each such span is recorded
+    (``quote_gaps``)."""
 
     ws_url: str = "wss://fstream.binance.com"
     ws_path: str | None = None
@@ -100,6 +104,7 @@ class BinanceConfig:
     rest_weight_per_min: int = 1_200
     batch_interval_s: float = 0.05
     batch_max: int = 5_000
+    quotes: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_streams_per_connection <= 1024:
@@ -197,10 +202,17 @@ class BinanceLive(SourceBase):
         # handed over: a cancellation between two REST calls must not drop them
         self._unsent: list[TickBatch] = []
         self._started_ms = 0
-        k = self.config.max_streams_per_connection
+        kinds = ("trade", "bookTicker") if self.config.quotes else ("trade",)
+        k = max(1, self.config.max_streams_per_connection // len(kinds))  # symbols per connection
         routes = route_candidates(self.config.ws_path, "trade")
-        self.shards = [Shard(list(range(i, min(i + k, n))), [f"{s.lower()}@trade" for s in self.symbols[i : i + k]],
+        self.shards = [Shard(list(range(i, min(i + k, n))),
+                             [f"{s.lower()}@{kind}" for s in self.symbols[i : i + k] for kind in kinds],
                              routes, meter=RateMeter(RATE_TAU_S, now=time.monotonic())) for i in range(0, n, k)]
+        self._quotes: list[QuoteBatch] = []  # received and not taken by the session yet
+        self.quotes_received = 0
+        self._last_quote_ms: dict[int, int] = {}  # symbol code -> time of its newest quote
+        self._quote_gap_open: set[int] = set()  # symbols whose connection went down since their last quote
+        self.quote_gaps: list[tuple[str, int, int]] = []  # (symbol, last quote before, first quote after) ms
 
     # ---- the stream ----------------------------------------------------------------------
 
@@ -359,6 +371,7 @@ class BinanceLive(SourceBase):
                         reason = f"silent on its route: trying {shard.path}"
                 await ws.close()
                 self.status.reconnects += 1
+                self._quote_gap_open.update(shard.codes)
                 if self.status.state != SourceState.SILENT_ROUTE:
                     self.status.state = SourceState.RECONNECTING
                     self._away(f"connection {reason}: reconnecting")
@@ -496,6 +509,8 @@ class BinanceLive(SourceBase):
             if "error" in reply:
                 self.status.last_error = f"subscription error: {reply['error']}"
                 log.warning(self.status.last_error)
+        if parsed.quotes:
+            self._take_in_quotes(parsed.quotes)
         if len(parsed.batch):
             if self.status.last_error and self.status.last_error == self._away_note:
                 self.status.last_error = ""  # connected and delivering again: nothing is wrong now
@@ -507,6 +522,26 @@ class BinanceLive(SourceBase):
                 if parsed.batch.trade_id[parsed.batch.sym == code].max(initial=-1) >= wanted:
                     del shard.awaited[code]
             queue.put_nowait(parsed.batch)
+
+    def _take_in_quotes(self, rows: list[tuple[int, int, int, float, float, float, float]]) -> None:
+        """Hold received quotes for the session; a symbol's first quote after its connection went
+        down closes a quote gap."""
+        batch = QuoteBatch.of_rows(rows)
+        self._quotes.append(batch)
+        self.quotes_received += len(batch)
+        for code in np.unique(batch.sym).tolist():
+            times = batch.time_ms[batch.sym == code]
+            if code in self._quote_gap_open and code in self._last_quote_ms:
+                self.quote_gaps.append((self.symbols[code], self._last_quote_ms[code], int(times.min())))
+            self._quote_gap_open.discard(code)
+            self._last_quote_ms[code] = max(int(times.max()), self._last_quote_ms.get(code, 0))
+
+    def take_quotes(self) -> QuoteBatch | None:
+        """The quotes received since the last call (None: none)."""
+        if not self._quotes:
+            return None
+        held, self._quotes = self._quotes, []
+        return QuoteBatch.concat(held)
 
     # ---- sequencing and gaps -------------------------------------------------------------
 

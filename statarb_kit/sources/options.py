@@ -23,14 +23,15 @@ API_KEY_HELP = (f"live: a Binance API key (or set {API_KEY_ENV}): gaps past the 
 
 def live_source(symbols: tuple[str, ...] | list[str], ws_url: str = BinanceConfig.ws_url, ws_path: str | None = None,
                 rest_url: str = BinanceConfig.rest_url, db: str | Path | None = None,
-                api_key: str | None = None) -> BinanceLive:
+                api_key: str | None = None, quotes: bool = False) -> BinanceLive:
     """The Binance client of ``symbols``; refuses symbols Binance does not list (InvalidParameter).
     ``db``: a recording file; the client then resumes after the trades stored in it (the outage
     is filled from REST). ``api_key`` (default: the ``STATARB_BINANCE_API_KEY`` variable) is sent
-    as a header only, never in a URL or a log."""
+    as a header only, never in a URL or a log. ``quotes``: also record ``@bookTicker`` (table
+    ``quotes``)."""
     symbols = tuple(normalize_symbol(s) for s in symbols)
     config = BinanceConfig(ws_url=ws_url, ws_path=ws_path or None, rest_url=rest_url,
-                           api_key=api_key or os.environ.get(API_KEY_ENV) or None)
+                           api_key=api_key or os.environ.get(API_KEY_ENV) or None, quotes=quotes)
     refuse_unlisted(symbols, rest_url)
     resume: dict = {}
     if db is not None and str(db) != ":memory:" and Path(db).exists():
@@ -40,6 +41,10 @@ def live_source(symbols: tuple[str, ...] | list[str], ws_url: str = BinanceConfi
         finally:
             store.close()
     return BinanceLive(symbols, config, resume_from=resume)
+
+
+QUOTES_HELP = ("live: also record the best bid and ask (@bookTicker, on the same connections) into table quotes; "
+               "backtests fill at the touch where they exist")
 
 
 def replay_source(files: list[str] | None, speed: float | None = None, skip_bad: bool = False) -> Replay:
