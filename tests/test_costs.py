@@ -106,3 +106,20 @@ def test_a_spread_model_is_named_and_shaped_or_refused():
     with pytest.raises(InvalidParameter, match="unknown spread estimator"):
         estimated_spreads([(np.ones(3), np.ones(3), np.ones(3), None)], "roll", 2)
     assert "mean half spread 2 bps" in LegSpreads("touch", np.full((4, 2), 2e-4)).describe()
+
+
+def test_legging_refuses_a_bad_latency_or_leg():
+    import pandas as pd
+
+    from statarb_kit.backtest.costs import legging
+    from statarb_kit.quotes import parse_book_tickers
+
+    q = parse_book_tickers("ETHUSDT", [])
+    trades = pd.DataFrame({"entry_time": pd.to_datetime([0], unit="ms", utc=True),
+                           "exit_time": pd.to_datetime([1_000], unit="ms", utc=True), "units_x": [1.0],
+                           "units_y": [-2.0]})
+    with pytest.raises(InvalidParameter, match="latency_ms"):
+        legging(trades, q, -1)
+    with pytest.raises(InvalidParameter, match="leg"):
+        legging(trades, q, 10, leg="z")
+    assert legging(trades, q, 10)["legging"].isna().all()  # no quote in force: unknown, not 0

@@ -191,6 +191,61 @@ def test_the_live_client_stores_the_tapes_quotes_exactly_through_drops(tmp_path,
         if kind == "drops":
             assert status.reconnects >= 3 and len(src.quote_gaps) >= 2 * 3 - 2
             assert all(a < b for _, a, b in src.quote_gaps)
+        else:
+            assert_touch_fills_and_legging_by_hand(db)
         assert status.ticks_stored == sum(len(t.trade_id) for t in fake.tapes.values())  # trades stay exact
     finally:
         store.close()
+
+
+def assert_touch_fills_and_legging_by_hand(db) -> None:
+    """A backtest of the recorded 1 s bars fills at the touch of the recorded quotes: each leg
+    bought at the ask and sold at the bid of the tape's last quote before the fill bar's close;
+    the net PnL follows by hand, and so does the legging cost of ETHUSDT 250 ms after BTCUSDT."""
+    import bisect
+
+    from statarb_kit.backtest import BacktestParams
+    from statarb_kit.backtest.costs import legging
+    from statarb_kit.backtest.data import backtest_bars, bars_from_store
+    from tests.fake_binance import read_tape_quotes
+
+    bars = bars_from_store(db, ("BTCUSDT", "ETHUSDT"), "1s")
+    assert bars.quotes is not None and "fills at the touch" in bars.origin
+    p = BacktestParams(hedge_window=60, z_window=30, corr_window=30, z_entry=1.0, z_exit=0.0, corr_min=-1.0,
+                       fee_bps=2.0, slippage_bps=0.0)
+    r = backtest_bars(bars, p)
+    tr = r.trades
+    assert len(tr) >= 3 and r.frame.cost_model == "touch"
+    tape = {s: read_tape_quotes(next(f for f in recorded_files() if f.name.startswith(s.lower())))
+            for s in ("BTCUSDT", "ETHUSDT")}
+    order = {s: np.lexsort((q.update_id, q.time_ms)) for s, q in tape.items()}
+
+    def touch(symbol: str, t_ms: int, buy: bool) -> float:
+        q, o = tape[symbol], order[symbol]
+        times = q.time_ms[o].tolist()
+        k = o[bisect.bisect_left(times, t_ms) - 1]  # the last quote before the close
+        return float(q.ask[k] if buy else q.bid[k])
+
+    fees = pnl = 0.0
+    for row in tr.itertuples():
+        t0, t1 = (int(x.value // 10**6) for x in (row.entry_time, row.exit_time))
+        ex, ey = touch("BTCUSDT", t0, row.units_x > 0), touch("ETHUSDT", t0, row.units_y > 0)
+        xx, xy = touch("BTCUSDT", t1, row.units_x < 0), touch("ETHUSDT", t1, row.units_y < 0)
+        assert (row.entry_x, row.entry_y, row.exit_x, row.exit_y) == pytest.approx((ex, ey, xx, xy), rel=1e-13)
+        fee = 2e-4 * (abs(row.units_x) * (ex + xx) + abs(row.units_y) * (ey + xy))
+        assert row.pnl == pytest.approx(row.units_x * (xx - ex) + row.units_y * (xy - ey) - fee, rel=1e-9, abs=1e-14)
+        fees, pnl = fees + fee, pnl + row.pnl
+    assert r.metrics.fees == pytest.approx(fees) and r.metrics.spread > 0
+    eth = tape["ETHUSDT"]
+    o = order["ETHUSDT"]
+    eth_sorted = type(eth)("ETHUSDT", eth.time_ms[o], eth.bid[o], eth.ask[o], eth.bid_qty[o], eth.ask_qty[o],
+                           eth.update_id[o])
+    got = legging(tr, eth_sorted, 250)
+    times = eth_sorted.time_ms.tolist()
+    for row, g in zip(tr.itertuples(), got.itertuples()):
+        for fill, t, buy in (("entry", row.entry_time, row.units_y > 0), ("exit", row.exit_time, row.units_y < 0)):
+            t = int(t.value // 10**6)
+            k0, k1 = bisect.bisect_right(times, t) - 1, bisect.bisect_right(times, t + 250) - 1
+            side = eth_sorted.ask if buy else eth_sorted.bid
+            move = (side[k1] - side[k0]) * (1 if buy else -1)
+            assert getattr(g, f"{fill}_legging") == pytest.approx(abs(row.units_y) * move, abs=1e-15)

@@ -20,10 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..analytics.spread_estimators import ESTIMATORS, rolling_spread
 from ..errors import InvalidParameter
-from ..quotes import QuoteBars
+from ..quotes import QuoteBars, Quotes
 
 #: The cost models by name ("flat": no spread term).
 COST_MODELS = ("flat", "touch", *ESTIMATORS)
@@ -48,6 +49,11 @@ class LegSpreads:
         """Half spreads at bar positions ``bars`` (trades x legs), NaN as the fallback."""
         h = self.half[bars]
         return np.where(np.isfinite(h), h, self.fallback)
+
+    @property
+    def unquoted(self) -> int:
+        """Bar-legs without a known spread (charged ``fallback``)."""
+        return int((~np.isfinite(self.half)).sum())
 
     def describe(self) -> str:
         h = self.half[np.isfinite(self.half)]
@@ -93,3 +99,37 @@ def crossing(spreads: LegSpreads | None, units: np.ndarray, prices: np.ndarray, 
     h = spreads.at(bars)
     buy = np.sign(units) if opening else -np.sign(units)
     return prices * (1.0 + buy * h), (np.abs(units) * prices * h).sum(axis=1)
+
+
+def quote_at(q: Quotes, time_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(bid, ask) in force at each of ``time_ms``: the last quote at or before it (NaN before the
+    first)."""
+    at = np.searchsorted(q.time_ms, np.asarray(time_ms, dtype=np.int64), side="right") - 1
+    ok = at >= 0
+    bid, ask = np.full(len(at), np.nan), np.full(len(at), np.nan)
+    bid[ok], ask[ok] = q.bid[at[ok]], q.ask[at[ok]]
+    return bid, ask
+
+
+def legging(trades: pd.DataFrame, second: Quotes, latency_ms: int, leg: str = "y") -> pd.DataFrame:
+    """What legging in costs each trade of a backtest (``BacktestResult.trades``): both orders go
+    out at each fill time, the first leg fills at once, the ``leg`` one ``latency_ms`` later at
+    the touch then in force (``second``: that leg's raw quotes). Per fill: the move of the touch
+    that leg crosses (buying: the ask, selling: the bid) from the fill time to ``latency_ms`` after,
+    times the units, signed so that > 0 is a loss; NaN where no quote was in force. Columns
+    ``entry_legging``, ``exit_legging``, ``legging`` (their sum), in the trades' currency."""
+    if not isinstance(latency_ms, (int, np.integer)) or latency_ms < 0:
+        raise InvalidParameter(f"latency_ms must be an integer >= 0, got {latency_ms!r}")
+    if leg not in ("x", "y"):
+        raise InvalidParameter(f"leg must be 'x' or 'y', got {leg!r}")
+    units = trades[f"units_{leg}"].to_numpy(dtype=np.float64)
+    out = {}
+    for fill, buying in (("entry", units > 0), ("exit", units < 0)):
+        t = trades[f"{fill}_time"].dt.as_unit("ms").astype("int64").to_numpy()
+        b0, a0 = quote_at(second, t)
+        b1, a1 = quote_at(second, t + int(latency_ms))
+        move = np.where(buying, a1 - a0, b0 - b1)  # > 0: the price this leg pays moved against it
+        out[f"{fill}_legging"] = np.abs(units) * move
+    frame = pd.DataFrame(out, index=trades.index)
+    frame["legging"] = frame["entry_legging"] + frame["exit_legging"]
+    return frame

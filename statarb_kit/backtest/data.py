@@ -24,8 +24,10 @@ from ..sources import Replay, SyntheticPair
 from ..sources.history import dump_files
 from ..sources.synthetic import PairModel
 from ..store import TickStore
+from ..quotes import QuoteBars, quote_bars, quotes_of_frame
 from ..ticks import normalize_symbol
-from .engine import BacktestResult, backtest
+from .engine import BacktestResult, backtest, run_backtest
+from .frame import at_the_touch, signal_frame
 from .params import BacktestParams
 
 
@@ -37,8 +39,9 @@ SYNTHETIC_START = "2026-01-01"
 
 @dataclass(frozen=True, eq=False)
 class PairBars:
-    """Closes of a pair on common bar open times (ms UTC, ascending), where they came from, and
-    both legs' funding rates when known (None: backtests say funding was not included)."""
+    """Closes of a pair on common bar open times (ms UTC, ascending), where they came from, both
+    legs' funding rates when known (None: backtests say funding was not included) and their quote
+    bars when quotes were recorded (backtests then fill at the touch)."""
 
     symbols: tuple[str, str]
     timeframe: str
@@ -47,6 +50,7 @@ class PairBars:
     price_y: np.ndarray
     origin: str
     funding: PairFunding | None = None
+    quotes: tuple[QuoteBars, QuoteBars] | None = None  # recorded quotes of both legs: fills at the touch
 
     def without_funding(self) -> PairBars:
         return replace(self, funding=None)
@@ -160,12 +164,30 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
     for sym, b in ((x, bx), (y, by)):
         if not len(b):
             raise InvalidParameter(f"{db} has no {timeframe} bars of {sym}")
+    quotes = None if is_archive(db) else _quote_bars(db, (x, y), timeframe, bx, by)
     # a bar in which nothing traded (a settled contract's flat klines) is no price: missing
     bx, by = (b[traded(b["volume"].to_numpy(), b["trades"].to_numpy())] for b in (bx, by))
     aligned = align_pair(bx["start"].to_numpy(np.int64), bx["close"].to_numpy(), by["start"].to_numpy(np.int64),
                          by["close"].to_numpy(), timeframe_ms(timeframe), max_stale)
     funding = PairFunding(fx, fy) if len(fx) and len(fy) else None
-    return PairBars((x, y), timeframe, aligned.time, aligned.x, aligned.y, f"store {db}", funding).between(start, end)
+    origin = f"store {db}" + (", fills at the touch of its recorded quotes" if quotes else "")
+    return PairBars((x, y), timeframe, aligned.time, aligned.x, aligned.y, origin, funding, quotes).between(start, end)
+
+
+def _quote_bars(db: str | Path, pair: tuple[str, str], timeframe: str, bx: pd.DataFrame,
+                by: pd.DataFrame) -> tuple[QuoteBars, QuoteBars] | None:
+    """Both legs' quote bars over their bars' span, when the file holds quotes of both."""
+    store = TickStore(db, read_only=True)
+    try:
+        rows = [store.quotes(s) for s in pair]
+    finally:
+        store.close()
+    if not all(len(r) for r in rows):
+        return None
+    tf = timeframe_ms(timeframe)
+    until = int(max(bx["start"].max(), by["start"].max())) + tf
+    return tuple(quote_bars(quotes_of_frame(s, r), tf, max(until, int(r["time_ms"].max()) + 1))
+                 for s, r in zip(pair, rows))
 
 
 def with_funding_files(bars: PairBars, files: list[str | Path]) -> PairBars:
@@ -222,5 +244,8 @@ def _through_pipeline(make_source: Callable[[], Any], pair: tuple[str, str], tim
 
 def backtest_bars(bars: PairBars, params: BacktestParams) -> BacktestResult:
     """Backtest ``params`` on ``bars``, fills at bar close times (as a sweep does), with the
-    bars' funding when they have it."""
-    return backtest(bars.close_time, bars.price_x, bars.price_y, params, bars.bar_s, bars.funding)
+    bars' funding when they have it, at the touch when they have quotes."""
+    if bars.quotes is None:
+        return backtest(bars.close_time, bars.price_x, bars.price_y, params, bars.bar_s, bars.funding)
+    f = at_the_touch(signal_frame(bars.close_time, bars.price_x, bars.price_y, params), bars.quotes)
+    return run_backtest(f, params, bars.bar_s, bars.funding)

@@ -6,14 +6,15 @@ which it reuses for the rolling, fixed and Kalman modes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..analytics.hedge import ols_hedge
 from ..analytics.signals import REL_STD_FLOOR, log_returns, pair_frame, rolling_corr, rolling_zscore
 from ..errors import InvalidParameter
-from .costs import LegSpreads
+from ..quotes import QuoteBars
+from .costs import LegSpreads, touch_spreads
 from .params import BacktestParams
 
 
@@ -56,6 +57,17 @@ def signal_frame(time: np.ndarray, price_x: np.ndarray, price_y: np.ndarray, p: 
     alpha, beta, z = walk_forward(px, py, p)
     corr = rolling_corr(log_returns(px), log_returns(py), p.corr_window)
     return SignalFrame(t, px, py, alpha, beta, z, corr)
+
+
+def at_the_touch(f: SignalFrame, quotes: tuple[QuoteBars, QuoteBars]) -> SignalFrame:
+    """``f`` filled at the touch (``backtest.costs``): each leg's price at a bar is the mid of the
+    quote in force at its close (``f.time``: bar close times) and fills cross half the quoted
+    spread; the signals (z, hedge, correlation) stay those of ``f``. A bar without a quote keeps
+    its trade price and pays no spread (``LegSpreads.unquoted`` counts such bars)."""
+    spreads, mid = touch_spreads(list(quotes), f.time)
+    px = np.where(np.isfinite(mid[:, 0]), mid[:, 0], f.price_x)
+    py = np.where(np.isfinite(mid[:, 1]), mid[:, 1], f.price_y)
+    return replace(f, price_x=px, price_y=py, spreads=spreads)
 
 
 def walk_forward(px: np.ndarray, py: np.ndarray, p: BacktestParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
