@@ -77,6 +77,7 @@ class AppSettings:
     ws_url: str = BinanceConfig.ws_url
     ws_path: str = ""  # "": by tier (@trade on /public/stream)
     rest_url: str = BinanceConfig.rest_url
+    quotes: bool = True  # a one-pair page records the best bid and ask (live: @bookTicker) and shows their spread
     monitor: str = ""  # HOST:PORT of a running `statarb monitor`: the pages attach to it (server only)
 
     @classmethod
@@ -161,8 +162,8 @@ class AppSettings:
 
     def make_source(self, pairs: list[tuple[str, str]] | None = None) -> Source:
         symbols = tuple(dict.fromkeys(s for p in pairs for s in p)) if pairs else self.symbols
-        if self.source == "live":
-            return live_source(symbols, self.ws_url, self.ws_path, self.rest_url)
+        if self.source == "live":  # quotes on a one-pair page: a watchlist's hundreds of symbols only trade
+            return live_source(symbols, self.ws_url, self.ws_path, self.rest_url, quotes=self.quotes and not pairs)
         start = now_ms() - int(self.history_min * 60_000)
         accelerated = {"realtime": False, "chunk_s": 1.0, "speed": self.speed} if self.speed > 0 else {"realtime": True}
         if pairs:
@@ -174,7 +175,7 @@ class AppSettings:
                                        "or source=live)")
             return groups
         # accelerated time (speed): bars become final by later trades, not the wall clock
-        return SyntheticPair(symbols=self.symbols, seed=self.seed, start_ms=start, **accelerated)
+        return SyntheticPair(symbols=self.symbols, seed=self.seed, start_ms=start, quotes=self.quotes, **accelerated)
 
 
 def error_box(exc: Exception) -> w.HTML:

@@ -161,6 +161,8 @@ async def _download(args: argparse.Namespace) -> int:
         return 0
     if args.kind == "fundingRate":
         return _store_funding(read_funding_files(files), args.db)
+    if args.kind == "bookTicker":
+        return _store_quotes(files, args.db)
     async with Session(source=Replay(files, skip_bad=args.skip_bad), db=args.db) as session:
         await session.wait()
     st = session.status()
@@ -168,6 +170,28 @@ async def _download(args: argparse.Namespace) -> int:
     if st.last_error:
         print(f"statarb: {st.last_error}", file=sys.stderr, flush=True)
         return 2
+    return 0
+
+
+def _store_quotes(files: list[Path], db: str) -> int:
+    """bookTicker dumps into table ``quotes`` (a day already stored is not stored twice)."""
+    from .quotes import quotes_frame, read_book_ticker_dump
+
+    store = TickStore(db)
+    added = skipped = 0
+    try:
+        for path in files:
+            q = read_book_ticker_dump(path)
+            if not len(q):
+                continue
+            if len(store.quotes(q.symbol, int(q.time_ms[0]), int(q.time_ms[-1]) + 1)):
+                skipped += len(q)
+                continue
+            store.insert_quotes(quotes_frame(q))
+            added += len(q)
+    finally:
+        store.close()
+    print(f"loaded into {db}: {added:,} quotes, {skipped:,} already stored (table quotes)", flush=True)
     return 0
 
 
@@ -494,7 +518,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      help="synthetic pair (default), live Binance USD-M trades, or replay of dump files")
     rec.add_argument("--symbols", default="BTCUSDT,ETHUSDT", help="comma-separated symbols (x,y for a pair)")
     rec.add_argument("--seed", type=int, default=7, help="synthetic source seed")
-    rec.add_argument("--files", nargs="*", help="replay: Binance trades/aggTrades dump files (.zip or .csv)")
+    rec.add_argument("--files", nargs="*", help="replay: Binance trades/aggTrades dump files (.zip or .csv); "
+                     "bookTicker dumps add their quotes (table quotes)")
     rec.add_argument("--speed", type=float, default=None, help="replay: times real time (default: as fast as possible)")
     rec.add_argument("--skip-bad", action="store_true", help="replay: skip and count corrupt lines")
     rec.add_argument("--ws-url", default=BinanceConfig.ws_url, help="live: WebSocket base URL")
@@ -514,8 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     dl.add_argument("--start", required=True, type=_day, help="first day, YYYY-MM-DD (UTC)")
     dl.add_argument("--end", default=None, type=_day,
                     help="last day, YYYY-MM-DD (default: the start day; klines: up to now)")
-    dl.add_argument("--kind", choices=("trades", "aggTrades", "fundingRate", "klines"), default="trades",
-                    help="dump kind (fundingRate: the monthly funding dumps, stored in table funding; klines: bars "
+    dl.add_argument("--kind", choices=("trades", "aggTrades", "bookTicker", "fundingRate", "klines"), default="trades",
+                    help="dump kind (bookTicker: USD-M best bid and ask to 2024-03-31, stored in table quotes; "
+                         "fundingRate: the monthly funding dumps, stored in table funding; klines: bars "
                          "of --interval, REST for what the dumps do not have yet, funding along)")
     dl.add_argument("--interval", default="1m", help="klines: 1m (default), 3m, 5m, 15m, 30m, 1h ... 1d")
     dl.add_argument("--rest-url", default="https://fapi.binance.com", help="klines: REST base URL")

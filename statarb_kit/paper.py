@@ -31,10 +31,11 @@ import numpy as np
 import pandas as pd
 
 from .backtest.engine import EXIT_REASONS, SignalIndex, book_trades, find_trades, trades_frame
-from .backtest.frame import SignalFrame
+from .backtest.frame import SignalFrame, at_the_touch
 from .backtest.funding import FundingIndex
 from .errors import InvalidParameter
 from .funding import PairFunding
+from .quotes import QuoteBars
 from .rule import Rule
 from .ticks import now_ms
 
@@ -96,14 +97,17 @@ class PaperBook:
     rows it trades (its analytics parameters must be the rule's); ``state``/``closed``: a stored
     book to continue (None: a new one starting at the view's next row, or at ``start_ms``);
     ``funding``: both legs' rates, or a callable (start_ms, end_ms) -> those rates or None, asked
-    at each update (a live source's settlements so far); None: not included (NaN, as in backtests)."""
+    at each update (a live source's settlements so far); None: not included (NaN, as in backtests).
+    ``touch``: asked at each update for both legs' quote bars (None: no quotes): fills are then at
+    the touch of each fill bar's close, as a backtest of the same quotes (``backtest.costs``)."""
 
     def __init__(self, view: PairView, rule: Rule, state: PaperState | None = None,
                  closed: pd.DataFrame | None = None, funding: PairFunding | FundingSource | None = None,
-                 start_ms: int | None = None) -> None:
+                 start_ms: int | None = None,
+                 touch: Callable[[], tuple[QuoteBars, QuoteBars] | None] | None = None) -> None:
         if not rule.drives(view.params, view.rule):
             raise InvalidParameter(f"{view.name}: the view's rule is not the book's ({rule})")
-        self.view, self.rule, self.funding = view, rule, funding
+        self.view, self.rule, self.funding, self.touch = view, rule, funding, touch
         self.key = book_key(view.name, view.timeframe, rule)
         if state is None:
             newest = int(view.tail("time", 1)[0]) + 1 if len(view) else 0
@@ -185,8 +189,10 @@ class PaperBook:
     def _frame(self, lo: int) -> SignalFrame:
         v, m = self.view, len(self.view) - lo
         col = {c: v.tail(c, m) for c in ("time", "price_x", "price_y", "alpha", "beta", "z", "corr")}
-        return SignalFrame(col["time"] + v.tf_ms, col["price_x"], col["price_y"], col["alpha"], col["beta"],
-                           col["z"], col["corr"])
+        f = SignalFrame(col["time"] + v.tf_ms, col["price_x"], col["price_y"], col["alpha"], col["beta"],
+                        col["z"], col["corr"])
+        quotes = self.touch() if self.touch is not None else None
+        return at_the_touch(f, quotes) if quotes is not None else f
 
     def _rows(self, trades: pd.DataFrame, status: str, first_seq: int) -> pd.DataFrame:
         out = trades.reset_index(drop=True)
@@ -261,7 +267,13 @@ class PaperDesk:
                 legs = provider.settled(x, lo, hi), provider.settled(y, lo, hi)
                 return PairFunding(*legs) if None not in legs else None
 
-        book = PaperBook(view, rule, state, closed, funding, start_ms)
+        x, y, tf = *view.symbols, view.timeframe
+
+        def touch() -> tuple[QuoteBars, QuoteBars] | None:
+            legs = self.session.quote_bars(x, tf), self.session.quote_bars(y, tf)
+            return None if None in legs else legs
+
+        book = PaperBook(view, rule, state, closed, funding, start_ms, touch)
         book.update()
         self.books.append(book)
         self._unsubscribe.append(view.subscribe(lambda v, added: book.update()))

@@ -30,11 +30,11 @@ import pandas as pd
 
 from .alerts import AlertRule, alerts_frame
 from .analytics import PairParams
-from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges
+from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges, timeframe_ms
 from .buffer import TickRing
 from .errors import InvalidParameter, SessionStateError, StatarbError
 from .event_log import EventLog
-from .quotes import QuoteBatch
+from .quotes import LiveQuotes, QuoteBars, QuoteBatch
 from .feed import BarListener
 from .funding import FundingRates
 from .notify import Notifier
@@ -148,6 +148,7 @@ class Session(EventLog):
         EventLog.__init__(self, alert_log_size, stored=True)
         self._quotes_held: list[QuoteBatch] = []  # taken from the source, not stored yet
         self.quotes_stored = 0
+        self.live_quotes = LiveQuotes(self.symbols, tuple(timeframe_ms(tf) for tf in self.timeframes))
         self._store: TickStore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -408,6 +409,7 @@ class Session(EventLog):
             self._busy = True
             try:
                 while len(self.ring):
+                    self._take_quotes()  # before the bars they close: a paper fill reads its bar's touch
                     batch = self.ring.drain(self._batch_rows)
                     try:
                         changes = await self._run(self._writer.cycle, batch)
@@ -462,12 +464,22 @@ class Session(EventLog):
                 except Exception as exc:
                     self.report_error("bar listener", exc)
 
-    async def _store_quotes(self) -> None:
-        """Store the quotes the source received since the last call (kept for the next one if the
-        store fails)."""
+    def _take_quotes(self) -> None:
+        """Loop thread: the quotes the source received since the last call, into the bars' touch
+        (``live_quotes``) and the queue to store."""
         batch = self.source.take_quotes()
-        if batch is not None:
+        if batch is not None and len(batch):
+            self.live_quotes.add(batch)
             self._quotes_held.append(batch)
+
+    def quote_bars(self, symbol: str, timeframe: str) -> QuoteBars | None:
+        """``symbol``'s bid and ask at each bar's close on ``timeframe`` (``quotes.LiveQuotes``:
+        the newest bar provisional), None without quotes."""
+        return self.live_quotes.bars(normalize_symbol(symbol), timeframe_ms(timeframe))
+
+    async def _store_quotes(self) -> None:
+        """Store the quotes taken so far (kept for the next call if the store fails)."""
+        self._take_quotes()
         if not self._quotes_held:
             return
         held = QuoteBatch.concat(self._quotes_held)

@@ -99,3 +99,37 @@ def no_process_outlives_the_tests():
         except psutil.NoSuchProcess:
             pass
     assert not stray, f"processes outlived the tests: {stray}"
+
+
+# ---- tiers: every test gets one of unit, integration, browser; slow ones also "slow" -------------
+#: Modules of tests that drive a real browser (Playwright + Chromium).
+BROWSER_MODULES = {"test_browser.py"}
+#: Modules whose tests run servers, subprocesses or real-time sessions (seconds each).
+INTEGRATION_MODULES = {"test_binance_live.py", "test_binance_routes_and_stops.py", "test_cli.py",
+                       "test_cli_refusals.py", "test_demo_site.py", "test_first_hour.py", "test_klines.py",
+                       "test_live_tape.py", "test_monitor.py", "test_notify.py", "test_packaging.py", "test_replay.py",
+                       "test_session.py", "test_trade_socket.py", "test_viewer_loop.py", "test_watchlist.py",
+                       "test_benchmarks.py", "test_archive.py", "test_funding.py", "test_rule_parity.py"}
+#: Modules, or single tests (module::name prefix), that take tens of seconds on 2 cores.
+SLOW = ("test_monitor.py", "test_live_tape.py", "test_benchmarks.py", "test_viewer_loop.py",
+        "test_scan.py::test_engle_granger_equals_statsmodels_coint_on_every_pair",
+        "test_bars.py::test_stored_bars_equal_resample_of_stored_ticks", "test_klines.py::test_cli_download_all",
+        "test_funding.py::test_the_same_rule_with_and_without_funding", "test_rule_parity.py",
+        "test_study.py::test_on_dask_workers", "test_scan.py::test_dask_workers", "test_scan.py::test_sweep_on_dask",
+        "test_portfolio.py::test_dask_workers")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark each test by tier (``pytest -m "not slow and not browser"`` is the everyday check); a
+    notebook run (nbval) is an integration test, and slow."""
+    for item in items:
+        path = item.path.name
+        nodeid = f"{path}::{item.name}"
+        if path.endswith(".ipynb"):
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.slow)
+            continue
+        tier = "browser" if path in BROWSER_MODULES else "integration" if path in INTEGRATION_MODULES else "unit"
+        item.add_marker(getattr(pytest.mark, tier))
+        if tier == "browser" or any(nodeid.startswith(s) or path == s for s in SLOW):
+            item.add_marker(pytest.mark.slow)

@@ -197,6 +197,9 @@ def test_dashboard_renders_live_charts_without_javascript_errors(server, browser
     app.wait_for(lambda: app.points("z-score") > first and rows_stored(app) > stored, 20, "growing charts")
     for title in ("BTCUSDT (left)", "spread", "rolling correlation"):
         assert app.points(title) > 100, title
+    # the planted quotes: each leg's quoted spread per bar (about 1 and 3 bps)
+    app.wait_for(lambda: app.points("quoted spread at each bar's close") > 100, 30, "the quoted spreads")
+    assert "quoted spreads about 1 bps (BTCUSDT) and 3 bps (ETHUSDT)" in app.text("#sak-synthetic")
     assert "warming up" not in app.text("body")  # six minutes of history fill a 180-bar warm-up
     # generated data says so, with its planted relation
     assert "generated prices, not market data" in app.text("#sak-synthetic") and "20 * y" in app.text("#sak-synthetic")

@@ -73,3 +73,122 @@ def test_malformed_and_crossed_book_tickers_are_counted_and_skipped():
     assert bars.mean_spread[0] == pytest.approx(0.1 / 100.05)
     with pytest.raises(InvalidParameter, match="tf_ms"):
         quote_bars(q, 0)
+
+
+def test_download_of_book_ticker_dumps_stores_their_quotes_once_and_refuses_days_binance_never_published(tmp_path):
+    """The tape's real BTCUSDT quotes moved to 2024-03-30 and served as Binance's daily bookTicker
+    dump (with its .CHECKSUM): ``statarb download --kind bookTicker`` stores every quote in table
+    ``quotes`` exactly, a second run stores none twice; a day after 2024-03-31 is refused in one
+    line before anything is fetched or written."""
+    import asyncio
+    import io
+    import subprocess
+    import zipfile
+
+    from statarb_kit.quotes import quotes_of_frame
+    from statarb_kit.store import TickStore
+    from tests.fake_binance import FakeBinance
+
+    q = read_tape_quotes(next(p for p in recorded_files() if p.name.startswith("btcusdt")))
+    shift = int(pd.Timestamp("2024-03-30", tz="UTC").value // 10**6) - int(q.time_ms[0]) // 86_400_000 * 86_400_000
+    rows = pd.DataFrame({"update_id": q.update_id, "best_bid_price": q.bid, "best_bid_qty": q.bid_qty,
+                         "best_ask_price": q.ask, "best_ask_qty": q.ask_qty, "transaction_time": q.time_ms + shift,
+                         "event_time": q.time_ms + shift + 1})
+    name = "BTCUSDT-bookTicker-2024-03-30.zip"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(name.replace(".zip", ".csv"), rows.to_csv(index=False))
+    db = tmp_path / "q.duckdb"
+
+    async def go():
+        async with FakeBinance(n=10) as fake:
+            fake.publish(f"/data/futures/um/daily/bookTicker/BTCUSDT/{name}", buf.getvalue())
+            runs = []
+            for _ in range(2):
+                proc = await asyncio.create_subprocess_exec(
+                    "statarb", "download", "BTCUSDT", "--kind", "bookTicker", "--start", "2024-03-30", "--dir",
+                    str(tmp_path / "d"), "--db", str(db), "--base-url", fake.http_url,
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                out, err = await proc.communicate()
+                runs.append((proc.returncode, out.decode(), err.decode()))
+            return runs
+
+    (rc1, out1, err1), (rc2, out2, _) = asyncio.run(go())
+    assert rc1 == 0 and rc2 == 0, err1
+    assert f"{len(q):,} quotes, 0 already stored" in out1 and f"0 quotes, {len(q):,} already stored" in out2
+    store = TickStore(db, read_only=True)
+    try:
+        got = quotes_of_frame("BTCUSDT", store.quotes("BTCUSDT"))
+    finally:
+        store.close()
+    order = np.lexsort((q.update_id, q.time_ms))
+    np.testing.assert_array_equal(got.time_ms, q.time_ms[order] + shift)
+    for col in ("bid", "ask", "bid_qty", "ask_qty", "update_id"):
+        np.testing.assert_array_equal(getattr(got, col), getattr(q, col)[order])
+    late = subprocess.run(["statarb", "download", "BTCUSDT", "--kind", "bookTicker", "--start", "2024-04-01",
+                           "--dir", str(tmp_path / "late"), "--db", str(tmp_path / "late.duckdb")],
+                          capture_output=True, text=True, timeout=60)
+    assert late.returncode != 0 and "up to 2024-03-31 only" in late.stderr and "Traceback" not in late.stderr
+    assert len(late.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "late").exists() and not (tmp_path / "late.duckdb").exists()
+
+
+def test_a_file_that_is_not_a_book_ticker_dump_is_named_and_crossed_rows_are_counted(tmp_path):
+    from statarb_kit.quotes import read_book_ticker_dump
+    from statarb_kit.sources.history import HistoryFileError
+
+    bad = tmp_path / "BTCUSDT-bookTicker-2024-03-30.csv"
+    bad.write_text("update_id,best_bid_price\nx,y\n")
+    with pytest.raises(HistoryFileError, match="BTCUSDT-bookTicker-2024-03-30.csv: not a Binance bookTicker dump"):
+        read_book_ticker_dump(bad)
+    ok = tmp_path / "ETHUSDT-bookTicker-2024-03-30.csv"
+    ok.write_text("2,3000.1,1.0,3000.2,2.0,1000,1001\n1,3000.3,1.0,3000.2,2.0,999,1000\n3,3000.0,1.0,3000.1,1.0,998,999\n")
+    q = read_book_ticker_dump(ok)  # no header; the second row is crossed
+    assert q.symbol == "ETHUSDT" and q.malformed == 1 and q.time_ms.tolist() == [998, 1000]
+
+
+def test_a_replay_of_trade_and_book_ticker_dumps_stores_both_and_backtests_fill_at_the_touch(tmp_path):
+    """The shared tape written as Binance's trades and bookTicker dumps of its day: a replay
+    stores every trade and every quote exactly, each quote handed over before the first trade
+    after it, and a backtest of the file fills at the touch."""
+    import asyncio
+
+    from statarb_kit import Session
+    from statarb_kit.backtest.data import bars_from_store
+    from statarb_kit.quotes import quotes_of_frame
+    from statarb_kit.sources import Replay
+    from statarb_kit.store import TickStore
+    from tests.fake_binance import read_recording
+
+    files = []
+    tapes = {}
+    for path in recorded_files():
+        t, q = read_recording(path), read_tape_quotes(path)
+        tapes[t.symbol] = q
+        trades = tmp_path / f"{t.symbol}-trades-2024-08-08.csv"
+        pd.DataFrame({"id": t.trade_id, "price": t.price, "qty": t.qty, "quote_qty": t.price * t.qty, "time": t.ts,
+                      "is_buyer_maker": t.buyer_maker}).to_csv(trades, index=False)
+        book = tmp_path / f"{t.symbol}-bookTicker-2024-08-08.csv"
+        pd.DataFrame({"update_id": q.update_id, "best_bid_price": q.bid, "best_bid_qty": q.bid_qty,
+                      "best_ask_price": q.ask, "best_ask_qty": q.ask_qty, "transaction_time": q.time_ms,
+                      "event_time": q.time_ms}).to_csv(book, index=False)
+        files += [trades, book]
+    db = tmp_path / "r.duckdb"
+
+    async def go():
+        async with Session(source=Replay(files, progress=False), db=db) as session:
+            await session.wait()
+        return session.status(), session.quotes_stored
+
+    status, stored = asyncio.run(go())
+    assert status.ticks_stored == 21_313 + 14_076 and stored == sum(len(q) for q in tapes.values())
+    store = TickStore(db, read_only=True)
+    try:
+        for symbol, q in tapes.items():
+            got = quotes_of_frame(symbol, store.quotes(symbol))
+            order = np.lexsort((q.update_id, q.time_ms))
+            for col in ("time_ms", "update_id", "bid", "ask", "bid_qty", "ask_qty"):
+                np.testing.assert_array_equal(getattr(got, col), getattr(q, col)[order])
+    finally:
+        store.close()
+    assert bars_from_store(db, ("BTCUSDT", "ETHUSDT"), "1s").quotes is not None

@@ -157,3 +157,35 @@ def test_paper_trades_equal_run_backtest_and_continue_after_a_restart(tmp_path):
     assert again["direction"] == open_before["direction"].iloc[0] and again["status"] == "closed"
     assert again["exit_ms"] > open_before["exit_ms"].iloc[0]
     assert (book2.trades()["funding"] != 0).sum() >= 1  # a settlement (00:00:00.004 UTC) fell in a held trade
+
+
+def test_a_paper_book_fills_at_the_touch_as_the_backtest_of_the_same_quotes(tmp_path):
+    """The synthetic pair with quotes (a bid and ask after each trade): the paper book of a rule
+    fills each leg at the ask (buying) or the bid (selling) in force at its fill bar's close, and
+    its closed trades equal, fill for fill, a backtest of the stored bars and quotes."""
+    from statarb_kit.backtest.data import backtest_bars, bars_from_store
+
+    rule_kw = dict(z_entry=1.5, corr_min=0.1, z_window=40, corr_window=40, hedge_window=90)
+    trading = dict(z_exit=0.0, fee_bps=2.0, slippage_bps=0.0)
+    db = tmp_path / "touch.duckdb"
+    source = SyntheticPair(PAIR, seed=5, realtime=False, start_ms=T0, max_ticks=2 * 20 * 1_200, quotes=True)
+    _, _, rows, book = record(db, source, Rule(**rule_kw), trading)
+    closed = book.closed
+    assert len(closed) >= 5
+    bars = bars_from_store(db, PAIR, "1s")
+    assert bars.quotes is not None
+    result = backtest_bars(bars, Rule(**rule_kw, **trading))
+    want = result.trades.copy()
+    want["entry_ms"] = want["entry_time"].dt.as_unit("ms").astype("int64")
+    want = want.set_index("entry_ms")
+    got = closed.set_index("entry_ms")
+    common = got.index.intersection(want.index)
+    assert len(common) >= 0.8 * len(got)  # the backtest starts at the first bar, the book at its own
+    for c in ("entry_x", "entry_y", "exit_x", "exit_y", "fees", "pnl"):
+        np.testing.assert_allclose(got.loc[common, c].to_numpy(float), want.loc[common, c].to_numpy(float),
+                                   rtol=1e-12, err_msg=c)
+    qx, qy = bars.quotes
+    at = np.searchsorted(qx.start + 1_000, common.to_numpy())  # fill bar of each entry
+    buy_x = got.loc[common, "units_x"].to_numpy() > 0
+    np.testing.assert_allclose(got.loc[common, "entry_x"].to_numpy(), np.where(buy_x, qx.ask[at], qx.bid[at]),
+                               rtol=1e-14)  # the mid plus half the spread: the ask to the last bit or two

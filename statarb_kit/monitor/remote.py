@@ -634,6 +634,10 @@ class RemoteSession(EventLog):
             if view in views:
                 views.remove(view)
 
+    def quote_bars(self, symbol: str, timeframe: str) -> None:
+        """No quotes on a viewer: a monitor's quotes stay in its store (``statarb monitor --quotes``)."""
+        return None
+
     def status(self) -> SessionStatus:
         """The monitor's status; the source state says this page views it, and whether it hears it
         (unreachable since when: the viewer keeps trying)."""

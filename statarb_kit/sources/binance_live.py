@@ -53,7 +53,7 @@ from ..errors import InvalidParameter
 from ..ticks import TickBatch, normalize_symbol, now_ms
 from .base import SourceBase, SourceState, SourceStatus
 from .sequencer import Gap, TradeSequencer
-from ..quotes import QuoteBatch
+from ..quotes import HeldQuotes, QuoteBatch
 from .binance_format import SAMPLES, parse_frames
 from .binance_rest import RECENT_LIMIT, Backoff, Fill, RestClient, RestError, WeightBudget, check_listed
 from .mark_price import MarkPriceStream
@@ -208,8 +208,7 @@ class BinanceLive(SourceBase):
         self.shards = [Shard(list(range(i, min(i + k, n))),
                              [f"{s.lower()}@{kind}" for s in self.symbols[i : i + k] for kind in kinds],
                              routes, meter=RateMeter(RATE_TAU_S, now=time.monotonic())) for i in range(0, n, k)]
-        self._quotes: list[QuoteBatch] = []  # received and not taken by the session yet
-        self.quotes_received = 0
+        self._quotes = HeldQuotes()  # received and not taken by the session yet
         self._last_quote_ms: dict[int, int] = {}  # symbol code -> time of its newest quote
         self._quote_gap_open: set[int] = set()  # symbols whose connection went down since their last quote
         self.quote_gaps: list[tuple[str, int, int]] = []  # (symbol, last quote before, first quote after) ms
@@ -527,8 +526,7 @@ class BinanceLive(SourceBase):
         """Hold received quotes for the session; a symbol's first quote after its connection went
         down closes a quote gap."""
         batch = QuoteBatch.of_rows(rows)
-        self._quotes.append(batch)
-        self.quotes_received += len(batch)
+        self._quotes.hold(batch)
         for code in np.unique(batch.sym).tolist():
             times = batch.time_ms[batch.sym == code]
             if code in self._quote_gap_open and code in self._last_quote_ms:
@@ -536,12 +534,13 @@ class BinanceLive(SourceBase):
             self._quote_gap_open.discard(code)
             self._last_quote_ms[code] = max(int(times.max()), self._last_quote_ms.get(code, 0))
 
+    @property
+    def quotes_received(self) -> int:
+        return self._quotes.count
+
     def take_quotes(self) -> QuoteBatch | None:
         """The quotes received since the last call (None: none)."""
-        if not self._quotes:
-            return None
-        held, self._quotes = self._quotes, []
-        return QuoteBatch.concat(held)
+        return self._quotes.take()
 
     # ---- sequencing and gaps -------------------------------------------------------------
 

@@ -37,7 +37,9 @@ COLUMNS = {
     "aggTrades": ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",
                   "is_buyer_maker"],
 }
-_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades)-(?P<date>\d{4}-\d{2}(-\d{2})?)\.(csv|zip)$")
+#: The last day of Binance's USD-M bookTicker dumps.
+BOOK_TICKER_LAST = dt.date(2024, 3, 31)
+_NAME = re.compile(r"^(?P<symbol>[A-Z0-9]+)-(?P<kind>trades|aggTrades|bookTicker)-(?P<date>\d{4}-\d{2}(-\d{2})?)\.(csv|zip)$")
 _FLOATS = ("price", "qty", "quote_qty", "quantity")  # the other columns are ids, times and the side
 _US_THRESHOLD = 10**14  # ms timestamps are ~1.7e12, microsecond ones ~1.7e15
 
@@ -64,8 +66,8 @@ class HistoryFile:
                                    "SYMBOL-aggTrades-YYYY-MM-DD.zip, zipped or not): the name says the symbol and "
                                    "kind, so rename the file so (or, in Python, HistoryFile.of(path, symbol=, kind=))")
         kind = kind or m["kind"]
-        if kind not in COLUMNS:
-            raise InvalidParameter(f"kind must be 'trades' or 'aggTrades', got {kind!r}")
+        if kind not in (*COLUMNS, "bookTicker"):
+            raise InvalidParameter(f"kind must be 'trades', 'aggTrades' or 'bookTicker', got {kind!r}")
         return cls(p, normalize_symbol(symbol or m["symbol"]), kind, m["date"] if m else "")
 
 
@@ -213,8 +215,12 @@ def daily_names(symbol: str, kind: str, start: dt.date, end: dt.date, market: st
         raise InvalidParameter(f"market must be one of {', '.join(MARKETS)}, got {market!r}")
     if end < start:
         raise InvalidParameter(f"end {end} is before start {start}")
-    if kind not in COLUMNS:
-        raise InvalidParameter(f"kind must be 'trades' or 'aggTrades', got {kind!r}")
+    if kind not in (*COLUMNS, "bookTicker"):
+        raise InvalidParameter(f"kind must be 'trades', 'aggTrades' or 'bookTicker', got {kind!r}")
+    if kind == "bookTicker" and (market != "um" or end > BOOK_TICKER_LAST):
+        raise InvalidParameter(f"Binance published USD-M bookTicker dumps up to {BOOK_TICKER_LAST} only "
+                               f"(asked: {market} to {end}); later quotes exist where they were recorded "
+                               "(statarb record --source live --quotes)")
     out = []
     day = start
     while day <= end:
@@ -258,14 +264,15 @@ class DownloadReport:
 
 async def download(symbols: list[str], start: dt.date, end: dt.date, dest: str | Path, kind: str = "trades",
                    base_url: str = DATA_URL, progress: bool = True, market: str = "um") -> DownloadReport:
-    """Fetch daily dumps (``kind`` trades or aggTrades; or the monthly ``fundingRate`` dumps) and
-    their ``.CHECKSUM`` files into ``dest``; verify SHA-256; skip files already present and
-    verified. A checksum mismatch deletes the file and raises."""
+    """Fetch daily dumps (``kind`` trades, aggTrades or bookTicker; or the monthly ``fundingRate``
+    dumps) and their ``.CHECKSUM`` files into ``dest``; verify SHA-256; skip files already present
+    and verified. A checksum mismatch deletes the file and raises. A range Binance never published
+    is refused before ``dest`` is made."""
+    names = monthly_funding_names if kind == "fundingRate" else daily_names
+    jobs = [(path, name) for s in symbols for path, name in names(normalize_symbol(s), kind, start, end, market)]
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     report = DownloadReport([], [], [])
-    names = monthly_funding_names if kind == "fundingRate" else daily_names
-    jobs = [(path, name) for s in symbols for path, name in names(normalize_symbol(s), kind, start, end, market)]
     async with httpx.AsyncClient(base_url=base_url, timeout=60.0, follow_redirects=True) as http:
         try:
             await fetch_all(http, jobs, dest, report, progress)

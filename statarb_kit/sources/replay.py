@@ -12,6 +12,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import InvalidParameter
+from ..quotes import QUOTE_FIELDS, HeldQuotes, QuoteBatch, read_book_ticker_dump
 from ..ticks import TickBatch
 from .base import SourceBase, SourceState, SourceStatus
 from .history import HistoryFile, dump_files, read_history, to_batch
@@ -19,8 +20,9 @@ from .history import HistoryFile, dump_files, read_history, to_batch
 
 class Replay(SourceBase):
     """Source of the trades in dump files (``SYMBOL-trades-DATE.zip``, ``...-aggTrades-...``,
-    zipped or not). Files of the same date are merged by time across symbols; dates play in
-    order. ``speed`` None plays as fast as the pipeline takes it, N plays N times real time.
+    zipped or not), and of the quotes of ``...-bookTicker-...`` files (``take_quotes``: each quote
+    is handed over before the first trade after it). Files of the same date are merged by time
+    across symbols; dates play in order. ``speed`` None plays as fast as the pipeline takes it, N plays N times real time.
     ``skip_bad`` skips and counts corrupt lines (``status.malformed``) instead of stopping at
     the first with an error naming file and line.
     """
@@ -38,6 +40,11 @@ class Replay(SourceBase):
         self.symbols = tuple(dict.fromkeys(f.symbol for f in self.files))
         self.speed, self.skip_bad, self.batch_rows, self.progress = speed, skip_bad, batch_rows, progress
         self.status = SourceStatus(name="replay")
+        self._quotes = HeldQuotes()
+
+    def take_quotes(self) -> QuoteBatch | None:
+        """The bookTicker files' quotes up to the trades played so far (None: none)."""
+        return self._quotes.take()
 
     def _slices(self, day: TickBatch) -> list[tuple[int, int]]:
         """Row ranges to yield: ``batch_rows`` at a time, or 100 ms of wall time when paced."""
@@ -60,13 +67,24 @@ class Replay(SourceBase):
         wall_first = time.monotonic()
         try:
             for date in sorted(by_date):
-                parts = []
+                parts, quotes = [], []
                 for f in by_date[date]:
-                    result = await asyncio.to_thread(read_history, f, self.skip_bad)
-                    self.status.malformed += result.skipped
-                    parts.append(to_batch(result.frame, code[f.symbol], f.kind))
+                    if f.kind == "bookTicker":
+                        q = await asyncio.to_thread(read_book_ticker_dump, f.path, f.symbol)
+                        self.status.malformed += q.malformed
+                        quotes.append(QuoteBatch(np.full(len(q), code[f.symbol], dtype=np.int64), q.time_ms,
+                                                 q.update_id, q.bid, q.bid_qty, q.ask, q.ask_qty))
+                    else:
+                        result = await asyncio.to_thread(read_history, f, self.skip_bad)
+                        self.status.malformed += result.skipped
+                        parts.append(to_batch(result.frame, code[f.symbol], f.kind))
                     bar.update(1)
-                day = TickBatch.concat(parts)
+                book = QuoteBatch.concat(quotes) if quotes else None
+                if book is not None:
+                    order = np.lexsort((book.update_id, book.time_ms))
+                    book = QuoteBatch(*(getattr(book, c)[order] for c in QUOTE_FIELDS))
+                released = 0
+                day = TickBatch.concat(parts) if parts else TickBatch.empty()
                 day = day.take(np.lexsort((day.trade_id, day.sym, day.ts)))  # merged by time
                 for lo, hi in self._slices(day):
                     batch = day.take(slice(lo, hi))  # views: the ring copies the rows in
@@ -74,8 +92,14 @@ class Replay(SourceBase):
                         t_first = int(batch.ts[0]) if t_first is None else t_first
                         due = wall_first + (int(batch.ts[-1]) - t_first) / 1000 / self.speed
                         await asyncio.sleep(max(0.0, due - time.monotonic()))
+                    if book is not None:  # the quotes up to this batch's last trade, before it
+                        upto = int(np.searchsorted(book.time_ms, int(batch.ts[-1]), side="right"))
+                        self._quotes.hold(QuoteBatch(*(getattr(book, c)[released:upto] for c in QUOTE_FIELDS)))
+                        released = max(released, upto)
                     self.status.record(batch)
                     yield batch
+                if book is not None and released < len(book):
+                    self._quotes.hold(QuoteBatch(*(getattr(book, c)[released:] for c in QUOTE_FIELDS)))
         finally:
             bar.close()
             self.status.state = SourceState.FINISHED

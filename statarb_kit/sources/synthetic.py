@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidParameter
+from ..quotes import HeldQuotes, QuoteBatch
 from ..ticks import TickBatch, normalize_symbol, now_ms
 from .mark_price import SyntheticFundingNow
 from .base import SourceBase, SourceState, SourceStatus
@@ -46,6 +47,7 @@ class PairModel:
     tick_size: tuple[float, float] = (0.1, 0.01)
     lot: tuple[float, float] = (0.001, 0.001)
     mean_qty: tuple[float, float] = (0.05, 0.5)
+    quoted_bps: tuple[float, float] = (1.0, 3.0)  # mean quoted spread of x and y (quotes=True), bps
 
     def __post_init__(self) -> None:
         checks = {
@@ -55,6 +57,7 @@ class PairModel:
             "half_life_s": self.half_life_s > 0,
             "spread_std": self.spread_std >= 0,
             "rate": self.rate > 0,
+            "quoted_bps": min(self.quoted_bps) > 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -68,7 +71,9 @@ class SyntheticPair(SourceBase):
     history from an earlier ``start_ms`` (a warm-up) at once, in backlog batches of ``chunk_s``
     simulated seconds; otherwise trades are produced from ``start_ms`` in chunks of ``chunk_s``
     simulated seconds, as fast as the consumer takes them or ``speed`` times real time (a day in
-    minutes: accelerated time for soak runs), until ``max_ticks`` (or forever).
+    minutes: accelerated time for soak runs), until ``max_ticks`` (or forever). ``quotes``: a
+    best bid and ask after each trade, around its price, the spread ``model.quoted_bps`` times a
+    uniform 0.5..1.5 (at least a tick), from a generator of their own (the trades stay the same).
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class SyntheticPair(SourceBase):
         step_ms: int = 100,
         chunk_s: float = 10.0,
         speed: float | None = None,
+        quotes: bool = False,
     ) -> None:
         if speed is not None and (realtime or speed <= 0):
             raise InvalidParameter("speed (times real time) is for a source that is not real-time, and > 0")
@@ -99,6 +105,10 @@ class SyntheticPair(SourceBase):
         self.max_ticks = max_ticks
         self.funding = SyntheticFundingNow(seed)  # its funding rates, as a dashboard asks for them
         self.seed = seed
+        self.quotes = quotes
+        self._quote_rng = np.random.default_rng(seed + 1_000)
+        self._quotes = HeldQuotes()
+        self._next_update = 1
         self._rng = np.random.default_rng(seed)
         self._step_ms = step_ms
         self._chunk_steps = int(chunk_s * 1000 // step_ms)
@@ -122,7 +132,9 @@ class SyntheticPair(SourceBase):
         """What the prices are: generated, and the relation planted in them (for pages to show)."""
         m, (x, y) = self.model, self.symbols
         return (f"generated prices, not market data ({x} and {y} are only names): x = {m.alpha:g} + {m.beta:g} * y "
-                f"+ s, with s mean-reverting (half-life {m.half_life_s:g} s, std {m.spread_std:g}); seed {self.seed}")
+                f"+ s, with s mean-reverting (half-life {m.half_life_s:g} s, std {m.spread_std:g}); seed {self.seed}"
+                + (f"; quoted spreads about {m.quoted_bps[0]:g} bps ({x}) and {m.quoted_bps[1]:g} bps ({y})"
+                   if self.quotes else ""))
 
     def resume(self, last: Mapping[str, tuple[int, int, float]]) -> None:
         """Continue a recording: ``last`` maps a symbol to its newest stored (trade id, time ms,
@@ -230,9 +242,30 @@ class SyntheticPair(SourceBase):
                 produced += len(batch)
                 self.status.record(batch)
                 if len(batch):
+                    if self.quotes:
+                        self._quotes.hold(self._quotes_of(batch))
                     yield batch
         finally:
             self.status.state = SourceState.FINISHED
+
+
+    def _quotes_of(self, batch: TickBatch) -> QuoteBatch:
+        """A quote at each trade: bid and ask on ticks around its price (see the class doc)."""
+        n = len(batch)
+        tick = np.asarray(self.model.tick_size)[batch.sym]
+        rel = np.asarray(self.model.quoted_bps)[batch.sym] * 1e-4 * self._quote_rng.uniform(0.5, 1.5, n)
+        half = batch.price * rel / 2.0
+        bid = np.floor((batch.price - half) / tick) * tick
+        ask = np.maximum(bid + tick, np.ceil((batch.price + half) / tick) * tick)
+        ids = np.arange(self._next_update, self._next_update + n, dtype=np.int64)
+        self._next_update += n
+        size = np.round(self._quote_rng.exponential(1.0, (2, n)), 3) + 0.001
+        return QuoteBatch(batch.sym.astype(np.int64), batch.ts.astype(np.int64), ids, np.round(bid, 8), size[0],
+                          np.round(ask, 8), size[1])
+
+    def take_quotes(self) -> QuoteBatch | None:
+        """The quotes made since the last call (None: none, or ``quotes`` False)."""
+        return self._quotes.take()
 
 
 class SyntheticGroups(SyntheticPair):

@@ -340,6 +340,15 @@ class BetaChart(Chart):
         super().__init__("hedge ratio beta", [("beta", "b", BETA_COLOR)], max_points=max_points)
 
 
+class QuotedSpreadChart(Chart):
+    """Each leg's quoted spread at each bar's close, in bps (``Session.quote_bars``): what a fill
+    at the touch crosses."""
+
+    def __init__(self, x_name: str, y_name: str, max_points: int = 4_000) -> None:
+        super().__init__(f"quoted spread at each bar's close, bps: {x_name} (blue), {y_name} (orange)",
+                         [("spread_x", "q", X_COLOR), ("spread_y", "q", Y_COLOR)], max_points=max_points)
+
+
 class DistributionChart:
     """A histogram of a column's finite values (``bins`` bins), with the newest value marked by
     a vertical line. ``update(values)`` redraws; nothing is sent when nothing changed."""

@@ -25,7 +25,7 @@ from ..session import Session
 from ..sources.mark_price import net_funding_per_day
 from ..ticks import now_ms
 from .backtest_view import BacktestPanel
-from .charts import BetaChart, CorrChart, DistributionChart, PriceChart, SpreadChart, ZChart
+from .charts import BetaChart, CorrChart, DistributionChart, PriceChart, QuotedSpreadChart, SpreadChart, ZChart
 from .panels import (AlertLog, Controls, ExportPanel, FundingPanel, HedgePanel, StatusBar, TestsPanel, behind_text, css,
                      source_note)
 from .paper_view import PaperPanel
@@ -73,9 +73,11 @@ class Dashboard:
         self._unsub_events = session.subscribe_events(self._on_alert)
         self._bind(self.view)
         self._top_row = w.HBox([self.price.figure, self.spread.figure], layout=w.Layout(width="100%"))
+        self._quote_row = w.HBox([self.quoted.figure], layout=w.Layout(width="50%", display="none"))
         charts = w.VBox([self._top_row, w.HBox([self.z.figure, self.corr.figure], layout=w.Layout(width="100%")),
                          w.HBox([self.beta.figure, self.distribution.figure], layout=w.Layout(width="100%")),
-                         self.alert_log.widget, self.backtest.result], layout=w.Layout(flex="1 1 auto", min_width="0"))
+                         self._quote_row, self.alert_log.widget, self.backtest.result],
+                        layout=w.Layout(flex="1 1 auto", min_width="0"))
         side = w.VBox([self.controls.widget, self.hedge.widget, self.funding.widget, self.tests.widget,
                        self.backtest.widget, self.paper.widget, self.export.widget],
                       layout=w.Layout(width="340px", flex="0 0 340px", padding="0 8px 0 0"))
@@ -99,6 +101,8 @@ class Dashboard:
         self.beta = BetaChart(max_points=m)
         self.distribution = DistributionChart("distribution of the spread")
         self._distribution_at = 0.0
+        self.quoted = QuotedSpreadChart(*v.symbols, max_points=m)
+        self._quoted_at = 0.0
 
     @property
     def charts(self) -> tuple:
@@ -138,7 +142,7 @@ class Dashboard:
                 self._top_row.children = [self.price.figure, self.spread.figure]
                 self.backtest.clear()
                 self.tests.clear()  # the results were of the old pair or timeframe
-                self._distribution_at = 0.0  # the new view's histogram at the next refresh
+                self._distribution_at = self._quoted_at = 0.0  # the new view's histogram and spreads at the next refresh
                 self.book = None  # a book trades one pair: the page starts a new one on request
                 self.paper.clear(self.trading)
             elif name in _PARAM_CONTROLS:
@@ -184,6 +188,9 @@ class Dashboard:
         if time.monotonic() - self._distribution_at >= DISTRIBUTION_EVERY_S:  # a histogram of every row: not at 2 Hz
             self._distribution_at = time.monotonic()
             self.distribution.update(v.tail("spread", len(v)), f"distribution of the spread, {v.params.hedge_mode} hedge")
+        if time.monotonic() - self._quoted_at >= DISTRIBUTION_EVERY_S:
+            self._quoted_at = time.monotonic()
+            self._show_quotes()
         self._show_funding()
         if self.book is not None:
             self.paper.show(self.book)
@@ -200,6 +207,24 @@ class Dashboard:
         self.z.set_events(np.array([e.time_ms for e in events], dtype=np.int64), np.array([e.z for e in events]))
         scope = f"{v.name} {v.timeframe} over the {len(v):,} bars drawn"
         self.alert_log.update(alerts, len(events), scope, (s.alerts_fired, s.events_fired))
+
+    def _show_quotes(self) -> None:
+        """Each leg's quoted spread over the bars drawn, when the session has quotes of both."""
+        v = self.view
+        bars = [self.session.quote_bars(s, v.timeframe) for s in v.symbols]
+        if any(b is None for b in bars) or not len(v):
+            self._quote_row.layout.display = "none"
+            return
+        first = int(v.tail("time", len(v))[0])
+        start = np.union1d(*(b.start[b.start >= first] for b in bars))
+        cols = {"time": start}
+        for name, b in zip(("spread_x", "spread_y"), bars):
+            at = np.searchsorted(b.start, start)
+            ok = (at < len(b)) & (b.start[np.minimum(at, len(b) - 1)] == start)
+            cols[name] = np.where(ok, b.mean_spread[np.minimum(at, len(b) - 1)] * 1e4, np.nan)
+        self.quoted.set_title(f"quoted spread at each bar's close, bps: {v.symbols[0]} (blue), {v.symbols[1]} (orange)")
+        self.quoted.reset(cols)
+        self._quote_row.layout.display = "flex"
 
     def _planted(self) -> tuple[float, float] | None:
         """(beta, half-life s) planted in generated prices of this pair, None for market data."""
