@@ -123,3 +123,37 @@ def test_legging_refuses_a_bad_latency_or_leg():
     with pytest.raises(InvalidParameter, match="leg"):
         legging(trades, q, 10, leg="z")
     assert legging(trades, q, 10)["legging"].isna().all()  # no quote in force: unknown, not 0
+
+
+def test_sweeps_and_walk_forward_runs_fill_at_the_touch_as_backtests_of_the_same_bars(tmp_path):
+    """Bars of a store that holds quotes (the synthetic pair with quotes, replayed): every row of
+    a sweep equals ``backtest_bars`` of its combination, spread cost included."""
+    import asyncio
+
+    from statarb_kit import Session
+    from statarb_kit.backtest import expand_grid
+    from statarb_kit.backtest.data import backtest_bars, bars_from_store
+    from statarb_kit.backtest.sweep import run_sweep
+    from statarb_kit.backtest.walk_forward import walk_forward_optimise
+    from statarb_kit.sources import SyntheticPair
+
+    db = tmp_path / "s.duckdb"
+
+    async def go():
+        src = SyntheticPair(realtime=False, start_ms=1_700_000_000_000, max_ticks=2 * 20 * 3_600, quotes=True)
+        async with Session(source=src, db=db) as session:
+            await session.wait()
+
+    asyncio.run(go())
+    bars = bars_from_store(db, ("BTCUSDT", "ETHUSDT"), "1s")
+    assert bars.quotes is not None
+    combos = expand_grid({"z_entry": [1.5, 2.0], "z_exit": [0.0, 0.5]},
+                         BacktestParams(hedge_window=120, z_window=60, corr_window=60, slippage_bps=0.0))
+    rows = run_sweep(bars, combos, jobs=1, progress=False)
+    for p, (_, row) in zip(combos, rows.iterrows()):
+        m = backtest_bars(bars, p).metrics
+        assert m.trades > 0 and m.spread > 0
+        assert row["total_return"] == pytest.approx(m.total_return, rel=1e-12, abs=1e-15)
+        assert row["spread"] == pytest.approx(m.spread, rel=1e-12)
+    wf = walk_forward_optimise(bars, combos, 1_200, 600)
+    assert wf.oos.spread > 0

@@ -26,8 +26,8 @@ from ..sources.synthetic import PairModel
 from ..store import TickStore
 from ..quotes import QuoteBars, quote_bars, quotes_of_frame
 from ..ticks import normalize_symbol
-from .engine import BacktestResult, backtest, run_backtest
-from .frame import at_the_touch, signal_frame
+from .engine import BacktestResult, run_backtest
+from .frame import SignalFrame, at_the_touch, signal_frame
 from .params import BacktestParams
 
 
@@ -242,10 +242,14 @@ def _through_pipeline(make_source: Callable[[], Any], pair: tuple[str, str], tim
         return bars_from_store(db, pair, timeframe, max_stale=max_stale)
 
 
+def bars_frame(bars: PairBars, params: BacktestParams) -> SignalFrame:
+    """The signal frame of ``params`` on ``bars`` at bar close times, filled at the touch when the
+    bars have quotes (``at_the_touch``): what backtests, sweeps and walk-forward runs trade."""
+    f = signal_frame(bars.close_time, bars.price_x, bars.price_y, params)
+    return f if bars.quotes is None else at_the_touch(f, bars.quotes)
+
+
 def backtest_bars(bars: PairBars, params: BacktestParams) -> BacktestResult:
     """Backtest ``params`` on ``bars``, fills at bar close times (as a sweep does), with the
     bars' funding when they have it, at the touch when they have quotes."""
-    if bars.quotes is None:
-        return backtest(bars.close_time, bars.price_x, bars.price_y, params, bars.bar_s, bars.funding)
-    f = at_the_touch(signal_frame(bars.close_time, bars.price_x, bars.price_y, params), bars.quotes)
-    return run_backtest(f, params, bars.bar_s, bars.funding)
+    return run_backtest(bars_frame(bars, params), params, bars.bar_s, bars.funding)

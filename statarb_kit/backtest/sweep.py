@@ -23,9 +23,8 @@ from tqdm.auto import tqdm
 
 from ..errors import InvalidParameter
 from ..results import sql_path, write_frame
-from .data import PairBars
+from .data import PairBars, bars_frame
 from .engine import METRIC_NAMES, Metrics, SignalIndex, block_of_bars, evaluate_blocks, result_rows
-from .frame import signal_frame
 from .funding import FundingIndex
 from .overfitting import BlockSums, overfitting
 from .params import PARAM_NAMES, BacktestParams
@@ -44,7 +43,7 @@ def _evaluate_chunk(combos: list[tuple[int, BacktestParams]], bars: PairBars, ba
                     blocks: int) -> list[tuple[int, Metrics, np.ndarray]]:
     """Metrics and block sums (see overfitting.BlockSums) of combinations that share one signal
     frame, with their positions in the grid."""
-    frame = signal_frame(bars.close_time, bars.price_x, bars.price_y, combos[0][1])
+    frame = bars_frame(bars, combos[0][1])
     index = SignalIndex(frame)
     funding = FundingIndex.build(frame.time, frame.price_x, frame.price_y, bars.funding) if bars.funding else None
     block, _ = block_of_bars(frame.time, bar_s, blocks)

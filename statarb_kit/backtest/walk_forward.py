@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidParameter
-from .data import PairBars
+from .data import PairBars, bars_frame
 from .engine import METRIC_NAMES, Book, Metrics, SignalIndex, TradeIndex, book_trades, find_trades, metrics_of
-from .frame import SignalFrame, signal_frame
+from .frame import SignalFrame
 from .funding import FundingIndex
 from .params import BacktestParams
 
@@ -93,7 +93,7 @@ def walk_forward_optimise(bars: PairBars, combos: list[BacktestParams], in_sampl
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, p in enumerate(combos):
         groups[p.frame_key()].append(i)
-    frames = {key: signal_frame(bars.close_time, bars.price_x, bars.price_y, combos[idx[0]]) for key, idx in groups.items()}
+    frames = {key: bars_frame(bars, combos[idx[0]]) for key, idx in groups.items()}
 
     def funding_of(f: SignalFrame) -> FundingIndex | None:
         return FundingIndex.build(f.time, f.price_x, f.price_y, bars.funding) if bars.funding else None
