@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidParameter
-from .rule import DEFAULT, LONG_SPREAD, SHORT_SPREAD, check_entry, direction_of, entry_mask, resolve_aliases
+from .rule import DEFAULT, LONG_SPREAD, SHORT_SPREAD, Rule, check_entry, direction_of, entry_mask, resolve_aliases
 
 __all__ = ["ALERT_COLUMNS", "Alert", "AlertRule", "EventState", "LONG_SPREAD", "SHORT_SPREAD", "alert_rows",
            "alerts_frame", "direction_of", "event_rows", "window_marks"]
@@ -62,6 +62,12 @@ class AlertRule:
             raise InvalidParameter(f"reset_z must be within [0, z_entry] (or None), got {self.reset_z!r}")
         if not (isinstance(self.event_cooldown_s, (int, float)) and self.event_cooldown_s >= 0):
             raise InvalidParameter(f"event_cooldown_s must be >= 0 seconds, got {self.event_cooldown_s!r}")
+
+    @classmethod
+    def of(cls, rule: Rule, **events: float) -> AlertRule:
+        """The live alert rule of ``rule``'s entry levels (``events``: cooldown_bars, reset_z,
+        event_cooldown_s)."""
+        return cls(z_entry=rule.z_entry, corr_min=rule.corr_min, **events)
 
     def with_(self, **changes: float) -> AlertRule:
         """A copy with some parameters changed (validated; old aliases accepted)."""

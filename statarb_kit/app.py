@@ -149,7 +149,7 @@ class AppSettings:
         return self.trading_rule().pair_params()
 
     def rule(self) -> AlertRule:
-        return self.trading_rule().alert_rule()
+        return AlertRule.of(self.trading_rule())
 
     def watched(self) -> list[tuple[str, str]] | None:
         """The watchlist's pairs (None: a single-pair dashboard). "synthetic" names every pair of

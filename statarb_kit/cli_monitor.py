@@ -10,6 +10,7 @@ import secrets
 import signal
 import sys
 
+from .alerts import AlertRule
 from .cli_options import add_rule_options, rule_from_args
 from .errors import InvalidParameter
 from .monitor import DEFAULT_PORT, is_loopback
@@ -114,7 +115,7 @@ async def run(args: argparse.Namespace) -> int:
     urls = args.notify or os.environ.get(NOTIFY_ENV, "").replace(",", " ").split()
     notifier = Notifier(urls) if urls else None
     trading = rule_from_args(args)
-    params, rule = trading.pair_params(), trading.alert_rule()
+    params, rule = trading.pair_params(), AlertRule.of(trading)
     session = Session(source=_source(args, pairs, groups), db=args.db, retain_bars=RETAIN_BARS, retain_ticks=2_000)
     monitor = Monitor(session, pairs, args.timeframe, params, rule, notifier, host=args.host, port=args.port,
                       token=token, viewer_queue=args.viewer_queue)

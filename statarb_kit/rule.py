@@ -227,13 +227,6 @@ class Rule:
                                 max_stale=params.max_stale, kalman=kalman)
         return params == mine and (alert.z_entry, alert.corr_min) == (self.z_entry, self.corr_min)
 
-    def alert_rule(self, **events: Any) -> AlertRule:
-        """The live alert rule of this rule's entry levels (``events``: cooldown_bars, reset_z,
-        event_cooldown_s)."""
-        from .alerts import AlertRule
-
-        return AlertRule(z_entry=self.z_entry, corr_min=self.corr_min, **events)
-
 
 #: The rule's parameter names, in order: the columns of backtest results and notebook parameters.
 PARAM_NAMES = tuple(f.name for f in fields(Rule))

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges, timefra
 from .buffer import TickRing
 from .errors import InvalidParameter, SessionStateError, StatarbError
 from .event_log import EventLog
+from .status import SessionStatus
 from .quotes import LiveQuotes, QuoteBars, QuoteBatch
 from .feed import BarListener
 from .funding import FundingRates
@@ -51,45 +51,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-
-@dataclass(frozen=True)
-class SessionStatus:
-    """A snapshot of the pipeline's figures. Times in ms UTC; rates per second."""
-
-    state: str
-    source: str
-    source_state: str
-    symbols: tuple[str, ...]
-    last_tick_age_s: float | None
-    ticks_per_s: float
-    ticks_received: int
-    ticks_stored: int
-    stored_via: dict[str, int]  # ticks stored by this session per ``ticks.VIA`` (how obtained)
-    rows_in_store: int
-    ticks_pruned: int  # ticks an in-memory store dropped after its retention (see Session)
-    duplicates: int
-    pending: int
-    overwritten: int
-    late_ticks: int
-    corrected_bars: int
-    reconnects: int
-    gaps_found: int
-    gaps_filled: int
-    averaged_aggregates: int  # aggregates whose missing trades were stored with an average size
-    malformed: int
-    alerts: int
-    events: int
-    notified: int  # events sent by the notifier (failed and dropped below)
-    notify_failed: int
-    notify_dropped: int
-    errors: int
-    last_error: str
-
-    def averaged_note(self) -> str:
-        """Where REST fills gave trades an average size (bar volume and VWAP stay exact): "" if none."""
-        n = self.averaged_aggregates
-        return f" (sizes averaged within {n:,} aggregate{'s' * (n != 1)})" if n else ""
 
 
 class Session(EventLog):

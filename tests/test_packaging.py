@@ -94,3 +94,54 @@ def test_a_built_wheel_holds_every_module_notebook_and_template(tmp_path):
     on_disk |= {f"statarb_kit/notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")}
     assert sorted(on_disk - held) == [] and sorted(held - on_disk) == []
     assert "statarb_kit/monitor/service.py" in held
+
+
+def test_the_package_imports_have_no_cycle():
+    """Every import of every module (at the top and inside functions; not those only for type
+    checkers) as a graph of the package's modules: a cycle (a module needing one that needs it)
+    fails, with its modules named."""
+    import ast
+
+    pkg = ROOT / "statarb_kit"
+    mods = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
+            for p in pkg.rglob("*.py")}
+
+    def targets(name: str, node: ast.Import | ast.ImportFrom) -> set[str]:
+        if isinstance(node, ast.Import):
+            return {a.name for a in node.names if a.name in mods}
+        here = name if mods[name].name == "__init__.py" else name.rsplit(".", 1)[0]
+        base = here.split(".")[: len(here.split(".")) - node.level + 1] if node.level else []
+        mod = ".".join(base + ([node.module] if node.module else []))
+        return {f"{mod}.{a.name}" if f"{mod}.{a.name}" in mods else mod for a in node.names} & set(mods)
+
+    def imports(name: str, node: ast.AST) -> set[str]:
+        out: set[str] = set()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue  # for type checkers only: never imported at run time
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                out |= targets(name, child)
+            out |= imports(name, child)
+        return out - {name}
+
+    graph = {name: imports(name, ast.parse(path.read_text())) for name, path in mods.items()}
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+    path: list[str] = []
+
+    def visit(v: str) -> list[str] | None:
+        state[v] = 1
+        path.append(v)
+        for w in sorted(graph[v]):
+            if state.get(w) == 1:
+                return path[path.index(w):] + [w]
+            if w not in state and (found := visit(w)):
+                return found
+        state[v] = 2
+        path.pop()
+        return None
+
+    for v in sorted(graph):
+        if v not in state:
+            cycle = visit(v)
+            assert cycle is None, " -> ".join(cycle)
+    assert len(graph) > 90 and graph["statarb_kit.session"]  # the walk saw the package

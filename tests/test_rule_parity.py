@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from statarb_kit import Session, TickStore
-from statarb_kit.alerts import EventState, event_rows
+from statarb_kit.alerts import AlertRule, EventState, event_rows
 from statarb_kit.backtest.data import bars_from_store
 from statarb_kit.backtest.engine import run_backtest
 from statarb_kit.backtest.frame import SignalFrame, signal_frame
@@ -63,7 +63,7 @@ def record(db, source, rule: Rule, paper: dict | None = None, start_ms: int | No
 
     async def go():
         async with Session(source=source, db=db, timeframes=("1s",), retain_bars=100_000) as session:
-            view = session.pair(*PAIR, "1s", params=rule.pair_params(), rule=rule.alert_rule())
+            view = session.pair(*PAIR, "1s", params=rule.pair_params(), rule=AlertRule.of(rule))
             desk = PaperDesk(session, flush_s=0.2)
             book = await desk.follow(view, FUNDING, start_ms, **paper) if paper is not None else None
             await session.wait_source()
@@ -97,7 +97,7 @@ def test_live_alerts_and_events_equal_the_backtest_signals_on_the_stored_bars(tm
     assert alerts["direction"].tolist() == [direction_of(z) for z in f.z[hits]]
     np.testing.assert_allclose(alerts["z"], f.z[hits], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(alerts["beta"], f.beta[hits], rtol=1e-9)
-    fired, _ = event_rows(bars.time, f.z, f.corr, rule.alert_rule(), EventState())
+    fired, _ = event_rows(bars.time, f.z, f.corr, AlertRule.of(rule), EventState())
     assert len(fired) >= 3 and events["time_ms"].tolist() == bars.time[fired].tolist()
     # the backtest enters on alert bars only, in the alert's direction
     trades = run_backtest(f, rule, bars.bar_s).trades

@@ -42,11 +42,10 @@ from ..bars import BAR_DTYPE, bars_frame
 from ..errors import InvalidParameter, SessionStateError, StatarbError
 from ..pair import MirrorView, PairView
 from ..event_log import EventLog
-from ..session import SessionStatus
+from ..status import SessionStatus
 from ..tasks import Tasks
 from ..ticks import normalize_symbol
 from . import wire
-from .service import HISTORY_PAGE, SOCKET_BUFFER
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +165,7 @@ class RemoteSession(EventLog):
         self._sub = self._actx.socket(zmq.SUB)
         self._secure(self._sub)
         self._sub.rcvhwm = 100_000
-        self._sub.rcvbuf = SOCKET_BUFFER
+        self._sub.rcvbuf = wire.SOCKET_BUFFER
         self._sub.connect(f"tcp://{self.host}:{self.port + 1}")
         self._sub.subscribe(b"")
 
@@ -332,7 +331,7 @@ class RemoteSession(EventLog):
         bars["sym"] = code
         return bars
 
-    async def stored(self, table: str = "alert_events", page: int = HISTORY_PAGE) -> list[Alert]:
+    async def stored(self, table: str = "alert_events", page: int = wire.HISTORY_PAGE) -> list[Alert]:
         """Every alert (``table="alerts"``) or event the monitor has stored, oldest first, read in
         pages of ``page`` (one request each: the page stays responsive)."""
         out: list[Alert] = []

@@ -57,12 +57,8 @@ log = logging.getLogger(__name__)
 
 #: Events and alerts a snapshot carries (the newest).
 SNAPSHOT_EVENTS = 500
-#: Most stored alerts or events one ``history`` request returns (a viewer pages through them).
-HISTORY_PAGE = 5_000
 #: Seconds a request may wait for the store's thread.
 REQUEST_WAIT_S = 8.0
-#: Bytes of kernel socket buffer each side of a viewer's connection (fixed: not autotuned to megabytes).
-SOCKET_BUFFER = 256 * 1024
 #: Seconds after its last hello a viewer is no longer counted.
 VIEWER_TIMEOUT_S = 10.0
 
@@ -195,7 +191,7 @@ class Monitor:
             self._auth.configure_plain(domain="statarb", passwords={wire.TOKEN_USER.decode(): self.token})
         self._pub = self._ctx.socket(zmq.PUB)
         self._pub.sndhwm = self._queue
-        self._pub.sndbuf = SOCKET_BUFFER  # with the viewer's receive buffer: what a stalled viewer holds beyond its queue
+        self._pub.sndbuf = wire.SOCKET_BUFFER  # with the viewer's receive buffer: what a stalled viewer holds beyond its queue
         self._pub.linger = 0
         router = self._ctx.socket(zmq.ROUTER)
         router.linger = 0
@@ -391,7 +387,7 @@ class Monitor:
                 raise InvalidParameter(f"the monitor builds no {req['tf']!r} bars: {s.timeframes}")
             return wire.encode("bars", {**base, "symbol": req["symbol"], "tf": req["tf"]}, bars)
         if op == "history":  # a page of the stored alerts or events, read on the store's thread
-            limit = min(int(req.get("limit") or HISTORY_PAGE), HISTORY_PAGE)
+            limit = min(int(req.get("limit") or wire.HISTORY_PAGE), wire.HISTORY_PAGE)
             after = tuple(req["after"]) if req.get("after") else None
             page = s.store_future(lambda store: store.alerts_after(req["table"], after, limit)).result(REQUEST_WAIT_S)
             return wire.encode("history", {**base, "table": req["table"],

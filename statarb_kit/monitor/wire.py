@@ -37,6 +37,10 @@ VERSION = 1
 #: One row of a pair view (``PairView.arrays``), as sent.
 ROW_DTYPE = np.dtype([("time", "i8"), ("price_x", "f8"), ("price_y", "f8"), ("alpha", "f8"), ("beta", "f8"),
                       ("spread", "f8"), ("z", "f8"), ("corr", "f8"), ("flags", "i8")])
+#: Most stored alerts or events one ``history`` request returns (a viewer pages through them).
+HISTORY_PAGE = 5_000
+#: Bytes of kernel socket buffer each side of a viewer's connection (fixed: not autotuned to megabytes).
+SOCKET_BUFFER = 256 * 1024
 #: The username of the PLAIN mechanism; the token is its password.
 TOKEN_USER = b"statarb"
 

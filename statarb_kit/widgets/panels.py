@@ -16,7 +16,7 @@ from ..analytics import PairParams
 from ..analytics.hedge import HEDGE_MODES
 from ..pair import PairSummary, StationarityReport
 from ..sources.mark_price import FundingNow
-from ..session import SessionStatus
+from ..status import SessionStatus
 
 _CSS = """
 <style>
