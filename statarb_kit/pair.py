@@ -11,6 +11,7 @@ correction of a bar already in the frame, recomputes the frame once.
 from __future__ import annotations
 
 import asyncio
+import math
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from .analytics.signals import (
     PairFrame,
 )
 from .bars import timeframe_ms
+from .render import figures_html, figures_text
 from .errors import InvalidParameter
 from .feed import BarFeed
 
@@ -72,6 +74,22 @@ class StationarityReport:
     engle_granger: EngleGrangerResult
     half_life: HalfLife
     rows: int
+
+    def figures(self) -> list[tuple[str, str]]:
+        """(name, text) of each test: statistic, p-value, lags and verdict."""
+        a, eg = self.adf, self.engle_granger
+        test = lambda r: f"stat {r.stat:.3f}, p {r.pvalue:.4f}, {r.lags} lags" if r.ok else r.note  # noqa: E731
+        hl = self.half_life
+        return [("rows", f"{self.rows:,}"), ("ADF of the spread", test(a)), ("", a.verdict()),
+                ("Engle-Granger", test(eg)), ("", eg.verdict()),
+                ("half-life", (f"{hl.bars:.1f} bars" if math.isfinite(hl.bars) else "none (no mean reversion)")
+                 if hl.ok else hl.note)]
+
+    def summary(self) -> str:
+        return figures_text("Stationarity of the spread", self.figures())
+
+    def _repr_html_(self) -> str:
+        return figures_html("Stationarity of the spread", self.figures())
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 from dataclasses import dataclass
 
@@ -54,6 +55,9 @@ class HedgeFit:
             f"x = {self.alpha:.6g} + {self.beta:.6g} * y on {kind}  (se beta {self.se_beta:.3g}, "
             f"R² {self.r2:.4f}, n {self.n})"
         )
+
+    def _repr_html_(self) -> str:
+        return f"<p><b>Hedge fit</b> (OLS): {html.escape(self.summary())}</p>"
 
 
 def ols_hedge(x: np.ndarray, y: np.ndarray, log_prices: bool = False) -> HedgeFit:

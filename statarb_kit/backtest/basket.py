@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidParameter
+from ..render import curves_svg, figures_html, figures_text
 from .engine import EXIT_REASONS, BookedPnl, Metrics, SignalIndex, TradeIndex, find_trades, held_bars, metrics_of
 from .costs import LegSpreads, crossing
 from .frame import SignalFrame
@@ -44,6 +45,18 @@ class BasketResult:
     units: np.ndarray
     equity: pd.Series
     metrics: Metrics
+    cost_model: str = "flat"
+
+    def _title(self) -> str:
+        legs = " ".join(f"{w:+.4g} {leg}" for w, leg in zip(self.weights, self.legs or range(len(self.weights))))
+        return f"Basket backtest: {legs}"
+
+    def summary(self) -> str:
+        return figures_text(self._title(), self.metrics.rows(self.cost_model))
+
+    def _repr_html_(self) -> str:
+        return figures_html(self._title(), self.metrics.rows(self.cost_model)) + curves_svg(
+            self.equity, "Equity (capital 1):", "{:.4f}")
 
 
 def book_basket(prices: np.ndarray, weights: np.ndarray, t: TradeIndex, p: BacktestParams,
@@ -109,4 +122,5 @@ def basket_backtest(time: np.ndarray, prices: np.ndarray, weights: np.ndarray, s
         "gross_pnl": b.gross, "fees": b.fees, "slippage": b.slippage, "spread": b.spread, "costs": b.costs,
         "pnl": b.net})
     equity = pd.Series(1.0 + np.cumsum(b.bar_pnl()), index=ts, name="equity")
-    return BasketResult(tuple(legs), weights, trades, b.units, equity, metrics_of(t, b, time, bar_s))
+    return BasketResult(tuple(legs), weights, trades, b.units, equity, metrics_of(t, b, time, bar_s),
+                        "flat" if spreads is None else spreads.model)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..funding import PairFunding
+from ..render import curves_svg, figures_html, figures_text
 from .costs import crossing
 from .frame import SignalFrame, signal_frame
 from .funding import FundingIndex, trade_funding
@@ -34,6 +35,11 @@ from .overfitting import block_sums_of
 from ..rule import OPTIONAL_DTYPES, PARAM_NAMES, calm_mask, direction_name, entry_mask, exit_mask, side_of, stop_mask
 from .params import BacktestParams
 
+#: How each cost model reads in a result.
+COST_NOTES = {"flat": "flat: the rule's fee and slippage bps per leg",
+              "touch": "at the touch: recorded quotes (buy at the ask, sell at the bid), fees on top",
+              "abdi_ranaldo": "half the Abdi-Ranaldo spread estimate per leg and fill, fees on top",
+              "corwin_schultz": "half the Corwin-Schultz spread estimate per leg and fill, fees on top"}
 YEAR_S = 365.0 * 86_400.0  # crypto futures trade around the clock
 #: Shortest span (days) whose return is annualised: a day's return raised to 365 days says nothing.
 MIN_ANNUALISE_DAYS = 30.0
@@ -97,6 +103,22 @@ class Metrics:
     def as_dict(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in METRIC_NAMES}
 
+    def rows(self, cost_model: str = "flat") -> list[tuple[str, str]]:
+        """The figures a reader looks at first, as (name, text): trades, returns (annualised by
+        the one rule of ``annual_note``), drawdown, and the PnL split into the legs' price PnL,
+        fees, slippage, spread and funding (capital 1)."""
+        pct = lambda v: f"{v + 0.0:+.3%}" if math.isfinite(v) else "n/a"  # noqa: E731 (+ 0.0: no "-0.000%")
+        return [("trades (long / short)", f"{self.trades} ({self.long_trades} / {self.short_trades})"),
+                ("total return", pct(self.total_return)),
+                ("annual return", annual_note(self.annual_return, self.years, "return", "{:+.2%}")),
+                ("Sharpe", annual_note(self.sharpe, self.years)),
+                ("max drawdown", f"{self.max_drawdown:.2%}"),
+                ("hit rate", f"{self.hit_rate:.1%}" if math.isfinite(self.hit_rate) else "n/a"),
+                ("price PnL of the legs", pct(self.gross_pnl)), ("fees", pct(-self.fees)),
+                ("slippage", pct(-self.slippage)), ("spread crossed", pct(-self.spread)),
+                ("funding", pct(self.funding_pnl) if math.isfinite(self.funding_pnl) else "not included"),
+                ("cost model", COST_NOTES.get(cost_model, cost_model))]
+
 
 METRIC_NAMES = tuple(f.name for f in fields(Metrics))
 
@@ -123,6 +145,18 @@ class BacktestResult:
     def why_no_trades(self) -> str:
         """Why the backtest made no trade ("" when it made some): see ``no_trade_reason``."""
         return "" if self.metrics.trades else no_trade_reason(self.frame, self.params)
+
+    def _title(self) -> str:
+        return f"Backtest: {len(self.frame):,} bars, {self.params.fee_bps:g} bps fees per leg and fill"
+
+    def summary(self) -> str:
+        """The headline figures as text (``Metrics.rows``), and why there was no trade if none."""
+        text = figures_text(self._title(), self.metrics.rows(self.frame.cost_model))
+        return text + (f"\n  no trades: {self.why_no_trades}" if self.why_no_trades else "")
+
+    def _repr_html_(self) -> str:
+        return (figures_html(self._title(), self.metrics.rows(self.frame.cost_model), self.why_no_trades)
+                + curves_svg(self.equity, "Equity (capital 1):", "{:.4f}"))
 
 
 def no_trade_reason(f: SignalFrame, p: BacktestParams) -> str:

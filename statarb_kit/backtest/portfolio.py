@@ -22,8 +22,9 @@ import pandas as pd
 from ..analytics.hedge import ols_hedge
 from ..errors import InvalidParameter
 from ..funding import FundingRates, PairFunding
+from ..render import curves_svg, figures_html, figures_text
 from .data import PairBars, backtest_bars
-from .engine import MIN_ANNUALISE_DAYS, YEAR_S, BacktestResult, pnl_figures
+from .engine import MIN_ANNUALISE_DAYS, YEAR_S, BacktestResult, annual_note, pnl_figures
 from .params import BacktestParams
 
 WEIGHTINGS = ("equal", "inverse_vol")
@@ -50,6 +51,26 @@ class PortfolioResult:
     correlation: pd.DataFrame
     correlation_period: str
     correlation_points: int
+
+    def _rows(self) -> list[tuple[str, str]]:
+        m = self.metrics
+        idx = self.equity.index
+        years = (idx[-1] - idx[0]).total_seconds() / YEAR_S if len(idx) > 1 else 0.0
+        pct = lambda v: f"{v + 0.0:+.3%}" if math.isfinite(v) else "n/a"  # noqa: E731
+        return [("pairs", f"{len(self.pairs)} ({', '.join(self.pairs[:4])}{' ...' if len(self.pairs) > 4 else ''})"),
+                ("trades", f"{int(m['trades'])}"), ("total return", pct(m["total_return"])),
+                ("annual return", annual_note(m["annual_return"], years, "return", "{:+.2%}")),
+                ("Sharpe", annual_note(m["sharpe"], years)), ("max drawdown", f"{m['max_drawdown']:.2%}"),
+                ("costs", pct(-m["costs"])),
+                ("funding", pct(m["funding_pnl"]) if math.isfinite(m["funding_pnl"]) else "not included")]
+
+    def summary(self) -> str:
+        return figures_text("Portfolio of pairs", self._rows())
+
+    def _repr_html_(self) -> str:
+        weights = self.weights.to_frame("weight").T.to_html(float_format="{:.3f}".format)
+        return (figures_html("Portfolio of pairs", self._rows()) + weights
+                + curves_svg(self.equity, "Equity of the whole (capital 1):", "{:.4f}"))
 
     @property
     def why_no_trades(self) -> dict[str, str]:

@@ -10,6 +10,7 @@ starts flat and closes what it holds at its last bar; funding is charged as in t
 
 from __future__ import annotations
 
+import html
 import math
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -18,8 +19,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InvalidParameter
+from ..render import curves_svg
 from .data import PairBars, bars_frame
-from .engine import METRIC_NAMES, Book, Metrics, SignalIndex, TradeIndex, book_trades, find_trades, metrics_of
+from .engine import (METRIC_NAMES, Book, Metrics, SignalIndex, TradeIndex, annual_note, book_trades, find_trades,
+                     metrics_of)
 from .frame import SignalFrame
 from .funding import FundingIndex
 from .params import BacktestParams
@@ -58,6 +61,13 @@ class WalkForwardResult:
                 "trades per window": (col("is_trades").mean(), col("oos_trades").mean()),
                 "funding_pnl": (col("is_funding_pnl").sum(), self.oos.funding_pnl)}
         return pd.DataFrame(rows, index=["in sample", "out of sample"]).T
+
+    def _repr_html_(self) -> str:
+        head = (f"<p><b>Walk-forward optimisation</b>: {len(self.windows)} windows, {self.trials} combinations "
+                f"tried in each, chosen by in-sample {html.escape(self.metric)}; out of sample: "
+                f"{html.escape(annual_note(self.oos.sharpe, self.oos.years))}.</p>")
+        return (head + self.summary().to_html(float_format="{:.4g}".format)
+                + curves_svg(self.equity, "Out-of-sample equity (windows stitched, capital 1):", "{:.4f}"))
 
 
 def _stitch(parts: list[tuple[int, TradeIndex, Book]], bars: int, funded: bool) -> tuple[TradeIndex, Book]:

@@ -37,6 +37,7 @@ from ..backtest.basket import basket_backtest
 from ..backtest.costs import COST_MODELS, LegSpreads
 from ..backtest.engine import pnl_figures
 from ..errors import InvalidParameter
+from ..render import curves_svg
 from ..rule import Rule
 from ..scan.engle_granger import default_maxlag
 from ..scan.scan import adf_batches
@@ -230,7 +231,8 @@ class StudyResult:
                 "Lift = hit rate of the selections / hit rate of every pair tested (1: no better than chance). "
                 f"Costs: {html.escape(s.get('costs', 'flat'))}.")
         return (f"<div class='statarb-study'><p>{head}</p>{self.methods.to_html(index=False, float_format='{:.4g}'.format)}"
-                f"{_equity_svg(self.equity)}</div>")
+                f"{curves_svg(self.equity, 'Out-of-sample PnL (trading windows stitched, net of costs, capital 1):')}"
+                "</div>")
 
     def as_json(self) -> dict[str, Any]:
         """The JSON layout of ``statarb study --json`` (anyone can recount it: spread = sum of
@@ -267,31 +269,6 @@ def _plain(v: Any) -> Any:
     if isinstance(v, list):
         return [_plain(x) for x in v]
     return v
-
-
-def _equity_svg(equity: pd.DataFrame, width: int = 640, height: int = 220) -> str:
-    """The stitched PnL of each method as an inline SVG line chart (no plotting dependency)."""
-    if equity.empty:
-        return "<p>No trading-window PnL (nothing selected or traded).</p>"
-    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
-    t = equity.index.asi8.astype(float)
-    v = equity.to_numpy(dtype=float)
-    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
-    span_t, span_v = (t[-1] - t[0]) or 1.0, (hi - lo) or 1.0
-    lines, legend = [], []
-    for k, name in enumerate(equity.columns):
-        xs = 50 + (t - t[0]) / span_t * (width - 60)
-        ys = 10 + (hi - v[:, k]) / span_v * (height - 40)
-        pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys) if np.isfinite(b))
-        colour = colours[k % len(colours)]
-        lines.append(f"<polyline fill='none' stroke='{colour}' stroke-width='1.5' points='{pts}'/>")
-        legend.append(f"<span style='color:{colour}'>&#9632; {html.escape(str(name))}</span>")
-    axis = (f"<text x='2' y='14' font-size='11'>{hi:+.1%}</text><text x='2' y='{height - 30}' font-size='11'>"
-            f"{lo:+.1%}</text><text x='50' y='{height - 8}' font-size='11'>{equity.index[0]:%Y-%m-%d}</text>"
-            f"<text x='{width - 80}' y='{height - 8}' font-size='11'>{equity.index[-1]:%Y-%m-%d}</text>")
-    return (f"<p><b>Out-of-sample PnL</b> (trading windows stitched, net of fees and slippage, capital 1): "
-            f"{' '.join(legend)}</p><svg width='{width}' height='{height}' style='border:1px solid #ddd'>"
-            f"{axis}{''.join(lines)}</svg>")
 
 
 def _bar_ms(index: pd.DatetimeIndex) -> int:
