@@ -33,7 +33,7 @@ import pandas as pd
 from .backtest.engine import EXIT_REASONS, SignalIndex, book_trades, find_trades, trades_frame
 from .backtest.frame import SignalFrame, at_the_touch
 from .backtest.funding import FundingIndex
-from .errors import InvalidParameter
+from .errors import InvalidParameter, StatarbError
 from .funding import PairFunding
 from .quotes import QuoteBars
 from .rule import Rule
@@ -242,6 +242,9 @@ class PaperDesk:
     doc). ``follow(view, **trading)`` starts or continues a book of a view's rule."""
 
     def __init__(self, session: Session, flush_s: float = 1.0) -> None:
+        if not session.owns_store:
+            raise StatarbError("paper trading runs where the store is: this page views a monitor, which holds "
+                               "its file (statarb monitor --paper trades every pair on paper there)")
         self.session, self.flush_s = session, flush_s
         self.books: list[PaperBook] = []
         self._unsubscribe: list[Any] = []
@@ -257,7 +260,7 @@ class PaperDesk:
         rule = Rule.of(view.params, view.rule, **trading)
         key = book_key(view.name, view.timeframe, rule)
         state, closed = await self.session.with_store(_load, key)
-        if start_ms is None and self.session.source.realtime:  # rows before the bar forming now are history
+        if start_ms is None and self.session.source_info().realtime:  # rows before the bar forming now are history
             start_ms = max(now_ms() // view.tf_ms * view.tf_ms, int(view.tail("time", 1)[0]) + 1 if len(view) else 0)
         provider = self.session.funding
         if funding is None and provider is not None:

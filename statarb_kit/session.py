@@ -19,7 +19,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges, timefra
 from .buffer import TickRing
 from .errors import InvalidParameter, SessionStateError, StatarbError
 from .event_log import EventLog
+from .sources.base import SourceInfo
 from .status import SessionStatus
 from .quotes import LiveQuotes, QuoteBars, QuoteBatch
 from .feed import BarListener
@@ -246,7 +247,7 @@ class Session(EventLog):
             raise SessionStateError(f"spawn() needs a running session, this one is {self._state}")
         return self._owned.spawn(coro, name)
 
-    def every(self, interval_s: float, fn: Callable[[], Awaitable[None] | None], name: str) -> asyncio.Task[Any]:
+    def every(self, interval_s: float, fn: Callable[[], Any], name: str) -> asyncio.Task[Any]:
         """Call ``fn`` every ``interval_s`` seconds until the session stops; an error is
         reported in the status and the calls go on."""
         if self._state != "running":
@@ -433,6 +434,15 @@ class Session(EventLog):
             self.live_quotes.add(batch)
             self._quotes_held.append(batch)
 
+    @property
+    def owns_store(self) -> bool:
+        """A Session holds its store (paper books and stored reads run here)."""
+        return True
+
+    def source_info(self) -> SourceInfo:
+        """What pages show of the source (name, pacing, what was planted in generated data)."""
+        return self.source.info()
+
     def quote_bars(self, symbol: str, timeframe: str) -> QuoteBars | None:
         """``symbol``'s bid and ask at each bar's close on ``timeframe`` (``quotes.LiveQuotes``:
         the newest bar provisional), None without quotes."""
@@ -479,18 +489,19 @@ class Session(EventLog):
         self,
         x: str,
         y: str,
-        timeframe: str = "1m",
+        timeframe: str | None = None,
         params: PairParams | None = None,
         rule: AlertRule | None = None,
         **changes: object,
     ) -> PairView:
-        """A live analytics view of ``x`` against ``y`` (x = alpha + beta * y) on ``timeframe``.
+        """A live analytics view of ``x`` against ``y`` (x = alpha + beta * y) on ``timeframe``
+        (None: 1m).
 
         ``params`` (or keyword changes to the defaults, e.g. ``z_window=30``) set the analytics;
         ``rule`` the alert rule. The view updates on each new final bar until the session stops.
         """
         params = (params or PairParams()).with_(**changes) if changes else (params or PairParams())
-        view = PairView(self, x, y, timeframe, params, rule or AlertRule(), on_close=self._forget)
+        view = PairView(self, x, y, timeframe or "1m", params, rule or AlertRule(), on_close=self._forget)
         self._pairs.append(view)
         return view
 

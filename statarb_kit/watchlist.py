@@ -18,7 +18,7 @@ from .analytics.stationarity import half_life_rows
 from .paper import PaperBook, PaperDesk
 from .errors import InvalidParameter
 from .pair import PairView
-from .session import Session
+from .api import SessionAPI
 from .ticks import normalize_symbol, now_ms
 
 #: Columns of ``Watchlist.table()``.
@@ -67,7 +67,7 @@ class Watchlist:
     """Live views of ``pairs`` on ``timeframe`` of ``session`` (which must record their symbols),
     one alert rule and analytics parameters for all; the last event of each pair."""
 
-    def __init__(self, session: Session, pairs: list[tuple[str, str]], timeframe: str = "1s",
+    def __init__(self, session: SessionAPI, pairs: list[tuple[str, str]], timeframe: str = "1s",
                  params: PairParams | None = None, rule: AlertRule | None = None) -> None:
         missing = sorted({s for p in pairs for s in p} - set(session.symbols))
         if missing:

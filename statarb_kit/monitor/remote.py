@@ -42,6 +42,7 @@ from ..bars import BAR_DTYPE, bars_frame
 from ..errors import InvalidParameter, SessionStateError, StatarbError
 from ..pair import MirrorView, PairView
 from ..event_log import EventLog
+from ..sources.base import SourceInfo
 from ..status import SessionStatus
 from ..tasks import Tasks
 from ..ticks import normalize_symbol
@@ -74,18 +75,6 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 @dataclass
-class MonitorSource:
-    """What a page asks of a session's source, as the monitor describes its own."""
-
-    name: str
-    realtime: bool
-    planted: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.planted:
-            self.truth = lambda: self.planted  # the synthetic banner names what was planted
-
-
 class RemoteSession(EventLog):
     """A running monitor's state in this kernel (see the module doc). ``start()`` (needs a
     running loop) / ``await stop()``; ``rows_kept`` rows per mirrored view (None: as many as the
@@ -507,12 +496,13 @@ class RemoteSession(EventLog):
     def rule(self) -> AlertRule:
         return wire.rule_of(self._config["rule"])
 
-    @property
-    def source(self) -> MonitorSource:
+    def source_info(self) -> SourceInfo:
         """The monitor's source as it describes it; not real time while the monitor is not heard
         (its bars stop following the clock: no page reads that as a catch-up)."""
         src = self._config["source"]
-        return MonitorSource(src["name"], src["realtime"] and self.connected and not self._lost_ms, src["truth"])
+        planted = src.get("planted_hedge")
+        return SourceInfo(src["name"], bool(src["realtime"]) and self.connected and not self._lost_ms, src["truth"],
+                          tuple(planted) if planted else None)
 
     funding = None  # funding rates stay with the monitor
 
@@ -572,10 +562,10 @@ class RemoteSession(EventLog):
         bars = self.final_bars(self.code(symbol), timeframe)
         return bars_frame(bars if last is None else bars[-last:] if last > 0 else bars[:0])
 
-    async def with_store(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """A viewer has no store: the monitor's file is its own (paper trading runs there)."""
-        raise StatarbError("this page is attached to a monitor, which holds the file: paper trading runs in the "
-                           "monitor (statarb monitor --paper), not in a viewer")
+    @property
+    def owns_store(self) -> bool:
+        """A viewer holds no store: the monitor's file is its own (paper trading runs there)."""
+        return False
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str = "statarb-task") -> asyncio.Task[Any]:
         if self._state != "running":

@@ -401,12 +401,12 @@ class Monitor:
     def config(self) -> dict[str, Any]:
         """What a viewer needs to know of this monitor: symbols, timeframes, the watchlist, its rule."""
         s = self.session
-        truth = getattr(s.source, "truth", None)
+        info = s.source_info()
         return {"symbols": list(s.symbols), "timeframes": list(s.timeframes), "timeframe": self.timeframe,
                 "pairs": [list(p) for p in self.pairs], "params": wire.params_dict(self.params),
                 "rule": wire.rule_dict(self.rule), "retained": s.retained_bars(self.timeframe),
-                "source": {"name": s.source.status.name, "realtime": bool(s.source.realtime),
-                           "truth": truth() if callable(truth) else None}}
+                "source": {"name": info.name, "realtime": bool(info.realtime), "truth": info.truth,
+                           "planted_hedge": info.planted_hedge}}
 
     def health(self) -> dict[str, Any]:
         """The figures of ``GET /health`` (``ok`` False when the session stopped or the source

@@ -57,6 +57,18 @@ class SourceStatus:
         return None if not self.last_message_ms else (now_ms() - self.last_message_ms) / 1000
 
 
+@dataclass(frozen=True)
+class SourceInfo:
+    """What a page shows of a source: its name, whether its tick times follow the wall clock,
+    and for generated data what was planted in it (``truth``: a sentence; ``planted_hedge``: (x,
+    y, beta, half-life s) of a planted pair, in price space); None for market data."""
+
+    name: str
+    realtime: bool
+    truth: str | None = None
+    planted_hedge: tuple[str, str, float, float] | None = None
+
+
 @runtime_checkable
 class Source(Protocol):
     """An async stream of tick batches for a fixed tuple of upper-case symbols.
@@ -70,7 +82,8 @@ class Source(Protocol):
     ``TickBatch.backlog``: the session waits for ring space for them instead of overwriting, which
     it does only to keep a live feed live under overload.
 
-    Four optional parts, with the defaults of ``SourceBase`` (a source inherits them):
+    Five optional parts, with the defaults of ``SourceBase`` (a source inherits them): ``info()``
+    (a ``SourceInfo``: what pages show of it),
     ``funding`` (its symbols' funding: a FundingProvider; one that is ``live`` runs as a task of
     the session, which stores its settlements), ``resume(newest)`` (continue after the trades a
     file already holds: symbol -> (trade id, time ms, price)) and ``reconcile(until_ms,
@@ -92,6 +105,8 @@ class Source(Protocol):
 
     def take_quotes(self) -> QuoteBatch | None: ...
 
+    def info(self) -> SourceInfo: ...
+
 
 class SourceBase:
     """The optional parts of a Source, as a source without them has them: no funding, nothing
@@ -109,3 +124,7 @@ class SourceBase:
     def take_quotes(self) -> QuoteBatch | None:
         """No quotes: this source streams trades only."""
         return None
+
+    def info(self) -> SourceInfo:
+        """Market data: its name and pacing, nothing planted."""
+        return SourceInfo(self.status.name, self.realtime)

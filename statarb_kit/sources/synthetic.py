@@ -23,7 +23,7 @@ from ..errors import InvalidParameter
 from ..quotes import HeldQuotes, QuoteBatch
 from ..ticks import TickBatch, normalize_symbol, now_ms
 from .mark_price import SyntheticFundingNow
-from .base import SourceBase, SourceState, SourceStatus
+from .base import SourceBase, SourceInfo, SourceState, SourceStatus
 
 _DAY_MS = 86_400_000
 #: Most of a gap since a file's newest trade that a resumed real-time source generates (6 h of
@@ -135,6 +135,10 @@ class SyntheticPair(SourceBase):
                 f"+ s, with s mean-reverting (half-life {m.half_life_s:g} s, std {m.spread_std:g}); seed {self.seed}"
                 + (f"; quoted spreads about {m.quoted_bps[0]:g} bps ({x}) and {m.quoted_bps[1]:g} bps ({y})"
                    if self.quotes else ""))
+
+    def info(self) -> SourceInfo:
+        """Generated data: what was planted (``truth``, ``planted_hedge``)."""
+        return SourceInfo(self.status.name, self.realtime, self.truth(), self.planted_hedge())
 
     def resume(self, last: Mapping[str, tuple[int, int, float]]) -> None:
         """Continue a recording: ``last`` maps a symbol to its newest stored (trade id, time ms,
@@ -311,6 +315,10 @@ class SyntheticGroups(SyntheticPair):
                 f"plus a mean-reverting deviation each (half-life {half_life_s:g} s, std {spread_std:g} in log "
                 "units): every pair inside a group is cointegrated, pairs across groups are not; "
                 f"seed {self.seed}")
+
+    def info(self) -> SourceInfo:
+        """Generated groups: what was planted; no one planted pair."""
+        return SourceInfo(self.status.name, self.realtime, self.truth())
 
     def groups(self) -> list[tuple[str, ...]]:
         k = self.group_size

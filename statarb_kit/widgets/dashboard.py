@@ -21,7 +21,7 @@ from ..export import alerts_csv, bars_csv, frame_csv
 from ..pair import PairView
 from ..paper import PaperBook, PaperDesk
 from ..rule import DEFAULT, Rule
-from ..session import Session
+from ..api import SessionAPI
 from ..sources.mark_price import net_funding_per_day
 from ..ticks import now_ms
 from .backtest_view import BacktestPanel
@@ -41,7 +41,7 @@ class Dashboard:
     """Live dashboard of ``x`` against ``y`` on ``timeframe``; display ``dashboard.widget``. On
     generated data a banner says so (``source_note_shown=False``: a page that shows it already)."""
 
-    def __init__(self, session: Session, x: str | None = None, y: str | None = None, timeframe: str = "1m",
+    def __init__(self, session: SessionAPI, x: str | None = None, y: str | None = None, timeframe: str = "1m",
                  params: PairParams | None = None, rule: AlertRule | None = None, refresh_s: float = 0.5,
                  max_points: int = 4_000, title: str = "statarb_kit", source_note_shown: bool = True,
                  trading: Rule | None = None, paper: bool = False) -> None:
@@ -64,7 +64,7 @@ class Dashboard:
         self.backtest = BacktestPanel(self.run_backtest)
         self.trading = trading or DEFAULT
         self.paper = PaperPanel(self.start_paper, self.trading)
-        self.desk = PaperDesk(session)
+        self.desk: PaperDesk | None = None  # made when paper trading starts (a viewer has none)
         self.book: PaperBook | None = None
         self.title = w.HTML()
         self._title_text = title
@@ -81,7 +81,7 @@ class Dashboard:
         side = w.VBox([self.controls.widget, self.hedge.widget, self.funding.widget, self.tests.widget,
                        self.backtest.widget, self.paper.widget, self.export.widget],
                       layout=w.Layout(width="340px", flex="0 0 340px", padding="0 8px 0 0"))
-        self.note = source_note(session.source) if source_note_shown else w.HTML()  # a watchlist shows it once
+        self.note = source_note(session.source_info()) if source_note_shown else w.HTML()  # a watchlist shows it once
         self.widget = w.VBox([css(), self.title, self.note, self.status.widget, w.HBox([side, charts])],
                              layout=w.Layout(width="100%"))
         self.refresh()
@@ -168,7 +168,7 @@ class Dashboard:
         """Apply what changed since the last refresh (called by the session's timer)."""
         v = self.view
         last = int(v.tail("time", 1)[0]) if len(v) else 0
-        behind = behind_text(last, v.tf_ms, now_ms()) if self.session.source.realtime else ""
+        behind = behind_text(last, v.tf_ms, now_ms()) if self.session.source_info().realtime else ""
         self.status.update(self.session.status(), behind)
         if self._reset:
             cols = v.arrays()
@@ -228,10 +228,10 @@ class Dashboard:
 
     def _planted(self) -> tuple[float, float] | None:
         """(beta, half-life s) planted in generated prices of this pair, None for market data."""
-        planted = getattr(self.session.source, "planted_hedge", None)
-        if not callable(planted):
+        planted = self.session.source_info().planted_hedge
+        if planted is None:
             return None
-        x, y, beta, half_life_s = planted()
+        x, y, beta, half_life_s = planted
         return (beta, half_life_s) if (x, y) == tuple(self.view.symbols) else None
 
     def _show_funding(self) -> None:
@@ -310,6 +310,7 @@ class Dashboard:
 
     async def _start_paper(self) -> None:
         try:
+            self.desk = self.desk or PaperDesk(self.session)
             self.book = await self.desk.follow(self.view, **self.trading.trading())
         except StatarbError as exc:
             self.paper.failed(str(exc))
@@ -327,7 +328,8 @@ class Dashboard:
 
     def close(self) -> None:
         self._task.cancel()
-        self.desk.stop()
+        if self.desk is not None:
+            self.desk.stop()
         self._unsub_view()
         self._unsub_alerts()
         self._unsub_events()

@@ -16,6 +16,7 @@ from ..analytics import PairParams
 from ..analytics.hedge import HEDGE_MODES
 from ..pair import PairSummary, StationarityReport
 from ..sources.mark_price import FundingNow
+from ..sources.base import SourceInfo
 from ..status import SessionStatus
 
 _CSS = """
@@ -300,11 +301,10 @@ def behind_text(last_ms: int, tf_ms: int, now: int) -> str:
             f"{amount} behind the clock (history is being replayed)</span>")
 
 
-def source_note(source: object) -> w.HTML:
+def source_note(info: SourceInfo) -> w.HTML:
     """A banner naming generated data and its planted truth (empty for market data)."""
-    truth = getattr(source, "truth", None)
-    text = (f"<div class='sak-synthetic' id='sak-synthetic'><b>Synthetic data</b>: {html.escape(truth())}</div>"
-            if callable(truth) else "")
+    text = (f"<div class='sak-synthetic' id='sak-synthetic'><b>Synthetic data</b>: {html.escape(info.truth)}</div>"
+            if info.truth else "")
     return w.HTML(text)
 
 

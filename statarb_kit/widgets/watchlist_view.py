@@ -15,7 +15,7 @@ import math
 import ipywidgets as w
 
 from ..rule import DEFAULT, Rule
-from ..session import Session
+from ..api import SessionAPI
 from ..ticks import now_ms
 from ..watchlist import Watchlist
 from .dashboard import Dashboard
@@ -62,7 +62,7 @@ def row_html(r: dict, need: int) -> str:
 class WatchlistView:
     """Display ``view.widget``; it refreshes itself (a task the session owns) until ``close()``."""
 
-    def __init__(self, session: Session, watchlist: Watchlist, refresh_s: float = 0.5, sort: str = "|z|",
+    def __init__(self, session: SessionAPI, watchlist: Watchlist, refresh_s: float = 0.5, sort: str = "|z|",
                  trading: Rule | None = None) -> None:
         """``trading``: how paper trading trades the watchlist's rule (``start_paper``) and an
         opened pair's page."""
@@ -90,7 +90,7 @@ class WatchlistView:
                                                       flex_flow="column nowrap"))
         self.detail = w.VBox()
         self.dashboard: Dashboard | None = None
-        self.widget = w.VBox([css(), w.HTML(_CSS), source_note(session.source), self.status,
+        self.widget = w.VBox([css(), w.HTML(_CSS), source_note(session.source_info()), self.status,
                               w.HBox([self.sort, self.paper]), w.HTML(head),
                               self.body, self.detail])
         self._shown: list[str] = [""] * k
@@ -118,7 +118,7 @@ class WatchlistView:
         warm = int(table["warm"].sum())
         last = max((int(v.tail("time", 1)[0]) for v in self.watchlist.views if len(v)), default=0)
         tf_ms = self.watchlist.views[0].tf_ms if self.watchlist.views else 1_000
-        behind = behind_text(last, tf_ms, now_ms()) if self.session.source.realtime else ""
+        behind = behind_text(last, tf_ms, now_ms()) if self.session.source_info().realtime else ""
         set_value(self.status, f"<div class='sak-status' id='sak-wl-status'><b>{len(table)}</b> pairs, {warm} warm "
                                f"| <span id='sak-wl-events'>{st.events}</span> events, {st.alerts} alert bars | "
                                f"{st.ticks_per_s:,.0f} ticks/s | {self.watchlist.timeframe} bars, last "
