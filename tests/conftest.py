@@ -112,6 +112,13 @@ INTEGRATION_MODULES = {"test_binance_live.py", "test_binance_routes_and_stops.py
                        "test_benchmarks.py", "test_archive.py", "test_funding.py", "test_rule_parity.py"}
 #: Modules, or single tests (module::name prefix), that take tens of seconds on 2 cores.
 SLOW = ("test_monitor.py", "test_live_tape.py", "test_benchmarks.py", "test_viewer_loop.py",
+        "test_binance_routes_and_stops.py", "test_binance_live.py", "test_cli.py", "test_first_hour.py",
+        "test_notify.py", "test_demo_site.py", "test_funding.py", "test_klines.py",
+        "test_scan.py::test_scan_command", "test_scan.py::test_scan_of_a_store", "test_scan.py::test_each_pair_is_tested",
+        "test_sweep.py::test_statarb_sweep", "test_sweep.py::test_notebook_runs", "test_quotes.py::test_download",
+        "test_backtest_audit.py::test_funding_settled", "test_session.py::test_a_day_of_warm_up",
+        "test_session.py::test_a_kernel_shut_down", "test_packaging.py::test_a_built_wheel",
+        "test_analytics.py::test_engle_granger_power", "test_backtest.py::test_annual_return_compounds",
         "test_scan.py::test_engle_granger_equals_statsmodels_coint_on_every_pair",
         "test_bars.py::test_stored_bars_equal_resample_of_stored_ticks", "test_klines.py::test_cli_download_all",
         "test_funding.py::test_the_same_rule_with_and_without_funding", "test_rule_parity.py",
