@@ -208,11 +208,15 @@ class QuoteBars:
                             index=pd.DatetimeIndex(pd.to_datetime(self.start, unit="ms", utc=True), name="time"))
 
 
-def quote_bars(q: Quotes, tf_ms: int, until_ms: int | None = None) -> QuoteBars:
+def quote_bars(q: Quotes, tf_ms: int, until_ms: int | None = None, latency_ms: int = 0) -> QuoteBars:
     """Quote bars of ``q`` on bars of ``tf_ms`` from the bar of its first quote to ``until_ms``
-    (default: its last quote's time; the quote then in force holds until it)."""
+    (default: its last quote's time; the quote then in force holds until it). ``latency_ms`` > 0:
+    the bid and ask are those in force that long after each close (what an order sent at the
+    close meets on arrival); the spreads and updates stay the bar's."""
     if not isinstance(tf_ms, int) or tf_ms <= 0:
         raise InvalidParameter(f"tf_ms must be a positive integer of ms, got {tf_ms!r}")
+    if not isinstance(latency_ms, (int, np.integer)) or latency_ms < 0:
+        raise InvalidParameter(f"latency_ms must be an integer >= 0, got {latency_ms!r}")
     if not len(q):
         empty = np.empty(0)
         return QuoteBars(q.symbol, tf_ms, np.empty(0, dtype=np.int64), empty, empty, empty, empty,
@@ -230,8 +234,9 @@ def quote_bars(q: Quotes, tf_ms: int, until_ms: int | None = None) -> QuoteBars:
     weight = np.bincount(bar, weights=dur, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.bincount(bar, weights=rel[live] * dur, minlength=n) / weight
-    at_end = np.searchsorted(t, starts + tf_ms, side="left") - 1  # in force at the close (before the next bar)
-    at_end = np.minimum(at_end, np.searchsorted(t, end, side="right") - 1)
+    at_end = np.searchsorted(t, starts + tf_ms + latency_ms, side="left") - 1  # in force at the close (+ latency)
+    if not latency_ms:
+        at_end = np.minimum(at_end, np.searchsorted(t, end, side="right") - 1)
     largest = np.full(n, -np.inf)
     np.maximum.at(largest, bar, rel[live])
     updates = np.bincount((t - first_bar) // tf_ms, minlength=n).astype(np.int64)

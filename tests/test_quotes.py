@@ -192,3 +192,23 @@ def test_a_replay_of_trade_and_book_ticker_dumps_stores_both_and_backtests_fill_
     finally:
         store.close()
     assert bars_from_store(db, ("BTCUSDT", "ETHUSDT"), "1s").quotes is not None
+    # an order that reaches the exchange 250 ms after the close meets the touch then in force
+    import bisect
+
+    from statarb_kit.backtest import BacktestParams
+    from statarb_kit.backtest.data import backtest_bars
+
+    late = bars_from_store(db, ("BTCUSDT", "ETHUSDT"), "1s", latency_ms=250)
+    assert "250 ms after the close" in late.origin
+    p = BacktestParams(hedge_window=60, z_window=30, corr_window=30, z_entry=1.0, z_exit=0.0, corr_min=-1.0,
+                       fee_bps=0.0, slippage_bps=0.0)
+    trades = backtest_bars(late, p).trades
+    assert len(trades) >= 3
+    sorted_q = {s: (np.lexsort((q.update_id, q.time_ms)), q) for s, q in tapes.items()}
+    for row in trades.itertuples():
+        for leg, symbol, units in (("x", "BTCUSDT", row.units_x), ("y", "ETHUSDT", row.units_y)):
+            o, q = sorted_q[symbol]
+            times = q.time_ms[o].tolist()
+            for fill, t, buy in (("entry", row.entry_time, units > 0), ("exit", row.exit_time, units < 0)):
+                k = o[bisect.bisect_left(times, int(t.value // 10**6) + 250) - 1]
+                assert getattr(row, f"{fill}_{leg}") == pytest.approx(q.ask[k] if buy else q.bid[k], rel=1e-13)

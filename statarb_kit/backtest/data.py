@@ -104,6 +104,7 @@ class DataSpec:
     end: str | None = None
     funding: bool = True
     funding_files: tuple[str, ...] | None = None
+    latency_ms: int = 0  # a store with quotes: fills at the touch this long after the close
 
     def __post_init__(self) -> None:
         _pair(self.symbols)
@@ -111,7 +112,8 @@ class DataSpec:
 
     def load(self) -> PairBars:
         if self.db:
-            bars = bars_from_store(self.db, self.symbols, self.timeframe, self.start, self.end)
+            bars = bars_from_store(self.db, self.symbols, self.timeframe, self.start, self.end,
+                                   latency_ms=self.latency_ms)
         elif self.files:
             bars = bars_from_files(list(self.files), self.symbols, self.timeframe).between(self.start, self.end)
         else:
@@ -146,10 +148,11 @@ def _pair(symbols: tuple[str, str] | list[str] | str) -> tuple[str, str]:
 
 def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: str = "1m",
                     start: str | pd.Timestamp | None = None, end: str | pd.Timestamp | None = None,
-                    max_stale: int = MAX_STALE) -> PairBars:
+                    max_stale: int = MAX_STALE, latency_ms: int = 0) -> PairBars:
     """The stored final bars of a pair in DuckDB file ``db`` (opened read-only), aligned; optional
     UTC ``start`` (inclusive) and ``end`` (exclusive) bounds. ``db`` may be an archive folder. Bars
-    in which nothing traded are missing (``bars.traded``)."""
+    in which nothing traded are missing (``bars.traded``). With both legs' quotes stored, fills
+    are at the touch in force ``latency_ms`` after each fill bar's close."""
     x, y = _pair(symbols)
     if is_archive(db):
         bx, by = read_bars(db, timeframe, x), read_bars(db, timeframe, y)
@@ -164,18 +167,19 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
     for sym, b in ((x, bx), (y, by)):
         if not len(b):
             raise InvalidParameter(f"{db} has no {timeframe} bars of {sym}")
-    quotes = None if is_archive(db) else _quote_bars(db, (x, y), timeframe, bx, by)
+    quotes = None if is_archive(db) else _quote_bars(db, (x, y), timeframe, bx, by, latency_ms)
     # a bar in which nothing traded (a settled contract's flat klines) is no price: missing
     bx, by = (b[traded(b["volume"].to_numpy(), b["trades"].to_numpy())] for b in (bx, by))
     aligned = align_pair(bx["start"].to_numpy(np.int64), bx["close"].to_numpy(), by["start"].to_numpy(np.int64),
                          by["close"].to_numpy(), timeframe_ms(timeframe), max_stale)
     funding = PairFunding(fx, fy) if len(fx) and len(fy) else None
-    origin = f"store {db}" + (", fills at the touch of its recorded quotes" if quotes else "")
+    origin = f"store {db}" + (f", fills at the touch of its recorded quotes{f' {latency_ms} ms after the close' if latency_ms else ''}"
+                              if quotes else "")
     return PairBars((x, y), timeframe, aligned.time, aligned.x, aligned.y, origin, funding, quotes).between(start, end)
 
 
 def _quote_bars(db: str | Path, pair: tuple[str, str], timeframe: str, bx: pd.DataFrame,
-                by: pd.DataFrame) -> tuple[QuoteBars, QuoteBars] | None:
+                by: pd.DataFrame, latency_ms: int = 0) -> tuple[QuoteBars, QuoteBars] | None:
     """Both legs' quote bars over their bars' span, when the file holds quotes of both."""
     store = TickStore(db, read_only=True)
     try:
@@ -186,7 +190,7 @@ def _quote_bars(db: str | Path, pair: tuple[str, str], timeframe: str, bx: pd.Da
         return None
     tf = timeframe_ms(timeframe)
     until = int(max(bx["start"].max(), by["start"].max())) + tf
-    return tuple(quote_bars(quotes_of_frame(s, r), tf, max(until, int(r["time_ms"].max()) + 1))
+    return tuple(quote_bars(quotes_of_frame(s, r), tf, max(until, int(r["time_ms"].max()) + 1), latency_ms)
                  for s, r in zip(pair, rows))
 
 
