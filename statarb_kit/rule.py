@@ -50,8 +50,11 @@ _TYPES: dict[str, tuple[str, bool]] = {
     "hedge_mode": ("text", False), "hedge_window": ("integer", False), "trade_window": ("integer", True),
     "log_prices": ("boolean", False), "fee_bps": ("number", False), "slippage_bps": ("number", False),
     "max_hold": ("integer", True), "lag": ("integer", False),
-    "kalman_q_alpha": ("number", True), "kalman_q_beta": ("number", True),
+    "kalman_q_alpha": ("number", True), "kalman_q_beta": ("number", True), "price": ("text", False),
 }
+#: What a rule's signals are computed on: the bars' last trade, or the mid of the quote in force
+#: at each close (backtests of recorded quotes: no bid-ask bounce in the z-score).
+PRICES = ("last", "mid")
 #: dtypes of the parameters that may be None, so one row and many rows of results have the same columns.
 OPTIONAL_DTYPES = {name: "float64" if kind == "number" else "Int64" for name, (kind, optional) in _TYPES.items()
                    if optional}
@@ -65,7 +68,7 @@ _CHECKS = {
 TRADING_FIELDS = ("z_exit", "z_stop", "fee_bps", "slippage_bps", "max_hold", "lag")
 #: Fields that change the signal frame (hedge ratio, z, correlation); the others only the trading.
 FRAME_FIELDS = ("hedge_mode", "hedge_window", "trade_window", "z_window", "corr_window", "log_prices",
-                "kalman_q_alpha", "kalman_q_beta")
+                "kalman_q_alpha", "kalman_q_beta", "price")
 #: The pair analytics' defaults (windows, hedge mode, prices or logs): the rule's.
 _PAIR = PairParams()
 
@@ -122,7 +125,8 @@ class Rule:
     variances per bar (None: set from the first ``hedge_window`` bars). Orders decided at the
     close of bar t fill at the close of bar t + ``lag`` (>= 1); ``z_exit`` None: ``default_exit``
     (0.5, or half of a z_entry at or below it); ``max_hold`` bars at most (None:
-    no limit); ``fee_bps`` and ``slippage_bps`` are charged per leg on each fill's notional."""
+    no limit); ``fee_bps`` and ``slippage_bps`` are charged per leg on each fill's notional;
+    ``price`` "last" (trade prices) or "mid" (backtests of recorded quotes: the mid at each close)."""
 
     z_entry: float = 2.0
     z_exit: float | None = None
@@ -140,6 +144,7 @@ class Rule:
     lag: int = 1
     kalman_q_alpha: float | None = None
     kalman_q_beta: float | None = None
+    price: str = "last"
 
     def __post_init__(self) -> None:
         if self.z_exit is None and isinstance(self.z_entry, numbers.Real):
@@ -150,6 +155,8 @@ class Rule:
         check_window(self.z_window, "z_window")
         check_window(self.corr_window, "corr_window")
         check_window(self.hedge_window, "hedge_window")
+        if self.price not in PRICES:
+            raise InvalidParameter(f"price must be one of {PRICES}, got {self.price!r}")
         if self.hedge_mode not in RULE_HEDGE_MODES:
             raise InvalidParameter(f"hedge_mode must be one of {RULE_HEDGE_MODES}, got {self.hedge_mode!r}")
         if self.trade_window is not None:

@@ -152,6 +152,7 @@ def test_a_replay_of_trade_and_book_ticker_dumps_stores_both_and_backtests_fill_
     stores every trade and every quote exactly, each quote handed over before the first trade
     after it, and a backtest of the file fills at the touch."""
     import asyncio
+    from dataclasses import replace
 
     from statarb_kit import Session
     from statarb_kit.backtest.data import bars_from_store
@@ -198,7 +199,24 @@ def test_a_replay_of_trade_and_book_ticker_dumps_stores_both_and_backtests_fill_
     from statarb_kit.backtest import BacktestParams
     from statarb_kit.backtest.data import backtest_bars
 
+    # signals on the quote mid at each close (price="mid"), never on a later quote
+    from statarb_kit.backtest.data import bars_frame
+    from statarb_kit.errors import InvalidParameter
+
+    at_close = bars_from_store(db, ("BTCUSDT", "ETHUSDT"), "1s")
     late = bars_from_store(db, ("BTCUSDT", "ETHUSDT"), "1s", latency_ms=250)
+    rule = BacktestParams(hedge_window=60, z_window=30, corr_window=30, price="mid")
+    f = bars_frame(at_close, rule)
+    for symbol, got in (("BTCUSDT", f.price_x), ("ETHUSDT", f.price_y)):
+        q = tapes[symbol]
+        o = np.lexsort((q.update_id, q.time_ms))
+        k = o[np.searchsorted(q.time_ms[o], at_close.close_time, side="left") - 1]  # the last quote before the close
+        np.testing.assert_allclose(got, (q.bid[k] + q.ask[k]) / 2, rtol=1e-13)
+    z_mid, z_late = bars_frame(at_close, rule).z, bars_frame(late, rule).z
+    np.testing.assert_array_equal(z_mid, z_late)  # a latency changes the fills, never the signals
+    with pytest.raises(InvalidParameter, match="price 'mid' needs"):
+        bars_frame(replace(at_close, quotes=None, mids=None), rule)
+
     assert "250 ms after the close" in late.origin
     p = BacktestParams(hedge_window=60, z_window=30, corr_window=30, z_entry=1.0, z_exit=0.0, corr_min=-1.0,
                        fee_bps=0.0, slippage_bps=0.0)

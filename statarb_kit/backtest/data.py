@@ -27,6 +27,7 @@ from ..store import TickStore
 from ..quotes import QuoteBars, quote_bars, quotes_of_frame
 from ..ticks import normalize_symbol
 from .engine import BacktestResult, run_backtest
+from .costs import touch_spreads
 from .frame import SignalFrame, at_the_touch, signal_frame
 from .params import BacktestParams
 
@@ -51,6 +52,7 @@ class PairBars:
     origin: str
     funding: PairFunding | None = None
     quotes: tuple[QuoteBars, QuoteBars] | None = None  # recorded quotes of both legs: fills at the touch
+    mids: tuple[QuoteBars, QuoteBars] | None = None  # the same at each close (``quotes`` may be later: latency)
 
     def without_funding(self) -> PairBars:
         return replace(self, funding=None)
@@ -168,6 +170,7 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
         if not len(b):
             raise InvalidParameter(f"{db} has no {timeframe} bars of {sym}")
     quotes = None if is_archive(db) else _quote_bars(db, (x, y), timeframe, bx, by, latency_ms)
+    mids = quotes if not (quotes and latency_ms) else _quote_bars(db, (x, y), timeframe, bx, by, 0)
     # a bar in which nothing traded (a settled contract's flat klines) is no price: missing
     bx, by = (b[traded(b["volume"].to_numpy(), b["trades"].to_numpy())] for b in (bx, by))
     aligned = align_pair(bx["start"].to_numpy(np.int64), bx["close"].to_numpy(), by["start"].to_numpy(np.int64),
@@ -175,7 +178,8 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
     funding = PairFunding(fx, fy) if len(fx) and len(fy) else None
     origin = f"store {db}" + (f", fills at the touch of its recorded quotes{f' {latency_ms} ms after the close' if latency_ms else ''}"
                               if quotes else "")
-    return PairBars((x, y), timeframe, aligned.time, aligned.x, aligned.y, origin, funding, quotes).between(start, end)
+    return PairBars((x, y), timeframe, aligned.time, aligned.x, aligned.y, origin, funding, quotes,
+                    mids).between(start, end)
 
 
 def _quote_bars(db: str | Path, pair: tuple[str, str], timeframe: str, bx: pd.DataFrame,
@@ -248,8 +252,18 @@ def _through_pipeline(make_source: Callable[[], Any], pair: tuple[str, str], tim
 
 def bars_frame(bars: PairBars, params: BacktestParams) -> SignalFrame:
     """The signal frame of ``params`` on ``bars`` at bar close times, filled at the touch when the
-    bars have quotes (``at_the_touch``): what backtests, sweeps and walk-forward runs trade."""
-    f = signal_frame(bars.close_time, bars.price_x, bars.price_y, params)
+    bars have quotes (``at_the_touch``): what backtests, sweeps and walk-forward runs trade.
+    ``params.price`` "mid": the signals are computed on the mid of the quote in force at each
+    close (a bar without one keeps its last trade)."""
+    px, py = bars.price_x, bars.price_y
+    if params.price == "mid":
+        if bars.mids is None:
+            raise InvalidParameter("price 'mid' needs both legs' recorded quotes (a store with table quotes: "
+                                   "record --quotes, download --kind bookTicker)")
+        _, mid = touch_spreads(list(bars.mids), bars.close_time)
+        px = np.where(np.isfinite(mid[:, 0]), mid[:, 0], px)
+        py = np.where(np.isfinite(mid[:, 1]), mid[:, 1], py)
+    f = signal_frame(bars.close_time, px, py, params)
     return f if bars.quotes is None else at_the_touch(f, bars.quotes)
 
 
