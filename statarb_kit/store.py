@@ -29,7 +29,7 @@ import pyarrow as pa
 from .bars import BAR_DTYPE, BAR_FIELDS, TRADED_SQL, is_timeframe, merge_bars, timeframe_ms
 from .errors import CorruptFileError, InvalidParameter, StoreLockedError
 from .funding import SAME_SETTLEMENT_MS, FundingRates
-from .ticks import TICK_COLUMNS, VIA, TickBatch
+from .ticks import TICK_COLUMNS, VIA, TickBatch, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,24 @@ CREATE TABLE IF NOT EXISTS ticks (
     via VARCHAR NOT NULL           -- how the trade was obtained: one of ticks.VIA
 )"""
 #: Files written before ``via`` existed said only ``backfilled`` (aggregate trades split evenly).
-_MIGRATE_BACKFILLED = (
-    "ALTER TABLE ticks ADD COLUMN via VARCHAR",
-    "UPDATE ticks SET via = CASE WHEN backfilled THEN 'agg_split' ELSE 'stream' END",
-    "ALTER TABLE ticks ALTER COLUMN via SET NOT NULL",
+#: The layout this kit writes. 1: ticks flagged ``backfilled``; 2: ticks say ``via`` (how
+#: obtained); 3: a ``schema_version`` table and table ``quotes``. A file is brought up to date
+#: when opened for writing; one of a newer layout is refused, never changed.
+SCHEMA_VERSION = 3
+
+_SCHEMA_DDL = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER NOT NULL,      -- the layout, after this step
+    at_ms BIGINT NOT NULL,         -- when the step ran, ms since epoch, UTC
+    note VARCHAR NOT NULL
+)"""
+
+_MIGRATE_BACKFILLED = (  # each statement commits (DuckDB alters no column after an update in one
+    # transaction); a step cut short is taken up again at the next open: it runs while ``backfilled`` exists
+    "ALTER TABLE ticks ADD COLUMN IF NOT EXISTS via VARCHAR",
+    "UPDATE ticks SET via = CASE WHEN backfilled THEN 'agg_split' ELSE 'stream' END WHERE via IS NULL",
     "ALTER TABLE ticks DROP COLUMN backfilled",
+    "ALTER TABLE ticks ALTER COLUMN via SET NOT NULL",
 )
 
 _BARS_DDL = """
@@ -171,6 +184,11 @@ class TickStore:
         self.read_only = read_only
         self.con = self._connect()
         if not read_only:
+            found = self._version()  # before this kit's tables: a new file is of no version yet
+            if found > SCHEMA_VERSION:
+                self.con.close()
+                raise CorruptFileError(f"{self.path} was written by a newer statarb_kit (layout {found}; this kit "
+                                       f"writes {SCHEMA_VERSION}): it was not changed. Upgrade the kit to open it.")
             self.con.execute(_TICKS_DDL)
             self.con.execute(_ALERTS_DDL)
             self.con.execute(_EVENTS_DDL)
@@ -181,7 +199,7 @@ class TickStore:
             self.con.execute(_PAPER_BOOKS_DDL)
             self.con.execute(_PAPER_TRADES_DDL)
             self.con.execute(_QUOTES_DDL)
-            self._migrate()
+            self._migrate(found)
         self._watermark = self._load_watermarks()
         self.inserted = 0  # rows stored by this object
         self.inserted_via = np.zeros(len(VIA), dtype=np.int64)  # of which, per ``via`` code
@@ -212,17 +230,41 @@ class TickStore:
                 f"TickStore({self.path!r}, read_only=True)), or use another file or ':memory:' here."
             ) from None
 
-    def _migrate(self) -> None:
-        """Bring a file of an older layout up to date, in one transaction (nothing is lost: the
-        old ``backfilled`` flag becomes ``via``)."""
+    def _version(self) -> int:
+        """The file's layout: its ``schema_version``, or read from its tables (0: a new file)."""
+        if self.has_table("schema_version"):
+            return int(self._scalar("SELECT coalesce(max(version), 0) FROM schema_version"))
+        if not self.has_table("ticks"):
+            return 0
         cols = {r[0] for r in self.con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'ticks'").fetchall()}
-        if "backfilled" in cols and "via" not in cols:
-            self.con.execute("BEGIN TRANSACTION")
+        return 1 if "backfilled" in cols else 2
+
+    @property
+    def schema_version(self) -> int:
+        """The layout of the file (``SCHEMA_VERSION`` once opened for writing)."""
+        return self._version()
+
+    def _migrate(self, found: int) -> None:
+        """Bring a file of layout ``found`` up to date, each step recorded in ``schema_version``
+        (nothing is lost: the old ``backfilled`` flag becomes ``via``; the tables of layout 3 are
+        created empty). Each step can be run again: a step cut short is finished at the next open."""
+        if found == SCHEMA_VERSION:
+            return
+        steps = []
+        if found == 1:
             for sql in _MIGRATE_BACKFILLED:
                 self.con.execute(sql)
-            self.con.execute("COMMIT")
-            log.info("%s: ticks.backfilled migrated to ticks.via", self.path)
+            steps.append((2, "ticks.backfilled became ticks.via"))
+        steps.append((3, "new file" if found == 0 else "tables schema_version and quotes"))
+        self.con.execute("BEGIN TRANSACTION")
+        self.con.execute(_SCHEMA_DDL)
+        for version, note in steps:
+            self.con.execute("INSERT INTO schema_version VALUES (?, ?, ?)", [version, now_ms(), note])
+        self.con.execute("COMMIT")
+        if found:
+            log.info("%s: layout %d brought up to %d (%s)", self.path, found, SCHEMA_VERSION,
+                     "; ".join(note for _, note in steps))
 
     def _load_watermarks(self) -> dict[str, int]:
         if not self.has_table("ticks"):

@@ -3,6 +3,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from statarb_kit import InvalidParameter, StoreLockedError, TickBatch, TickStore
@@ -113,3 +114,78 @@ def test_batches_are_inserted_as_frames_not_rows(monkeypatch):
     store.con = Spy()
     store.insert_ticks(make_ticks(10_000), SYMS)
     assert sum("INSERT INTO ticks" in c for c in calls) == 1
+
+
+def _layout2_file(path):
+    """The kept layout-2 store (tests/data/store_layout2) rebuilt as a DuckDB file at ``path``."""
+    import duckdb
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "data" / "store_layout2"
+    con = duckdb.connect(str(path))
+    con.execute((folder / "schema.sql").read_text())
+    con.execute((folder / "load.sql").read_text().replace("{DIR}", str(folder)))
+    con.close()
+
+
+def test_a_file_of_the_last_layout_opens_and_is_brought_up_to_date_with_nothing_lost(tmp_path):
+    """A store as the kit wrote it before schema versions: opened for writing it gains
+    ``schema_version`` (3, recorded with its note) and ``quotes``; its ticks and bars are the same
+    rows; read-only it is read as it is; opened again nothing more changes."""
+    from statarb_kit.store import SCHEMA_VERSION
+
+    path = tmp_path / "old.duckdb"
+    _layout2_file(path)
+    before = TickStore(path, read_only=True)
+    assert before.schema_version == 2 and not before.has_table("quotes")
+    ticks, bars = before.tick_count(), before.bars("1s")
+    before.close()
+    assert ticks == 800 and len(bars) == 41
+    store = TickStore(path)
+    assert store.schema_version == SCHEMA_VERSION == 3 and store.has_table("quotes")
+    assert store.con.execute("SELECT version, note FROM schema_version").fetchall() == [
+        (3, "tables schema_version and quotes")]
+    assert store.tick_count() == ticks
+    pd.testing.assert_frame_equal(store.bars("1s"), bars)
+    store.close()
+    again = TickStore(path)
+    assert again.con.execute("SELECT count(*) FROM schema_version").fetchall() == [(1,)]
+    again.close()
+
+
+def test_a_file_of_a_newer_layout_is_refused_and_left_unchanged(tmp_path):
+    import duckdb
+
+    from statarb_kit.errors import CorruptFileError
+
+    path = tmp_path / "new.duckdb"
+    TickStore(path).close()
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_version VALUES (9, 0, 'from the future')")
+    con.close()
+    size = path.stat().st_size
+    with pytest.raises(CorruptFileError, match="written by a newer statarb_kit \\(layout 9; this kit writes 3\\)"):
+        TickStore(path)
+    assert path.stat().st_size == size
+    assert TickStore(path, read_only=True).tick_count() == 0  # still readable as it is
+
+
+def test_a_file_of_the_first_layout_goes_through_both_steps(tmp_path):
+    """Layout 1 flagged REST fills ``backfilled``: the flag becomes ``via`` (agg_split / stream),
+    then layout 3; both steps are recorded."""
+    import duckdb
+
+    path = tmp_path / "first.duckdb"
+    _layout2_file(path)
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE ticks SET via = 'agg_split' WHERE trade_id % 7 = 0")
+    con.execute("ALTER TABLE ticks ADD COLUMN backfilled BOOLEAN")
+    con.execute("UPDATE ticks SET backfilled = via = 'agg_split'")
+    con.execute("ALTER TABLE ticks DROP COLUMN via")
+    flagged = con.execute("SELECT count(*) FROM ticks WHERE backfilled").fetchall()[0][0]
+    con.close()
+    store = TickStore(path)
+    assert store.con.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(2,), (3,)]
+    via = dict(store.con.execute("SELECT via, count(*) FROM ticks GROUP BY via").fetchall())
+    store.close()
+    assert flagged > 50 and via == {"agg_split": flagged, "stream": 800 - flagged}  # layout 1 knew only the two
