@@ -73,14 +73,12 @@ class Dashboard:
         self._unsub_events = session.subscribe_events(self._on_alert)
         self._bind(self.view)
         self._top_row = w.HBox([self.price.figure, self.spread.figure], layout=w.Layout(width="100%"))
-        # the quoted spreads join the page with the first quotes (a figure laid out while hidden
-        # draws with negative widths in the browser)
-        self._quote_row = w.HBox([self.quoted.figure], layout=w.Layout(width="100%"))
-        self._chart_rows = [self._top_row, w.HBox([self.z.figure, self.corr.figure], layout=w.Layout(width="100%")),
-                            w.HBox([self.beta.figure, self.distribution.figure], layout=w.Layout(width="100%"))]
-        self._charts = w.VBox([*self._chart_rows, self.alert_log.widget, self.backtest.result],
-                              layout=w.Layout(flex="1 1 auto", min_width="0"))
-        charts = self._charts
+        # always laid out (a figure hidden or added later drew negative widths and undefined
+        # transforms in the browser): empty, and saying so, while there are no quotes
+        charts = w.VBox([self._top_row, w.HBox([self.z.figure, self.corr.figure], layout=w.Layout(width="100%")),
+                         w.HBox([self.beta.figure, self.distribution.figure], layout=w.Layout(width="100%")),
+                         w.HBox([self.quoted.figure], layout=w.Layout(width="100%")),
+                         self.alert_log.widget, self.backtest.result], layout=w.Layout(flex="1 1 auto", min_width="0"))
         side = w.VBox([self.controls.widget, self.hedge.widget, self.funding.widget, self.tests.widget,
                        self.backtest.widget, self.paper.widget, self.export.widget],
                       layout=w.Layout(width="340px", flex="0 0 340px", padding="0 8px 0 0"))
@@ -216,23 +214,23 @@ class Dashboard:
         v = self.view
         bars = [self.session.quote_bars(s, v.timeframe) for s in v.symbols]
         if any(b is None for b in bars) or not len(v):
-            self._show_quote_row(False)
+            self.quoted.set_title("quoted spread at each bar's close: no quotes here (live: record --quotes; "
+                                  "a page attached to a monitor has none)")
+            if self.quoted.points:
+                self.quoted.reset({"time": np.empty(0, dtype=np.int64), "spread_x": np.empty(0),
+                                   "spread_y": np.empty(0)})
             return
         first = int(v.tail("time", len(v))[0])
-        start = np.union1d(*(b.start[b.start >= first] for b in bars))
+        closed = [b.start[:-1] for b in bars]  # the newest bar's close is provisional: drawn once closed
+        start = np.intersect1d(*closed)
+        start = start[start >= first]
+        if not len(start):
+            return
         cols = {"time": start}
         for name, b in zip(("spread_x", "spread_y"), bars):
-            at = np.searchsorted(b.start, start)
-            ok = (at < len(b)) & (b.start[np.minimum(at, len(b) - 1)] == start)
-            cols[name] = np.where(ok, b.mean_spread[np.minimum(at, len(b) - 1)] * 1e4, np.nan)
+            cols[name] = b.mean_spread[np.searchsorted(b.start, start)] * 1e4
         self.quoted.set_title(f"quoted spread at each bar's close, bps: {v.symbols[0]} (blue), {v.symbols[1]} (orange)")
-        self._show_quote_row(True)
         self.quoted.reset(cols)
-
-    def _show_quote_row(self, shown: bool) -> None:
-        if (self._quote_row in self._charts.children) != shown:
-            rows = [*self._chart_rows, self._quote_row] if shown else self._chart_rows
-            self._charts.children = [*rows, self.alert_log.widget, self.backtest.result]
 
     def _planted(self) -> tuple[float, float] | None:
         """(beta, half-life s) planted in generated prices of this pair, None for market data."""
