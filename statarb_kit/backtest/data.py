@@ -169,8 +169,7 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
     for sym, b in ((x, bx), (y, by)):
         if not len(b):
             raise InvalidParameter(f"{db} has no {timeframe} bars of {sym}")
-    quotes = None if is_archive(db) else _quote_bars(db, (x, y), timeframe, bx, by, latency_ms)
-    mids = quotes if not (quotes and latency_ms) else _quote_bars(db, (x, y), timeframe, bx, by, 0)
+    quotes, mids = (None, None) if is_archive(db) else _quote_bars(db, (x, y), timeframe, bx, by, latency_ms)
     # a bar in which nothing traded (a settled contract's flat klines) is no price: missing
     bx, by = (b[traded(b["volume"].to_numpy(), b["trades"].to_numpy())] for b in (bx, by))
     aligned = align_pair(bx["start"].to_numpy(np.int64), bx["close"].to_numpy(), by["start"].to_numpy(np.int64),
@@ -183,19 +182,22 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
 
 
 def _quote_bars(db: str | Path, pair: tuple[str, str], timeframe: str, bx: pd.DataFrame,
-                by: pd.DataFrame, latency_ms: int = 0) -> tuple[QuoteBars, QuoteBars] | None:
-    """Both legs' quote bars over their bars' span, when the file holds quotes of both."""
+                by: pd.DataFrame, latency_ms: int = 0) -> tuple[tuple[QuoteBars, QuoteBars] | None, ...]:
+    """Both legs' quote bars over their bars' span, (for fills ``latency_ms`` after each close,
+    at each close), when the file holds quotes of both; (None, None) otherwise. The quotes are
+    read once."""
     store = TickStore(db, read_only=True)
     try:
         rows = [store.quotes(s) for s in pair]
     finally:
         store.close()
     if not all(len(r) for r in rows):
-        return None
+        return None, None
     tf = timeframe_ms(timeframe)
     until = int(max(bx["start"].max(), by["start"].max())) + tf
-    return tuple(quote_bars(quotes_of_frame(s, r), tf, max(until, int(r["time_ms"].max()) + 1), latency_ms)
-                 for s, r in zip(pair, rows))
+    quotes = [(quotes_of_frame(s, r), max(until, int(r["time_ms"].max()) + 1)) for s, r in zip(pair, rows)]
+    at_close = tuple(quote_bars(q, tf, end) for q, end in quotes)
+    return (tuple(quote_bars(q, tf, end, latency_ms) for q, end in quotes) if latency_ms else at_close), at_close
 
 
 def with_funding_files(bars: PairBars, files: list[str | Path]) -> PairBars:
