@@ -29,6 +29,7 @@ from statarb_kit.alerts import EventState, event_rows
 from statarb_kit.analytics import PairParams, align_pair, ols_hedge, pair_frame
 from statarb_kit.alerts import AlertRule
 from statarb_kit.errors import InvalidParameter
+from statarb_kit.monitor import wire
 from statarb_kit.monitor.remote import MonitorError, RemoteSession
 from statarb_kit.store import TickStore
 from tests.test_browser import free_port
@@ -36,9 +37,10 @@ from tests.test_notify import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
 WATCH_S = float(os.environ.get("STATARB_MONITOR_S", "20"))
-#: Updates published while a viewer is stopped that overflow its queue of 5 and the socket buffers
-#: (2 x 256 KB; an update of 200 pairs is tens of KB).
-OVERFLOW_UPDATES = 60
+#: Bytes of updates published while a viewer is stopped that overflow its queue of 5 updates and the
+#: socket buffers of both ends (Linux doubles each SO_SNDBUF / SO_RCVBUF asked for: 4 x SOCKET_BUFFER),
+#: with a margin for the updates in the queue and in zmq's encoder.
+OVERFLOW_BYTES = 8 * wire.SOCKET_BUFFER
 
 
 class Hook(Receiver):
@@ -391,11 +393,17 @@ def test_a_viewer_stopped_for_30_s_slows_nothing_and_resynchronises(tmp_path):
             time.sleep(5)  # past the history's catch-up
             before = rates(10)
             viewer.proc.send_signal(signal.SIGSTOP)
-            stopped_at = health(port)["seq"]
+            stopped_at = health(port)
             during = rates(30)
-            deadline = time.monotonic() + 240  # a loaded monitor makes fewer updates: enough to overflow
-            while health(port)["seq"] - stopped_at < OVERFLOW_UPDATES and time.monotonic() < deadline:
+            deadline = time.monotonic() + 300  # a loaded monitor publishes less: wait for enough bytes
+            while True:
+                now = health(port)
+                published = now["update_bytes"] - stopped_at["update_bytes"]
+                if (published >= OVERFLOW_BYTES and now["seq"] - stopped_at["seq"] > 10) or \
+                        time.monotonic() > deadline:
+                    break
                 time.sleep(1)
+            assert published >= OVERFLOW_BYTES, f"only {published} bytes published while the viewer stopped"
             n = len(viewer.lines)
             viewer.proc.send_signal(signal.SIGCONT)
             line = viewer.line(after=n)
@@ -410,6 +418,7 @@ def test_a_viewer_stopped_for_30_s_slows_nothing_and_resynchronises(tmp_path):
             hook.close()
     assert checked == 10
     print(f"updates/s and median notification delay (s): before {before}, during the stop {during}; "
+          f"{published} bytes published while stopped; "
           f"viewer drops {line['drops']}, resyncs {line['resyncs']}")
     assert during[0] >= 0.8 * before[0], (before, during)  # the bar rate did not change
     if not np.isnan(before[1]) and not np.isnan(during[1]):

@@ -110,6 +110,7 @@ class Monitor:
         self.recovered_events = 0
         self.resent = 0
         self.updates_sent = 0
+        self.update_bytes = 0  # bytes of the updates published (every viewer's share of the stream)
         self.bars_seen = 0
         self._last_event: Alert | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -281,8 +282,10 @@ class Monitor:
                   "events": [wire.alert_dict(e) for e in self._events]}
         self._publish_state(1)
         if self._pub is not None:
-            self._pub.send_multipart(wire.encode("update", header, *arrays), flags=zmq.NOBLOCK, copy=False)
+            frames = wire.encode("update", header, *arrays)
+            self._pub.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
             self.updates_sent += 1
+            self.update_bytes += sum(len(f) for f in frames)
 
     def _publish_state(self, updates: int = 0) -> None:
         """Loop thread: what snapshots give from now on: ``updates`` more sent, with the events
@@ -422,7 +425,8 @@ class Monitor:
             viewers = dict(self._viewers)
         return {"ok": ok, "run": self.run_id, "version": wire.VERSION, "state": st.state, "source": st.source,
                 "source_state": st.source_state, "last_message_age_s": age, "ticks_per_s": st.ticks_per_s,
-                "bars_lag_s": lag, "pairs": len(self.pairs), "seq": self.seq, "events": st.events,
+                "bars_lag_s": lag, "pairs": len(self.pairs), "seq": self.seq, "update_bytes": self.update_bytes,
+                "events": st.events,
                 "recovered_events": self.recovered_events, "resent_notifications": self.resent,
                 "last_event": str(last) if last else None,
                 "notified": note.sent if note else 0, "notify_failed": note.failed if note else 0,
