@@ -36,7 +36,7 @@ from .ports import check_ports
 from .session import Session
 from .watchlist import read_watchlist
 from .sources import BinanceConfig, Replay, Source, SyntheticPair, download
-from .sources.options import API_KEY_ENV, API_KEY_HELP, QUOTES_HELP, live_source, replay_source
+from .sources.options import API_KEY_ENV, API_KEY_HELP, QUOTES_HELP, RAW_QUOTES_HELP, live_source, replay_source
 from .sources.history import DATA_URL
 from .store import TickStore
 from .ticks import normalize_symbol, now_ms
@@ -83,8 +83,8 @@ def _status_line(session: Session, timeframe: str) -> str:
         f"lost {st.overwritten}",
         f"late {st.late_ticks}",
     ]
-    if session.quotes_stored:
-        parts.append(f"quotes {session.quotes_stored:,}")
+    if session.quotes_received:
+        parts.append(f"quotes {session.quotes_received:,}")
     for symbol in session.symbols:
         bars = session.bars(symbol, timeframe, last=1)
         if len(bars):
@@ -103,13 +103,14 @@ def _source(args: argparse.Namespace) -> Source:
     if args.source == "synthetic":
         return SyntheticPair(symbols=symbols, seed=args.seed)
     if args.source == "live":
-        return live_source(symbols, args.ws_url, args.ws_path, args.rest_url, args.db, args.api_key, args.quotes)
+        return live_source(symbols, args.ws_url, args.ws_path, args.rest_url, args.db, args.api_key,
+                           args.quotes or args.raw_quotes)
     return replay_source(args.files, args.speed, args.skip_bad)
 
 
 async def _record(args: argparse.Namespace) -> int:
     source = _source(args)
-    session = Session(source=source, db=args.db).start()
+    session = Session(source=source, db=args.db, raw_quotes=args.raw_quotes).start()
     what = " (generated prices, not market data)" if source.status.name == "synthetic" else ""
     print(f"recording {', '.join(session.symbols)} from {source.status.name}{what} into {args.db} "
           f"(UTC times; Ctrl-C to stop)", flush=True)
@@ -132,7 +133,9 @@ async def _record(args: argparse.Namespace) -> int:
         print(f"statarb: {st.last_error}", file=sys.stderr, flush=True)
     fills = (f"; {st.reconnects} reconnect(s), {st.gaps_filled}/{st.gaps_found} gaps filled from REST"
              f"{st.averaged_note()}" if st.reconnects or st.gaps_found else "")
-    quoted = f"; {session.quotes_stored:,} quotes" if session.quotes_stored else ""
+    quoted = (f"; {session.quotes_received:,} quotes in {session.quote_bars_stored:,} quote bars"
+              + (f" (all {session.quotes_stored:,} stored)" if session.raw_quotes else "")
+              if session.quotes_received else "")
     print(f"stopped: {st.ticks_stored:,} new ticks, {st.rows_in_store:,} in {args.db}{fills}{quoted}", flush=True)
     if source.status.ticks and not st.ticks_stored:
         print(f"statarb: the source produced {source.status.ticks:,} trades and none was new to {args.db} "
@@ -162,7 +165,7 @@ async def _download(args: argparse.Namespace) -> int:
     if args.kind == "fundingRate":
         return _store_funding(read_funding_files(files), args.db)
     if args.kind == "bookTicker":
-        return _store_quotes(files, args.db)
+        return _store_quotes(files, args.db, args.raw_quotes)
     async with Session(source=Replay(files, skip_bad=args.skip_bad), db=args.db) as session:
         await session.wait()
     st = session.status()
@@ -173,25 +176,34 @@ async def _download(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store_quotes(files: list[Path], db: str) -> int:
-    """bookTicker dumps into table ``quotes`` (a day already stored is not stored twice)."""
-    from .quotes import quotes_frame, read_book_ticker_dump
+def _store_quotes(files: list[Path], db: str, raw: bool = False) -> int:
+    """bookTicker dumps into table ``quote_bars`` (each day barred on its own, on the default
+    timeframes) and, with ``raw``, table ``quotes``; a day already stored is not stored twice."""
+    from .bars import DEFAULT_TIMEFRAMES
+    from .quotes import quote_bar_rows, quote_bars, quotes_frame, read_book_ticker_dump
 
     store = TickStore(db)
-    added = skipped = 0
+    added = skipped = bars = 0
     try:
         for path in files:
             q = read_book_ticker_dump(path)
             if not len(q):
                 continue
-            if len(store.quotes(q.symbol, int(q.time_ms[0]), int(q.time_ms[-1]) + 1)):
+            first = timeframe_ms(DEFAULT_TIMEFRAMES[0])
+            if len(store.quote_bars(q.symbol, DEFAULT_TIMEFRAMES[0], int(q.time_ms[0]) // first * first,
+                                    int(q.time_ms[-1]) + 1)):
                 skipped += len(q)
                 continue
-            store.insert_quotes(quotes_frame(q))
-            added += len(q)
+            rows = pd.concat([quote_bar_rows(quote_bars(q, timeframe_ms(tf)), tf) for tf in DEFAULT_TIMEFRAMES],
+                             ignore_index=True)
+            store.insert_quote_bars(rows)
+            if raw:
+                store.insert_quotes(quotes_frame(q))
+            added, bars = added + len(q), bars + len(rows)
     finally:
         store.close()
-    print(f"loaded into {db}: {added:,} quotes, {skipped:,} already stored (table quotes)", flush=True)
+    print(f"loaded into {db}: {added:,} quotes as {bars:,} quote bars (table quote_bars"
+          f"{'; every quote in table quotes' if raw else ''}), {skipped:,} already stored", flush=True)
     return 0
 
 
@@ -529,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec.add_argument("--rest-url", default=BinanceConfig.rest_url, help="live: REST base URL")
     rec.add_argument("--api-key", default=None, help=API_KEY_HELP)
     rec.add_argument("--quotes", action="store_true", help=QUOTES_HELP)
+    rec.add_argument("--raw-quotes", action="store_true", help=RAW_QUOTES_HELP)
     rec.add_argument("--timeframe", default="1s", type=_timeframe, help="bars to print: 1s, 1m or 5m")
     rec.add_argument("--every", type=float, default=1.0, help="seconds between status lines")
     rec.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
@@ -540,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     dl.add_argument("--end", default=None, type=_day,
                     help="last day, YYYY-MM-DD (default: the start day; klines: up to now)")
     dl.add_argument("--kind", choices=("trades", "aggTrades", "bookTicker", "fundingRate", "klines"), default="trades",
-                    help="dump kind (bookTicker: USD-M best bid and ask to 2024-03-31, stored in table quotes; "
+                    help="dump kind (bookTicker: USD-M best bid and ask to 2024-03-31, stored as quote bars; "
                          "fundingRate: the monthly funding dumps, stored in table funding; klines: bars "
                          "of --interval, REST for what the dumps do not have yet, funding along)")
     dl.add_argument("--interval", default="1m", help="klines: 1m (default), 3m, 5m, 15m, 30m, 1h ... 1d")
@@ -548,6 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dl.add_argument("--market", choices=("um", "spot"), default="um", help="USD-M futures (default) or spot")
     dl.add_argument("--dir", default="data", help="where the files go (default: %(default)s)")
     dl.add_argument("--db", default="statarb.duckdb", help="DuckDB file to load them into")
+    dl.add_argument("--raw-quotes", action="store_true",
+                    help="bookTicker: store every quote too (table quotes), for fills --latency-ms after the close")
     dl.add_argument("--base-url", default=DATA_URL, help="public data site (default: Binance's)")
     dl.add_argument("--no-load", action="store_true", help="download only")
     dl.add_argument("--skip-bad", action="store_true", help="skip and count corrupt lines when loading")

@@ -73,7 +73,12 @@ class PaperPosition:
     """The book at its newest row: ``side`` (+1 long spread, -1 short, 0 flat), the open trade's
     entry (ms UTC, bar close) and its PnL marked at the newest close (``open_pnl``: price PnL
     less the entry costs plus funding; the exit costs are not yet paid), the realised PnL of the
-    closed trades, their count, and the newest row's time (bar open, ms; -1 before any)."""
+    closed trades, their count, and the newest row's time (bar open, ms; -1 before any).
+
+    Two legs are two orders: with a legging delay, the newest fill (``pending_fill``: "entry" or
+    "exit") has one leg filled and ``pending_leg`` ("x" or "y") not yet, until ``pending_until``
+    (ms UTC); ``exposure`` is the unhedged leg's signed notional at the newest close (the filled
+    first leg of an entry, the second leg still held at an exit), as a fraction of capital."""
 
     side: int
     entry_ms: int
@@ -81,6 +86,10 @@ class PaperPosition:
     realised_pnl: float
     trades: int
     row_ms: int
+    pending_fill: str = ""
+    pending_leg: str = ""
+    pending_until: int = -1
+    exposure: float = 0.0
 
     @property
     def direction(self) -> str:
@@ -99,15 +108,26 @@ class PaperBook:
     ``funding``: both legs' rates, or a callable (start_ms, end_ms) -> those rates or None, asked
     at each update (a live source's settlements so far); None: not included (NaN, as in backtests).
     ``touch``: asked at each update for both legs' quote bars (None: no quotes): fills are then at
-    the touch of each fill bar's close, as a backtest of the same quotes (``backtest.costs``)."""
+    the touch of each fill bar's close, as a backtest of the same quotes (``backtest.costs``).
+    ``legging_ms`` > 0: the ``first_leg``'s order fills at once, the other's that long after each
+    fill (its cost is ``backtest.costs.legging``); ``clock(leg)`` says how far that leg's market
+    has come (ms UTC: its newest quote, or now on a real-time source), so ``position()`` shows a
+    fill with one leg done and the other pending until the clock passes it."""
 
     def __init__(self, view: PairView, rule: Rule, state: PaperState | None = None,
                  closed: pd.DataFrame | None = None, funding: PairFunding | FundingSource | None = None,
                  start_ms: int | None = None,
-                 touch: Callable[[], tuple[QuoteBars, QuoteBars] | None] | None = None) -> None:
+                 touch: Callable[[], tuple[QuoteBars, QuoteBars] | None] | None = None,
+                 legging_ms: int = 0, first_leg: str = "x", clock: Callable[[str], int] | None = None) -> None:
         if not rule.drives(view.params, view.rule):
             raise InvalidParameter(f"{view.name}: the view's rule is not the book's ({rule})")
+        if not isinstance(legging_ms, (int, np.integer)) or legging_ms < 0 or first_leg not in ("x", "y"):
+            raise InvalidParameter(f"need legging_ms an integer >= 0 and first_leg 'x' or 'y', got {legging_ms!r}, "
+                                   f"{first_leg!r}")
+        if legging_ms and clock is None:
+            raise InvalidParameter("legging_ms needs a clock (each leg's newest quote time)")
         self.view, self.rule, self.funding, self.touch = view, rule, funding, touch
+        self.legging_ms, self.first_leg, self.clock = int(legging_ms), first_leg, clock
         self.key = book_key(view.name, view.timeframe, rule)
         if state is None:
             newest = int(view.tail("time", 1)[0]) + 1 if len(view) else 0
@@ -216,14 +236,36 @@ class PaperBook:
         """The book now (see PaperPosition)."""
         realised = float(self.closed["pnl"].sum()) if len(self.closed) else 0.0
         row = int(self.view.tail("time", 1)[0]) if len(self.view) else -1
+        legs = self._legging()
         if not len(self.open):
-            return PaperPosition(0, -1, 0.0, realised, self.state.closed, row)
+            return PaperPosition(0, -1, 0.0, realised, self.state.closed, row, *legs)
         o = self.open.iloc[0]
         funding = 0.0 if pd.isna(o["funding"]) else float(o["funding"])
         entry_cost = self.rule.cost_rate * (abs(o["units_x"]) * o["entry_x"] + abs(o["units_y"]) * o["entry_y"])
         side = 1 if o["direction"] == "LONG_SPREAD" else -1
         return PaperPosition(side, int(o["entry_ms"]), float(o["gross_pnl"]) - entry_cost + funding, realised,
-                             self.state.closed, row)
+                             self.state.closed, row, *legs)
+
+    def _legging(self) -> tuple[str, str, int, float]:
+        """(pending fill, pending leg, until ms, exposure) of the newest fill ("", "", -1, 0.0):
+        nothing pending)."""
+        if not self.legging_ms:
+            return "", "", -1, 0.0
+        if len(self.open):
+            fill, t = "entry", self.open.iloc[0]
+            at = int(t["entry_ms"])
+        elif len(self.closed):
+            fill, t = "exit", self.closed.iloc[-1]
+            at = int(t["exit_ms"])
+        else:
+            return "", "", -1, 0.0
+        second = "y" if self.first_leg == "x" else "x"
+        until = at + self.legging_ms
+        if self.clock(second) >= until:
+            return "", "", -1, 0.0
+        unhedged = self.first_leg if fill == "entry" else second  # an entry holds the first leg, an exit the second
+        price = float(self.view.tail(f"price_{unhedged}", 1)[0])
+        return fill, second, until, float(t[f"units_{unhedged}"]) * price
 
 
 def _ms(times: pd.Series) -> np.ndarray:
@@ -251,12 +293,14 @@ class PaperDesk:
         self._task = None
 
     async def follow(self, view: PairView, funding: PairFunding | FundingSource | None = None,
-                     start_ms: int | None = None, **trading: Any) -> PaperBook:
+                     start_ms: int | None = None, legging_ms: int = 0, first_leg: str = "x",
+                     **trading: Any) -> PaperBook:
         """The book of ``view``'s rule traded with ``trading`` (z_exit, z_stop, fee_bps,
         slippage_bps, max_hold, lag): continued when the store holds it, else new from
         ``start_ms`` (None: the view's next row; on a realtime source, not before the bar forming
         now, since older rows are history). ``funding`` None: the session's funding provider's
-        settlements, when it has one."""
+        settlements, when it has one. ``legging_ms``/``first_leg``: see PaperBook (the clock is
+        the leg's newest quote, or now on a real-time source)."""
         rule = Rule.of(view.params, view.rule, **trading)
         key = book_key(view.name, view.timeframe, rule)
         state, closed = await self.session.with_store(_load, key)
@@ -276,7 +320,13 @@ class PaperDesk:
             legs = self.session.quote_bars(x, tf), self.session.quote_bars(y, tf)
             return None if None in legs else legs
 
-        book = PaperBook(view, rule, state, closed, funding, start_ms, touch)
+        realtime = self.session.source_info().realtime
+
+        def clock(leg: str) -> int:
+            newest = self.session.live_quotes.newest_ms(view.symbols[0 if leg == "x" else 1])
+            return max(-1 if newest is None else newest, now_ms() if realtime else -1)
+
+        book = PaperBook(view, rule, state, closed, funding, start_ms, touch, legging_ms, first_leg, clock)
         book.update()
         self.books.append(book)
         self._unsubscribe.append(view.subscribe(lambda v, added: book.update()))

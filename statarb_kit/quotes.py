@@ -201,6 +201,10 @@ class QuoteBars:
     def mid(self) -> np.ndarray:
         return (self.bid + self.ask) / 2.0
 
+    def last(self, n: int) -> QuoteBars:
+        """The newest ``n`` bars."""
+        return QuoteBars(self.symbol, self.tf_ms, *(getattr(self, f)[-n:] for f in _BAR_FIELDS))
+
     def frame(self) -> pd.DataFrame:
         """The bars as a DataFrame indexed by bar open time (UTC); spreads in bps."""
         return pd.DataFrame({"bid": self.bid, "ask": self.ask, "mean_spread_bps": self.mean_spread * 1e4,
@@ -218,15 +222,27 @@ def quote_bars(q: Quotes, tf_ms: int, until_ms: int | None = None, latency_ms: i
     if not isinstance(latency_ms, (int, np.integer)) or latency_ms < 0:
         raise InvalidParameter(f"latency_ms must be an integer >= 0, got {latency_ms!r}")
     if not len(q):
-        empty = np.empty(0)
-        return QuoteBars(q.symbol, tf_ms, np.empty(0, dtype=np.int64), empty, empty, empty, empty,
-                         np.empty(0, dtype=np.int64))
-    t, rel = q.time_ms, q.relative_spread
+        return _no_bars(q.symbol, tf_ms)
+    t = q.time_ms
     end = int(t[-1] if until_ms is None else max(until_ms, t[-1]))
-    first_bar = int(t[0] // tf_ms * tf_ms)
+    return _bars(q.symbol, t, q.bid, q.ask, int(t[0] // tf_ms * tf_ms), end, tf_ms, int(latency_ms))
+
+
+def _no_bars(symbol: str, tf_ms: int) -> QuoteBars:
+    empty = np.empty(0)
+    return QuoteBars(symbol, tf_ms, np.empty(0, dtype=np.int64), empty, empty, empty, empty, np.empty(0, dtype=np.int64))
+
+
+def _bars(symbol: str, t: np.ndarray, bid: np.ndarray, ask: np.ndarray, first_bar: int, end: int, tf_ms: int,
+          latency_ms: int = 0) -> QuoteBars:
+    """The bars from ``first_bar`` (a bar start) to ``end`` of quotes ``t`` (sorted; the first may
+    be before ``first_bar``: the quote carried in, which counts from ``first_bar``). Each figure is
+    computed as over the whole history: a history cut at a bar start, with the quote in force
+    there, gives its later bars to the bit (``LiveQuotes``)."""
+    rel = (ask - bid) / ((ask + bid) / 2.0)
     starts = np.arange(first_bar, max(end, first_bar + 1), tf_ms, dtype=np.int64)  # bars that start before the end
     # breakpoints: every quote and every bar start after the first quote; the quote in force at each
-    points = np.union1d(t, starts[starts > t[0]])
+    points = np.union1d(t[t >= first_bar], starts[starts > t[0]])
     live = np.searchsorted(t, points, side="right") - 1  # the last quote at or before the point
     dur = np.diff(np.append(points, end)).astype(np.float64)
     bar = (points - first_bar) // tf_ms
@@ -239,66 +255,151 @@ def quote_bars(q: Quotes, tf_ms: int, until_ms: int | None = None, latency_ms: i
         at_end = np.minimum(at_end, np.searchsorted(t, end, side="right") - 1)
     largest = np.full(n, -np.inf)
     np.maximum.at(largest, bar, rel[live])
-    updates = np.bincount((t - first_bar) // tf_ms, minlength=n).astype(np.int64)
+    mine = t >= first_bar
+    updates = np.bincount((t[mine] - first_bar) // tf_ms, minlength=n).astype(np.int64)
     mean = np.where(weight > 0, mean, rel[at_end])  # a bar of no duration (one quote, at the end): that quote
-    return QuoteBars(q.symbol, tf_ms, starts, q.bid[at_end], q.ask[at_end], mean, largest, updates[:n])
+    return QuoteBars(symbol, tf_ms, starts, bid[at_end], ask[at_end], mean, largest, updates[:n])
+
+
+#: Columns of the DuckDB ``quote_bars`` table (spreads relative, not bps).
+QUOTE_BAR_COLUMNS = ("symbol", "timeframe", "start", "bid", "ask", "mean_spread", "max_spread", "updates")
+
+
+def quote_bar_rows(qb: QuoteBars, timeframe: str) -> pd.DataFrame:
+    """``qb`` as rows of table ``quote_bars`` (QUOTE_BAR_COLUMNS)."""
+    return pd.DataFrame({"symbol": qb.symbol, "timeframe": timeframe, "start": qb.start, "bid": qb.bid, "ask": qb.ask,
+                         "mean_spread": qb.mean_spread, "max_spread": qb.max_spread, "updates": qb.updates},
+                        columns=list(QUOTE_BAR_COLUMNS))
+
+
+def stored_quote_bars(symbol: str, tf_ms: int, rows: pd.DataFrame, until_ms: int | None = None) -> QuoteBars:
+    """One symbol's rows of table ``quote_bars`` (one timeframe, ``tf_ms``) as QuoteBars on every
+    bar from the first stored one to the bar holding ``until_ms`` - 1 (default: the last stored):
+    a bar with no row (the recorder was off, or a stop cut it) carries the close before it, with
+    that quote's spread and no update, as ``quote_bars`` carries a quote over bars without one."""
+    if not len(rows):
+        return _no_bars(symbol, tf_ms)
+    rows = rows.sort_values("start")
+    have = rows["start"].to_numpy(np.int64)
+    last = int(have[-1]) if until_ms is None else max(int(have[-1]), (int(until_ms) - 1) // tf_ms * tf_ms)
+    starts = np.arange(int(have[0]), last + 1, tf_ms, dtype=np.int64)
+    row = np.searchsorted(have, starts, side="right") - 1  # the stored bar at or before each
+    own = have[row] == starts
+    bid, ask = rows["bid"].to_numpy(np.float64)[row], rows["ask"].to_numpy(np.float64)[row]
+    close = (ask - bid) / ((ask + bid) / 2.0)
+    mean = np.where(own, rows["mean_spread"].to_numpy(np.float64)[row], close)
+    largest = np.where(own, rows["max_spread"].to_numpy(np.float64)[row], close)
+    updates = np.where(own, rows["updates"].to_numpy(np.int64)[row], 0)
+    return QuoteBars(symbol, tf_ms, starts, bid, ask, mean, largest, updates)
 
 
 class LiveQuotes:
-    """The bid and ask at each bar's close, per symbol and timeframe, kept up to date from quote
-    batches as they come (loop thread). A bar's close is the last quote before its end (as
-    ``quote_bars``); a bar without a quote carries the one before; the newest bar's close is
-    provisional until a quote of a later bar arrives. Keeps the newest ``keep`` bars of each."""
+    """Quote bars per symbol and timeframe, kept up to date from quote batches as they come (loop
+    thread), equal to ``quote_bars`` of the same quotes to the bit. A bar closes when a quote of a
+    later bar arrives; the newest bar is provisional (as of the last quote). Each (symbol,
+    timeframe) holds the quotes of its open bar (and the one carried into it) in arrival chunks,
+    joined once when the bar closes, so a batch costs O(its size). ``keep``: closed bars kept per
+    symbol and timeframe. ``take_closed()`` hands the bars closed since its last call to the store;
+    ``late`` counts quotes older than their symbol's open bar of the shortest timeframe (skipped)."""
 
-    def __init__(self, symbols: tuple[str, ...], tf_ms: tuple[int, ...], keep: int = 100_000) -> None:
+    def __init__(self, symbols: tuple[str, ...], tf_ms: tuple[int, ...], keep: int = 100_000,
+                 timeframes: tuple[str, ...] | None = None) -> None:
         self.symbols, self.tf_ms, self.keep = symbols, tuple(tf_ms), keep
-        # (code, tf) -> [starts, bids, asks, updates] of closed bars, and the open bar
-        self._closed: dict[tuple[int, int], list[list]] = {}
-        self._open: dict[tuple[int, int], list] = {}  # [start, bid, ask, updates]
-        self.late = 0  # quotes older than their symbol's open bar (skipped)
+        self.timeframes = timeframes or tuple(f"{tf}ms" for tf in self.tf_ms)
+        self._chunks: dict[tuple[int, int], list[tuple[np.ndarray, ...]]] = {}  # (t, u, bid, ask) since the open bar
+        self._open: dict[tuple[int, int], int] = {}  # (code, tf) -> the open bar's start
+        self._newest: dict[int, tuple[int, int]] = {}  # code -> (T, u) of its newest quote
+        self._closed: dict[tuple[int, int], list[QuoteBars]] = {}
+        self._unstored: list[pd.DataFrame] = []
+        self.late = 0
 
     def add(self, batch: QuoteBatch) -> None:
         for code in np.unique(batch.sym).tolist():
             mine = batch.sym == code
-            order = np.lexsort((batch.update_id[mine], batch.time_ms[mine]))
-            t, bid, ask = batch.time_ms[mine][order], batch.bid[mine][order], batch.ask[mine][order]
+            t, u, bid, ask = batch.time_ms[mine], batch.update_id[mine], batch.bid[mine], batch.ask[mine]
+            newest_open = max((self._open[(code, tf)] for tf in self.tf_ms if (code, tf) in self._open), default=None)
+            if newest_open is not None:
+                keep = t >= newest_open
+                self.late += int((~keep).sum())
+                t, u, bid, ask = t[keep], u[keep], bid[keep], ask[keep]
+            if not len(t):
+                continue
+            if np.any((np.diff(t) < 0) | ((np.diff(t) == 0) & (np.diff(u) < 0))):
+                order = np.lexsort((u, t))
+                t, u, bid, ask = t[order], u[order], bid[order], ask[order]
+            before = self._newest.get(code)
+            in_order = before is None or (int(t[0]), int(u[0])) >= before
+            self._newest[code] = max((int(t[-1]), int(u[-1])), before or (int(t[-1]), int(u[-1])))
             for tf in self.tf_ms:
-                self._add(code, tf, t, bid, ask)
+                chunks = self._chunks.setdefault((code, tf), [])
+                chunks.append((t, u, bid, ask))
+                if not in_order:  # an older quote than one held: merge it into place
+                    joined = self._joined(code, tf)
+                    order = np.lexsort((joined[1], joined[0]))
+                    chunks[:] = [tuple(a[order] for a in joined)]
+                self._close(code, tf)
 
-    def _add(self, code: int, tf: int, t: np.ndarray, bid: np.ndarray, ask: np.ndarray) -> None:
-        starts = t // tf * tf
-        cur = self._open.get((code, tf))
-        if cur is not None:
-            keep = starts >= cur[0]
-            self.late += int((~keep).sum())
-            t, bid, ask, starts = t[keep], bid[keep], ask[keep], starts[keep]
-        groups, first = np.unique(starts, return_index=True)
-        ends = np.append(first[1:], len(starts))
-        closed = self._closed.setdefault((code, tf), [[], [], [], []])
-        for g, lo, hi in zip(groups.tolist(), first.tolist(), ends.tolist()):
-            if cur is None:
-                cur = [g, 0.0, 0.0, 0]
-            elif g > cur[0]:
-                carried = range(cur[0], g, tf)  # the open bar, then bars without a quote
-                for k, start in enumerate(carried):
-                    for col, value in zip(closed, (start, cur[1], cur[2], cur[3] if k == 0 else 0)):
-                        col.append(value)
-                cur = [g, cur[1], cur[2], 0]
-            cur[1], cur[2], cur[3] = float(bid[hi - 1]), float(ask[hi - 1]), cur[3] + hi - lo
-        if cur is not None:
-            self._open[(code, tf)] = cur
-        if len(closed[0]) > 2 * self.keep:
-            for col in closed:
-                del col[: len(col) - self.keep]
+    def _joined(self, code: int, tf: int) -> tuple[np.ndarray, ...]:
+        """The held quotes of ``code`` on ``tf`` as one set of arrays (kept joined)."""
+        chunks = self._chunks[(code, tf)]
+        if len(chunks) > 1:
+            chunks[:] = [tuple(np.concatenate(c) for c in zip(*chunks))]
+        return chunks[0]
+
+    def _close(self, code: int, tf: int) -> None:
+        """Close the bars of ``code`` on ``tf`` before the bar of its newest quote."""
+        chunks = self._chunks[(code, tf)]
+        newest = int(chunks[-1][0][-1] // tf * tf)
+        first = self._open.get((code, tf), int(chunks[0][0][0] // tf * tf))
+        self._open[(code, tf)] = newest
+        if newest <= first:
+            return
+        t, u, bid, ask = self._joined(code, tf)
+        upto = int(np.searchsorted(t, newest, side="left"))  # the quotes before the newest bar
+        lo = max(int(np.searchsorted(t, first, side="left")) - 1, 0)  # from the quote carried in
+        closed = _bars(self.symbols[code], t[lo:upto], bid[lo:upto], ask[lo:upto], first, newest, tf)
+        kept = self._closed.setdefault((code, tf), [])
+        kept.append(closed)
+        if sum(len(b) for b in kept) > 2 * self.keep:
+            kept[:] = [_concat_bars(kept).last(self.keep)]
+        self._unstored.append(quote_bar_rows(closed, self.timeframes[self.tf_ms.index(tf)]))
+        carried = max(upto - 1, 0)  # the newest bar's quotes and the one carried into it
+        chunks[:] = [(t[carried:], u[carried:], bid[carried:], ask[carried:])]
+
+    def _open_bar(self, code: int, tf: int) -> QuoteBars:
+        """The open bar of ``code`` on ``tf`` as of its newest quote."""
+        t, _, bid, ask = self._joined(code, tf)
+        first = self._open[(code, tf)]
+        lo = max(int(np.searchsorted(t, first, side="left")) - 1, 0)  # from the quote carried in
+        return _bars(self.symbols[code], t[lo:], bid[lo:], ask[lo:], first, int(t[-1]), tf)
 
     def bars(self, symbol: str, tf_ms: int) -> QuoteBars | None:
         """The closed bars and the open one (provisional) of ``symbol``; None before its first quote."""
         code = self.symbols.index(symbol)
-        cur = self._open.get((code, tf_ms))
-        if cur is None:
+        if (code, tf_ms) not in self._open:
             return None
-        starts, bids, asks, updates = self._closed.get((code, tf_ms), [[], [], [], []])
-        bid, ask = np.array([*bids, cur[1]]), np.array([*asks, cur[2]])
-        rel = (ask - bid) / ((ask + bid) / 2.0)
-        return QuoteBars(symbol, tf_ms, np.array([*starts, cur[0]], dtype=np.int64), bid, ask, rel, rel,
-                         np.array([*updates, cur[3]], dtype=np.int64))
+        return _concat_bars([*self._closed.get((code, tf_ms), []), self._open_bar(code, tf_ms)])
+
+    def newest_ms(self, symbol: str) -> int | None:
+        """The time of ``symbol``'s newest quote (ms UTC), None before its first."""
+        newest = self._newest.get(self.symbols.index(symbol))
+        return None if newest is None else newest[0]
+
+    def take_closed(self, with_open: bool = False) -> pd.DataFrame:
+        """Rows of table ``quote_bars`` closed since the last call (``with_open``: and each open
+        bar as of its newest quote, for a stop: stored again, replaced, if a later call closes it)."""
+        rows = self._unstored
+        if with_open:
+            tf_name = dict(zip(self.tf_ms, self.timeframes))
+            rows = [*rows, *(quote_bar_rows(self._open_bar(code, tf), tf_name[tf]) for code, tf in self._open)]
+        self._unstored = []
+        rows = [r for r in rows if len(r)]
+        return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(QUOTE_BAR_COLUMNS))
+
+
+_BAR_FIELDS = ("start", "bid", "ask", "mean_spread", "max_spread", "updates")
+
+
+def _concat_bars(parts: list[QuoteBars]) -> QuoteBars:
+    return QuoteBars(parts[0].symbol, parts[0].tf_ms, *(np.concatenate([getattr(p, f) for p in parts])
+                                                        for f in _BAR_FIELDS))

@@ -63,7 +63,9 @@ class Session(EventLog):
     and how many bars / ticks per symbol the live views keep in memory. An in-memory store keeps
     the ticks and alerts of the last ``memory_retention_h`` hours of data time (None: all) and
     the bars the live views hold (``retain_bars`` or more per symbol and timeframe), so a session
-    left running for days stays flat; a file store keeps everything.
+    left running for days stays flat; a file store keeps everything. A source's quotes are stored
+    as quote bars per timeframe (table ``quote_bars``), and each quote too with ``raw_quotes``
+    (table ``quotes``: for short recordings, and for fills after a latency).
 
     Use ``start()`` then ``await stop()`` (notebook), or ``async with Session(...) as s:``.
     """
@@ -83,6 +85,7 @@ class Session(EventLog):
         stop_timeout_s: float = 10.0,
         notifier: Notifier | None = None,
         memory_retention_h: float | None = 6.0,
+        raw_quotes: bool = False,
     ) -> None:
         if batch_rows < 1 or flush_interval_s <= 0:
             raise InvalidParameter("batch_rows must be >= 1 and flush_interval_s > 0")
@@ -108,9 +111,14 @@ class Session(EventLog):
         #: held while a view takes bars (``_notify``): another thread may read a view between updates
         self.views_lock = threading.Lock()
         EventLog.__init__(self, alert_log_size, stored=True)
-        self._quotes_held: list[QuoteBatch] = []  # taken from the source, not stored yet
-        self.quotes_stored = 0
-        self.live_quotes = LiveQuotes(self.symbols, tuple(timeframe_ms(tf) for tf in self.timeframes))
+        self._quotes_held: list[QuoteBatch] = []  # taken from the source, not stored yet (raw_quotes)
+        self._quote_bars_held: list[pd.DataFrame] = []  # closed quote bars not stored yet
+        self.raw_quotes = raw_quotes
+        self.quotes_received = 0
+        self.quotes_stored = 0  # raw quotes stored (``raw_quotes``)
+        self.quote_bars_stored = 0  # quote bar rows written (a bar a stop stored open counts again when closed)
+        self.live_quotes = LiveQuotes(self.symbols, tuple(timeframe_ms(tf) for tf in self.timeframes),
+                                      timeframes=self.timeframes)
         self._store: TickStore | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[Any]] = []
@@ -200,6 +208,7 @@ class Session(EventLog):
                 view.close()
             await self._run(self._writer.commit_forming)
             await self._flush_alerts()
+            await self._store_quotes(final=True)
         finally:
             if self.notifier is not None:  # what is queued gets a few seconds, off the loop
                 await asyncio.to_thread(self.notifier.close)
@@ -222,6 +231,8 @@ class Session(EventLog):
             self._writer.flush_at_exit(lambda: self.ring.drain(self._batch_rows) if len(self.ring) else None)
             for table, items in self.take_unstored():
                 self._store.insert_alerts(alerts_frame(items), table)
+            self._take_quotes(final=True)
+            self._write_quotes(self._quote_bars_held, self._quotes_held)
             self._store.close()
             log.info("session written at exit: %d ticks stored", self._store.inserted)
         except Exception:
@@ -426,13 +437,19 @@ class Session(EventLog):
                 except Exception as exc:
                     self.report_error("bar listener", exc)
 
-    def _take_quotes(self) -> None:
-        """Loop thread: the quotes the source received since the last call, into the bars' touch
-        (``live_quotes``) and the queue to store."""
+    def _take_quotes(self, final: bool = False) -> None:
+        """Loop thread: the quotes the source received since the last call into the quote bars
+        (``live_quotes``); the bars they closed (``final``: and the open ones) and, with
+        ``raw_quotes``, the quotes into the queue to store."""
         batch = self.source.take_quotes()
         if batch is not None and len(batch):
             self.live_quotes.add(batch)
-            self._quotes_held.append(batch)
+            self.quotes_received += len(batch)
+            if self.raw_quotes:
+                self._quotes_held.append(batch)
+        rows = self.live_quotes.take_closed(with_open=final)
+        if len(rows):
+            self._quote_bars_held.append(rows)
 
     @property
     def owns_store(self) -> bool:
@@ -448,15 +465,30 @@ class Session(EventLog):
         the newest bar provisional), None without quotes."""
         return self.live_quotes.bars(normalize_symbol(symbol), timeframe_ms(timeframe))
 
-    async def _store_quotes(self) -> None:
-        """Store the quotes taken so far (kept for the next call if the store fails)."""
-        self._take_quotes()
-        if not self._quotes_held:
+    async def _store_quotes(self, final: bool = False) -> None:
+        """Store the quote bars (and raw quotes) taken so far (``final``: the open bars too), on
+        the store thread; put back for the next call if the store fails."""
+        self._take_quotes(final)
+        bars, raw = self._quote_bars_held, self._quotes_held
+        if not (bars or raw):
             return
-        held = QuoteBatch.concat(self._quotes_held)
-        await self._run(self._store.insert_quotes, held.frame(self.source.symbols))
-        self._quotes_held.clear()
-        self.quotes_stored += len(held)
+        self._quote_bars_held, self._quotes_held = [], []
+        try:
+            await self._run(self._write_quotes, bars, raw)
+        except Exception:
+            self._quote_bars_held[:0], self._quotes_held[:0] = bars, raw  # a bar stored twice is replaced
+            raise
+
+    def _write_quotes(self, bars: list[pd.DataFrame], raw: list[QuoteBatch]) -> None:
+        """Store thread (or the exit): write quote bar rows, then raw quotes."""
+        if bars:
+            rows = pd.concat(bars, ignore_index=True)
+            self._store.insert_quote_bars(rows)
+            self.quote_bars_stored += len(rows)
+        if raw:
+            held = QuoteBatch.concat(raw)
+            self._store.insert_quotes(held.frame(self.source.symbols))
+            self.quotes_stored += len(held)
 
     async def _flush_alerts(self) -> None:
         """Store the alerts and events published since the last flush (kept for the next one if

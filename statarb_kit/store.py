@@ -29,6 +29,7 @@ import pyarrow as pa
 from .bars import BAR_DTYPE, BAR_FIELDS, TRADED_SQL, is_timeframe, merge_bars, timeframe_ms
 from .errors import CorruptFileError, InvalidParameter, StoreLockedError
 from .funding import SAME_SETTLEMENT_MS, FundingRates
+from .quotes import QUOTE_BAR_COLUMNS
 from .ticks import TICK_COLUMNS, VIA, TickBatch, now_ms
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,9 @@ CREATE TABLE IF NOT EXISTS ticks (
 )"""
 #: Files written before ``via`` existed said only ``backfilled`` (aggregate trades split evenly).
 #: The layout this kit writes. 1: ticks flagged ``backfilled``; 2: ticks say ``via`` (how
-#: obtained); 3: a ``schema_version`` table and table ``quotes``. A file is brought up to date
-#: when opened for writing; one of a newer layout is refused, never changed.
-SCHEMA_VERSION = 3
+#: obtained); 3: a ``schema_version`` table and table ``quotes``; 4: table ``quote_bars``. A file
+#: is brought up to date when opened for writing; one of a newer layout is refused, never changed.
+SCHEMA_VERSION = 4
 
 _SCHEMA_DDL = """
 CREATE TABLE IF NOT EXISTS schema_version (
@@ -159,6 +160,19 @@ CREATE TABLE IF NOT EXISTS quotes (
     bid DOUBLE NOT NULL, bid_qty DOUBLE NOT NULL, ask DOUBLE NOT NULL, ask_qty DOUBLE NOT NULL
 )"""
 
+_QUOTE_BARS_DDL = """
+CREATE TABLE IF NOT EXISTS quote_bars (
+    symbol VARCHAR NOT NULL,
+    timeframe VARCHAR NOT NULL,
+    start BIGINT NOT NULL,         -- bar open time, ms since epoch, UTC (see statarb_kit.quotes)
+    bid DOUBLE NOT NULL,           -- the bid and ask in force at the bar's close
+    ask DOUBLE NOT NULL,
+    mean_spread DOUBLE NOT NULL,   -- time-weighted (ask - bid) / mid over the bar
+    max_spread DOUBLE NOT NULL,    -- the largest (ask - bid) / mid in force during it
+    updates BIGINT NOT NULL,       -- quotes that arrived in it
+    PRIMARY KEY (symbol, timeframe, start)
+)"""
+
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<prog>.*?) \(PID (?P<pid>\d+)\)")
 
 
@@ -199,6 +213,7 @@ class TickStore:
             self.con.execute(_PAPER_BOOKS_DDL)
             self.con.execute(_PAPER_TRADES_DDL)
             self.con.execute(_QUOTES_DDL)
+            self.con.execute(_QUOTE_BARS_DDL)
             self._migrate(found)
         self._watermark = self._load_watermarks()
         self.inserted = 0  # rows stored by this object
@@ -256,7 +271,12 @@ class TickStore:
             for sql in _MIGRATE_BACKFILLED:
                 self.con.execute(sql)
             steps.append((2, "ticks.backfilled became ticks.via"))
-        steps.append((3, "new file" if found == 0 else "tables schema_version and quotes"))
+        if found == 0:
+            steps.append((SCHEMA_VERSION, "new file"))
+        else:
+            if found < 3:
+                steps.append((3, "tables schema_version and quotes"))
+            steps.append((4, "table quote_bars"))
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute(_SCHEMA_DDL)
         for version, note in steps:
@@ -752,6 +772,24 @@ class TickStore:
         return self.con.execute(
             "SELECT * FROM quotes WHERE symbol = ? AND time_ms >= ? AND time_ms < ? ORDER BY time_ms, update_id",
             [symbol, -(2**62) if start_ms is None else int(start_ms), 2**62 if end_ms is None else int(end_ms)]).df()
+
+    def insert_quote_bars(self, rows: pd.DataFrame) -> None:
+        """Store quote bars (columns ``quotes.QUOTE_BAR_COLUMNS``); a bar stored before (one a
+        stop stored open) is replaced."""
+        if len(rows):
+            with self._registered("incoming_quote_bars", pa.Table.from_pandas(rows, preserve_index=False)):
+                self.con.execute("INSERT OR REPLACE INTO quote_bars SELECT * FROM incoming_quote_bars")
+
+    def quote_bars(self, symbol: str, timeframe: str, start_ms: int | None = None,
+                   end_ms: int | None = None) -> pd.DataFrame:
+        """One symbol's stored quote bars of ``timeframe`` starting from ``start_ms`` (inclusive)
+        to ``end_ms`` (exclusive), in time order (``quotes.QUOTE_BAR_COLUMNS``)."""
+        if not self.has_table("quote_bars"):
+            return pd.DataFrame(columns=list(QUOTE_BAR_COLUMNS))
+        return self.con.execute(
+            "SELECT * FROM quote_bars WHERE symbol = ? AND timeframe = ? AND start >= ? AND start < ? ORDER BY start",
+            [symbol, timeframe, -(2**62) if start_ms is None else int(start_ms),
+             2**62 if end_ms is None else int(end_ms)]).df()
 
     def alerts_after(self, table: str, after: tuple[int, str, str] | None, limit: int) -> pd.DataFrame:
         """The next ``limit`` stored alerts (or ``alert_events``) in (time_ms, pair, timeframe)

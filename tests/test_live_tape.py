@@ -130,9 +130,10 @@ def test_the_live_client_stores_the_tapes_quotes_exactly_through_drops(tmp_path,
     recording's real quote frames replayed: clean, every quote of the tape is stored, field for
     field, in order, once; with a drop every 2 s, every quote the fake sent is stored except
     those in flight on a dropped connection (none twice, none made up), each span without quotes
-    is recorded as a quote gap, and the trades stay exact. Quote bars of the stored quotes equal
-    those of the tape's over the quotes stored."""
-    from statarb_kit.quotes import quote_bars, quotes_of_frame
+    is recorded as a quote gap, and the trades stay exact. The quote bars stored live (1s, 1m, 5m)
+    equal, to the bit, those computed from the stored quotes afterwards, and those of the tape's
+    own rows for the quotes stored."""
+    from statarb_kit.quotes import quote_bar_rows, quote_bars, quotes_of_frame
     from tests.fake_binance import read_tape_quotes
 
     db = tmp_path / f"{kind}.duckdb"
@@ -141,7 +142,7 @@ def test_the_live_client_stores_the_tapes_quotes_exactly_through_drops(tmp_path,
         async with FakeBinance(recording=recorded_files(), speed=SPEED, wait_for_client=True, quotes=True) as fake:
             src = BinanceLive(tuple(fake.tapes), config(fake, quotes=True))
             assert all(u.count("@bookTicker") == u.count("@trade") == 2 for u in src.urls())
-            session = Session(source=src, db=db, flush_interval_s=0.05).start()
+            session = Session(source=src, db=db, flush_interval_s=0.05, raw_quotes=True).start()
             misbehave = asyncio.create_task(drops(fake)) if kind == "drops" else None
             await fake.wait_done(timeout=120)
             total = sum(fake.printed.values())
@@ -153,9 +154,10 @@ def test_the_live_client_stores_the_tapes_quotes_exactly_through_drops(tmp_path,
             if misbehave:
                 misbehave.cancel()
             await session.stop()
-            return fake, src, session.status()
+            return fake, src, session.status(), session.live_quotes.late
 
-    fake, src, status = asyncio.run(go())
+    fake, src, status, late = asyncio.run(go())
+    assert late == 0
     store = TickStore(db, read_only=True)
     try:
         for symbol in fake.tapes:
@@ -188,6 +190,9 @@ def test_the_live_client_stores_the_tapes_quotes_exactly_through_drops(tmp_path,
                                            tape.bid_qty[rows], tape.ask_qty[rows], tape.update_id[rows]),
                                 1_000, int(got.time_ms[-1]) + 1)
             np.testing.assert_array_equal(mine.mean_spread, theirs.mean_spread)
+            for tf, tf_ms in (("1s", 1_000), ("1m", 60_000), ("5m", 300_000)):
+                live = store.quote_bars(symbol, tf)
+                pd.testing.assert_frame_equal(live, quote_bar_rows(quote_bars(got, tf_ms), tf), check_dtype=False)
         if kind == "drops":
             assert status.reconnects >= 3 and len(src.quote_gaps) >= 2 * 3 - 2
             assert all(a < b for _, a, b in src.quote_gaps)

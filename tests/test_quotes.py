@@ -77,15 +77,16 @@ def test_malformed_and_crossed_book_tickers_are_counted_and_skipped():
 
 def test_download_of_book_ticker_dumps_stores_their_quotes_once_and_refuses_days_binance_never_published(tmp_path):
     """The tape's real BTCUSDT quotes moved to 2024-03-30 and served as Binance's daily bookTicker
-    dump (with its .CHECKSUM): ``statarb download --kind bookTicker`` stores every quote in table
-    ``quotes`` exactly, a second run stores none twice; a day after 2024-03-31 is refused in one
-    line before anything is fetched or written."""
+    dump (with its .CHECKSUM): ``statarb download --kind bookTicker --raw-quotes`` stores its quote
+    bars (equal to ``quote_bars``) and every quote in table ``quotes`` exactly; a second run stores
+    none twice; a day after 2024-03-31 is refused in one line before anything is fetched or
+    written."""
     import asyncio
     import io
     import subprocess
     import zipfile
 
-    from statarb_kit.quotes import quotes_of_frame
+    from statarb_kit.quotes import quote_bar_rows, quotes_of_frame
     from statarb_kit.store import TickStore
     from tests.fake_binance import FakeBinance
 
@@ -104,10 +105,10 @@ def test_download_of_book_ticker_dumps_stores_their_quotes_once_and_refuses_days
         async with FakeBinance(n=10) as fake:
             fake.publish(f"/data/futures/um/daily/bookTicker/BTCUSDT/{name}", buf.getvalue())
             runs = []
-            for _ in range(2):
+            for raw in (["--raw-quotes"], []):
                 proc = await asyncio.create_subprocess_exec(
                     "statarb", "download", "BTCUSDT", "--kind", "bookTicker", "--start", "2024-03-30", "--dir",
-                    str(tmp_path / "d"), "--db", str(db), "--base-url", fake.http_url,
+                    str(tmp_path / "d"), "--db", str(db), "--base-url", fake.http_url, *raw,
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
                 out, err = await proc.communicate()
                 runs.append((proc.returncode, out.decode(), err.decode()))
@@ -115,13 +116,19 @@ def test_download_of_book_ticker_dumps_stores_their_quotes_once_and_refuses_days
 
     (rc1, out1, err1), (rc2, out2, _) = asyncio.run(go())
     assert rc1 == 0 and rc2 == 0, err1
-    assert f"{len(q):,} quotes, 0 already stored" in out1 and f"0 quotes, {len(q):,} already stored" in out2
+    assert f"{len(q):,} quotes as 355 quote bars (table quote_bars; every quote in table quotes), 0 already " \
+           f"stored" in out1 and f"0 quotes as 0 quote bars (table quote_bars), {len(q):,} already stored" in out2
+    order = np.lexsort((q.update_id, q.time_ms))
+    shifted = type(q)("BTCUSDT", q.time_ms[order] + shift, q.bid[order], q.ask[order], q.bid_qty[order],
+                      q.ask_qty[order], q.update_id[order])
     store = TickStore(db, read_only=True)
     try:
         got = quotes_of_frame("BTCUSDT", store.quotes("BTCUSDT"))
+        for tf, tf_ms in (("1s", 1_000), ("1m", 60_000), ("5m", 300_000)):
+            pd.testing.assert_frame_equal(store.quote_bars("BTCUSDT", tf),
+                                          quote_bar_rows(quote_bars(shifted, tf_ms), tf), check_dtype=False)
     finally:
         store.close()
-    order = np.lexsort((q.update_id, q.time_ms))
     np.testing.assert_array_equal(got.time_ms, q.time_ms[order] + shift)
     for col in ("bid", "ask", "bid_qty", "ask_qty", "update_id"):
         np.testing.assert_array_equal(getattr(got, col), getattr(q, col)[order])
@@ -156,7 +163,7 @@ def test_a_replay_of_trade_and_book_ticker_dumps_stores_both_and_backtests_fill_
 
     from statarb_kit import Session
     from statarb_kit.backtest.data import bars_from_store
-    from statarb_kit.quotes import quotes_of_frame
+    from statarb_kit.quotes import quote_bar_rows, quotes_of_frame
     from statarb_kit.sources import Replay
     from statarb_kit.store import TickStore
     from tests.fake_binance import read_recording
@@ -176,12 +183,12 @@ def test_a_replay_of_trade_and_book_ticker_dumps_stores_both_and_backtests_fill_
         files += [trades, book]
     db = tmp_path / "r.duckdb"
 
-    async def go():
-        async with Session(source=Replay(files, progress=False), db=db) as session:
+    async def go(path, raw):
+        async with Session(source=Replay(files, progress=False), db=path, raw_quotes=raw) as session:
             await session.wait()
         return session.status(), session.quotes_stored
 
-    status, stored = asyncio.run(go())
+    status, stored = asyncio.run(go(db, True))
     assert status.ticks_stored == 21_313 + 14_076 and stored == sum(len(q) for q in tapes.values())
     store = TickStore(db, read_only=True)
     try:
@@ -190,9 +197,23 @@ def test_a_replay_of_trade_and_book_ticker_dumps_stores_both_and_backtests_fill_
             order = np.lexsort((q.update_id, q.time_ms))
             for col in ("time_ms", "update_id", "bid", "ask", "bid_qty", "ask_qty"):
                 np.testing.assert_array_equal(getattr(got, col), getattr(q, col)[order])
+            for tf, tf_ms in (("1s", 1_000), ("1m", 60_000), ("5m", 300_000)):  # the quote bars stored as it ran
+                pd.testing.assert_frame_equal(store.quote_bars(symbol, tf), quote_bar_rows(quote_bars(q, tf_ms), tf),
+                                              check_dtype=False)
     finally:
         store.close()
     assert bars_from_store(db, ("BTCUSDT", "ETHUSDT"), "1s").quotes is not None
+    # without raw quotes (the default) the same replay stores only the quote bars: fills at each close are
+    # the same, a latency is refused
+    bars_only = tmp_path / "bars_only.duckdb"
+    assert asyncio.run(go(bars_only, False))[1] == 0
+    with_raw, without = (bars_from_store(p, ("BTCUSDT", "ETHUSDT"), "1s") for p in (db, bars_only))
+    for a, b in zip(with_raw.quotes, without.quotes):
+        np.testing.assert_array_equal(a.start, b.start)
+        np.testing.assert_array_equal(a.bid, b.bid)
+        np.testing.assert_array_equal(a.ask, b.ask)
+    with pytest.raises(InvalidParameter, match="need the quotes \\(record --raw-quotes\\)"):
+        bars_from_store(bars_only, ("BTCUSDT", "ETHUSDT"), "1s", latency_ms=250)
     # an order that reaches the exchange 250 ms after the close meets the touch then in force
     import bisect
 
@@ -201,7 +222,6 @@ def test_a_replay_of_trade_and_book_ticker_dumps_stores_both_and_backtests_fill_
 
     # signals on the quote mid at each close (price="mid"), never on a later quote
     from statarb_kit.backtest.data import bars_frame
-    from statarb_kit.errors import InvalidParameter
 
     at_close = bars_from_store(db, ("BTCUSDT", "ETHUSDT"), "1s")
     late = bars_from_store(db, ("BTCUSDT", "ETHUSDT"), "1s", latency_ms=250)
@@ -230,3 +250,52 @@ def test_a_replay_of_trade_and_book_ticker_dumps_stores_both_and_backtests_fill_
             for fill, t, buy in (("entry", row.entry_time, units > 0), ("exit", row.exit_time, units < 0)):
                 k = o[bisect.bisect_left(times, int(t.value // 10**6) + 250) - 1]
                 assert getattr(row, f"{fill}_{leg}") == pytest.approx(q.ask[k] if buy else q.bid[k], rel=1e-13)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_live_quote_bars_in_any_batches_equal_quote_bars_of_the_whole_tape_to_the_bit(seed):
+    """Both symbols' real quotes, interleaved in time and cut into random batches (some of a
+    single quote, some spanning many bars; with seed 1 each batch arrives in reverse): the live bars, and the rows handed to the store (the
+    open bars with them at the end), equal ``quote_bars`` of each whole tape, every field exact."""
+    from statarb_kit.quotes import QUOTE_FIELDS, LiveQuotes, QuoteBatch, quote_bar_rows
+
+    tapes = [read_tape_quotes(p) for p in recorded_files()]
+    symbols = tuple(q.symbol for q in tapes)
+    cols = {f: np.concatenate([getattr(q, c) if c != "sym" else np.full(len(q), k)
+                               for k, q in enumerate(tapes)])
+            for f, c in zip(QUOTE_FIELDS, ("sym", "time_ms", "update_id", "bid", "bid_qty", "ask", "ask_qty"))}
+    order = np.argsort(cols["time_ms"], kind="stable")  # arrival order: by time, each symbol in its own order
+    cols = {f: v[order] for f, v in cols.items()}
+    rng = np.random.default_rng(seed)
+    cuts = np.unique(np.concatenate([rng.integers(0, len(order), 400), rng.integers(0, len(order), 40)]))
+    timeframes, tfs = ("1s", "1m", "5m"), (1_000, 60_000, 300_000)
+    live = LiveQuotes(symbols, tfs, timeframes=timeframes)
+    stored = []
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(order)]):
+        part = slice(hi - 1, lo - 1 if lo else None, -1) if seed == 1 else slice(lo, hi)  # seed 1: each batch reversed
+        live.add(QuoteBatch(*(cols[f][part] for f in QUOTE_FIELDS)))
+        if rng.random() < 0.3:
+            stored.append(live.take_closed())
+    stored.append(live.take_closed(with_open=True))
+    rows = pd.concat(stored, ignore_index=True)
+    assert live.late == 0
+    for q in tapes:
+        for name, tf in zip(timeframes, tfs):
+            want = quote_bars(q, tf)
+            got = live.bars(q.symbol, tf)
+            assert len(got) == len(want) > 0
+            for field in ("start", "bid", "ask", "mean_spread", "max_spread", "updates"):
+                np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=f"{q.symbol} {name} {field}")
+            mine = rows[(rows.symbol == q.symbol) & (rows.timeframe == name)].reset_index(drop=True)
+            pd.testing.assert_frame_equal(mine, quote_bar_rows(want, name), check_dtype=False)
+
+
+def test_stored_quote_bars_carry_the_close_over_bars_without_a_row():
+    from statarb_kit.quotes import stored_quote_bars
+
+    rows = pd.DataFrame({"start": [2_000, 0], "bid": [10.0, 1.0], "ask": [12.0, 3.0], "mean_spread": [0.1, 0.2],
+                         "max_spread": [0.3, 0.4], "updates": [5, 7]})
+    qb = stored_quote_bars("X", 1_000, rows, until_ms=4_500)
+    assert qb.start.tolist() == [0, 1_000, 2_000, 3_000, 4_000]
+    assert qb.bid.tolist() == [1.0, 1.0, 10.0, 10.0, 10.0] and qb.updates.tolist() == [7, 0, 5, 0, 0]
+    assert qb.mean_spread.tolist() == [0.2, 1.0, 0.1, 2 / 11, 2 / 11] and qb.max_spread[1] == 1.0

@@ -17,7 +17,8 @@ from statarb_kit.backtest.data import bars_from_store
 from statarb_kit.backtest.engine import run_backtest
 from statarb_kit.backtest.frame import SignalFrame, signal_frame
 from statarb_kit.funding import FundingRates, PairFunding
-from statarb_kit.paper import TRADE_COLUMNS, PaperDesk
+from statarb_kit.errors import InvalidParameter
+from statarb_kit.paper import TRADE_COLUMNS, PaperBook, PaperDesk
 from statarb_kit.rule import Rule, direction_of, entry_mask
 from statarb_kit.sources import Replay, SyntheticPair
 
@@ -162,7 +163,9 @@ def test_paper_trades_equal_run_backtest_and_continue_after_a_restart(tmp_path):
 def test_a_paper_book_fills_at_the_touch_as_the_backtest_of_the_same_quotes(tmp_path):
     """The synthetic pair with quotes (a bid and ask after each trade): the paper book of a rule
     fills each leg at the ask (buying) or the bid (selling) in force at its fill bar's close, and
-    its closed trades equal, fill for fill, a backtest of the stored bars and quotes."""
+    its closed trades equal, fill for fill, a backtest of the stored bars and quotes. With a legging
+    delay, the newest fill holds one leg (its exposure by hand) until the other leg's market has
+    passed the delay."""
     from statarb_kit.backtest.data import backtest_bars, bars_from_store
 
     rule_kw = dict(z_entry=1.5, corr_min=0.1, z_window=40, corr_window=40, hedge_window=90)
@@ -189,3 +192,26 @@ def test_a_paper_book_fills_at_the_touch_as_the_backtest_of_the_same_quotes(tmp_
     buy_x = got.loc[common, "units_x"].to_numpy() > 0
     np.testing.assert_allclose(got.loc[common, "entry_x"].to_numpy(), np.where(buy_x, qx.ask[at], qx.bid[at]),
                                rtol=1e-14)  # the mid plus half the spread: the ask to the last bit or two
+
+    # two legs are two orders: x fills at once, y 250 ms later; until y's market passes that, one leg is held
+    with pytest.raises(InvalidParameter, match="legging_ms needs a clock"):
+        PaperBook(book.view, book.rule, legging_ms=250)
+    newest = {"x": 0, "y": 0}
+    book.legging_ms, book.first_leg, book.clock = 250, "x", newest.get
+    if len(book.open):
+        fill, t, held = "entry", book.open.iloc[0], "x"  # an entry holds its first leg
+        at = int(t["entry_ms"])
+    else:
+        fill, t, held = "exit", book.closed.iloc[-1], "y"  # an exit still holds its second leg
+        at = int(t["exit_ms"])
+    newest["y"] = at + 249
+    p = book.position()
+    assert (p.pending_fill, p.pending_leg, p.pending_until) == (fill, "y", at + 250)
+    assert p.exposure == pytest.approx(t[f"units_{held}"] * book.view.tail(f"price_{held}", 1)[0], rel=1e-15)
+    assert p.exposure != 0
+    newest["y"] = at + 250
+    p = book.position()
+    assert (p.pending_fill, p.pending_leg, p.pending_until, p.exposure) == ("", "", -1, 0.0)
+    newest["x"] = 10**15  # the first leg's market is not the one waited for
+    newest["y"] = at
+    assert book.position().pending_leg == "y"

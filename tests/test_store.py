@@ -116,12 +116,12 @@ def test_batches_are_inserted_as_frames_not_rows(monkeypatch):
     assert sum("INSERT INTO ticks" in c for c in calls) == 1
 
 
-def _layout2_file(path):
-    """The kept layout-2 store (tests/data/store_layout2) rebuilt as a DuckDB file at ``path``."""
+def _layout_file(path, layout: int = 2):
+    """A kept store of an older layout (tests/data/store_layout<N>) rebuilt as a DuckDB file at ``path``."""
     import duckdb
     from pathlib import Path
 
-    folder = Path(__file__).parent / "data" / "store_layout2"
+    folder = Path(__file__).parent / "data" / f"store_layout{layout}"
     con = duckdb.connect(str(path))
     con.execute((folder / "schema.sql").read_text())
     con.execute((folder / "load.sql").read_text().replace("{DIR}", str(folder)))
@@ -130,27 +130,51 @@ def _layout2_file(path):
 
 def test_a_file_of_the_last_layout_opens_and_is_brought_up_to_date_with_nothing_lost(tmp_path):
     """A store as the kit wrote it before schema versions: opened for writing it gains
-    ``schema_version`` (3, recorded with its note) and ``quotes``; its ticks and bars are the same
-    rows; read-only it is read as it is; opened again nothing more changes."""
+    ``schema_version`` (3 and 4, each recorded with its note), ``quotes`` and ``quote_bars``; its
+    ticks and bars are the same rows; read-only it is read as it is; opened again nothing more
+    changes."""
     from statarb_kit.store import SCHEMA_VERSION
 
     path = tmp_path / "old.duckdb"
-    _layout2_file(path)
+    _layout_file(path)
     before = TickStore(path, read_only=True)
     assert before.schema_version == 2 and not before.has_table("quotes")
     ticks, bars = before.tick_count(), before.bars("1s")
     before.close()
     assert ticks == 800 and len(bars) == 41
     store = TickStore(path)
-    assert store.schema_version == SCHEMA_VERSION == 3 and store.has_table("quotes")
+    assert store.schema_version == SCHEMA_VERSION == 4 and store.has_table("quotes") and store.has_table("quote_bars")
     assert store.con.execute("SELECT version, note FROM schema_version").fetchall() == [
-        (3, "tables schema_version and quotes")]
+        (3, "tables schema_version and quotes"), (4, "table quote_bars")]
     assert store.tick_count() == ticks
     pd.testing.assert_frame_equal(store.bars("1s"), bars)
     store.close()
     again = TickStore(path)
-    assert again.con.execute("SELECT count(*) FROM schema_version").fetchall() == [(1,)]
+    assert again.con.execute("SELECT count(*) FROM schema_version").fetchall() == [(2,)]
     again.close()
+
+
+def test_a_file_of_layout_3_gains_quote_bars_and_keeps_its_quotes(tmp_path):
+    """A store with raw quotes (layout 3) opens with today's kit: one step recorded, the quotes,
+    ticks and bars the same rows, and a backtest of it still fills at the touch of its quotes."""
+    from statarb_kit.backtest.data import bars_from_store
+
+    path = tmp_path / "l3.duckdb"
+    _layout_file(path, 3)
+    before = TickStore(path, read_only=True)
+    assert before.schema_version == 3 and not before.has_table("quote_bars")
+    quotes, ticks, bars = before.quotes("BTCUSDT"), before.tick_count(), before.bars("1s")
+    before.close()
+    assert len(quotes) == 288 and ticks == 600  # a quote after each of its trades
+    store = TickStore(path)
+    assert store.schema_version == 4
+    assert store.con.execute("SELECT version, note FROM schema_version ORDER BY version").fetchall()[1:] == [
+        (4, "table quote_bars")]
+    pd.testing.assert_frame_equal(store.quotes("BTCUSDT"), quotes)
+    pd.testing.assert_frame_equal(store.bars("1s"), bars)
+    assert store.tick_count() == ticks and not len(store.quote_bars("BTCUSDT", "1s"))
+    store.close()
+    assert bars_from_store(path, ("BTCUSDT", "ETHUSDT"), "1s").quotes is not None
 
 
 def test_a_file_of_a_newer_layout_is_refused_and_left_unchanged(tmp_path):
@@ -164,7 +188,7 @@ def test_a_file_of_a_newer_layout_is_refused_and_left_unchanged(tmp_path):
     con.execute("INSERT INTO schema_version VALUES (9, 0, 'from the future')")
     con.close()
     size = path.stat().st_size
-    with pytest.raises(CorruptFileError, match="written by a newer statarb_kit \\(layout 9; this kit writes 3\\)"):
+    with pytest.raises(CorruptFileError, match="written by a newer statarb_kit \\(layout 9; this kit writes 4\\)"):
         TickStore(path)
     assert path.stat().st_size == size
     assert TickStore(path, read_only=True).tick_count() == 0  # still readable as it is
@@ -172,11 +196,11 @@ def test_a_file_of_a_newer_layout_is_refused_and_left_unchanged(tmp_path):
 
 def test_a_file_of_the_first_layout_goes_through_both_steps(tmp_path):
     """Layout 1 flagged REST fills ``backfilled``: the flag becomes ``via`` (agg_split / stream),
-    then layout 3; both steps are recorded."""
+    then layouts 3 and 4; each step is recorded."""
     import duckdb
 
     path = tmp_path / "first.duckdb"
-    _layout2_file(path)
+    _layout_file(path)
     con = duckdb.connect(str(path))
     con.execute("UPDATE ticks SET via = 'agg_split' WHERE trade_id % 7 = 0")
     con.execute("ALTER TABLE ticks ADD COLUMN backfilled BOOLEAN")
@@ -185,7 +209,7 @@ def test_a_file_of_the_first_layout_goes_through_both_steps(tmp_path):
     flagged = con.execute("SELECT count(*) FROM ticks WHERE backfilled").fetchall()[0][0]
     con.close()
     store = TickStore(path)
-    assert store.con.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(2,), (3,)]
+    assert store.con.execute("SELECT version FROM schema_version ORDER BY version").fetchall() == [(2,), (3,), (4,)]
     via = dict(store.con.execute("SELECT via, count(*) FROM ticks GROUP BY via").fetchall())
     store.close()
     assert flagged > 50 and via == {"agg_split": flagged, "stream": 800 - flagged}  # layout 1 knew only the two

@@ -24,7 +24,7 @@ from ..sources import Replay, SyntheticPair
 from ..sources.history import dump_files
 from ..sources.synthetic import PairModel
 from ..store import TickStore
-from ..quotes import QuoteBars, quote_bars, quotes_of_frame
+from ..quotes import QuoteBars, quote_bars, quotes_of_frame, stored_quote_bars
 from ..ticks import normalize_symbol
 from .engine import BacktestResult, run_backtest
 from .costs import touch_spreads
@@ -183,18 +183,26 @@ def bars_from_store(db: str | Path, symbols: tuple[str, str] | str, timeframe: s
 
 def _quote_bars(db: str | Path, pair: tuple[str, str], timeframe: str, bx: pd.DataFrame,
                 by: pd.DataFrame, latency_ms: int = 0) -> tuple[tuple[QuoteBars, QuoteBars] | None, ...]:
-    """Both legs' quote bars over their bars' span, (for fills ``latency_ms`` after each close,
-    at each close), when the file holds quotes of both; (None, None) otherwise. The quotes are
-    read once."""
+    """Both legs' quote bars over their bars' span (for fills ``latency_ms`` after each close, at
+    each close), when the file holds quotes of both: from its raw quotes (table ``quotes``, read
+    once) where it has them, else its stored quote bars of ``timeframe`` (at the close only: a
+    latency needs the raw quotes). (None, None) without quotes of both legs."""
+    tf = timeframe_ms(timeframe)
+    until = int(max(bx["start"].max(), by["start"].max())) + tf
     store = TickStore(db, read_only=True)
     try:
         rows = [store.quotes(s) for s in pair]
+        stored = [store.quote_bars(s, timeframe) for s in pair] if not all(len(r) for r in rows) else None
     finally:
         store.close()
-    if not all(len(r) for r in rows):
-        return None, None
-    tf = timeframe_ms(timeframe)
-    until = int(max(bx["start"].max(), by["start"].max())) + tf
+    if stored is not None:
+        if not all(len(r) for r in stored):
+            return None, None
+        if latency_ms:
+            raise InvalidParameter(f"{db} holds quote bars, not every quote: fills {latency_ms} ms after the close "
+                                   "need the quotes (record --raw-quotes); latency_ms=0 fills at the close")
+        at_close = tuple(stored_quote_bars(s, tf, r, until) for s, r in zip(pair, stored))
+        return at_close, at_close
     quotes = [(quotes_of_frame(s, r), max(until, int(r["time_ms"].max()) + 1)) for s, r in zip(pair, rows)]
     at_close = tuple(quote_bars(q, tf, end) for q, end in quotes)
     return (tuple(quote_bars(q, tf, end, latency_ms) for q, end in quotes) if latency_ms else at_close), at_close

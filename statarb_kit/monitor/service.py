@@ -435,7 +435,7 @@ class Monitor:
                 "viewers": len(viewers), "viewer_figures": {k: {f: v for f, v in d.items() if f != "seen"}
                                                             for k, d in viewers.items()},
                 "paper": {v.name: {"position": p.direction, "realised_pnl": p.realised_pnl, "open_pnl": p.open_pnl,
-                                   "trades": p.trades}
+                                   "trades": p.trades, "pending_leg": p.pending_leg, "exposure": p.exposure}
                           for v, b in zip(self.watchlist.views, self.watchlist.books) if b is not None
                           for p in (b.position(),)},
                 "errors": st.errors, "last_error": st.last_error, "pid": os.getpid()}

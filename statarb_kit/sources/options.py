@@ -43,8 +43,11 @@ def live_source(symbols: tuple[str, ...] | list[str], ws_url: str = BinanceConfi
     return BinanceLive(symbols, config, resume_from=resume)
 
 
-QUOTES_HELP = ("live: also record the best bid and ask (@bookTicker, on the same connections) into table quotes; "
-               "backtests fill at the touch where they exist")
+QUOTES_HELP = ("live: also record the best bid and ask (@bookTicker, on the same connections) as quote bars "
+               "(table quote_bars: bid and ask at each close, mean and largest spread, updates); backtests "
+               "fill at the touch where they exist")
+RAW_QUOTES_HELP = ("store every quote too (table quotes; implies --quotes): for short recordings, and for fills "
+                   "--latency-ms after the close")
 
 
 def replay_source(files: list[str] | None, speed: float | None = None, skip_bad: bool = False) -> Replay:

@@ -7,8 +7,9 @@ import html
 from collections.abc import Callable
 
 import ipywidgets as w
+import pandas as pd
 
-from ..paper import PaperBook
+from ..paper import PaperBook, PaperPosition
 from ..rule import Rule
 from .panels import _table, set_value, utc_text
 
@@ -47,6 +48,14 @@ class PaperPanel:
         self.button.disabled, self.button.description = False, self.LABEL
         set_value(self.result, f"<span class='sak-err'>{html.escape(text)}</span>")
 
+    @staticmethod
+    def _legging(book: PaperBook, p: PaperPosition) -> str:
+        """The newest fill with one leg done and the other pending (``PaperPosition``)."""
+        done, pending = (book.view.symbols if p.pending_leg == "y" else book.view.symbols[::-1])
+        until = pd.Timestamp(p.pending_until, unit="ms", tz="UTC").strftime("%H:%M:%S.%f")[:-3]
+        return (f"<span id='sak-paper-legging'>{p.pending_fill}: {html.escape(done)} filled, {html.escape(pending)} "
+                f"pending until {until} UTC (unhedged {p.exposure:+.2%} of capital)</span>")
+
     def show(self, book: PaperBook) -> None:
         """The book now (call on refresh: only a changed text is sent)."""
         p = book.position()
@@ -56,6 +65,7 @@ class PaperPanel:
         rows = [("position", f"<b id='sak-paper-position'>{p.direction}</b>"
                  + (f" since {utc_text(p.entry_ms)}" if p.side else "")),
                 ("open PnL", _pnl(p.open_pnl) if p.side else "-"),
+                *([("one leg filled", self._legging(book, p))] if p.pending_leg else []),
                 ("realised PnL", f"<span id='sak-paper-realised'>{_pnl(p.realised_pnl)}</span>"),
                 ("closed trades", f"<span id='sak-paper-trades'>{p.trades}</span>"),
                 ("funding", "not included (no rates)" if book.funding is None else

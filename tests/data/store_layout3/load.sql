@@ -1,0 +1,14 @@
+COPY alerts FROM '{DIR}/alerts.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('time_ms', 'pair', 'timeframe', 'direction'), quote '"', delimiter ',', header 1);
+COPY alert_events FROM '{DIR}/alert_events.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('time_ms', 'pair', 'timeframe', 'direction'), quote '"', delimiter ',', header 1);
+COPY bars_1m FROM '{DIR}/bars__m.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('symbol', 'start'), quote '"', delimiter ',', header 1);
+COPY bars_1s FROM '{DIR}/bars__s.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('symbol', 'start'), quote '"', delimiter ',', header 1);
+COPY bars_5m FROM '{DIR}/bars__m_1.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('symbol', 'start'), quote '"', delimiter ',', header 1);
+COPY event_states FROM '{DIR}/event_states.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('pair', 'timeframe', 'evaluated_ms', 'armed'), quote '"', delimiter ',', header 1);
+COPY funding FROM '{DIR}/funding.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('symbol', 'time_ms', 'rate', 'origin'), quote '"', delimiter ',', header 1);
+COPY kline_coverage FROM '{DIR}/kline_coverage.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('symbol', 'timeframe', 'market', 'start_ms', 'end_ms', 'asked_at'), quote '"', delimiter ',', header 1);
+COPY notifications FROM '{DIR}/notifications.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('time_ms', 'pair', 'timeframe', 'direction', 'queued_ms'), quote '"', delimiter ',', header 1);
+COPY paper_books FROM '{DIR}/paper_books.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('pair', 'timeframe', 'rule', 'start_ms', 'resume_ms', 'after_stop', 'closed', 'paused', 'updated_ms', 'book'), quote '"', delimiter ',', header 1);
+COPY paper_trades FROM '{DIR}/paper_trades.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('book', 'seq', 'status', 'pair', 'timeframe', 'entry_ms', 'exit_ms', 'direction', 'reason'), quote '"', delimiter ',', header 1);
+COPY quotes FROM '{DIR}/quotes.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('symbol', 'time_ms', 'update_id', 'bid', 'bid_qty', 'ask', 'ask_qty'), quote '"', delimiter ',', header 1);
+COPY schema_version FROM '{DIR}/schema_version.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('version', 'at_ms', 'note'), quote '"', delimiter ',', header 1);
+COPY ticks FROM '{DIR}/ticks.csv' (FORMAT 'csv', allow_quoted_nulls false, force_not_null ('symbol', 'trade_id', 'ts', 'price', 'qty', 'is_buyer_maker', 'recv_ts', 'via'), quote '"', delimiter ',', header 1);
