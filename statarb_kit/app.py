@@ -66,6 +66,7 @@ class AppSettings:
     z_exit: float | None = None  # how paper trading trades the rule (None: statarb_kit.rule.default_exit)
     fee_bps: float = DEFAULT.fee_bps
     slippage_bps: float = DEFAULT.slippage_bps
+    price: str = DEFAULT.price  # "mid": the analytics on the quote mid at each close (a one-pair page with quotes)
     paper: bool = False  # follow the rule on paper from the page's start (statarb_kit.paper)
     seed: int = 7
     history_min: float = 20.0
@@ -139,6 +140,9 @@ class AppSettings:
         if settings.source not in SOURCES:
             raise InvalidParameter(f"source {settings.source!r} is not available here: use one of {SOURCES}")
         settings.trading_rule().pair_params()  # validate early
+        if settings.price == "mid" and (settings.pairs or settings.monitor or not settings.quotes):
+            raise InvalidParameter("price=mid needs the page's quotes: a one-pair page with quotes=true (a watchlist "
+                                   "records trades only; a page attached to a monitor: its --price mid)")
         return settings
 
     def trading_rule(self) -> Rule:

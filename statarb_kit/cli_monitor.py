@@ -109,12 +109,15 @@ async def run(args: argparse.Namespace) -> int:
     from .monitor.service import Monitor
 
     logging.getLogger("statarb_kit").setLevel(logging.INFO)
+    trading = rule_from_args(args)
+    if trading.price == "mid" and not (args.source == "live" and args.quotes):
+        raise InvalidParameter("--price mid needs the quotes: --source live --quotes (the views price at the quote "
+                               "mid at each close)")
     check_ports(args.host, [args.port, args.port + 1, args.port + 2])  # before a tick is recorded
     pairs, groups = _pairs(args)
     token = _token(args)
     urls = args.notify or os.environ.get(NOTIFY_ENV, "").replace(",", " ").split()
     notifier = Notifier(urls) if urls else None
-    trading = rule_from_args(args)
     params, rule = trading.pair_params(), AlertRule.of(trading)
     session = Session(source=_source(args, pairs, groups), db=args.db, retain_bars=RETAIN_BARS, retain_ticks=2_000)
     monitor = Monitor(session, pairs, args.timeframe, params, rule, notifier, host=args.host, port=args.port,

@@ -18,7 +18,9 @@ class BarFeed(Protocol):
     ``symbols`` (upper case) and ``timeframes`` are fixed; ``code(symbol)`` is a symbol's index
     (InvalidParameter if unknown); ``final_bars`` a copy of the held final bars of one symbol and
     timeframe (BAR_DTYPE, oldest first); ``retained_bars(tf)`` how many a symbol keeps;
-    ``report_error`` a view listener's failure (counted, never raised). New bars reach a view
+    ``report_error`` a view listener's failure (counted, never raised); ``mids_at_close`` the
+    quote mid in force at the close of each bar starting at ``starts`` (NaN where none is held;
+    None: this feed holds no quotes, so a view cannot price at the mid). New bars reach a view
     from its owner (``PairView.update``), which publishes what the view returns.
     """
 
@@ -32,3 +34,5 @@ class BarFeed(Protocol):
     def retained_bars(self, timeframe: str) -> int: ...
 
     def report_error(self, where: str, exc: BaseException) -> None: ...
+
+    def mids_at_close(self, code: int, timeframe: str, starts: np.ndarray) -> np.ndarray | None: ...

@@ -138,6 +138,7 @@ class PairView:
         self._fired: list[int] = []  # bar times of this view's events, oldest first (the newest kept)
         self._closed = False
         self.recomputes = 0
+        self.unquoted = 0  # bars left out for want of a quote (price "mid")
         self.dropped = 0
         self._recompute()
         # the rows already held (history) are not tested for events: the test starts after them
@@ -148,11 +149,13 @@ class PairView:
     def _recompute(self) -> None:
         """Rebuild every row from the session's final bars (parameter change, correction)."""
         self.recomputes += 1
+        self.unquoted = 0
         bars = [self._feed.final_bars(code, self.timeframe) for code in (self.x, self.y)]
         aligned = align_pair(bars[0]["start"], bars[0]["close"], bars[1]["start"], bars[1]["close"],
                              self.tf_ms, self.params.max_stale)
         self.dropped = aligned.dropped
-        pf = pair_frame(aligned.time, aligned.x, aligned.y, self.params, aligned.flags)
+        px, py = self._priced(aligned.time, aligned.x, aligned.y)
+        pf = pair_frame(aligned.time, px, py, self.params, aligned.flags)
         self._cols = {c: getattr(pf, c).copy() for c in _COLS}
         self._n = len(pf)
         self._count = len(pf)  # rows ever added, for warm-up flags after old rows are dropped
@@ -162,6 +165,25 @@ class PairView:
         self._pending: list[dict[int, float]] = [{}, {}]
         self._bars_since_alert: int | None = None
         self._trim()
+
+    def _priced(self, time: np.ndarray, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows' prices: the legs' trade prices, or with ``price`` "mid" the quote mid in force
+        at each row's close where the feed holds one (a leg without keeps its trade price, as a
+        backtest's ``bars_frame`` does; such rows are counted in ``unquoted``)."""
+        if self.params.price == "last" or not len(time):
+            return px, py
+        out = []
+        missing = np.zeros(len(time), dtype=bool)
+        for code, trade in ((self.x, px), (self.y, py)):
+            mids = self._feed.mids_at_close(code, self.timeframe, time)
+            if mids is None:
+                raise InvalidParameter("price 'mid' needs the quotes where the bars are built: this feed holds "
+                                       "none (a viewer of a monitor: set it on the monitor's side)")
+            ok = np.isfinite(mids)
+            missing |= ~ok
+            out.append(np.where(ok, mids, trade))
+        self.unquoted += int(missing.sum())
+        return out[0], out[1]
 
     def _fixed_fit(self) -> tuple[float, float] | None:
         beta = self._cols["beta"][: self._n]
@@ -232,6 +254,10 @@ class PairView:
                 continue
             new.append((t, prices[0], prices[1], flags))
             last_time = t
+        if new and self.params.price == "mid":
+            time = np.array([r[0] for r in new], dtype=np.int64)
+            px, py = self._priced(time, np.array([r[1] for r in new]), np.array([r[2] for r in new]))
+            new = [(t, float(a), float(b), f) for (t, _, _, f), a, b in zip(new, px, py)]
         alerts: list[Alert] = []
         events: list[Alert] = []
         if len(new) > 1 and self._count < self.params.history:

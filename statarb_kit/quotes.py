@@ -293,6 +293,36 @@ def stored_quote_bars(symbol: str, tf_ms: int, rows: pd.DataFrame, until_ms: int
     return QuoteBars(symbol, tf_ms, starts, bid, ask, mean, largest, updates)
 
 
+class _ClosedBars:
+    """One symbol's closed quote bars on one timeframe, in growable arrays (the newest ``keep``
+    kept once twice as many were added)."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep, self.n = keep, 0
+        self.cols = {f: np.empty(64, dtype=np.int64 if f in ("start", "updates") else np.float64) for f in _BAR_FIELDS}
+
+    def append(self, bars: QuoteBars) -> None:
+        if len(bars) > self.keep:
+            bars = bars.last(self.keep)
+        k = len(bars)
+        if self.n + k > 2 * self.keep:  # drop the oldest: ``keep`` remain with the new ones
+            drop = self.n + k - self.keep
+            for c in self.cols.values():
+                c[: self.n - drop] = c[drop : self.n]
+            self.n -= drop
+        if self.n + k > len(self.cols["start"]):
+            for f, c in self.cols.items():
+                grown = np.empty(max(64, 2 * (self.n + k)), dtype=c.dtype)
+                grown[: self.n] = c[: self.n]
+                self.cols[f] = grown
+        for f in _BAR_FIELDS:
+            self.cols[f][self.n : self.n + k] = getattr(bars, f)
+        self.n += k
+
+    def view(self, symbol: str, tf_ms: int) -> QuoteBars:
+        return QuoteBars(symbol, tf_ms, *(self.cols[f][: self.n] for f in _BAR_FIELDS))
+
+
 class LiveQuotes:
     """Quote bars per symbol and timeframe, kept up to date from quote batches as they come (loop
     thread), equal to ``quote_bars`` of the same quotes to the bit. A bar closes when a quote of a
@@ -309,7 +339,7 @@ class LiveQuotes:
         self._chunks: dict[tuple[int, int], list[tuple[np.ndarray, ...]]] = {}  # (t, u, bid, ask) since the open bar
         self._open: dict[tuple[int, int], int] = {}  # (code, tf) -> the open bar's start
         self._newest: dict[int, tuple[int, int]] = {}  # code -> (T, u) of its newest quote
-        self._closed: dict[tuple[int, int], list[QuoteBars]] = {}
+        self._closed: dict[tuple[int, int], _ClosedBars] = {}
         self._unstored: list[pd.DataFrame] = []
         self.late = 0
 
@@ -358,10 +388,7 @@ class LiveQuotes:
         upto = int(np.searchsorted(t, newest, side="left"))  # the quotes before the newest bar
         lo = max(int(np.searchsorted(t, first, side="left")) - 1, 0)  # from the quote carried in
         closed = _bars(self.symbols[code], t[lo:upto], bid[lo:upto], ask[lo:upto], first, newest, tf)
-        kept = self._closed.setdefault((code, tf), [])
-        kept.append(closed)
-        if sum(len(b) for b in kept) > 2 * self.keep:
-            kept[:] = [_concat_bars(kept).last(self.keep)]
+        self._closed.setdefault((code, tf), _ClosedBars(self.keep)).append(closed)
         self._unstored.append(quote_bar_rows(closed, self.timeframes[self.tf_ms.index(tf)]))
         carried = max(upto - 1, 0)  # the newest bar's quotes and the one carried into it
         chunks[:] = [(t[carried:], u[carried:], bid[carried:], ask[carried:])]
@@ -378,7 +405,31 @@ class LiveQuotes:
         code = self.symbols.index(symbol)
         if (code, tf_ms) not in self._open:
             return None
-        return _concat_bars([*self._closed.get((code, tf_ms), []), self._open_bar(code, tf_ms)])
+        closed = self._closed.get((code, tf_ms))
+        open_bar = self._open_bar(code, tf_ms)
+        return open_bar if closed is None else _concat_bars([closed.view(symbol, tf_ms), open_bar])
+
+    def mids_at_close(self, code: int, tf_ms: int, starts: np.ndarray) -> np.ndarray:
+        """The quote mid in force at the close of each bar starting at ``starts`` (ms UTC): a
+        closed quote bar's close, or for the open bar the newest quote before its end (final once
+        no quote of the bar can still come: the caller's bars are final). NaN where none is held
+        (before the first quote, or older than the ``keep`` bars kept)."""
+        starts = np.asarray(starts, dtype=np.int64)
+        out = np.full(len(starts), np.nan)
+        if (code, tf_ms) not in self._open:
+            return out
+        closed = self._closed.get((code, tf_ms))
+        if closed is not None and closed.n:
+            have = closed.cols["start"][: closed.n]
+            at = np.minimum(np.searchsorted(have, starts), closed.n - 1)
+            hit = have[at] == starts
+            out[hit] = (closed.cols["bid"][at[hit]] + closed.cols["ask"][at[hit]]) / 2.0
+        t, _, bid, ask = self._joined(code, tf_ms)
+        now = starts >= self._open[(code, tf_ms)]
+        if now.any():
+            k = np.searchsorted(t, starts[now] + tf_ms, side="left") - 1  # the newest quote before the close
+            out[np.flatnonzero(now)[k >= 0]] = (bid[k[k >= 0]] + ask[k[k >= 0]]) / 2.0
+        return out
 
     def newest_ms(self, symbol: str) -> int | None:
         """The time of ``symbol``'s newest quote (ms UTC), None before its first."""

@@ -126,7 +126,8 @@ class Rule:
     close of bar t fill at the close of bar t + ``lag`` (>= 1); ``z_exit`` None: ``default_exit``
     (0.5, or half of a z_entry at or below it); ``max_hold`` bars at most (None:
     no limit); ``fee_bps`` and ``slippage_bps`` are charged per leg on each fill's notional;
-    ``price`` "last" (trade prices) or "mid" (backtests of recorded quotes: the mid at each close)."""
+    ``price`` "last" (trade prices) or "mid" (the quote mid at each close: backtests of recorded
+    quotes, live views of a session that records them)."""
 
     z_entry: float = 2.0
     z_exit: float | None = None
@@ -185,7 +186,7 @@ class Rule:
         return cls(**{"hedge_mode": params.hedge_mode, "hedge_window": params.hedge_window,
                       "z_window": params.z_window, "corr_window": params.corr_window,
                       "log_prices": params.log_prices, "kalman_q_alpha": kalman.q_alpha,
-                      "kalman_q_beta": kalman.q_beta, **entry, **trading})
+                      "kalman_q_beta": kalman.q_beta, "price": params.price, **entry, **trading})
 
     @property
     def block(self) -> int:
@@ -223,7 +224,8 @@ class Rule:
                                    "fixed or kalman")
         return PairParams(hedge_mode=self.hedge_mode, hedge_window=self.hedge_window,  # type: ignore[arg-type]
                           z_window=self.z_window, corr_window=self.corr_window, log_prices=self.log_prices,
-                          kalman=KalmanParams(q_alpha=self.kalman_q_alpha, q_beta=self.kalman_q_beta)).with_(**extra)
+                          kalman=KalmanParams(q_alpha=self.kalman_q_alpha, q_beta=self.kalman_q_beta),
+                          price=self.price).with_(**extra)
 
     def drives(self, params: PairParams, alert: AlertRule) -> bool:
         """Whether a live view with ``params`` and ``alert`` computes and alerts by this rule
@@ -240,7 +242,7 @@ PARAM_NAMES = tuple(f.name for f in fields(Rule))
 #: The fields a live page takes as URL settings (``AppSettings``): the rule of a live view and how
 #: paper trading trades it; the rest keep their defaults there.
 LIVE_FIELDS = ("z_entry", "corr_min", "z_window", "corr_window", "hedge_window", "hedge_mode", "log_prices",
-               "z_exit", "fee_bps", "slippage_bps")
+               "z_exit", "fee_bps", "slippage_bps", "price")
 #: The defaults, for declarations elsewhere (URL settings, CLI options) to read rather than repeat.
 DEFAULT = Rule()
 

@@ -557,6 +557,11 @@ class Session(EventLog):
             bars = series.bars if series.last_final else series.bars[:-1]
             return bars.copy() if len(bars) else np.empty(0, dtype=BAR_DTYPE)
 
+    def mids_at_close(self, code: int, timeframe: str, starts: np.ndarray) -> np.ndarray:
+        """The quote mid in force at the close of each bar of ``timeframe`` starting at ``starts``
+        (``quotes.LiveQuotes``: the quotes this session received; NaN where none)."""
+        return self.live_quotes.mids_at_close(code, timeframe_ms(timeframe), starts)
+
     def code(self, symbol: str) -> int:
         """Index of ``symbol`` in ``symbols`` (InvalidParameter if this session has no such symbol)."""
         s = normalize_symbol(symbol)

@@ -605,3 +605,23 @@ def read_tape_quotes(path: Path | str):
     frames = [line.split(b" ", 1)[1] for line in gzip.open(path) if b"@bookTicker" in line]
     symbol = Path(path).name.split("_")[0].upper()
     return parse_book_tickers(symbol, frames)
+
+
+def write_tape_dumps(folder: Path) -> tuple[list[Path], dict]:
+    """The shared tape written as Binance's trades and bookTicker dumps of its day (CSV with
+    headers) in ``folder``: (the files, symbol -> its ``Quotes``)."""
+    import pandas as pd
+
+    files, tapes = [], {}
+    for path in recorded_files():
+        t, q = read_recording(path), read_tape_quotes(path)
+        tapes[t.symbol] = q
+        trades = folder / f"{t.symbol}-trades-2024-08-08.csv"
+        pd.DataFrame({"id": t.trade_id, "price": t.price, "qty": t.qty, "quote_qty": t.price * t.qty, "time": t.ts,
+                      "is_buyer_maker": t.buyer_maker}).to_csv(trades, index=False)
+        book = folder / f"{t.symbol}-bookTicker-2024-08-08.csv"
+        pd.DataFrame({"update_id": q.update_id, "best_bid_price": q.bid, "best_bid_qty": q.bid_qty,
+                      "best_ask_price": q.ask, "best_ask_qty": q.ask_qty, "transaction_time": q.time_ms,
+                      "event_time": q.time_ms}).to_csv(book, index=False)
+        files += [trades, book]
+    return files, tapes

@@ -299,3 +299,19 @@ def test_a_backtest_result_is_forgotten_when_another_pair_is_shown():
     other = next(o[1] for o in e.pick.options if o[1] != first)
     e.pick.value = other
     assert "sak-backtest-result" not in e.backtest.note.value and e.backtest.result.children == ()
+
+
+def test_price_mid_is_refused_where_no_quotes_are_recorded(tmp_path):
+    """``price=mid`` needs the quotes of the page (or ``--quotes`` of a live monitor): a watchlist,
+    a page with ``quotes=false``, an attached page and a monitor without quotes are refused in one
+    line before anything starts; a one-pair page takes it into its rule."""
+    from statarb_kit.app import AppSettings
+    from statarb_kit.errors import InvalidParameter
+
+    assert AppSettings.parse("price=mid", env={}).params().price == "mid"
+    for bad in ("price=mid&quotes=false", "price=mid&pairs=synthetic", "price=median"):
+        with pytest.raises(InvalidParameter, match="price"):
+            AppSettings.parse(bad, env={})
+    out = statarb("monitor", "--price", "mid", "--port", "1", "--db", "m.duckdb", cwd=tmp_path)
+    one_line_refusal(out, "--price mid needs the quotes", "--source live --quotes")
+    assert list(tmp_path.iterdir()) == []

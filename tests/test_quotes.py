@@ -166,21 +166,9 @@ def test_a_replay_of_trade_and_book_ticker_dumps_stores_both_and_backtests_fill_
     from statarb_kit.quotes import quote_bar_rows, quotes_of_frame
     from statarb_kit.sources import Replay
     from statarb_kit.store import TickStore
-    from tests.fake_binance import read_recording
+    from tests.fake_binance import write_tape_dumps
 
-    files = []
-    tapes = {}
-    for path in recorded_files():
-        t, q = read_recording(path), read_tape_quotes(path)
-        tapes[t.symbol] = q
-        trades = tmp_path / f"{t.symbol}-trades-2024-08-08.csv"
-        pd.DataFrame({"id": t.trade_id, "price": t.price, "qty": t.qty, "quote_qty": t.price * t.qty, "time": t.ts,
-                      "is_buyer_maker": t.buyer_maker}).to_csv(trades, index=False)
-        book = tmp_path / f"{t.symbol}-bookTicker-2024-08-08.csv"
-        pd.DataFrame({"update_id": q.update_id, "best_bid_price": q.bid, "best_bid_qty": q.bid_qty,
-                      "best_ask_price": q.ask, "best_ask_qty": q.ask_qty, "transaction_time": q.time_ms,
-                      "event_time": q.time_ms}).to_csv(book, index=False)
-        files += [trades, book]
+    files, tapes = write_tape_dumps(tmp_path)
     db = tmp_path / "r.duckdb"
 
     async def go(path, raw):
@@ -270,10 +258,12 @@ def test_live_quote_bars_in_any_batches_equal_quote_bars_of_the_whole_tape_to_th
     cuts = np.unique(np.concatenate([rng.integers(0, len(order), 400), rng.integers(0, len(order), 40)]))
     timeframes, tfs = ("1s", "1m", "5m"), (1_000, 60_000, 300_000)
     live = LiveQuotes(symbols, tfs, timeframes=timeframes)
+    short = LiveQuotes(symbols, tfs, keep=37)  # keeps the newest 37 to 74 closed bars
     stored = []
     for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(order)]):
         part = slice(hi - 1, lo - 1 if lo else None, -1) if seed == 1 else slice(lo, hi)  # seed 1: each batch reversed
         live.add(QuoteBatch(*(cols[f][part] for f in QUOTE_FIELDS)))
+        short.add(QuoteBatch(*(cols[f][part] for f in QUOTE_FIELDS)))
         if rng.random() < 0.3:
             stored.append(live.take_closed())
     stored.append(live.take_closed(with_open=True))
@@ -288,6 +278,15 @@ def test_live_quote_bars_in_any_batches_equal_quote_bars_of_the_whole_tape_to_th
                 np.testing.assert_array_equal(getattr(got, field), getattr(want, field), err_msg=f"{q.symbol} {name} {field}")
             mine = rows[(rows.symbol == q.symbol) & (rows.timeframe == name)].reset_index(drop=True)
             pd.testing.assert_frame_equal(mine, quote_bar_rows(want, name), check_dtype=False)
+            code = symbols.index(q.symbol)
+            np.testing.assert_array_equal(live.mids_at_close(code, tf, want.start), want.mid)
+            kept = short.bars(q.symbol, tf)
+            assert min(len(want), 38) <= len(kept) <= 75
+            np.testing.assert_array_equal(kept.start, want.start[-len(kept):])
+            np.testing.assert_array_equal(kept.mean_spread, want.mean_spread[-len(kept):])
+            mids = short.mids_at_close(code, tf, want.start)
+            assert np.isnan(mids[: len(want) - len(kept)]).all()  # older than the bars kept: no mid
+            np.testing.assert_array_equal(mids[len(want) - len(kept):], want.mid[-len(kept):])
 
 
 def test_stored_quote_bars_carry_the_close_over_bars_without_a_row():

@@ -215,3 +215,49 @@ def test_a_paper_book_fills_at_the_touch_as_the_backtest_of_the_same_quotes(tmp_
     newest["x"] = 10**15  # the first leg's market is not the one waited for
     newest["y"] = at
     assert book.position().pending_leg == "y"
+
+
+def test_a_live_view_priced_at_the_mid_equals_the_backtest_of_the_stored_quote_bars(tmp_path):
+    """``price="mid"`` in a live view, on the shared real tape replayed with its quotes (1s bars,
+    BTCUSDT against ETHUSDT): each row's prices are the quote mids in force at its bar's close,
+    and its z and alerts equal a backtest's frame of the stored bars and quote bars with the same
+    rule, bar for bar; the mid moves the z-score off the trade prices' (bid-ask bounce); a
+    viewer's feed, which holds no quotes, refuses such a view in one line."""
+    from statarb_kit.backtest.data import bars_frame
+    from statarb_kit.monitor.remote import RemoteSession
+    from statarb_kit.pair import PairView
+    from tests.fake_binance import write_tape_dumps
+
+    files, _ = write_tape_dumps(tmp_path)
+    rule = Rule(z_entry=1.0, corr_min=-1.0, z_window=30, corr_window=30, hedge_window=60, price="mid")
+    db = tmp_path / "mid.duckdb"
+    pair = ("BTCUSDT", "ETHUSDT")
+
+    async def go():
+        async with Session(source=Replay(files, progress=False), db=db, timeframes=("1s",)) as session:
+            view = session.pair(*pair, "1s", params=rule.pair_params(), rule=AlertRule.of(rule))
+            await session.wait_source()
+            await session.flush()
+            return session.alerts(), view.arrays(), view.unquoted
+
+    alerts, rows, unquoted = asyncio.run(go())
+    bars = bars_from_store(db, pair, "1s")
+    bars = bars.between(None, pd.Timestamp(int(rows["time"][-1]) + 1, unit="ms", tz="UTC"))
+    f, f_last = bars_frame(bars, rule), bars_frame(bars, Rule(**{**rule.__dict__, "price": "last"}))
+    assert len(bars) > 300 and (rows["time"] == bars.time).all() and unquoted == 0
+    np.testing.assert_array_equal(rows["price_x"], f.price_x)  # the mid at each close (the touch of a fill there)
+    np.testing.assert_array_equal(rows["price_y"], f.price_y)
+    assert (rows["price_x"] != bars.price_x).mean() > 0.9  # not the trade prices
+    ok = ~np.isnan(f.z)
+    assert ok.sum() > 200
+    np.testing.assert_allclose(rows["z"][ok], f.z[ok], rtol=1e-9, atol=1e-9)
+    assert np.isnan(rows["z"][~ok]).all()
+    assert np.nanmax(np.abs(f.z - f_last.z)) > 0.1  # the mid moves the z-score
+    hits = np.flatnonzero(entry_mask(f.z, f.corr, rule.z_entry, rule.corr_min, f.beta))
+    assert len(hits) >= 5 and alerts["time_ms"].tolist() == bars.time[hits].tolist()
+
+    viewer = RemoteSession.__new__(RemoteSession)  # its feed only: no monitor needed
+    stub = type("View", (), {"params": rule.pair_params(), "_feed": viewer, "x": 0, "y": 1, "timeframe": "1s",
+                             "unquoted": 0})()
+    with pytest.raises(InvalidParameter, match="price 'mid' needs the quotes where the bars are built"):
+        PairView._priced(stub, np.array([T0]), np.ones(1), np.ones(1))

@@ -35,7 +35,9 @@ class PairParams:
     compares the spread at t with the previous ``z_window`` spreads). ``corr_of``: "returns"
     (log returns, the default) or "levels" (price levels: spurious for trending series, offered
     only for comparison). ``max_stale``: bars a price may be carried forward when its symbol
-    did not trade; older, the row is dropped.
+    did not trade; older, the row is dropped. ``price``: "last" (each bar's last trade) or "mid"
+    (the quote mid in force at each bar's close: no bid-ask bounce; a live view needs its
+    session's quotes, and a bar without a quote counts as one without a trade).
     """
 
     hedge_mode: Literal["rolling", "fixed", "kalman"] = "rolling"
@@ -47,6 +49,7 @@ class PairParams:
     log_prices: bool = False
     max_stale: int = 3
     kalman: KalmanParams = field(default_factory=KalmanParams)
+    price: Literal["last", "mid"] = "last"
 
     def __post_init__(self) -> None:
         check_window(self.hedge_window, "hedge_window")
@@ -58,6 +61,8 @@ class PairParams:
             raise InvalidParameter(f"corr_of must be 'returns' or 'levels', got {self.corr_of!r}")
         if not isinstance(self.max_stale, int) or self.max_stale < 0:
             raise InvalidParameter(f"max_stale must be an integer >= 0, got {self.max_stale!r}")
+        if self.price not in ("last", "mid"):
+            raise InvalidParameter(f"price must be 'last' or 'mid', got {self.price!r}")
 
     def with_(self, **changes: object) -> PairParams:
         """A copy with some parameters changed (validated)."""

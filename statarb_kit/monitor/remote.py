@@ -519,6 +519,10 @@ class RemoteSession(EventLog):
     def retained_bars(self, timeframe: str) -> int:
         return int(self._config["retained"]) if timeframe in self.timeframes else 0
 
+    def mids_at_close(self, code: int, timeframe: str, starts: np.ndarray) -> None:
+        """None: a viewer holds no quotes (a view priced at the mid is computed by the monitor)."""
+        return None
+
     def final_bars(self, code: int, timeframe: str) -> np.ndarray:
         """The monitor's final bars of one symbol held here (kept up to date by the updates). The
         first ask starts their fetch and returns none: the views of that symbol recompute when

@@ -216,8 +216,10 @@ def _hline(y_scale: bq.LinearScale, value: float, color: str) -> bq.Lines:
 
 
 class PriceChart(Chart):
-    def __init__(self, x_name: str, y_name: str, max_points: int = 4_000) -> None:
-        super().__init__(f"{x_name} (left) and {y_name} (right), close",
+    """Both legs' prices on two axes: each bar's close, or ``mid`` the quote mid at each close."""
+
+    def __init__(self, x_name: str, y_name: str, max_points: int = 4_000, mid: bool = False) -> None:
+        super().__init__(f"{x_name} (left) and {y_name} (right), {'quote mid at each close' if mid else 'close'}",
                          [("price_x", "x", X_COLOR), ("price_y", "y", Y_COLOR)], max_points=max_points)
 
 

@@ -94,7 +94,7 @@ class Dashboard:
 
     def _build_charts(self) -> None:
         v, m = self.view, self.max_points
-        self.price = PriceChart(*v.symbols, max_points=m)
+        self.price = PriceChart(*v.symbols, max_points=m, mid=v.params.price == "mid")
         self.spread = SpreadChart(max_points=m)
         self.z = ZChart(v.rule.z_entry, max_points=m)
         of = "log returns" if v.params.corr_of == "returns" else "price levels"
@@ -138,7 +138,7 @@ class Dashboard:
                 self._unsub_view()
                 old.close()
                 self.price.close()
-                self.price = PriceChart(*new.symbols, max_points=self.max_points)
+                self.price = PriceChart(*new.symbols, max_points=self.max_points, mid=new.params.price == "mid")
                 self._bind(new)
                 self._top_row.children = [self.price.figure, self.spread.figure]
                 self.backtest.clear()
@@ -262,14 +262,16 @@ class Dashboard:
         def warming(need: int) -> str:
             return f" - warming up: {n} of {need} bars" if n < need else ""
 
-        self.z.set_title(f"z-score (window {p.z_window}, bands +/-{v.rule.z_entry:g}){warming(p.rows_for_z)}")
+        mid = ", on quote mids" if p.price == "mid" else ""
+        self.z.set_title(f"z-score (window {p.z_window}, bands +/-{v.rule.z_entry:g}{mid}){warming(p.rows_for_z)}")
         self.spread.set_title(f"spread = x - (alpha + beta * y), {p.hedge_mode} hedge{warming(p.rows_for_spread)}")
         of = "log returns" if p.corr_of == "returns" else "price levels"
         self.corr.set_title(f"rolling correlation of {of} (window {p.corr_window}, min "
                             f"{v.rule.corr_min:g}){warming(p.rows_for_corr)}")
         self.beta.set_title(f"hedge ratio beta ({p.hedge_mode}, window {p.hedge_window}){warming(p.rows_for_spread)}")
         text = (f"<h3 style='margin:4px 0'>{self._title_text}: <span id='sak-pair'>{v.name}</span> "
-                f"<small>{v.timeframe} bars, UTC</small></h3>")
+                f"<small>{v.timeframe} bars, UTC{'; prices: the quote mid at each close' if p.price == 'mid' else ''}"
+                f"</small></h3>")
         if self.title.value != text:
             self.title.value = text
 
