@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import ipywidgets as w
 
 from .alerts import AlertRule
+from .config import SessionConfig
 from .analytics import PairParams
 from .bars import DEFAULT_TIMEFRAMES, check_timeframe
 from .errors import InvalidParameter
@@ -145,6 +146,15 @@ class AppSettings:
                                    "records trades only; a page attached to a monitor: its --price mid)")
         return settings
 
+    def session_config(self, watchlist: bool) -> SessionConfig:
+        """The page's session (``watchlist``: of many pairs): a watchlist keeps a view per pair over many symbols, so it holds 2 h
+        of 1s bars and of stored ticks, and few ticks per symbol in memory (100,000 each would be
+        4.4 MB a symbol)."""
+        if watchlist:
+            return SessionConfig(timeframes=DEFAULT_TIMEFRAMES, retain_bars=WATCHLIST_RETAIN_BARS,
+                                 memory_retention_h=2.0, retain_ticks=WATCHLIST_RETAIN_TICKS)
+        return SessionConfig(timeframes=DEFAULT_TIMEFRAMES)
+
     def trading_rule(self) -> Rule:
         """The rule these settings name (statarb_kit.rule validates it)."""
         return Rule(**{name: getattr(self, name) for name in LIVE_FIELDS})
@@ -200,12 +210,8 @@ class App:
         notifier = (Notifier(link_base=os.environ.get("STATARB_LINK_BASE") or None)
                     if os.environ.get(NOTIFY_ENV) else None)  # the operator's URLs, never the page's
         pairs = settings.watched()
-        # a watchlist keeps a view per pair over many symbols: hold 2 h of 1s bars and of stored
-        # ticks, and few ticks per symbol in memory (100,000 each would be 4.4 MB a symbol)
-        retain = {"retain_bars": WATCHLIST_RETAIN_BARS, "memory_retention_h": 2.0,
-                  "retain_ticks": WATCHLIST_RETAIN_TICKS} if pairs else {}
-        self.session = Session(source=settings.make_source(pairs), db=settings.db,
-                               timeframes=DEFAULT_TIMEFRAMES, notifier=notifier, **retain).start()
+        self.session = Session(source=settings.make_source(pairs), db=settings.db, config=settings.session_config(bool(pairs)),
+                               notifier=notifier).start()
         self.watchlist: Watchlist | None = None
         self.view: Dashboard | WatchlistView
         if pairs:

@@ -29,8 +29,9 @@ import pandas as pd
 
 from .alerts import AlertRule, alerts_frame
 from .analytics import PairParams
-from .bars import DEFAULT_TIMEFRAMES, BAR_DTYPE, BarBuilder, BarChanges, timeframe_ms
+from .bars import BAR_DTYPE, BarBuilder, BarChanges, timeframe_ms
 from .buffer import TickRing
+from .config import SessionConfig
 from .errors import InvalidParameter, SessionStateError, StatarbError
 from .event_log import EventLog
 from .sources.base import SourceInfo
@@ -58,62 +59,44 @@ class Session(EventLog):
     """Runs one source into one DuckDB store and keeps live pandas views.
 
     Parameters: ``source`` (default: a real-time synthetic cointegrated pair), ``db`` (file path
-    or ``":memory:"``), ``timeframes`` to build, ring ``buffer_capacity`` (rows), writer
-    ``batch_rows`` (size trigger) and ``flush_interval_s`` (time trigger), bar ``grace_ms``,
-    and how many bars / ticks per symbol the live views keep in memory. An in-memory store keeps
-    the ticks and alerts of the last ``memory_retention_h`` hours of data time (None: all) and
-    the bars the live views hold (``retain_bars`` or more per symbol and timeframe), so a session
-    left running for days stays flat; a file store keeps everything. A source's quotes are stored
-    as quote bars per timeframe (table ``quote_bars``), and each quote too with ``raw_quotes``
-    (table ``quotes``: for short recordings, and for fills after a latency).
+    or ``":memory:"``), ``config`` (``config.SessionConfig``: timeframes, ring and writer sizes,
+    what is kept in memory, whether raw quotes are stored) or its fields as keywords (changes to
+    ``config``), and a ``notifier`` for alert events. An in-memory store keeps the ticks and
+    alerts of the last ``memory_retention_h`` hours of data time and the bars the live views
+    hold, so a session left running for days stays flat; a file store keeps everything. A
+    source's quotes are stored as quote bars per timeframe (table ``quote_bars``), and each quote
+    too with ``raw_quotes`` (table ``quotes``: for short recordings, and fills after a latency).
 
     Use ``start()`` then ``await stop()`` (notebook), or ``async with Session(...) as s:``.
     """
 
-    def __init__(
-        self,
-        source: Source | None = None,
-        db: str | Path = ":memory:",
-        timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES,
-        buffer_capacity: int = 1_000_000,
-        batch_rows: int = 100_000,
-        flush_interval_s: float = 0.25,
-        grace_ms: int = 2_000,
-        retain_bars: int = 50_000,
-        retain_ticks: int = 100_000,
-        alert_log_size: int = 10_000,
-        stop_timeout_s: float = 10.0,
-        notifier: Notifier | None = None,
-        memory_retention_h: float | None = 6.0,
-        raw_quotes: bool = False,
-    ) -> None:
-        if batch_rows < 1 or flush_interval_s <= 0:
-            raise InvalidParameter("batch_rows must be >= 1 and flush_interval_s > 0")
-        if memory_retention_h is not None and not memory_retention_h >= 2:
-            raise InvalidParameter(f"memory_retention_h must be >= 2 hours or None (keep all), got {memory_retention_h}")
+    def __init__(self, source: Source | None = None, db: str | Path = ":memory:", config: SessionConfig | None = None,
+                 notifier: Notifier | None = None, **settings: Any) -> None:
+        self.config = c = SessionConfig.of(config, **settings)
         self.source: Source = source if source is not None else SyntheticPair()
         self.symbols = self.source.symbols
         #: the source's funding now (None: the source has none), for the dashboards
         self.funding: FundingProvider | None = self.source.funding
         self.db = str(db)
-        self.ring = TickRing(buffer_capacity)
-        self.builder = BarBuilder(len(self.symbols), timeframes, retain=retain_bars, grace_ms=grace_ms)
-        self._history = [TickRing(retain_ticks) for _ in self.symbols]
-        self._batch_rows = batch_rows
-        self._stop_timeout_s = stop_timeout_s
+        self.ring = TickRing(c.buffer_capacity)
+        self.builder = BarBuilder(len(self.symbols), c.timeframes, retain=c.retain_bars, grace_ms=c.grace_ms)
+        self._history = [TickRing(c.retain_ticks) for _ in self.symbols]
+        self._batch_rows = c.batch_rows
+        self._stop_timeout_s = c.stop_timeout_s
         self.notifier = notifier
-        self._flush_interval_s = flush_interval_s
-        retention_ms = int(memory_retention_h * 3_600_000) if memory_retention_h is not None and self.in_memory else None
+        self._flush_interval_s = c.flush_interval_s
+        retention_ms = (int(c.memory_retention_h * 3_600_000) if c.memory_retention_h is not None and self.in_memory
+                        else None)
         #: ticks from the ring into the store and the bars, pruning, the exit flush (store thread)
         self._writer = Writer(self.builder, self._history, self.symbols, retention_ms)
         self._listeners: list[BarListener] = []
         self._pairs: list[PairView] = []
         #: held while a view takes bars (``_notify``): another thread may read a view between updates
         self.views_lock = threading.Lock()
-        EventLog.__init__(self, alert_log_size, stored=True)
+        EventLog.__init__(self, c.alert_log_size, stored=True)
         self._quotes_held: list[QuoteBatch] = []  # taken from the source, not stored yet (raw_quotes)
         self._quote_bars_held: list[pd.DataFrame] = []  # closed quote bars not stored yet
-        self.raw_quotes = raw_quotes
+        self.raw_quotes = c.raw_quotes
         self.quotes_received = 0
         self.quotes_stored = 0  # raw quotes stored (``raw_quotes``)
         self.quote_bars_stored = 0  # quote bar rows written (a bar a stop stored open counts again when closed)

@@ -31,7 +31,7 @@ def test_no_network_is_one_line_and_leaves_no_empty_store(tmp_path, capsys):
 
 
 def test_an_interrupted_download_says_what_was_kept_and_keeps_the_store(tmp_path, capsys, monkeypatch):
-    import statarb_kit.cli_history as history
+    import statarb_kit.cli.history as history
 
     db = tmp_path / "k.duckdb"
     store = TickStore(db)

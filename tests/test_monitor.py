@@ -455,7 +455,7 @@ def test_a_token_is_needed_off_loopback_and_refuses_a_viewer_without_it(tmp_path
 def test_the_cli_generates_a_token_for_an_outside_address(capsys):
     from argparse import Namespace
 
-    from statarb_kit.cli_monitor import _token
+    from statarb_kit.cli.monitor import _token
 
     assert _token(Namespace(token=None, host="127.0.0.1")) is None
     token = _token(Namespace(token=None, host="0.0.0.0"))

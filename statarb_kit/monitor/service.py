@@ -45,13 +45,14 @@ import zmq
 from ..alerts import Alert, AlertRule, EventState, alerts_frame
 from ..analytics import PairParams
 from ..bars import timeframe_ms
+from ..config import MonitorConfig
 from ..errors import InvalidParameter, StatarbError
 from ..notify import Notifier
 from ..pair import PairView
 from ..session import Session
 from ..store import TickStore
 from ..watchlist import Watchlist
-from . import DEFAULT_PORT, is_loopback, wire
+from . import wire
 
 log = logging.getLogger(__name__)
 
@@ -66,30 +67,28 @@ VIEWER_TIMEOUT_S = 10.0
 class Monitor:
     """Runs ``session`` (not started yet) with live views of ``pairs`` and serves them.
 
-    ``notifier`` (optional) gets each event once, from the outbox; ``host`` other than loopback
-    needs ``token`` (viewers without it are refused by ZeroMQ's PLAIN handshake before any data
-    is sent). Use ``await start()`` / ``await stop()`` or ``async with``.
+    ``notifier`` (optional) gets each event once, from the outbox; ``config``
+    (``config.MonitorConfig``: host, port, token, viewer queue, persist and status intervals) or
+    its fields as keywords; a host other than loopback needs a token (viewers without it are
+    refused by ZeroMQ's PLAIN handshake before any data is sent). Use ``await start()`` /
+    ``await stop()`` or ``async with``.
     """
 
     def __init__(self, session: Session, pairs: list[tuple[str, str]], timeframe: str = "1s",
                  params: PairParams | None = None, rule: AlertRule | None = None, notifier: Notifier | None = None,
-                 host: str = "127.0.0.1", port: int = DEFAULT_PORT, token: str | None = None,
-                 viewer_queue: int = 1_000, persist_every_s: float = 0.25, status_every_s: float = 1.0) -> None:
-        if not is_loopback(host) and not token:
-            raise InvalidParameter(f"binding the monitor to {host} (not loopback) needs a token: pass --token, or "
-                                   "let `statarb monitor` generate one")
-        if viewer_queue < 1 or persist_every_s <= 0 or status_every_s <= 0:
-            raise InvalidParameter("need viewer_queue >= 1, persist_every_s > 0 and status_every_s > 0")
+                 config: MonitorConfig | None = None, **settings: Any) -> None:
+        c = MonitorConfig(**{**dataclasses.asdict(config or MonitorConfig()), **settings})
+        self.config = c
         if session.in_memory:
             raise InvalidParameter("a monitor records into a DuckDB file (it restores its events from it): give --db")
         self.session = session
         self.pairs, self.timeframe = pairs, timeframe
         self.params, self.rule = params or PairParams(), rule or AlertRule()
         self.notifier = notifier
-        self.host, self.port, self.token = host, port, token
+        self.host, self.port, self.token = c.host, c.port, c.token
         self.run_id = uuid.uuid4().hex[:12]
         self.seq = 0
-        self._queue, self._persist_s, self._status_s = viewer_queue, persist_every_s, status_every_s
+        self._queue, self._persist_s, self._status_s = c.viewer_queue, c.persist_every_s, c.status_every_s
         self.watchlist: Watchlist | None = None
         self._changed: dict[PairView, int] = {}  # view -> rows added since the last update (-1: recomputed)
         self._alerts: list[Alert] = []

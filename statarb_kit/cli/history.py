@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .archive import export_store
-from .errors import InvalidParameter
-from .results import check_writable
-from .kline_history import REST_URL, UpdateReport, store_targets, update_klines
-from .sources.history import DATA_URL
-from .sources.klines import MARKET_INTERVALS
-from .sources.symbols import EXCLUSIONS, LISTING_URL, fetch_universe, point_in_time
-from .store import TickStore
+from ..archive import export_store
+from ..errors import InvalidParameter
+from ..results import check_writable
+from ..kline_history import REST_URL, UpdateReport, store_targets, update_klines
+from ..sources.history import DATA_URL
+from ..sources.klines import MARKET_INTERVALS
+from ..sources.symbols import EXCLUSIONS, LISTING_URL, fetch_universe, point_in_time
+from ..store import TickStore
 
 
 def _exclude(text: str) -> tuple[str, ...]:
@@ -54,6 +54,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="also write the months updated as hive-partitioned Parquet under DIR")
     up.add_argument("--skip-bad", action="store_true", help="skip and count corrupt lines")
     up.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    up.set_defaults(func=lambda args: asyncio.run(update(args)))
     un = sub.add_parser("universe", help="every symbol Binance ever listed, with type, status, first and last day",
                         description="The data site's listing (it keeps delisted symbols) joined with exchangeInfo. "
                         "With --start/--end: the symbols that traded in that range, point in time.")
@@ -70,12 +71,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "its last traded bar and the flat bars after it")
     un.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_universe_options(un)
+    un.set_defaults(func=lambda args: asyncio.run(universe(args)))
     ar = sub.add_parser("archive", help="write a store's bars and funding as hive-partitioned Parquet",
                         description="ROOT/bars/timeframe=TF/symbol=S/month=YYYY-MM/part.parquet and "
                         "ROOT/funding/symbol=S/part.parquet, each written whole (temporary file, then rename), "
                         "readable by DuckDB, Dask and Spark without a lock; --db ROOT works in scan and backtests.")
     ar.add_argument("db", help="DuckDB file")
     ar.add_argument("root", help="archive folder")
+    ar.set_defaults(func=lambda args: asyncio.run(archive(args)))
 
 
 def add_demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -85,14 +88,15 @@ def add_demo_parser(sub: argparse._SubParsersAction) -> None:
                         "(a settled contract and a late listing among them), as Binance's data site, bucket listing "
                         "and REST serve them. Point universe, download and update at it; Ctrl-C stops it.")
     de.add_argument("--port", type=int, default=8899, help="port on 127.0.0.1 (default: %(default)s)")
+    de.set_defaults(func=lambda args: asyncio.run(demo_site(args)))
 
 
 async def demo_site(args: argparse.Namespace) -> int:
     """Serve the demo until Ctrl-C or SIGTERM, printing the commands that use it."""
     import signal
 
-    from .demo import DemoSite
-    from .ports import check_ports
+    from ..demo import DemoSite
+    from ..ports import check_ports
 
     check_ports("127.0.0.1", [args.port])
     site = DemoSite(args.port)

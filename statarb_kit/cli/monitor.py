@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import secrets
 import signal
 import sys
 
-from .alerts import AlertRule
-from .cli_options import add_rule_options, rule_from_args
-from .errors import InvalidParameter
-from .monitor import DEFAULT_PORT, is_loopback
-from .notify import ENV as NOTIFY_ENV
-from .notify import Notifier
-from .ports import check_ports
-from .session import Session
-from .sources import BinanceConfig, Source, SyntheticGroups, SyntheticPair
-from .sources.options import API_KEY_HELP, QUOTES_HELP, live_source, replay_source
-from .ticks import now_ms
-from .watchlist import parse_pairs, read_watchlist
+from ..alerts import AlertRule
+from .options import add_live_options, add_rule_options, rule_from_args, timeframe_type
+from ..config import MonitorConfig, SessionConfig
+from ..errors import InvalidParameter
+from ..monitor import DEFAULT_PORT, is_loopback
+from ..notify import ENV as NOTIFY_ENV
+from ..notify import Notifier
+from ..ports import check_ports
+from ..session import Session
+from ..sources import Source, SyntheticGroups, SyntheticPair
+from ..sources.options import live_source, replay_source
+from ..ticks import now_ms
+from ..watchlist import parse_pairs, read_watchlist
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ TOKEN_ENV = "STATARB_TOKEN"
 RETAIN_BARS = 7_200
 
 
-def add_parser(sub: argparse._SubParsersAction, timeframe_type) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``monitor`` subcommand."""
     mo = sub.add_parser("monitor", help="run the always-on monitor: one ingestion, events, notifications, viewers",
                         description="One session on a source with a watchlist, its alert rule, its event log and one "
                         "notification per event, recorded into --db; dashboards attach with `statarb dashboard "
@@ -52,11 +55,7 @@ def add_parser(sub: argparse._SubParsersAction, timeframe_type) -> None:
     mo.add_argument("--history-min", type=float, default=20.0, help="synthetic: minutes of history at first start")
     mo.add_argument("--files", nargs="*", help="replay: Binance trades dump files")
     mo.add_argument("--speed", type=float, default=None, help="replay: times real time")
-    mo.add_argument("--ws-url", default=BinanceConfig.ws_url, help="live: WebSocket base URL")
-    mo.add_argument("--ws-path", default=None, help="live: stream path to try first")
-    mo.add_argument("--rest-url", default=BinanceConfig.rest_url, help="live: REST base URL")
-    mo.add_argument("--api-key", default=None, help=API_KEY_HELP)
-    mo.add_argument("--quotes", action="store_true", help=QUOTES_HELP)
+    add_live_options(mo)
     mo.add_argument("--notify", action="append", metavar="URL",
                     help=f"send each event here (an apprise URL; repeat for more; or set {NOTIFY_ENV})")
     mo.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; another "
@@ -68,6 +67,7 @@ def add_parser(sub: argparse._SubParsersAction, timeframe_type) -> None:
     mo.add_argument("--viewer-queue", type=int, default=1_000, help="updates queued per viewer before drops")
     mo.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run on)")
     mo.add_argument("--every", type=float, default=30.0, help="seconds between status log lines")
+    mo.set_defaults(func=main, writes_store=True)
 
 
 def _pairs(args: argparse.Namespace) -> tuple[list[tuple[str, str]], SyntheticGroups | None]:
@@ -106,7 +106,7 @@ def _token(args: argparse.Namespace) -> str | None:
 
 async def run(args: argparse.Namespace) -> int:
     """Run the monitor until SIGTERM, Ctrl-C, --duration or the end of a finite source."""
-    from .monitor.service import Monitor
+    from ..monitor.service import Monitor
 
     logging.getLogger("statarb_kit").setLevel(logging.INFO)
     trading = rule_from_args(args)
@@ -119,9 +119,10 @@ async def run(args: argparse.Namespace) -> int:
     urls = args.notify or os.environ.get(NOTIFY_ENV, "").replace(",", " ").split()
     notifier = Notifier(urls) if urls else None
     params, rule = trading.pair_params(), AlertRule.of(trading)
-    session = Session(source=_source(args, pairs, groups), db=args.db, retain_bars=RETAIN_BARS, retain_ticks=2_000)
-    monitor = Monitor(session, pairs, args.timeframe, params, rule, notifier, host=args.host, port=args.port,
-                      token=token, viewer_queue=args.viewer_queue)
+    config = MonitorConfig(host=args.host, port=args.port, token=token, viewer_queue=args.viewer_queue)
+    session = Session(source=_source(args, pairs, groups), db=args.db,
+                      config=SessionConfig(retain_bars=RETAIN_BARS, retain_ticks=2_000))
+    monitor = Monitor(session, pairs, args.timeframe, params, rule, notifier, config)
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -151,4 +152,11 @@ async def run(args: argparse.Namespace) -> int:
     print(f"statarb monitor stopped: {st.ticks_stored:,} new ticks, {st.events} events "
           f"({monitor.recovered_events} found after a restart), {st.rows_in_store:,} ticks in {args.db}",
           file=sys.stderr, flush=True)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the monitor (``run``) to its end; Ctrl-C stops it cleanly."""
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(run(args))
     return 0

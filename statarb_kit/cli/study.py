@@ -7,13 +7,14 @@ from __future__ import annotations
 import argparse
 import time
 
-from .errors import InvalidParameter
-from .results import check_writable
-from .research.methods import METHODS
-from .analytics.spread_estimators import ESTIMATORS
-from .backtest.costs import COST_MODELS
-from .research.periods import PRESETS, parse_span
-from .rule import Rule
+from ..errors import InvalidParameter
+from ..results import check_writable
+from ..research.methods import METHODS
+from ..analytics.spread_estimators import ESTIMATORS
+from ..backtest.costs import COST_MODELS
+from ..research.periods import PRESETS, parse_span
+from ..rule import Rule
+from .options import any_timeframe_type
 
 #: The rule's trading fields a study takes from the command line (the rest: the Rule's defaults).
 RULE_FLAGS = {"z_entry": float, "z_exit": float, "z_window": int, "corr_min": float, "corr_window": int,
@@ -28,7 +29,8 @@ def _span(text: str) -> str:
     return text
 
 
-def add_parser(sub: argparse._SubParsersAction, timeframe_type) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``study`` subcommand."""
     st = sub.add_parser("study", help="walk-forward study: which selection method predicts the next period",
                         description="Rolling formation and trading windows over a universe's history: each method "
                         "selects on the formation only; the trading window judges it (hit: the formation spread is "
@@ -38,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction, timeframe_type) -> None:
     src.add_argument("--klines", metavar="FILE", help="a klines file (.parquet or .csv, long format: symbol, open_time "
                      "in ms UTC, open, high, low, close, volume[, trades]), as in shared/data")
     src.add_argument("--db", metavar="DB", help="a DuckDB store or an archive folder (every symbol in it)")
-    st.add_argument("--timeframe", default="1h", type=timeframe_type, help="--db: bars to read (default: %(default)s)")
+    st.add_argument("--timeframe", default="1h", type=any_timeframe_type, help="--db: bars to read (default: %(default)s)")
     st.add_argument("--start", default=None, help="first UTC time to use")
     st.add_argument("--end", default=None, help="UTC time to stop before")
     st.add_argument("--formation", default="60d", type=_span, help="formation window (default: %(default)s)")
@@ -62,11 +64,12 @@ def add_parser(sub: argparse._SubParsersAction, timeframe_type) -> None:
     st.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON")
     st.add_argument("--html", default=None, metavar="FILE", help="write an HTML report")
     st.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    st.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .research import study
-    from .scan.data import closes_from_klines, closes_from_store, dask_client, half_spreads_from_klines
+    from ..research import study
+    from ..scan.data import closes_from_klines, closes_from_store, dask_client, half_spreads_from_klines
 
     for out, option, suffix in ((args.json, "--json", ".json"), (args.html, "--html", ".html")):
         if out:  # refused before the study runs, not after
