@@ -38,8 +38,9 @@ from websockets.datastructures import Headers
 from websockets.http11 import Response
 
 from statarb_kit import Session
-from statarb_kit.sources import BinanceConfig, BinanceLive, Replay
-from statarb_kit.sources.binance_format import trade_frame
+from statarb_kit.exchange.binance.live import BinanceConfig, BinanceLive
+from statarb_kit.sources import Replay
+from statarb_kit.exchange.binance.frames import trade_frame
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from statarb_kit import Session, TickStore  # noqa: E402
-from statarb_kit.sources.binance_live import BinanceConfig, BinanceLive  # noqa: E402
+from statarb_kit.exchange.binance.live import BinanceConfig, BinanceLive  # noqa: E402
 from tests.fake_binance import FAULTS, RECORDED_TAPE, FakeBinance, misbehave  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

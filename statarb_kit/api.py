@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .pair import PairView
     from .quotes import QuoteBars
     from .sources.base import SourceInfo
-    from .sources.mark_price import FundingProvider
+    from .exchange.binance.mark_price import FundingProvider
     from .status import SessionStatus
 
 

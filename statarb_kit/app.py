@@ -15,21 +15,22 @@ from urllib.parse import parse_qs
 import ipywidgets as w
 
 from .alerts import AlertRule
-from .config import SessionConfig
 from .analytics import PairParams
 from .bars import DEFAULT_TIMEFRAMES, check_timeframe
+from .config import SessionConfig
 from .errors import InvalidParameter
-from .rule import ALIASES, DEFAULT, LIVE_FIELDS, Rule
+from .exchange.binance.live import BinanceConfig
 from .notify import ENV as NOTIFY_ENV
 from .notify import Notifier
+from .resources import notebook_path  # noqa: F401  (re-exported: app.notebook_path)
+from .rule import ALIASES, DEFAULT, LIVE_FIELDS, Rule
 from .session import Session
-from .sources import BinanceConfig, Source, SyntheticGroups, SyntheticPair
+from .sources import Source, SyntheticGroups, SyntheticPair
 from .sources.options import live_source
 from .ticks import normalize_symbol, now_ms
 from .watchlist import Watchlist, parse_pairs, read_watchlist
 from .widgets import Dashboard
 from .widgets.watchlist_view import WatchlistView
-from .resources import notebook_path  # noqa: F401  (re-exported: app.notebook_path)
 
 SOURCES = ("synthetic", "live")
 #: Settings only the server's operator chooses (``statarb dashboard`` options / environment): a URL

@@ -1,31 +1,24 @@
-"""Funding rates of USD-M perpetuals: the data, a seeded synthetic process, and Binance's dumps.
+"""Funding rates of USD-M perpetuals: the data and a seeded synthetic process (Binance's dumps
+are read in ``exchange.binance.funding_files``).
 
 At each funding time a position of notional N pays N x rate when long and receives it when
 short (rate > 0; the reverse when < 0). Binance settles every 8 h for most symbols (00:00,
 08:00, 16:00 UTC), every 4 h or 1 h for some, and may change a symbol's interval.
 
-Binance's monthly dump ``data/futures/um/monthly/fundingRate/SYMBOL/SYMBOL-fundingRate-YYYY-MM.zip``
-holds one CSV with the header ``calc_time,funding_interval_hours,last_funding_rate``: the
-settlement time (ms UTC, a few ms after the hour), the interval in hours and the rate.
 """
 
 from __future__ import annotations
 
-import io
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .dumps import dump_bytes
-from .errors import InvalidParameter, StatarbError
+from .errors import InvalidParameter
 from .ticks import normalize_symbol
 
 HOUR_MS = 3_600_000
-#: Header of Binance's funding dumps.
-DUMP_COLUMNS = ("calc_time", "funding_interval_hours", "last_funding_rate")
 #: The longest interval Binance uses: a longer gap between settlements means missing data.
 MAX_INTERVAL_MS = 8 * HOUR_MS
 #: How late after the hour a settlement may be stamped (Binance: a few ms, at times seconds): two
@@ -36,10 +29,6 @@ SETTLEMENT_JITTER_MS = 60_000
 SAME_SETTLEMENT_MS = 1_000
 #: Binance caps most USD-M rates at +/-0.75% per 8 h (some symbols more); synthetic rates stay within.
 SYNTHETIC_CAP = 0.0075
-
-
-class FundingFileError(StatarbError):
-    """A funding dump that cannot be read (its path and what is wrong)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,44 +120,3 @@ def synthetic_funding(symbol: str, start_ms: int, end_ms: int, seed: int = 7, in
         level = mu + phi * (level - mu) + e
         rates[k] = level
     return FundingRates(normalize_symbol(symbol), times, np.clip(rates, -SYNTHETIC_CAP, SYNTHETIC_CAP), "synthetic")
-
-
-def funding_dump_name(symbol: str, year: int, month: int) -> tuple[str, str]:
-    """(URL path, file name) of a monthly USD-M funding dump."""
-    name = f"{symbol}-fundingRate-{year:04d}-{month:02d}.zip"
-    return f"/data/futures/um/monthly/fundingRate/{symbol}/{name}", name
-
-
-def read_funding_file(path: str | Path, symbol: str | None = None) -> FundingRates:
-    """One funding dump (zip or CSV, see the module doc). ``symbol`` defaults to the file name's
-    prefix. A missing column, a bad row or times out of order raise FundingFileError."""
-    path = Path(path)
-    sym = normalize_symbol(symbol or path.name.split("-")[0])
-    try:
-        frame = pd.read_csv(io.BytesIO(dump_bytes(path, FundingFileError)), dtype=str)
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise FundingFileError(f"{path}: cannot read: {exc}") from None
-    missing = [c for c in DUMP_COLUMNS if c not in frame.columns]
-    if missing:
-        raise FundingFileError(f"{path}: columns {list(frame.columns)} lack {missing}; a funding dump has "
-                               f"{', '.join(DUMP_COLUMNS)}")
-    t = pd.to_numeric(frame["calc_time"], errors="coerce")
-    r = pd.to_numeric(frame["last_funding_rate"], errors="coerce")
-    bad = np.flatnonzero(t.isna().to_numpy() | r.isna().to_numpy() | ~np.isfinite(r.to_numpy(dtype=float, na_value=np.nan)))
-    if len(bad):
-        raise FundingFileError(f"{path}: line {bad[0] + 2} is not a settlement: {frame.iloc[bad[0]].tolist()}")
-    t = t.to_numpy(dtype=np.int64)
-    order = np.argsort(t, kind="stable")
-    try:
-        return FundingRates(sym, t[order], r.to_numpy(dtype=np.float64)[order], "dump")
-    except InvalidParameter as exc:
-        raise FundingFileError(f"{path}: {exc}") from None
-
-
-def read_funding_files(paths: list[str | Path]) -> dict[str, FundingRates]:
-    """Funding dumps of one or more symbols, merged per symbol."""
-    parts: dict[str, list[FundingRates]] = {}
-    for p in paths:
-        f = read_funding_file(p)
-        parts.setdefault(f.symbol, []).append(f)
-    return {s: FundingRates.concat(v) for s, v in parts.items()}

@@ -126,8 +126,8 @@ def read_book_ticker_dump(path: str | Path, symbol: str | None = None) -> Quotes
     """A bookTicker dump (zipped or not; header optional) as Quotes (symbol from the file name
     unless given); a file that is not one raises HistoryFileError naming it, rows with a crossed
     or non-positive quote are counted in ``malformed`` and skipped."""
-    from .dumps import dump_bytes
-    from .sources.history import HistoryFileError
+    from .exchange.binance.dumps import dump_bytes
+    from .exchange.binance.history import HistoryFileError
 
     p = Path(path)
     symbol = normalize_symbol(symbol or p.name.split("-")[0])

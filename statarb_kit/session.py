@@ -41,7 +41,7 @@ from .feed import BarListener
 from .funding import FundingRates
 from .notify import Notifier
 from .sources import Source, SyntheticPair
-from .sources.mark_price import FundingProvider
+from .exchange.binance.mark_price import FundingProvider
 from .pair import PairView
 from .store import TickStore
 from .tasks import Tasks

@@ -60,7 +60,7 @@ from websockets.http11 import Response
 
 from statarb_kit.demo.formats import bucket_listing, checksum_file, kline_rows, kline_zip  # noqa: F401 (kline_zip: for tests)
 from statarb_kit.funding import synthetic_funding
-from statarb_kit.sources.binance_format import trade_frame
+from statarb_kit.exchange.binance.frames import trade_frame
 
 
 @dataclass
@@ -566,7 +566,7 @@ def make_klines(symbol: str, interval_ms: int, start_ms: int, end_ms: int, seed:
 def publish_funding_dumps(fake: FakeBinance, symbol: str, start_ms: int, end_ms: int, seed: int = 11) -> None:
     """Monthly funding dumps of ``symbol`` (calc_time, funding_interval_hours, last_funding_rate)
     with the same seeded settlements REST serves, for each month of [start_ms, end_ms)."""
-    from statarb_kit.funding import funding_dump_name
+    from statarb_kit.exchange.binance.funding_files import funding_dump_name
 
     f = synthetic_funding(symbol, *(fake.funding_span or (start_ms, end_ms)), seed=seed)
     months = pd.date_range(pd.Timestamp(start_ms, unit="ms", tz="UTC").floor("D").replace(day=1),

@@ -11,8 +11,8 @@ import pytest
 
 from statarb_kit import Session, TickStore
 from statarb_kit.errors import InvalidParameter
-from statarb_kit.sources.binance_format import parse_frames, trade_frame
-from statarb_kit.sources.binance_live import Backoff, BinanceConfig, BinanceLive
+from statarb_kit.exchange.binance.frames import parse_frames, trade_frame
+from statarb_kit.exchange.binance.live import Backoff, BinanceConfig, BinanceLive
 from tests.fake_binance import FakeBinance, aggregate
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

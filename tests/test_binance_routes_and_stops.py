@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from statarb_kit import Session
-from statarb_kit.sources.binance_live import BinanceLive
-from statarb_kit.sources.binance_routes import route_candidates
-from statarb_kit.sources.rates import RateMeter, silence_limit
+from statarb_kit.exchange.binance.live import BinanceLive
+from statarb_kit.exchange.binance.routes import route_candidates
+from statarb_kit.exchange.binance.rates import RateMeter, silence_limit
 from tests.fake_binance import FAULTS, FakeBinance, misbehave
 from tests.test_binance_live import SYMBOLS, assert_stored_equals_truth, config, stored, until
 
@@ -212,7 +212,7 @@ def test_a_stop_during_a_catch_up_keeps_what_it_had_fetched(tmp_path, monkeypatc
     """A stop cancels the stream between two REST calls of a catch-up: BTC's trades are fetched
     (its last id moved on) and ETH's call hangs. What was fetched is stored, and the stop's
     reconcile fetches the rest: every printed trade once."""
-    from statarb_kit.sources.binance_rest import RestClient
+    from statarb_kit.exchange.binance.rest import RestClient
 
     real_fill, hang, hung = RestClient.fill, {"on": True}, []
 
@@ -239,7 +239,7 @@ def test_a_stop_during_a_catch_up_keeps_what_it_had_fetched(tmp_path, monkeypatc
 def test_a_start_with_more_trades_since_it_than_one_rest_call_shows_misses_none(tmp_path, monkeypatch):
     """The anchor's recent-trades call answers late, when over 1,000 trades have printed since
     the start: the first of them are found from the aggregates, not skipped."""
-    from statarb_kit.sources.binance_rest import RECENT_LIMIT, RestClient
+    from statarb_kit.exchange.binance.rest import RECENT_LIMIT, RestClient
 
     real, fakes = RestClient.recent_trades, []
 

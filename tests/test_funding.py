@@ -11,7 +11,8 @@ import pytest
 from statarb_kit import InvalidParameter, TickStore
 from statarb_kit.backtest import BacktestParams, DataSpec, backtest_bars
 from statarb_kit.backtest.data import bars_from_store, with_funding_files
-from statarb_kit.funding import FundingFileError, FundingRates, read_funding_file, synthetic_funding
+from statarb_kit.exchange.binance.funding_files import FundingFileError, read_funding_file
+from statarb_kit.funding import FundingRates, synthetic_funding
 
 HOUR = 3_600_000
 DAY0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
@@ -170,7 +171,7 @@ def test_live_funding_from_the_markprice_stream_is_shown_and_its_settlements_sto
     import asyncio
 
     from statarb_kit import Session
-    from statarb_kit.sources.binance_live import BinanceLive
+    from statarb_kit.exchange.binance.live import BinanceLive
     from statarb_kit.widgets.dashboard import Dashboard
     from tests.fake_binance import FakeBinance
     from tests.test_binance_live import config, until
@@ -208,7 +209,7 @@ def test_the_synthetic_dashboard_shows_its_funding_and_the_pair_net_per_day():
     import asyncio
 
     from statarb_kit import Session, SyntheticPair
-    from statarb_kit.sources.mark_price import net_funding_per_day
+    from statarb_kit.exchange.binance.mark_price import net_funding_per_day
     from statarb_kit.widgets.dashboard import Dashboard
 
     async def go():

@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from statarb_kit.kline_history import store_targets, update_klines
-from statarb_kit.sources.binance_rest import kline_weight
-from statarb_kit.sources.history import HistoryFileError
-from statarb_kit.sources.klines import KlineFile, kline_jobs, read_klines
+from statarb_kit.exchange.binance.kline_history import store_targets, update_klines
+from statarb_kit.exchange.binance.rest import kline_weight
+from statarb_kit.exchange.binance.history import HistoryFileError
+from statarb_kit.exchange.binance.klines import KlineFile, kline_jobs, read_klines
 from statarb_kit.store import TickStore
 
 from .fake_binance import FakeBinance, kline_zip, make_klines, publish_funding_dumps
@@ -209,7 +209,7 @@ def _site_with_a_universe(fake: FakeBinance, truth: dict[str, pd.DataFrame]) -> 
 
 
 def test_universe_lists_delisted_symbols_and_is_point_in_time():
-    from statarb_kit.sources.symbols import fetch_universe, point_in_time
+    from statarb_kit.exchange.binance.symbols import fetch_universe, point_in_time
 
     async def go():
         async with FakeBinance(symbols=()) as fake:

@@ -18,7 +18,7 @@ import pytest
 from statarb_kit import Session, TickStore
 from statarb_kit.session import SessionStatus
 from statarb_kit.bars import timeframe_ms
-from statarb_kit.sources.binance_live import BinanceLive
+from statarb_kit.exchange.binance.live import BinanceLive
 from tests.fake_binance import FakeBinance, aggregate, recorded_files
 from tests.test_binance_live import assert_aggregates_sum, config, stored, until
 

@@ -142,7 +142,7 @@ def test_download_of_book_ticker_dumps_stores_their_quotes_once_and_refuses_days
 
 def test_a_file_that_is_not_a_book_ticker_dump_is_named_and_crossed_rows_are_counted(tmp_path):
     from statarb_kit.quotes import read_book_ticker_dump
-    from statarb_kit.sources.history import HistoryFileError
+    from statarb_kit.exchange.binance.history import HistoryFileError
 
     bad = tmp_path / "BTCUSDT-bookTicker-2024-03-30.csv"
     bad.write_text("update_id,best_bid_price\nx,y\n")

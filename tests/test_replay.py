@@ -14,7 +14,8 @@ import pytest
 
 from statarb_kit import Session, TickStore
 from statarb_kit.errors import InvalidParameter
-from statarb_kit.sources import HistoryFile, HistoryFileError, Replay, download, read_history
+from statarb_kit.exchange.binance.history import HistoryFile, HistoryFileError, download, read_history
+from statarb_kit.sources import Replay
 from tests.fake_binance import FakeBinance
 
 T0 = 1_700_000_000_000

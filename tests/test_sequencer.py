@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from statarb_kit.sources.sequencer import Gap, TradeSequencer
+from statarb_kit.exchange.binance.sequencer import Gap, TradeSequencer
 from statarb_kit.ticks import TickBatch
 
 
@@ -85,7 +85,7 @@ def test_a_gap_knows_the_trades_beside_its_edges_that_share_their_time():
 def test_an_aggregate_split_keeps_its_known_trades_and_its_total():
     """By hand: aggregate 100..104 of 9.5 with 100 (2.0) and 104 (1.5) known beside the gap
     101..103: each missing trade gets (9.5 - 3.5) / 3 = 2; a lone missing trade gets its exact rest."""
-    from statarb_kit.sources.binance_format import expand_agg_trades
+    from statarb_kit.exchange.binance.frames import expand_agg_trades
 
     rows = [{"a": 1, "p": "5.0", "q": "9.5", "f": 100, "l": 104, "T": 7, "m": True},
             {"a": 2, "p": "5.1", "q": "3.0", "f": 105, "l": 106, "T": 8, "m": False}]

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 import websockets
 
-from statarb_kit.sources import trade_socket
-from statarb_kit.sources.trade_socket import SocketClosed, TradeSocket
+from statarb_kit.exchange.binance import trade_socket
+from statarb_kit.exchange.binance.trade_socket import SocketClosed, TradeSocket
 
 
 async def _serve(handler):

@@ -18,10 +18,11 @@ from ..analytics import align_pair
 from ..archive import is_archive, read_bars, read_funding
 from ..bars import check_timeframe, timeframe_ms, traded
 from ..errors import InvalidParameter
-from ..funding import PairFunding, read_funding_files, synthetic_funding
+from ..exchange.binance.funding_files import read_funding_files
+from ..funding import PairFunding, synthetic_funding
 from ..recording import recorded
 from ..sources import Replay, SyntheticPair
-from ..sources.history import dump_files
+from ..exchange.binance.history import dump_files
 from ..sources.synthetic import PairModel
 from ..store import TickStore
 from ..quotes import QuoteBars, quote_bars, quotes_of_frame, stored_quote_bars

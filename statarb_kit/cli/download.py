@@ -11,10 +11,13 @@ import pandas as pd
 
 from ..bars import timeframe_ms
 from ..errors import InvalidParameter
-from ..funding import FundingRates, read_funding_files
+from ..exchange.binance.endpoints import REST_URL
+from ..exchange.binance.funding_files import read_funding_files
+from ..exchange.binance.history import DATA_URL, download
+from ..exchange.binance.live import BinanceConfig
+from ..funding import FundingRates
 from ..session import Session
-from ..sources import BinanceConfig, Replay, download
-from ..sources.history import DATA_URL
+from ..sources import Replay
 from ..store import TickStore
 from ..ticks import normalize_symbol, now_ms
 from .history import add_universe_options, check_range
@@ -35,7 +38,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          "fundingRate: the monthly funding dumps, stored in table funding; klines: bars "
                          "of --interval, REST for what the dumps do not have yet, funding along)")
     dl.add_argument("--interval", default="1m", help="klines: 1m (default), 3m, 5m, 15m, 30m, 1h ... 1d")
-    dl.add_argument("--rest-url", default="https://fapi.binance.com", help="klines: REST base URL")
+    dl.add_argument("--rest-url", default=REST_URL, help="klines: REST base URL")
     dl.add_argument("--market", choices=("um", "spot"), default="um", help="USD-M futures (default) or spot")
     dl.add_argument("--dir", default="data", help="where the files go (default: %(default)s)")
     dl.add_argument("--db", default="statarb.duckdb", help="DuckDB file to load them into")
@@ -135,7 +138,7 @@ def _store_funding(rates: dict[str, FundingRates], db: str) -> int:
 
 async def _funding(args: argparse.Namespace) -> int:
     from ..backtest.data import utc_ms
-    from ..sources.binance_rest import fetch_funding
+    from ..exchange.binance.rest import fetch_funding
 
     start = utc_ms(args.start)
     end = utc_ms(args.end) if args.end else now_ms()

@@ -12,11 +12,11 @@ import pandas as pd
 
 from ..archive import export_store
 from ..errors import InvalidParameter
+from ..exchange.binance.history import DATA_URL
+from ..exchange.binance.kline_history import REST_URL, UpdateReport, store_targets, update_klines
+from ..exchange.binance.klines import MARKET_INTERVALS
+from ..exchange.binance.symbols import EXCLUSIONS, LISTING_URL, fetch_universe, point_in_time
 from ..results import check_writable
-from ..kline_history import REST_URL, UpdateReport, store_targets, update_klines
-from ..sources.history import DATA_URL
-from ..sources.klines import MARKET_INTERVALS
-from ..sources.symbols import EXCLUSIONS, LISTING_URL, fetch_universe, point_in_time
 from ..store import TickStore
 
 

@@ -15,7 +15,6 @@ import httpx
 from ..errors import StatarbError
 from . import download, history, monitor, record, scan, serve, study, sweep
 
-
 #: What an interrupted or failed history command leaves.
 KEPT = "what it stored stays stored (each file and bar is written whole); the same command again resumes"
 

@@ -12,7 +12,6 @@ import signal
 import sys
 
 from ..alerts import AlertRule
-from .options import add_live_options, add_rule_options, rule_from_args, timeframe_type
 from ..config import MonitorConfig, SessionConfig
 from ..errors import InvalidParameter
 from ..monitor import DEFAULT_PORT, is_loopback
@@ -24,6 +23,7 @@ from ..sources import Source, SyntheticGroups, SyntheticPair
 from ..sources.options import live_source, replay_source
 from ..ticks import now_ms
 from ..watchlist import parse_pairs, read_watchlist
+from .options import add_live_options, add_rule_options, rule_from_args, timeframe_type
 
 log = logging.getLogger(__name__)
 

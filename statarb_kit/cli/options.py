@@ -10,9 +10,11 @@ from dataclasses import fields
 
 from ..bars import check_timeframe
 from ..errors import InvalidParameter
+from ..exchange.binance.live import BinanceConfig
 from ..rule import LIVE_FIELDS, PRICES, RULE_HEDGE_MODES, Rule
-from ..sources import BinanceConfig
 from ..sources.options import API_KEY_HELP, QUOTES_HELP
+
+
 def timeframe_type(text: str) -> str:
     """argparse type of every --timeframe: the one rule (bars.check_timeframe), refused up front."""
     try:
@@ -24,7 +26,7 @@ def timeframe_type(text: str) -> str:
 def any_timeframe_type(text: str) -> str:
     """argparse type of a timeframe a store may hold: the pipeline's 1s/1m/5m or an interval
     Binance publishes klines for (3m, 15m, 1h ... 1d); anything else is refused up front."""
-    from ..sources.klines import INTERVAL_MS
+    from ..exchange.binance.klines import INTERVAL_MS
 
     if text not in INTERVAL_MS:
         raise argparse.ArgumentTypeError(f"timeframe {text!r} is neither one the pipeline builds (1s, 1m, 5m) nor a "

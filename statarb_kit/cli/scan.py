@@ -63,10 +63,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from ..scan import scan_pairs, synthetic_universe
     from ..research.measured import best_method, lift_note, read_study
     from ..research.methods import MethodParams, method_names
     from ..research.study import select
+    from ..scan import scan_pairs, synthetic_universe
     from ..scan.data import closes_from_files, closes_from_klines, closes_from_store, dask_client, write_scan
 
     measured = read_study(args.study) if args.study else None  # a bad file is refused before the scan

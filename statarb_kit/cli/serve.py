@@ -17,7 +17,6 @@ from ..store import TickStore
 from ..watchlist import read_watchlist
 from .options import add_live_options, timeframe_type
 
-
 #: Pages ``statarb serve`` knows by name (notebooks shipped with the package).
 PAGES = ("dashboard", "scan", "backtest", "sweep", "portfolio")
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..errors import InvalidParameter
-from ..results import check_writable
-from ..research.methods import METHODS
 from ..analytics.spread_estimators import ESTIMATORS
 from ..backtest.costs import COST_MODELS
+from ..errors import InvalidParameter
+from ..research.methods import METHODS
 from ..research.periods import PRESETS, parse_span
+from ..results import check_writable
 from ..rule import Rule
 from .options import any_timeframe_type
 

@@ -82,10 +82,9 @@ def _sweep_grid(args: argparse.Namespace) -> tuple[dict[str, list], list]:
 
 def _sweep(args: argparse.Namespace) -> int:
     from ..backtest import DataSpec
-    from ..backtest.engine import METRIC_NAMES
+    from ..backtest.engine import METRIC_NAMES, YEAR_S
     from ..backtest.params import PARAM_NAMES
     from ..backtest.reports import render_report
-    from ..backtest.engine import YEAR_S
     from ..backtest.sweep import best, heatmap, run_sweep, write_results
 
     if args.out:

@@ -11,7 +11,7 @@ from ..ticks import TickBatch, now_ms
 
 if TYPE_CHECKING:
     from ..quotes import QuoteBatch
-    from .mark_price import FundingProvider
+    from ..exchange.binance.mark_price import FundingProvider
 
 
 class SourceState(StrEnum):

@@ -9,8 +9,8 @@ from pathlib import Path
 from ..errors import InvalidParameter
 from ..store import TickStore
 from ..ticks import normalize_symbol
-from .binance_live import BinanceConfig, BinanceLive
-from .binance_rest import refuse_unlisted
+from ..exchange.binance.live import BinanceConfig, BinanceLive
+from ..exchange.binance.rest import refuse_unlisted
 from .replay import Replay
 
 #: Environment variable of the Binance API key (optional: the public streams need none).

@@ -15,7 +15,7 @@ from ..errors import InvalidParameter
 from ..quotes import QUOTE_FIELDS, HeldQuotes, QuoteBatch, read_book_ticker_dump
 from ..ticks import TickBatch
 from .base import SourceBase, SourceState, SourceStatus
-from .history import HistoryFile, dump_files, read_history, to_batch
+from ..exchange.binance.history import HistoryFile, dump_files, read_history, to_batch
 
 
 class Replay(SourceBase):

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import InvalidParameter
 from ..quotes import HeldQuotes, QuoteBatch
 from ..ticks import TickBatch, normalize_symbol, now_ms
-from .mark_price import SyntheticFundingNow
+from ..exchange.binance.mark_price import SyntheticFundingNow
 from .base import SourceBase, SourceInfo, SourceState, SourceStatus
 
 _DAY_MS = 86_400_000

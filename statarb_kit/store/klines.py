@@ -37,7 +37,7 @@ class KlineRepository:
     TABLES: tuple[str, ...] = (_COVERAGE_DDL, _FUNDING_DDL)
 
     def insert_kline_bars(self, tf: str, symbol: str, bars: pd.DataFrame, origin: str) -> int:
-        """Store Binance klines of one symbol (``sources.klines.KLINE_BAR_COLUMNS``) where this
+        """Store Binance klines of one symbol (``exchange.binance.klines.KLINE_BAR_COLUMNS``) where this
         file has no bar of that (symbol, start) yet: a recorded bar or one stored earlier stays.
         VWAP is quote volume / volume (NULL without volume); trade ids are NULL. Returns how many
         were new."""

@@ -22,7 +22,7 @@ from ..pair import PairView
 from ..paper import PaperBook, PaperDesk
 from ..rule import DEFAULT, Rule
 from ..api import SessionAPI
-from ..sources.mark_price import net_funding_per_day
+from ..exchange.binance.mark_price import net_funding_per_day
 from ..ticks import now_ms
 from .backtest_view import BacktestPanel
 from .charts import BetaChart, CorrChart, DistributionChart, PriceChart, QuotedSpreadChart, SpreadChart, ZChart

@@ -15,7 +15,7 @@ from ..alerts import Alert
 from ..analytics import PairParams
 from ..analytics.hedge import HEDGE_MODES
 from ..pair import PairSummary, StationarityReport
-from ..sources.mark_price import FundingNow
+from ..exchange.binance.mark_price import FundingNow
 from ..sources.base import SourceInfo
 from ..status import SessionStatus
 

@@ -35,11 +35,11 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from ..errors import InvalidParameter, StatarbError
-from ..funding import FundingRates
-from ..ticks import TickBatch, now_ms
-from .base import SourceStatus
-from .binance_format import expand_agg_trades, rest_trades_batch
+from ...errors import InvalidParameter, StatarbError
+from ...funding import FundingRates
+from ...sources.base import SourceStatus
+from ...ticks import TickBatch, now_ms
+from .frames import expand_agg_trades, rest_trades_batch
 
 log = logging.getLogger(__name__)
 

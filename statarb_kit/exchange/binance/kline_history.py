@@ -21,17 +21,24 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .errors import InvalidParameter
-from .funding import FundingRates, read_funding_files
-from .sources.base import SourceStatus
-from .sources.binance_rest import INVALID_SYMBOL, RestClient, RestError, WeightBudget
-from .sources.history import (DATA_URL, DownloadReport, HistoryFileError, fetch_all, monthly_funding_names,
-                              network_error)
-from .sources.klines import INTERVAL_MS, KlineFile, KlineJob, check_interval, daily_jobs, kline_jobs, read_klines
-from .store import TickStore
-from .ticks import normalize_symbol, now_ms
+from ...errors import InvalidParameter
+from ...funding import FundingRates
+from ...sources.base import SourceStatus
+from ...store import TickStore
+from ...ticks import normalize_symbol, now_ms
+from .endpoints import REST_URL
+from .funding_files import read_funding_files
+from .history import (
+    DATA_URL,
+    DownloadReport,
+    HistoryFileError,
+    fetch_all,
+    monthly_funding_names,
+    network_error,
+)
+from .klines import INTERVAL_MS, KlineFile, KlineJob, check_interval, daily_jobs, kline_jobs, read_klines
+from .rest import INVALID_SYMBOL, RestClient, RestError, WeightBudget
 
-REST_URL = "https://fapi.binance.com"
 DAY_MS = 86_400_000
 CONCURRENT_SYMBOLS = 8  # symbols whose files are fetched at the same time
 

@@ -19,9 +19,9 @@ import numpy as np
 import orjson
 import websockets
 
-from ..funding import HOUR_MS, FundingRates, synthetic_funding
-from ..ticks import now_ms
-from .binance_routes import stream_url
+from ...funding import HOUR_MS, FundingRates, synthetic_funding
+from ...ticks import now_ms
+from .routes import stream_url
 
 log = logging.getLogger(__name__)
 

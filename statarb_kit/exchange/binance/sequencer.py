@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ticks import TickBatch
+from ...ticks import TickBatch
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Live Binance USD-M Futures trades: WebSocket combined streams, exact REST fills, clean stops.
 
 Connection rules Binance imposes, and what this client does about them:
-- routed paths since 2026-04 (``binance_routes``): ``@trade`` is read on ``/public/stream`` by
+- routed paths since 2026-04 (``routes``): ``@trade`` is read on ``/public/stream`` by
   default (``ws_path`` sets another); a wrong route is accepted and silent, so a connection
   that delivers nothing while REST shows trades is reported as "silent route" (which streams,
   which path, how many trades REST shows) and the other documented route is tried;
@@ -21,7 +21,7 @@ Connection rules Binance imposes, and what this client does about them:
 Nothing the exchange printed is lost: ``@trade`` ids are consecutive per symbol, so a gap (a
 reconnect, a stall, a withheld run, the start after stored history) is visible; after
 ``gap_grace_s`` (late, out-of-order trades may still fill it) it is fetched over REST
-(``binance_rest``: exact from the recent trades, else historicalTrades with a key, else split
+(``rest``: exact from the recent trades, else historicalTrades with a key, else split
 aggregates). The start is anchored on REST's newest trade, so a recording whose stream never
 delivers still stores every trade since it began (from the aggregates when over 1,000 printed
 before the anchor's call). ``reconcile`` (called by ``Session.stop``) asks REST once per symbol
@@ -49,16 +49,17 @@ from enum import StrEnum
 import httpx
 import numpy as np
 
-from ..errors import InvalidParameter
-from ..ticks import TickBatch, normalize_symbol, now_ms
-from .base import SourceBase, SourceState, SourceStatus
-from .sequencer import Gap, TradeSequencer
-from ..quotes import HeldQuotes, QuoteBatch
-from .binance_format import SAMPLES, parse_frames
-from .binance_rest import RECENT_LIMIT, Backoff, Fill, RestClient, RestError, WeightBudget, check_listed
+from ...errors import InvalidParameter
+from ...quotes import HeldQuotes, QuoteBatch
+from ...sources.base import SourceBase, SourceState, SourceStatus
+from ...ticks import TickBatch, normalize_symbol, now_ms
+from .endpoints import REST_URL, WS_URL
+from .frames import SAMPLES, parse_frames
 from .mark_price import MarkPriceStream
-from .binance_routes import route_candidates, stream_url
 from .rates import RateMeter, silence_limit
+from .rest import RECENT_LIMIT, Backoff, Fill, RestClient, RestError, WeightBudget, check_listed
+from .routes import route_candidates, stream_url
+from .sequencer import Gap, TradeSequencer
 from .trade_socket import CONNECT_FAILURES, SocketClosed, TradeSocket
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,9 @@ class BinanceConfig:
     connection was down is gone (Binance keeps no quote history), so each such span is recorded
     (``quote_gaps``)."""
 
-    ws_url: str = "wss://fstream.binance.com"
+    ws_url: str = WS_URL
     ws_path: str | None = None
-    rest_url: str = "https://fapi.binance.com"
+    rest_url: str = REST_URL
     api_key: str | None = field(default=None, repr=False)
     max_streams_per_connection: int = 200
     max_connection_age_s: float = 23.5 * 3600

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from ..ticks import TickBatch
+from ...ticks import TickBatch
 
 #: How many malformed / unknown frames a parse keeps as samples for the status.
 SAMPLES = 3

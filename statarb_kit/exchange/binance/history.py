@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..dumps import dump_bytes
-from ..errors import InvalidParameter, NetworkError, StatarbError
-from ..funding import funding_dump_name
-from ..ticks import TickBatch, normalize_symbol, now_ms
+from ...errors import InvalidParameter, NetworkError, StatarbError
+from ...ticks import TickBatch, normalize_symbol, now_ms
+from .dumps import dump_bytes
+from .endpoints import DATA_URL
+from .funding_files import funding_dump_name
 
-DATA_URL = "https://data.binance.vision"
 COLUMNS = {
     "trades": ["id", "price", "qty", "quote_qty", "time", "is_buyer_maker"],
     "aggTrades": ["agg_trade_id", "price", "quantity", "first_trade_id", "last_trade_id", "transact_time",

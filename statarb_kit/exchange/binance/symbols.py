@@ -19,10 +19,10 @@ import httpx
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..errors import InvalidParameter
+from ...errors import InvalidParameter
+from .endpoints import LISTING_URL, REST_URL
 from .klines import MARKET_PATHS, check_interval
 
-LISTING_URL = "https://s3-ap-northeast-1.amazonaws.com/data.binance.vision"
 _S3 = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 #: Base assets pegged to a fiat currency: a pair of two is not a statistical arbitrage.
 STABLECOINS = frozenset({"USDC", "FDUSD", "TUSD", "BUSD", "USDP", "DAI", "USDE", "PYUSD", "USD1", "RLUSD", "BFUSD",
@@ -75,7 +75,7 @@ def _span(keys: list[str]) -> tuple[dt.date | None, dt.date | None]:
 
 
 async def fetch_universe(market: str = "um", interval: str = "1m", listing_url: str = LISTING_URL,
-                         rest_url: str = "https://fapi.binance.com", progress: bool = True) -> pd.DataFrame:
+                         rest_url: str = REST_URL, progress: bool = True) -> pd.DataFrame:
     """One row per symbol ever listed on ``market`` (the site's kline folders and exchangeInfo):
     symbol, contract_type, status (DELISTED when exchangeInfo no longer has it), underlying_type,
     onboard, delivery (exchangeInfo's, UTC), first and last (days the site's ``interval`` kline
