@@ -82,8 +82,9 @@ def test_record_live_against_local_binance_then_resume_with_backfill(tmp_path):
     db = tmp_path / "live.duckdb"
 
     async def go():
-        # the tape prints from 3 s to ~7.5 s: run 1 records its start, run 2 outlives its end
-        async with FakeBinance(n=900, rate=200.0, start_delay_s=3.0) as fake:
+        # the tape prints from 0.5 s after run 1 subscribes, for 4.5 s (however slowly a loaded machine
+        # starts the command): run 1 records its start, run 2 outlives its end
+        async with FakeBinance(n=900, rate=200.0, start_delay_s=0.5, wait_for_client=True) as fake:
             urls = ["--ws-url", fake.ws_url, "--rest-url", fake.http_url]
             rc1, out1, err1 = await _run_cli("record", "--source", "live", "--db", str(db), "--duration", "3",
                                              "--every", "0.5", *urls)

@@ -78,7 +78,7 @@ class Monitor:
                  params: PairParams | None = None, rule: AlertRule | None = None, notifier: Notifier | None = None,
                  config: MonitorConfig | None = None, **settings: Any) -> None:
         c = MonitorConfig(**{**dataclasses.asdict(config or MonitorConfig()), **settings})
-        self.config = c
+        self.settings = c
         if session.in_memory:
             raise InvalidParameter("a monitor records into a DuckDB file (it restores its events from it): give --db")
         self.session = session

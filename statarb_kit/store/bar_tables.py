@@ -123,8 +123,6 @@ class BarRepository:
         """Stretches with no stored bar between a symbol's first and last stored ``tf`` bar:
         symbol, after (start of the bar before the gap), before (start of the bar after it), and
         missing (bars), ms UTC; sorted by symbol and time."""
-        from .bars import timeframe_ms
-
         table, step = bars_table(tf), timeframe_ms(tf)
         if not self.has_table(table):
             return pd.DataFrame(columns=["symbol", "after", "before", "missing"])
