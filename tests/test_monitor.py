@@ -395,7 +395,7 @@ def test_a_viewer_stopped_for_30_s_slows_nothing_and_resynchronises(tmp_path):
             viewer.proc.send_signal(signal.SIGSTOP)
             stopped_at = health(port)
             during = rates(30)
-            deadline = time.monotonic() + 300  # a loaded monitor publishes less: wait for enough bytes
+            deadline = time.monotonic() + 240  # a loaded monitor publishes less: wait for enough bytes
             while True:
                 now = health(port)
                 published = now["update_bytes"] - stopped_at["update_bytes"]
@@ -407,10 +407,11 @@ def test_a_viewer_stopped_for_30_s_slows_nothing_and_resynchronises(tmp_path):
             n = len(viewer.lines)
             viewer.proc.send_signal(signal.SIGCONT)
             line = viewer.line(after=n)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180  # a loaded viewer first works through what its buffers held
             while line["resyncs"] < 1 and time.monotonic() < deadline:
                 line = viewer.line(after=len(viewer.lines))
-            assert line["drops"] > 0 and line["resyncs"] >= 1  # its queue overflowed; it resynchronised
+            # its queue overflowed; it resynchronised
+            assert line["drops"] > 0 and line["resyncs"] >= 1, (published, line["drops"], line["resyncs"], line["seq"])
             line = viewer.line(after=len(viewer.lines))
             checked = assert_views_equal_the_monitor(line, monitor_rows(port, list(line["views"])))
         finally:
