@@ -340,7 +340,7 @@ class LiveQuotes:
         self._open: dict[tuple[int, int], int] = {}  # (code, tf) -> the open bar's start
         self._newest: dict[int, tuple[int, int]] = {}  # code -> (T, u) of its newest quote
         self._closed: dict[tuple[int, int], _ClosedBars] = {}
-        self._unstored: list[pd.DataFrame] = []
+        self._unstored: list[tuple[str, QuoteBars]] = []  # (timeframe, bars) closed, not handed over yet
         self.late = 0
 
     def add(self, batch: QuoteBatch) -> None:
@@ -389,7 +389,7 @@ class LiveQuotes:
         lo = max(int(np.searchsorted(t, first, side="left")) - 1, 0)  # from the quote carried in
         closed = _bars(self.symbols[code], t[lo:upto], bid[lo:upto], ask[lo:upto], first, newest, tf)
         self._closed.setdefault((code, tf), _ClosedBars(self.keep)).append(closed)
-        self._unstored.append(quote_bar_rows(closed, self.timeframes[self.tf_ms.index(tf)]))
+        self._unstored.append((self.timeframes[self.tf_ms.index(tf)], closed))
         carried = max(upto - 1, 0)  # the newest bar's quotes and the one carried into it
         chunks[:] = [(t[carried:], u[carried:], bid[carried:], ask[carried:])]
 
@@ -436,16 +436,22 @@ class LiveQuotes:
         newest = self._newest.get(self.symbols.index(symbol))
         return None if newest is None else newest[0]
 
-    def take_closed(self, with_open: bool = False) -> pd.DataFrame:
-        """Rows of table ``quote_bars`` closed since the last call (``with_open``: and each open
-        bar as of its newest quote, for a stop: stored again, replaced, if a later call closes it)."""
-        rows = self._unstored
+    def take_closed(self, with_open: bool = False) -> pd.DataFrame | None:
+        """Rows of table ``quote_bars`` closed since the last call, None if none (``with_open``:
+        and each open bar as of its newest quote, for a stop: stored again, replaced, if a later
+        call closes it)."""
+        parts = self._unstored
         if with_open:
             tf_name = dict(zip(self.tf_ms, self.timeframes))
-            rows = [*rows, *(quote_bar_rows(self._open_bar(code, tf), tf_name[tf]) for code, tf in self._open)]
+            parts = [*parts, *((tf_name[tf], self._open_bar(code, tf)) for code, tf in self._open)]
         self._unstored = []
-        rows = [r for r in rows if len(r)]
-        return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=list(QUOTE_BAR_COLUMNS))
+        parts = [(tf, b) for tf, b in parts if len(b)]
+        if not parts:
+            return None
+        return pd.DataFrame({"symbol": np.concatenate([np.full(len(b), b.symbol, dtype=object) for _, b in parts]),
+                             "timeframe": np.concatenate([np.full(len(b), tf, dtype=object) for tf, b in parts]),
+                             **{f: np.concatenate([getattr(b, f) for _, b in parts]) for f in _BAR_FIELDS}},
+                            columns=list(QUOTE_BAR_COLUMNS))
 
 
 _BAR_FIELDS = ("start", "bid", "ask", "mean_spread", "max_spread", "updates")

@@ -431,7 +431,7 @@ class Session(EventLog):
             if self.raw_quotes:
                 self._quotes_held.append(batch)
         rows = self.live_quotes.take_closed(with_open=final)
-        if len(rows):
+        if rows is not None:
             self._quote_bars_held.append(rows)
 
     @property
