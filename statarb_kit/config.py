@@ -3,15 +3,33 @@ notebooks build, checked once here (a bad value is refused before anything start
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from typing import Any, ClassVar
 
 from .bars import DEFAULT_TIMEFRAMES, check_timeframe
 from .errors import InvalidParameter
 from .monitor import DEFAULT_PORT, is_loopback
 
 
+class _Settings:
+    """What both configs share: a copy of a config with some fields changed, validated anew."""
+
+    WHAT: ClassVar[str]  # what the settings are of, for messages
+
+    @classmethod
+    def of(cls, config: Any = None, **changes: object) -> Any:
+        """``config`` (default: the defaults) with ``changes`` (unknown names refused in one line)."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise InvalidParameter(f"unknown {cls.WHAT} setting {', '.join(unknown)}: use {', '.join(names)}")
+        if config is not None and not isinstance(config, cls):
+            raise InvalidParameter(f"config must be a {cls.__name__}, got {type(config).__name__}")
+        return replace(config or cls(), **changes)
+
+
 @dataclass(frozen=True)
-class SessionConfig:
+class SessionConfig(_Settings):
     """How a Session runs. ``timeframes``: the bars it builds; ``buffer_capacity``: ring rows;
     ``batch_rows`` / ``flush_interval_s``: the writer's size and time triggers; ``grace_ms``: how
     long after a bar's end a late trade still goes into it; ``retain_bars`` / ``retain_ticks``:
@@ -20,6 +38,7 @@ class SessionConfig:
     ``memory_retention_h``: an in-memory store keeps that many hours of data time (None: all;
     a file keeps everything); ``raw_quotes``: store every quote too (table ``quotes``)."""
 
+    WHAT: ClassVar[str] = "session"
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES
     buffer_capacity: int = 1_000_000
     batch_rows: int = 100_000
@@ -48,27 +67,16 @@ class SessionConfig:
             raise InvalidParameter(f"memory_retention_h must be >= 2 hours or None (keep all), "
                                    f"got {self.memory_retention_h}")
 
-    @classmethod
-    def of(cls, config: SessionConfig | None = None, **changes: object) -> SessionConfig:
-        """``config`` (default: the defaults) with ``changes`` (unknown names refused in one line)."""
-        unknown = sorted(set(changes) - {f.name for f in fields(cls)})
-        if unknown:
-            raise InvalidParameter(f"unknown session setting {', '.join(unknown)}: use "
-                                   f"{', '.join(f.name for f in fields(cls))}")
-        if config is not None and not isinstance(config, cls):
-            raise InvalidParameter(f"config must be a {cls.__name__}, got {type(config).__name__}")
-        base = config or cls()
-        return cls(**{**{f.name: getattr(base, f.name) for f in fields(cls)}, **changes})
-
 
 @dataclass(frozen=True)
-class MonitorConfig:
+class MonitorConfig(_Settings):
     """How a Monitor serves. ``host``/``port``: HTTP /health on ``port``, updates on ``port`` + 1,
     requests on ``port`` + 2; ``token``: the PLAIN password viewers give (needed off loopback);
     ``viewer_queue``: updates queued per viewer before it drops (it then resynchronises);
     ``persist_every_s``: how often events and their state are committed; ``status_every_s``:
     how often a status heartbeat is published."""
 
+    WHAT: ClassVar[str] = "monitor"
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     token: str | None = None

@@ -304,7 +304,8 @@ class PaperDesk:
         rule = Rule.of(view.params, view.rule, **trading)
         key = book_key(view.name, view.timeframe, rule)
         state, closed = await self.session.with_store(_load, key)
-        if start_ms is None and self.session.source_info().realtime:  # rows before the bar forming now are history
+        realtime = self.session.source_info().realtime
+        if start_ms is None and realtime:  # rows before the bar forming now are history
             start_ms = max(now_ms() // view.tf_ms * view.tf_ms, int(view.tail("time", 1)[0]) + 1 if len(view) else 0)
         provider = self.session.funding
         if funding is None and provider is not None:
@@ -319,8 +320,6 @@ class PaperDesk:
         def touch() -> tuple[QuoteBars, QuoteBars] | None:
             legs = self.session.quote_bars(x, tf), self.session.quote_bars(y, tf)
             return None if None in legs else legs
-
-        realtime = self.session.source_info().realtime
 
         def clock(leg: str) -> int:
             newest = self.session.live_quotes.newest_ms(view.symbols[0 if leg == "x" else 1])

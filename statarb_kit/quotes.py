@@ -267,8 +267,15 @@ QUOTE_BAR_COLUMNS = ("symbol", "timeframe", "start", "bid", "ask", "mean_spread"
 
 def quote_bar_rows(qb: QuoteBars, timeframe: str) -> pd.DataFrame:
     """``qb`` as rows of table ``quote_bars`` (QUOTE_BAR_COLUMNS)."""
-    return pd.DataFrame({"symbol": qb.symbol, "timeframe": timeframe, "start": qb.start, "bid": qb.bid, "ask": qb.ask,
-                         "mean_spread": qb.mean_spread, "max_spread": qb.max_spread, "updates": qb.updates},
+    return quote_bar_frame([(timeframe, qb)])
+
+
+def quote_bar_frame(parts: list[tuple[str, QuoteBars]]) -> pd.DataFrame:
+    """Rows of table ``quote_bars`` (QUOTE_BAR_COLUMNS) of several (timeframe, bars), in order,
+    built as one frame."""
+    return pd.DataFrame({"symbol": np.concatenate([np.full(len(b), b.symbol, dtype=object) for _, b in parts]),
+                         "timeframe": np.concatenate([np.full(len(b), tf, dtype=object) for tf, b in parts]),
+                         **{f: np.concatenate([getattr(b, f) for _, b in parts]) for f in _BAR_FIELDS}},
                         columns=list(QUOTE_BAR_COLUMNS))
 
 
@@ -336,6 +343,7 @@ class LiveQuotes:
                  timeframes: tuple[str, ...] | None = None) -> None:
         self.symbols, self.tf_ms, self.keep = symbols, tuple(tf_ms), keep
         self.timeframes = timeframes or tuple(f"{tf}ms" for tf in self.tf_ms)
+        self._names = dict(zip(self.tf_ms, self.timeframes))  # tf ms -> the timeframe's name
         self._chunks: dict[tuple[int, int], list[tuple[np.ndarray, ...]]] = {}  # (t, u, bid, ask) since the open bar
         self._open: dict[tuple[int, int], int] = {}  # (code, tf) -> the open bar's start
         self._newest: dict[int, tuple[int, int]] = {}  # code -> (T, u) of its newest quote
@@ -389,7 +397,7 @@ class LiveQuotes:
         lo = max(int(np.searchsorted(t, first, side="left")) - 1, 0)  # from the quote carried in
         closed = _bars(self.symbols[code], t[lo:upto], bid[lo:upto], ask[lo:upto], first, newest, tf)
         self._closed.setdefault((code, tf), _ClosedBars(self.keep)).append(closed)
-        self._unstored.append((self.timeframes[self.tf_ms.index(tf)], closed))
+        self._unstored.append((self._names[tf], closed))
         carried = max(upto - 1, 0)  # the newest bar's quotes and the one carried into it
         chunks[:] = [(t[carried:], u[carried:], bid[carried:], ask[carried:])]
 
@@ -442,16 +450,10 @@ class LiveQuotes:
         call closes it)."""
         parts = self._unstored
         if with_open:
-            tf_name = dict(zip(self.tf_ms, self.timeframes))
-            parts = [*parts, *((tf_name[tf], self._open_bar(code, tf)) for code, tf in self._open)]
+            parts = [*parts, *((self._names[tf], self._open_bar(code, tf)) for code, tf in self._open)]
         self._unstored = []
         parts = [(tf, b) for tf, b in parts if len(b)]
-        if not parts:
-            return None
-        return pd.DataFrame({"symbol": np.concatenate([np.full(len(b), b.symbol, dtype=object) for _, b in parts]),
-                             "timeframe": np.concatenate([np.full(len(b), tf, dtype=object) for tf, b in parts]),
-                             **{f: np.concatenate([getattr(b, f) for _, b in parts]) for f in _BAR_FIELDS}},
-                            columns=list(QUOTE_BAR_COLUMNS))
+        return quote_bar_frame(parts) if parts else None
 
 
 _BAR_FIELDS = ("start", "bid", "ask", "mean_spread", "max_spread", "updates")

@@ -96,7 +96,6 @@ class Session(EventLog):
         EventLog.__init__(self, c.alert_log_size, stored=True)
         self._quotes_held: list[QuoteBatch] = []  # taken from the source, not stored yet (raw_quotes)
         self._quote_bars_held: list[pd.DataFrame] = []  # closed quote bars not stored yet
-        self.raw_quotes = c.raw_quotes
         self.quotes_received = 0
         self.quotes_stored = 0  # raw quotes stored (``raw_quotes``)
         self.quote_bars_stored = 0  # quote bar rows written (a bar a stop stored open counts again when closed)
@@ -428,11 +427,16 @@ class Session(EventLog):
         if batch is not None and len(batch):
             self.live_quotes.add(batch)
             self.quotes_received += len(batch)
-            if self.raw_quotes:
+            if self.config.raw_quotes:
                 self._quotes_held.append(batch)
         rows = self.live_quotes.take_closed(with_open=final)
         if rows is not None:
             self._quote_bars_held.append(rows)
+
+    @property
+    def raw_quotes(self) -> bool:
+        """Whether every quote is stored too (table ``quotes``; ``SessionConfig.raw_quotes``)."""
+        return self.config.raw_quotes
 
     @property
     def owns_store(self) -> bool:

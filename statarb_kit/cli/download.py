@@ -96,7 +96,7 @@ def _store_quotes(files: list[Path], db: str, raw: bool = False) -> int:
     """bookTicker dumps into table ``quote_bars`` (each day barred on its own, on the default
     timeframes) and, with ``raw``, table ``quotes``; a day already stored is not stored twice."""
     from ..bars import DEFAULT_TIMEFRAMES
-    from ..quotes import quote_bar_rows, quote_bars, quotes_frame, read_book_ticker_dump
+    from ..quotes import quote_bar_frame, quote_bars, quotes_frame, read_book_ticker_dump
 
     store = TickStore(db)
     added = skipped = bars = 0
@@ -110,8 +110,7 @@ def _store_quotes(files: list[Path], db: str, raw: bool = False) -> int:
                                     int(q.time_ms[-1]) + 1)):
                 skipped += len(q)
                 continue
-            rows = pd.concat([quote_bar_rows(quote_bars(q, timeframe_ms(tf)), tf) for tf in DEFAULT_TIMEFRAMES],
-                             ignore_index=True)
+            rows = quote_bar_frame([(tf, quote_bars(q, timeframe_ms(tf))) for tf in DEFAULT_TIMEFRAMES])
             store.insert_quote_bars(rows)
             if raw:
                 store.insert_quotes(quotes_frame(q))

@@ -77,8 +77,7 @@ class Monitor:
     def __init__(self, session: Session, pairs: list[tuple[str, str]], timeframe: str = "1s",
                  params: PairParams | None = None, rule: AlertRule | None = None, notifier: Notifier | None = None,
                  config: MonitorConfig | None = None, **settings: Any) -> None:
-        c = MonitorConfig(**{**dataclasses.asdict(config or MonitorConfig()), **settings})
-        self.settings = c
+        self.settings = c = MonitorConfig.of(config, **settings)
         if session.in_memory:
             raise InvalidParameter("a monitor records into a DuckDB file (it restores its events from it): give --db")
         self.session = session
