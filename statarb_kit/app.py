@@ -19,7 +19,7 @@ from .analytics import PairParams
 from .bars import DEFAULT_TIMEFRAMES, check_timeframe
 from .config import SessionConfig
 from .errors import InvalidParameter
-from .exchange.binance.live import BinanceConfig
+from .exchange.binance.endpoints import REST_URL, WS_URL
 from .notify import ENV as NOTIFY_ENV
 from .notify import Notifier
 from .resources import notebook_path  # noqa: F401  (re-exported: app.notebook_path)
@@ -77,9 +77,9 @@ class AppSettings:
     watchlist: str = ""  # a watchlist file (server only)
     db: str = ":memory:"
     preview_s: float = 0.0
-    ws_url: str = BinanceConfig.ws_url
+    ws_url: str = WS_URL
     ws_path: str = ""  # "": by tier (@trade on /public/stream)
-    rest_url: str = BinanceConfig.rest_url
+    rest_url: str = REST_URL
     quotes: bool = True  # a one-pair page records the best bid and ask (live: @bookTicker) and shows their spread
     monitor: str = ""  # HOST:PORT of a running `statarb monitor`: the pages attach to it (server only)
 

@@ -14,7 +14,6 @@ from ..errors import InvalidParameter
 from ..exchange.binance.endpoints import REST_URL
 from ..exchange.binance.funding_files import read_funding_files
 from ..exchange.binance.history import DATA_URL, download
-from ..exchange.binance.live import BinanceConfig
 from ..funding import FundingRates
 from ..session import Session
 from ..sources import Replay
@@ -55,7 +54,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fu.add_argument("--start", required=True, help="first UTC time, e.g. 2026-01-01")
     fu.add_argument("--end", default=None, help="last UTC time (default: now)")
     fu.add_argument("--db", default="statarb.duckdb", help="DuckDB file (table funding)")
-    fu.add_argument("--rest-url", default=BinanceConfig.rest_url, help="REST base URL (default: Binance's)")
+    fu.add_argument("--rest-url", default=REST_URL, help="REST base URL (default: Binance's)")
     dl.set_defaults(func=lambda args: asyncio.run(_download(args)), writes_store=True)
     fu.set_defaults(func=lambda args: asyncio.run(_funding(args)), writes_store=True)
 

@@ -10,7 +10,7 @@ from dataclasses import fields
 
 from ..bars import check_timeframe
 from ..errors import InvalidParameter
-from ..exchange.binance.live import BinanceConfig
+from ..exchange.binance.endpoints import REST_URL, WS_URL
 from ..rule import LIVE_FIELDS, PRICES, RULE_HEDGE_MODES, Rule
 from ..sources.options import API_KEY_HELP, QUOTES_HELP
 
@@ -79,12 +79,12 @@ def add_live_options(parser: argparse.ArgumentParser, passthrough: bool = False,
     """The live source's options (``--ws-url``, ``--ws-path``, ``--rest-url``, ``--api-key``,
     ``--quotes``), declared once for every command that runs a live source. ``passthrough``: the
     values go to a server's pages, which read the same defaults (None here: not given)."""
-    parser.add_argument("--ws-url", default=None if passthrough else BinanceConfig.ws_url,
+    parser.add_argument("--ws-url", default=None if passthrough else WS_URL,
                         help="live: Binance WebSocket base URL")
     parser.add_argument("--ws-path", default=None,
                         help="live: stream path to try first (default: by tier, @trade on /public/stream; "
                              "/market/stream, /public/ws, the legacy /stream); a silent one falls back to the other tier")
-    parser.add_argument("--rest-url", default=None if passthrough else BinanceConfig.rest_url,
+    parser.add_argument("--rest-url", default=None if passthrough else REST_URL,
                         help="live: Binance REST base URL")
     parser.add_argument("--api-key", default=None, help=API_KEY_HELP + (" (handed to the server's environment, never "
                                                                         "to a page's URL)" if passthrough else ""))
