@@ -392,6 +392,7 @@ def test_a_viewer_stopped_for_30_s_slows_nothing_and_resynchronises(tmp_path):
 
             time.sleep(5)  # past the history's catch-up
             before = rates(10)
+            resyncs_before = viewer.line()["resyncs"]  # one may come before the stop (a hiccup under load)
             viewer.proc.send_signal(signal.SIGSTOP)
             stopped_at = health(port)
             during = rates(30)
@@ -408,10 +409,11 @@ def test_a_viewer_stopped_for_30_s_slows_nothing_and_resynchronises(tmp_path):
             viewer.proc.send_signal(signal.SIGCONT)
             line = viewer.line(after=n)
             deadline = time.monotonic() + 180  # a loaded viewer first works through what its buffers held
-            while line["resyncs"] < 1 and time.monotonic() < deadline:
+            while (line["resyncs"] <= resyncs_before or not line["drops"]) and time.monotonic() < deadline:
                 line = viewer.line(after=len(viewer.lines))
             # its queue overflowed; it resynchronised
-            assert line["drops"] > 0 and line["resyncs"] >= 1, (published, line["drops"], line["resyncs"], line["seq"])
+            assert line["drops"] > 0 and line["resyncs"] > resyncs_before, (published, line["drops"], line["resyncs"],
+                                                                             resyncs_before, line["seq"])
             line = viewer.line(after=len(viewer.lines))
             checked = assert_views_equal_the_monitor(line, monitor_rows(port, list(line["views"])))
         finally:
