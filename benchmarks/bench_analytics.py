@@ -87,7 +87,7 @@ def main() -> None:
     session = Session(source=Idle(), timeframes=("1m",), retain_bars=n + 400)
     for sym, p in ((0, x), (1, y)):
         session.builder.series["1m"][sym].load(bars_of(sym, t[:n], p[:n]))
-    view = session.pair("BTCUSDT", "ETHUSDT", "1m", params=params)
+    view = session.pair("BTCUSDT", "ETHUSDT", "1m")  # the default rule: these params
     empty = np.empty(0, dtype=BAR_DTYPE)
     updates = []
     for i in range(n, n + 200):

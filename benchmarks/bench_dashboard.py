@@ -22,7 +22,6 @@ import numpy as np
 
 from bench_analytics import Idle, bars_of, prices
 from statarb_kit import Session
-from statarb_kit.analytics import PairParams
 from statarb_kit.bars import BAR_DTYPE
 from statarb_kit.widgets import Dashboard
 from statarb_kit.widgets.traffic import Traffic
@@ -41,7 +40,7 @@ async def run(points: int, refreshes: int) -> dict:
     empty = np.empty(0, dtype=BAR_DTYPE)
     out: dict[str, list[float]] = {"ms": [], "bytes": [], "msgs": [], "naive_ms": [], "naive_bytes": []}
     with Traffic() as traffic:
-        dash = Dashboard(session, timeframe="1s", params=PairParams(), refresh_s=3600, max_points=2 * n)
+        dash = Dashboard(session, timeframe="1s", refresh_s=3600, max_points=2 * n)
         naive = [bq.Lines(x=t[:0].astype("datetime64[ms]"), y=np.empty(0), scales={"x": bq.DateScale(), "y": bq.LinearScale()})
                  for _ in range(5)]
         for i in range(n, n + refreshes):

@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from statarb_kit import Session
-from statarb_kit.alerts import AlertRule
-from statarb_kit.analytics import PairParams, align_pair, pair_frame
+from statarb_kit.analytics import align_pair, pair_frame
+from statarb_kit.rule import Rule
 from statarb_kit.sources import SyntheticGroups
 from statarb_kit.watchlist import Watchlist
 from statarb_kit.widgets.traffic import Traffic
@@ -32,14 +32,15 @@ T0 = 1_767_225_600_000  # 2026-01-01 UTC
 
 
 async def run(minutes: float, cycles: int) -> dict:
-    params = PairParams(hedge_window=120, z_window=60, corr_window=60)
+    rule = Rule(hedge_window=120, z_window=60, corr_window=60, z_entry=2.0, corr_min=0.0)
+    params = rule.pair_params()
     history = int(minutes * 60 * 100 * 2.1)
     src = SyntheticGroups(realtime=False, start_ms=T0, chunk_s=1.0, max_ticks=history + cycles * 400)
     session = Session(source=src, timeframes=("1s",), batch_rows=50_000).start()
     spent = [0.0]  # seconds the views' updates took since the last batch of bars
     per_bar: list[float] = []
     with Traffic() as traffic:
-        watch = Watchlist(session, src.pairs(), "1s", params, AlertRule(2.0, 0.0))
+        watch = Watchlist(session, src.pairs(), "1s", rule)
         view = WatchlistView(session, watch, refresh_s=3600)
         for v in watch.views:  # each view's update, timed (the session hands bars to the views first)
             def timed(tf, final, corrected, _update=v.update):

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import pandas as pd
 
 if TYPE_CHECKING:
-    from .alerts import Alert, AlertRule
-    from .analytics import PairParams
+    from .alerts import Alert
     from .pair import PairView
+    from .rule import Rule
+    from .view_options import ViewOptions
     from .quotes import QuoteBars
     from .sources.base import SourceInfo
     from .exchange.binance.mark_price import FundingProvider
@@ -46,8 +47,8 @@ class SessionAPI(Protocol):
 
     def status(self) -> SessionStatus: ...
 
-    def pair(self, x: str, y: str, timeframe: str | None = None, params: PairParams | None = None,
-             rule: AlertRule | None = None, **changes: object) -> PairView: ...
+    def pair(self, x: str, y: str, timeframe: str | None = None, rule: Rule | None = None,
+             options: ViewOptions | None = None, **changes: object) -> PairView: ...
 
     def bars(self, symbol: str, timeframe: str = "1m", last: int | None = 500) -> pd.DataFrame: ...
 

@@ -14,8 +14,6 @@ from urllib.parse import parse_qs
 
 import ipywidgets as w
 
-from .alerts import AlertRule
-from .analytics import PairParams
 from .bars import DEFAULT_TIMEFRAMES, check_timeframe
 from .config import SessionConfig
 from .errors import InvalidParameter
@@ -28,6 +26,7 @@ from .session import Session
 from .sources import Source, SyntheticGroups, SyntheticPair
 from .sources.options import live_source
 from .ticks import normalize_symbol, now_ms
+from .view_options import ViewOptions
 from .watchlist import Watchlist, parse_pairs, read_watchlist
 from .widgets import Dashboard
 from .widgets.watchlist_view import WatchlistView
@@ -141,7 +140,7 @@ class AppSettings:
                                    f"got {settings.history_min:g}")
         if settings.source not in SOURCES:
             raise InvalidParameter(f"source {settings.source!r} is not available here: use one of {SOURCES}")
-        settings.trading_rule().pair_params()  # validate early
+        ViewOptions().params(settings.trading_rule())  # validate early (a live view's analytics)
         if settings.price == "mid" and (settings.pairs or settings.monitor or not settings.quotes):
             raise InvalidParameter("price=mid needs the page's quotes: a one-pair page with quotes=true (a watchlist "
                                    "records trades only; a page attached to a monitor: its --price mid)")
@@ -159,12 +158,6 @@ class AppSettings:
     def trading_rule(self) -> Rule:
         """The rule these settings name (statarb_kit.rule validates it)."""
         return Rule(**{name: getattr(self, name) for name in LIVE_FIELDS})
-
-    def params(self) -> PairParams:
-        return self.trading_rule().pair_params()
-
-    def rule(self) -> AlertRule:
-        return AlertRule.of(self.trading_rule())
 
     def watched(self) -> list[tuple[str, str]] | None:
         """The watchlist's pairs (None: a single-pair dashboard). "synthetic" names every pair of
@@ -216,14 +209,13 @@ class App:
         self.watchlist: Watchlist | None = None
         self.view: Dashboard | WatchlistView
         if pairs:
-            self.watchlist = Watchlist(self.session, pairs, settings.timeframe, settings.params(), settings.rule())
-            self.view = WatchlistView(self.session, self.watchlist, trading=settings.trading_rule())
+            self.watchlist = Watchlist(self.session, pairs, settings.timeframe, settings.trading_rule())
+            self.view = WatchlistView(self.session, self.watchlist)
             if settings.paper:
                 self.view.start_paper()
         else:
             self.view = Dashboard(self.session, *settings.symbols, timeframe=settings.timeframe,
-                                  params=settings.params(), rule=settings.rule(), trading=settings.trading_rule(),
-                                  paper=settings.paper)
+                                  rule=settings.trading_rule(), paper=settings.paper)
         self.widget = self.view.widget
 
     def _attach(self, settings: AppSettings) -> None:
@@ -236,12 +228,12 @@ class App:
         pair = settings.symbols if settings.symbols != AppSettings.symbols else None
         self.watchlist = None
         if pair is None and len(remote.pairs) > 1:
-            with remote.keeping(remote.params.hedge_window + 1):  # the table's rows, not each pair's history
-                self.watchlist = Watchlist(remote, remote.pairs, remote.timeframe, remote.params, remote.rule)
+            with remote.keeping(remote.rule.hedge_window + 1):  # the table's rows, not each pair's history
+                self.watchlist = Watchlist(remote, remote.pairs, remote.timeframe, remote.rule, remote.options)
             self.view = WatchlistView(remote, self.watchlist)
         else:
             x, y = pair or remote.pairs[0]
-            self.view = Dashboard(remote, x, y, timeframe=remote.timeframe, params=remote.params, rule=remote.rule)
+            self.view = Dashboard(remote, x, y, timeframe=remote.timeframe, rule=remote.rule, options=remote.options)
         self.widget = self.view.widget
 
     @property

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .alerts import Alert, AlertRule, EventState, alert_rows, direction_of, event_rows, window_marks
+from .alerts import Alert, EventState, alert_rows, direction_of, event_rows, window_marks
 from .analytics import (
     ADFResult,
     EngleGrangerResult,
     HalfLife,
     HedgeFit,
-    PairParams,
     adf,
     align_pair,
     engle_granger,
@@ -44,6 +43,8 @@ from .bars import timeframe_ms
 from .render import figures_html, figures_text
 from .errors import InvalidParameter
 from .feed import BarFeed
+from .rule import Rule
+from .view_options import ViewOptions
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +114,15 @@ class PairView:
     its owner hands it each batch of bars (``update``) and publishes the alerts and events that
     returns. ``frame()`` is a DataFrame indexed by bar time
     (UTC) with price_x, price_y, alpha, beta, spread, z, corr and flags (see
-    ``analytics.signals``); ``set_params`` / ``set_rule`` change it while it runs.
+    ``analytics.signals``); ``set_rule`` changes it while it runs.
+
+    It carries one ``rule`` (``rule.Rule``: windows, hedge, prices, entry levels, and how paper
+    trading and the page's backtest trade it) and its ``options`` (``ViewOptions``); ``params``
+    (the analytics') and ``alert`` (the alert rule) are derived from the two.
     """
 
-    def __init__(self, feed: BarFeed, x: str, y: str, timeframe: str, params: PairParams, rule: AlertRule,
-                 on_close: Callable[[PairView], None] | None = None) -> None:
+    def __init__(self, feed: BarFeed, x: str, y: str, timeframe: str, rule: Rule,
+                 options: ViewOptions | None = None, on_close: Callable[[PairView], None] | None = None) -> None:
         self._feed = feed
         self._on_close = on_close
         self.x, self.y = feed.code(x), feed.code(y)
@@ -130,9 +135,8 @@ class PairView:
         self.name = f"{self.symbols[0]}/{self.symbols[1]}"
         self.timeframe = timeframe
         self.tf_ms = timeframe_ms(timeframe)
-        self.params = params
-        self.rule = rule
-        self.max_rows = max(max_rows, params.history + 1)
+        self._use(rule, options or ViewOptions())
+        self.max_rows = max(max_rows, self.params.history + 1)
         self._listeners: list[ViewListener] = []
         self._event_state = EventState()  # kept across recomputes: past rows never fire again
         self._fired: list[int] = []  # bar times of this view's events, oldest first (the newest kept)
@@ -145,6 +149,11 @@ class PairView:
         self._event_base = (EventState(), int(self._cols["time"][self._n - 1]) if self._n else -1)
 
     # ---- state -------------------------------------------------------------------------
+
+    def _use(self, rule: Rule, options: ViewOptions) -> None:
+        self.rule, self.options = rule, options
+        self.params = options.params(rule)
+        self.alert = options.alert(rule)
 
     def _recompute(self) -> None:
         """Rebuild every row from the session's final bars (parameter change, correction)."""
@@ -315,14 +324,14 @@ class PairView:
     def _row_alert(self, n: int) -> Alert:
         c = {k: float(self._cols[k][n]) for k in ("z", "corr", "alpha", "beta", "price_x", "price_y")}
         return Alert(int(self._cols["time"][n]), self.name, self.timeframe, direction_of(c["z"]), c["z"],
-                     c["corr"], c["alpha"], c["beta"], c["price_x"], c["price_y"], self.rule.describe())
+                     c["corr"], c["alpha"], c["beta"], c["price_x"], c["price_y"], self.alert.describe())
 
     def _check_event(self, n: int) -> Alert | None:
         """Row ``n`` (the next in order) as an event (entering the condition; see
         ``alerts.event_rows``), or None."""
         one = slice(n, n + 1)
         fired, self._event_state = event_rows(self._cols["time"][one], self._cols["z"][one], self._cols["corr"][one],
-                                              self.rule, self._event_state)
+                                              self.alert, self._event_state)
         if not len(fired):
             return None
         self._fired.append(int(self._cols["time"][n]))
@@ -339,7 +348,7 @@ class PairView:
         time_ms = self._col("time")
         lo = int(np.searchsorted(time_ms, after, side="right"))
         fired, self._event_state = event_rows(time_ms[lo:], self._col("z")[lo:], self._col("corr")[lo:],
-                                              self.rule, EventState(state.armed, state.last_ms))
+                                              self.alert, EventState(state.armed, state.last_ms))
         known = set(self._fired)
         rows = (lo + fired).tolist()
         self._fired = prior + [int(time_ms[n]) for n in rows]
@@ -352,7 +361,7 @@ class PairView:
         z, corr = self._cols["z"][n : n + 1], self._cols["corr"][n : n + 1]
         if self._bars_since_alert is not None:
             self._bars_since_alert += 1  # distance from the last alert to this row
-        fired = len(alert_rows(z, corr, self.rule, self._bars_since_alert))
+        fired = len(alert_rows(z, corr, self.alert, self._bars_since_alert))
         if not fired:
             return None
         self._bars_since_alert = 0
@@ -378,20 +387,20 @@ class PairView:
 
         return unsubscribe
 
-    def set_params(self, **changes: object) -> None:
-        """Change analytics parameters (validated); the frame is recomputed once."""
-        self.params = self.params.with_(**changes)
-        self.max_rows = max(self.max_rows, self.params.history + 1)
-        self.reload()
+    def set_rule(self, **changes: object) -> None:
+        """Change the rule's parameters or the view's options (validated, see
+        ``ViewOptions.apply``): a change of the analytics recomputes the frame once; one of the
+        entry levels or the alerts' options applies from the next bar."""
+        before = self.params
+        self._use(*self.options.apply(self.rule, changes))
+        if self.params != before:
+            self.max_rows = max(self.max_rows, self.params.history + 1)
+            self.reload()
 
     def reload(self) -> None:
         """Recompute every row from the feed's bars (e.g. once a remote feed has fetched them)."""
         self._recompute()
         self._notify(0)
-
-    def set_rule(self, **changes: object) -> None:
-        """Change the alert rule (validated); it applies from the next bar."""
-        self.rule = self.rule.with_(**changes)
 
     def __len__(self) -> int:
         return self._n
@@ -414,7 +423,7 @@ class PairView:
         this line's, with those found in the window after a calm bar."""
         c = self.arrays()
         mine = [(a.time_ms, a.z) for a in published if a.pair == self.name and a.timeframe == self.timeframe]
-        alerts, events = window_marks(c["time"], c["z"], c["corr"], self.rule, mine)
+        alerts, events = window_marks(c["time"], c["z"], c["corr"], self.alert, mine)
         return [self._row_alert(int(n)) for n in alerts], [self._row_alert(int(n)) for n in events]
 
     def frame(self, last: int | None = None) -> pd.DataFrame:
@@ -463,7 +472,7 @@ class PairView:
         time_ms = self._col("time")
         lo = int(np.searchsorted(time_ms, after_ms, side="right"))
         fired, self._event_state = event_rows(time_ms[lo:], self._col("z")[lo:], self._col("corr")[lo:],
-                                              self.rule, state)
+                                              self.alert, state)
         self._event_base = (EventState(state.armed, state.last_ms), after_ms)
         self._fired = [int(time_ms[lo + int(i)]) for i in fired]
         return [self._row_alert(lo + int(i)) for i in fired]
@@ -489,16 +498,16 @@ class MirrorView(PairView):
     """A view whose rows another process computes (a monitor's view of the same pair, parameters
     and rule): they arrive through ``load_rows`` (all of them) and ``add_rows`` (the new ones),
     as ROW arrays (``monitor.wire.ROW_DTYPE``: time and ``PairFrame.COLUMNS``) with ``count``, the
-    rows that view ever added. Its bars feed is used only once ``set_params`` asks for other
-    parameters: from then on it computes locally, as a PairView (``mirrored`` False)."""
+    rows that view ever added. Its bars feed is used only once ``set_rule`` asks for other
+    analytics: from then on it computes locally, as a PairView (``mirrored`` False)."""
 
-    def __init__(self, feed: BarFeed, x: str, y: str, timeframe: str, params: PairParams, rule: AlertRule,
+    def __init__(self, feed: BarFeed, x: str, y: str, timeframe: str, rule: Rule, options: ViewOptions,
                  rows: np.ndarray, count: int, max_rows: int,
                  on_close: Callable[[PairView], None] | None = None) -> None:
         self.mirrored = True
         self._first = (rows, count)
         self._max_mirror = max_rows
-        super().__init__(feed, x, y, timeframe, params, rule, on_close)
+        super().__init__(feed, x, y, timeframe, rule, options, on_close)
         self.max_rows = max_rows
 
     def _recompute(self) -> None:
@@ -539,8 +548,9 @@ class MirrorView(PairView):
         if added:
             self._notify(added)
 
-    def set_params(self, **changes: object) -> None:
-        """Other parameters than the monitor's: computed here from the monitor's bars from now on."""
-        if self.mirrored and self.params.with_(**changes) != self.params:
+    def set_rule(self, **changes: object) -> None:
+        """Other analytics than the monitor's: computed here from the monitor's bars from now on."""
+        rule, options = self.options.apply(self.rule, changes)
+        if self.mirrored and options.params(rule) != self.params:
             self.mirrored = False
-        super().set_params(**changes)
+        super().set_rule(**changes)

@@ -119,7 +119,7 @@ class PaperBook:
                  start_ms: int | None = None,
                  touch: Callable[[], tuple[QuoteBars, QuoteBars] | None] | None = None,
                  legging_ms: int = 0, first_leg: str = "x", clock: Callable[[str], int] | None = None) -> None:
-        if not rule.drives(view.params, view.rule):
+        if not rule.same_signals(view.rule):
             raise InvalidParameter(f"{view.name}: the view's rule is not the book's ({rule})")
         if not isinstance(legging_ms, (int, np.integer)) or legging_ms < 0 or first_leg not in ("x", "y"):
             raise InvalidParameter(f"need legging_ms an integer >= 0 and first_leg 'x' or 'y', got {legging_ms!r}, "
@@ -149,7 +149,7 @@ class PaperBook:
         if self.paused:
             return
         v = self.view
-        if not self.rule.drives(v.params, v.rule):
+        if not self.rule.same_signals(v.rule):
             self.paused = "the view's rule changed: this book keeps its own rule (start a new one to trade the new)"
             self.dirty = True
             return
@@ -301,7 +301,7 @@ class PaperDesk:
         now, since older rows are history). ``funding`` None: the session's funding provider's
         settlements, when it has one. ``legging_ms``/``first_leg``: see PaperBook (the clock is
         the leg's newest quote, or now on a real-time source)."""
-        rule = Rule.of(view.params, view.rule, **trading)
+        rule = view.rule.with_(**trading)
         key = book_key(view.name, view.timeframe, rule)
         state, closed = await self.session.with_store(_load, key)
         realtime = self.session.source_info().realtime

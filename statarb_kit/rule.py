@@ -11,9 +11,9 @@ The rule, on the signal frame of a pair (z-score, correlation and hedge ratio at
 Windows, lags and holding times are in bars; costs in basis points of each leg's notional.
 
 Every place that takes these parameters builds them from ``Rule``: the URL settings and the
-dashboard (``AppSettings``), the CLI, notebook parameters, the alert rule (``Rule.alert_rule``),
-the pair analytics (``Rule.pair_params``), backtests, sweeps (``BacktestParams`` is this class)
-and the scan (its ``log_prices``). Older names (``ALIASES``) are accepted with a
+dashboard (``AppSettings``), the CLI, notebook parameters, live views (they carry the Rule and
+derive their analytics' parameters and alert rule from it, ``view_options``), paper trading,
+backtests, sweeps (``BacktestParams`` is this class) and the scan (its ``log_prices``). Older names (``ALIASES``) are accepted with a
 DeprecationWarning.
 """
 
@@ -23,7 +23,7 @@ import math
 import numbers
 import warnings
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -31,9 +31,6 @@ from .analytics.hedge import HEDGE_MODES, KalmanParams
 from .analytics.rolling import check_window
 from .analytics.signals import PairParams
 from .errors import InvalidParameter
-
-if TYPE_CHECKING:
-    from .alerts import AlertRule
 
 LONG_SPREAD = "LONG_SPREAD"
 SHORT_SPREAD = "SHORT_SPREAD"
@@ -177,17 +174,6 @@ class Rule:
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise InvalidParameter(f"{name} must be >= 0 (or None: automatic), got {value!r}")
 
-    @classmethod
-    def of(cls, params: PairParams, alert: AlertRule | None = None, **trading: Any) -> Rule:
-        """The rule of a live view: its analytics ``params``, the entry levels of ``alert`` and
-        the ``trading`` fields given (z_exit, costs, ...; defaults otherwise)."""
-        kalman = params.kalman
-        entry = {"z_entry": alert.z_entry, "corr_min": alert.corr_min} if alert is not None else {}
-        return cls(**{"hedge_mode": params.hedge_mode, "hedge_window": params.hedge_window,
-                      "z_window": params.z_window, "corr_window": params.corr_window,
-                      "log_prices": params.log_prices, "kalman_q_alpha": kalman.q_alpha,
-                      "kalman_q_beta": kalman.q_beta, "price": params.price, **entry, **trading})
-
     @property
     def block(self) -> int:
         """Walk-forward trading block in bars (default: the formation window)."""
@@ -205,15 +191,18 @@ class Rule:
         return tuple(getattr(self, f) if kalman or not f.startswith("kalman_") else None for f in FRAME_FIELDS)
 
     def with_(self, **changes: Any) -> Rule:
-        """A copy with some parameters changed (validated; old names accepted)."""
-        return replace(self, **resolve_aliases(changes, type(self).__name__))
+        """A copy with some parameters changed (validated; old names accepted). A z_exit at its
+        default follows a new z_entry (``default_exit``) unless the change names one."""
+        changes = resolve_aliases(changes, type(self).__name__)
+        if "z_entry" in changes and "z_exit" not in changes and self.z_exit == default_exit(self.z_entry):
+            changes["z_exit"] = None
+        return replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def trading(self) -> dict[str, Any]:
-        """How this rule is traded (TRADING_FIELDS): what ``Rule.of`` takes besides a view's
-        analytics and entry levels, e.g. to start a paper book of a page's rule."""
+        """How this rule is traded (TRADING_FIELDS)."""
         return {name: getattr(self, name) for name in TRADING_FIELDS}
 
     def pair_params(self, **extra: Any) -> PairParams:
@@ -227,14 +216,10 @@ class Rule:
                           kalman=KalmanParams(q_alpha=self.kalman_q_alpha, q_beta=self.kalman_q_beta),
                           price=self.price).with_(**extra)
 
-    def drives(self, params: PairParams, alert: AlertRule) -> bool:
-        """Whether a live view with ``params`` and ``alert`` computes and alerts by this rule
-        (its analytics parameters and entry levels; settings the rule does not hold, such as
-        ``max_stale`` or the Kalman observation variance, are the view's)."""
-        kalman = replace(params.kalman, q_alpha=self.kalman_q_alpha, q_beta=self.kalman_q_beta)
-        mine = self.pair_params(z_include_current=params.z_include_current, corr_of=params.corr_of,
-                                max_stale=params.max_stale, kalman=kalman)
-        return params == mine and (alert.z_entry, alert.corr_min) == (self.z_entry, self.corr_min)
+    def same_signals(self, other: Rule) -> bool:
+        """Whether ``other`` computes the same signal frame and enters on the same levels (its
+        trading may differ): e.g. a paper book's rule and the live view it follows."""
+        return self.frame_key() == other.frame_key() and (self.z_entry, self.corr_min) == (other.z_entry, other.corr_min)
 
 
 #: The rule's parameter names, in order: the columns of backtest results and notebook parameters.

@@ -27,8 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .alerts import AlertRule, alerts_frame
-from .analytics import PairParams
+from .alerts import alerts_frame
 from .bars import BAR_DTYPE, BarBuilder, BarChanges, timeframe_ms
 from .buffer import TickRing
 from .config import SessionConfig
@@ -43,8 +42,10 @@ from .notify import Notifier
 from .sources import Source, SyntheticPair
 from .exchange.binance.mark_price import FundingProvider
 from .pair import PairView
+from .rule import DEFAULT, Rule
 from .store import TickStore
 from .tasks import Tasks
+from .view_options import ViewOptions
 from .writer import Writer
 from .ticks import VIA, TickBatch, normalize_symbol, now_ms
 
@@ -509,18 +510,20 @@ class Session(EventLog):
         x: str,
         y: str,
         timeframe: str | None = None,
-        params: PairParams | None = None,
-        rule: AlertRule | None = None,
+        rule: Rule | None = None,
+        options: ViewOptions | None = None,
         **changes: object,
     ) -> PairView:
         """A live analytics view of ``x`` against ``y`` (x = alpha + beta * y) on ``timeframe``
         (None: 1m).
 
-        ``params`` (or keyword changes to the defaults, e.g. ``z_window=30``) set the analytics;
-        ``rule`` the alert rule. The view updates on each new final bar until the session stops.
+        ``rule`` (``rule.Rule``; None: its defaults) sets the analytics, the alerts' entry levels
+        and how the view is traded; ``options`` the view's own settings (``ViewOptions``);
+        keyword ``changes`` change either (e.g. ``z_window=30``, ``max_stale=0``). The view
+        updates on each new final bar until the session stops.
         """
-        params = (params or PairParams()).with_(**changes) if changes else (params or PairParams())
-        view = PairView(self, x, y, timeframe or "1m", params, rule or AlertRule(), on_close=self._forget)
+        rule, options = (options or ViewOptions()).apply(rule or DEFAULT, changes)
+        view = PairView(self, x, y, timeframe or "1m", rule, options, on_close=self._forget)
         self._pairs.append(view)
         return view
 

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .alerts import Alert, AlertRule
-from .analytics import PairParams
+from .alerts import Alert
 from .analytics.stationarity import half_life_rows
 from .paper import PaperBook, PaperDesk
 from .errors import InvalidParameter
 from .pair import PairView
+from .rule import DEFAULT, Rule
 from .api import SessionAPI
 from .ticks import normalize_symbol, now_ms
+from .view_options import ViewOptions
 
 #: Columns of ``Watchlist.table()``.
 TABLE_COLUMNS = ("pair", "x", "y", "z", "abs_z", "corr", "beta", "half_life_bars", "rows", "warm", "last_event",
@@ -65,16 +66,17 @@ def read_watchlist(path: str | Path) -> list[tuple[str, str]]:
 
 class Watchlist:
     """Live views of ``pairs`` on ``timeframe`` of ``session`` (which must record their symbols),
-    one alert rule and analytics parameters for all; the last event of each pair."""
+    one rule and view options for all (None: the defaults); the last event of each pair."""
 
     def __init__(self, session: SessionAPI, pairs: list[tuple[str, str]], timeframe: str = "1s",
-                 params: PairParams | None = None, rule: AlertRule | None = None) -> None:
+                 rule: Rule | None = None, options: ViewOptions | None = None) -> None:
         missing = sorted({s for p in pairs for s in p} - set(session.symbols))
         if missing:
             raise InvalidParameter(f"the session does not record {', '.join(missing)}")
         self.session, self.timeframe = session, timeframe
-        self.params, self.rule = params or PairParams(), rule or AlertRule()
-        self.views: list[PairView] = [session.pair(x, y, timeframe, params=self.params, rule=self.rule)
+        self.rule, self.options = rule or DEFAULT, options or ViewOptions()
+        self.params = self.options.params(self.rule)  # the analytics of every view
+        self.views: list[PairView] = [session.pair(x, y, timeframe, self.rule, self.options)
                                       for x, y in pairs]
         self._index = {v.name: i for i, v in enumerate(self.views)}
         self.last_event: list[Alert | None] = [None] * len(self.views)

@@ -128,13 +128,15 @@ SLOW = ("test_monitor.py", "test_live_tape.py", "test_benchmarks.py", "test_view
 
 def pytest_collection_modifyitems(config, items) -> None:
     """Mark each test by tier (``pytest -m "not slow and not browser"`` is the everyday check); a
-    notebook run (nbval) is an integration test, and slow."""
+    notebook run (nbval) is an integration test, and slow, its cells one xdist group."""
     for item in items:
         path = item.path.name
         nodeid = f"{path}::{item.name}"
         if path.endswith(".ipynb"):
             item.add_marker(pytest.mark.integration)
             item.add_marker(pytest.mark.slow)
+            # a notebook's cells share one kernel: under xdist (--dist loadgroup) they run on one worker
+            item.add_marker(pytest.mark.xdist_group(name=path))
             continue
         tier = "browser" if path in BROWSER_MODULES else "integration" if path in INTEGRATION_MODULES else "unit"
         item.add_marker(getattr(pytest.mark, tier))

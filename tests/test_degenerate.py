@@ -81,7 +81,8 @@ def test_the_live_view_equals_pair_frame_where_y_sits_still():
 
     async def go():
         session = Session(ListSource([batch]), timeframes=("1s",)).start()
-        view = session.pair("AAAUSDT", "BBBUSDT", "1s", params=params)
+        view = session.pair("AAAUSDT", "BBBUSDT", "1s", hedge_window=60, z_window=30, corr_window=30)
+        assert view.params == params
         view.set_rule(z_entry=2.0, corr_min=-1.0)
         await session.wait()
         return view.arrays(), session

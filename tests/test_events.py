@@ -75,7 +75,7 @@ def test_events_are_stored_and_pushed_while_every_alert_is_logged(tmp_path):
         async with Session(source=src, db=db, timeframes=("1s",)) as session:
             session.subscribe_events(pushed.append)
             session.pair("BTCUSDT", "ETHUSDT", "1s", hedge_window=60, z_window=30, corr_window=30,
-                         rule=AlertRule(1.5, -1.0))
+                         z_entry=1.5, corr_min=-1.0)
             await session.wait()
         return session
 
@@ -107,7 +107,7 @@ def test_alerts_and_events_a_failing_store_refused_are_stored_by_a_later_flush(t
         src = SyntheticPair(realtime=False, start_ms=1_700_000_000_000, max_ticks=150_000, seed=2)
         async with Session(source=src, db=db, timeframes=("1s",), flush_interval_s=0.01) as session:
             session.pair("BTCUSDT", "ETHUSDT", "1s", hedge_window=60, z_window=30, corr_window=30,
-                         rule=AlertRule(1.5, -1.0))
+                         z_entry=1.5, corr_min=-1.0)
             await session.wait()
         return session
 

@@ -172,8 +172,7 @@ def test_a_pair_page_backtests_the_rule_it_shows_on_its_bars():
     """The dashboard's backtest button runs the rule of its controls on the view's bars: the same
     trades and figures as backtest_bars on those bars with those parameters."""
     from statarb_kit import Session, SyntheticPair
-    from statarb_kit.alerts import AlertRule
-    from statarb_kit.analytics import PairParams
+    from statarb_kit.rule import Rule
     from statarb_kit.backtest import BacktestParams
     from statarb_kit.backtest.data import PairBars, backtest_bars
     from statarb_kit.widgets import Dashboard
@@ -181,8 +180,8 @@ def test_a_pair_page_backtests_the_rule_it_shows_on_its_bars():
     async def go():
         src = SyntheticPair(realtime=False, start_ms=1_700_000_000_000, max_ticks=150_000, seed=3)
         session = Session(source=src).start()
-        dash = Dashboard(session, timeframe="1s", params=PairParams(hedge_window=60, z_window=30, corr_window=30),
-                         rule=AlertRule(z_entry=1.5, corr_min=0.0), refresh_s=3600)
+        dash = Dashboard(session, timeframe="1s", rule=Rule(hedge_window=60, z_window=30, corr_window=30, z_entry=1.5,
+                                                            corr_min=0.0), refresh_s=3600)
         await session.wait_source()
         await session.flush()
         dash.run_backtest()
@@ -308,7 +307,7 @@ def test_price_mid_is_refused_where_no_quotes_are_recorded(tmp_path):
     from statarb_kit.app import AppSettings
     from statarb_kit.errors import InvalidParameter
 
-    assert AppSettings.parse("price=mid", env={}).params().price == "mid"
+    assert AppSettings.parse("price=mid", env={}).trading_rule().price == "mid"
     for bad in ("price=mid&quotes=false", "price=mid&pairs=synthetic", "price=median"):
         with pytest.raises(InvalidParameter, match="price"):
             AppSettings.parse(bad, env={})

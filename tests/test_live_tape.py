@@ -195,7 +195,10 @@ def test_the_live_client_stores_the_tapes_quotes_exactly_through_drops(tmp_path,
                 pd.testing.assert_frame_equal(live, quote_bar_rows(quote_bars(got, tf_ms), tf), check_dtype=False)
         if kind == "drops":
             assert status.reconnects >= 3 and len(src.quote_gaps) >= 2 * 3 - 2
-            assert all(a < b for _, a, b in src.quote_gaps)
+            # a gap runs from the last quote before the drop to the first after it: later, or in the same
+            # millisecond (the real tape has bursts of quotes within one ms; a drop can fall inside one)
+            assert all(a <= b for _, a, b in src.quote_gaps), src.quote_gaps
+            assert any(a < b for _, a, b in src.quote_gaps), src.quote_gaps
         else:
             assert_touch_fills_and_legging_by_hand(db)
         assert status.ticks_stored == sum(len(t.trade_id) for t in fake.tapes.values())  # trades stay exact

@@ -481,7 +481,7 @@ def test_a_slider_on_an_attached_page_computes_the_pair_here_from_the_monitors_b
                     await asyncio.sleep(0.5)
                 mirrored_rows = len(view)
                 assert view.mirrored and mirrored_rows > 200
-                view.set_params(z_window=30)
+                view.set_rule(z_window=30)
                 assert not view.mirrored
                 await viewer.ready()  # the bars it computes from arrive in the background; it recomputes
                 bars = [viewer.final_bars(viewer.code(s), "1s") for s in ("BTCUSDT", "ETHUSDT")]

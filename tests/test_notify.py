@@ -12,7 +12,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from statarb_kit import InvalidParameter, Session, SyntheticPair, TickStore
-from statarb_kit.alerts import AlertRule
 from statarb_kit.notify import Notifier
 
 
@@ -55,7 +54,7 @@ async def record(notifier: Notifier | None, db) -> tuple[Session, float]:
     src = SyntheticPair(realtime=False, start_ms=1_700_000_000_000, max_ticks=200_000, seed=4)
     t = time.perf_counter()
     async with Session(source=src, db=db, timeframes=("1s",), notifier=notifier) as session:
-        session.pair("BTCUSDT", "ETHUSDT", "1s", hedge_window=60, z_window=30, corr_window=30, rule=AlertRule(1.5, -1.0))
+        session.pair("BTCUSDT", "ETHUSDT", "1s", hedge_window=60, z_window=30, corr_window=30, z_entry=1.5, corr_min=-1.0)
         await session.wait()
     return session, time.perf_counter() - t
 

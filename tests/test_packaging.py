@@ -71,6 +71,17 @@ def test_statistics_import_light_and_backtests_do_not_import_the_app():
     assert out[0] == "[]" and out[1] == "False"
 
 
+def test_the_live_client_is_loaded_only_by_a_live_source():
+    """The CLI, a Session and the pages' settings load neither the live client nor its WebSocket
+    library (picows) until a live source is built."""
+    code = ("import sys, statarb_kit.cli.main, statarb_kit.session, statarb_kit.app; "
+            "print(sorted(m for m in ('picows', 'statarb_kit.exchange.binance.live') if m in sys.modules)); "
+            "from statarb_kit.sources.options import live_source; "
+            "from statarb_kit.exchange.binance.live import BinanceLive; print('picows' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "True"
+
+
 def test_a_built_wheel_holds_every_module_notebook_and_template(tmp_path):
     """``pip install .`` (or the package from an index) gets every file the clone has: each module
     under statarb_kit/ (packages are discovered, never listed by hand: a hand list once left out

@@ -7,7 +7,9 @@ import pytest
 
 from statarb_kit import InvalidParameter, Session, SyntheticPair, TickBatch, TickStore
 from statarb_kit.alerts import LONG_SPREAD, SHORT_SPREAD, AlertRule, event_rows
-from statarb_kit.analytics import PairParams, align_pair, pair_frame
+from statarb_kit.analytics import align_pair, pair_frame
+from statarb_kit.rule import Rule
+from statarb_kit.view_options import ViewOptions
 from statarb_kit.bars import BAR_DTYPE
 from tests.conftest import QueueSource
 
@@ -27,10 +29,10 @@ def expected_frame(session: Session, view) -> dict[str, np.ndarray]:
     return {c: getattr(pf, c) for c in ("time", *pf.COLUMNS)}
 
 
-async def drive(params: PairParams, rule: AlertRule, batches, tf="1s", change=None):
+async def drive(rule: Rule, batches, tf="1s", change=None, options: ViewOptions | None = None):
     src = QueueSource()
     session = Session(source=src, flush_interval_s=0.01).start()
-    view = session.pair("AAAUSDT", "BBBUSDT", tf, params=params, rule=rule)
+    view = session.pair("AAAUSDT", "BBBUSDT", tf, rule, options)
     for i, batch in enumerate(batches):
         await src.put(batch)
         await session.flush()
@@ -45,15 +47,18 @@ def assert_same(got: dict, want: dict, start: int = 0):
         np.testing.assert_allclose(got[col][start:], want[col][start:], rtol=1e-9, atol=1e-9, err_msg=col)
 
 
-@pytest.mark.parametrize("params", [
-    PairParams(hedge_window=40, z_window=20, corr_window=15),
-    PairParams(hedge_mode="fixed", hedge_window=40, z_window=20, corr_window=15, z_include_current=True),
-    PairParams(hedge_mode="kalman", hedge_window=40, z_window=20, corr_window=15, log_prices=True),
-    PairParams(hedge_window=30, z_window=10, corr_window=10, corr_of="levels", max_stale=0),
+@pytest.mark.parametrize("rule, options", [
+    (Rule(hedge_window=40, z_window=20, corr_window=15), ViewOptions()),
+    (Rule(hedge_mode="fixed", hedge_window=40, z_window=20, corr_window=15), ViewOptions(z_include_current=True)),
+    (Rule(hedge_mode="kalman", hedge_window=40, z_window=20, corr_window=15, log_prices=True), ViewOptions()),
+    (Rule(hedge_window=30, z_window=10, corr_window=10), ViewOptions(corr_of="levels", max_stale=0)),
 ])
-def test_incremental_rows_equal_a_full_recompute(params):
+def test_incremental_rows_equal_a_full_recompute(rule, options):
+    params = options.params(rule)
+
     async def go():
-        session, view, _ = await drive(params, AlertRule(), synthetic_batches(400))
+        session, view, _ = await drive(rule, synthetic_batches(400), options=options)
+        assert view.params == params
         got, want = view.arrays(), expected_frame(session, view)
         recomputes = view.recomputes
         await session.stop()
@@ -78,16 +83,20 @@ def brute_force_alerts(frame: dict, rule: AlertRule, rows: range) -> list[tuple[
     return out
 
 
-@pytest.mark.parametrize("rule", [AlertRule(1.5, 0.2), AlertRule(1.0, -1.0, cooldown_bars=5), AlertRule(1e-9, 0.0)])
-def test_alerts_equal_brute_force_evaluation_and_are_persisted(rule, tmp_path):
+@pytest.mark.parametrize("entry, options", [((1.5, 0.2), ViewOptions()), ((1.0, -1.0), ViewOptions(cooldown_bars=5)),
+                                             ((1e-9, 0.0), ViewOptions())])
+def test_alerts_equal_brute_force_evaluation_and_are_persisted(entry, options, tmp_path):
     db = tmp_path / "a.duckdb"
+    rule = options.alert(Rule(z_entry=entry[0], corr_min=entry[1]))
+    assert (rule.z_entry, rule.corr_min, rule.cooldown_bars) == (*entry, options.cooldown_bars)
 
     async def go():
         src = QueueSource()
         session = Session(source=src, db=db, flush_interval_s=0.01).start()
         seen = []
         session.subscribe_alerts(seen.append)
-        view = session.pair("AAAUSDT", "BBBUSDT", "1s", hedge_window=40, z_window=20, corr_window=15, rule=rule)
+        view = session.pair("AAAUSDT", "BBBUSDT", "1s", Rule(z_entry=entry[0], corr_min=entry[1]), options,
+                            hedge_window=40, z_window=20, corr_window=15)
         for batch in synthetic_batches(300, seed=2):
             await src.put(batch)
             await session.flush()
@@ -113,7 +122,7 @@ def test_alerts_equal_brute_force_evaluation_and_are_persisted(rule, tmp_path):
 
 def test_no_alert_and_no_signal_before_the_windows_are_full():
     async def go():
-        session, view, _ = await drive(PairParams(hedge_window=100, z_window=60), AlertRule(1e-9, -1.0),
+        session, view, _ = await drive(Rule(hedge_window=100, z_window=60, z_entry=1e-9, corr_min=-1.0),
                                        synthetic_batches(150))
         out = (len(view), view.warming_up, view.arrays(), session.alerts_fired)
         await session.stop()
@@ -131,11 +140,12 @@ def test_parameter_change_recomputes_once_and_rule_change_applies_from_next_bar(
         view.set_rule(z_entry=1e-9, corr_min=-1.0)  # everything alerts from now on
 
     async def go():
-        session, view, _ = await drive(PairParams(hedge_window=30, z_window=10, corr_window=10),
-                                       AlertRule(z_entry=50.0), synthetic_batches(200), change=(8, change))
+        session, view, _ = await drive(Rule(hedge_window=30, z_window=10, corr_window=10, z_entry=50.0),
+                                       synthetic_batches(200), change=(8, change))
         before = view.recomputes
-        view.set_params(z_window=25)
+        view.set_rule(z_window=25)
         after = view.recomputes
+        assert view.rule == Rule(hedge_window=30, z_window=25, corr_window=10, z_entry=1e-9, corr_min=-1.0)
         assert_same(view.arrays(), expected_frame(session, view))
         times = session.alerts()["time_ms"].tolist()
         rows = view.arrays()["time"]
@@ -219,9 +229,10 @@ def test_a_view_needs_only_a_bar_feed():
     rows["start"] = np.r_[np.arange(n), np.arange(n)] * 60_000
     rows["close"] = np.r_[x, y]
     feed = FakeFeed()
-    params = PairParams(hedge_window=60, z_window=30, corr_window=30)
+    rule = Rule(hedge_window=60, z_window=30, corr_window=30, z_entry=1.5, corr_min=-1.0)
+    params = rule.pair_params()
     closed = []
-    view = PairView(feed, "AAAUSDT", "BBBUSDT", "1m", params, AlertRule(1.5, -1.0), on_close=closed.append)
+    view = PairView(feed, "AAAUSDT", "BBBUSDT", "1m", rule, on_close=closed.append)
     feed.views.append(view)
     order = np.argsort(rows["start"], kind="stable")
     for lo in range(0, 2 * n, 50):  # bars arrive in batches, interleaved
@@ -237,3 +248,40 @@ def test_a_view_needs_only_a_bar_feed():
     alerts = len(feed.alerts)
     feed.push(rows[order][-50:])  # a closed view takes no more bars
     assert len(feed.alerts) == alerts
+
+
+def test_the_view_carries_one_rule_and_derives_its_analytics_and_alerts():
+    """The live path carries ``Rule``: a view's analytics parameters and alert rule are derived
+    from it and its options; changes name either, anything else is refused in one line."""
+    async def go():
+        session, view, _ = await drive(Rule(hedge_window=30, z_window=10, corr_window=10, z_entry=2.5, fee_bps=7.0),
+                                       synthetic_batches(60), options=ViewOptions(max_stale=1, reset_z=0.5))
+        assert view.params == Rule(hedge_window=30, z_window=10, corr_window=10).pair_params(max_stale=1)
+        assert view.alert == AlertRule(z_entry=2.5, corr_min=0.5, reset_z=0.5)
+        assert view.rule.fee_bps == 7.0  # how it is traded rides along (paper trading, the page's backtest)
+        recomputes = view.recomputes
+        view.set_rule(z_entry=1.0, cooldown_bars=3)  # entry levels and alert options: no recompute
+        assert (view.recomputes, view.alert.z_entry, view.alert.cooldown_bars) == (recomputes, 1.0, 3)
+        assert view.rule.z_exit == 0.5 and view.rule.fee_bps == 7.0
+        view.set_rule(z_include_current=True)  # a view option of the analytics: one recompute
+        assert view.recomputes == recomputes + 1 and view.params.z_include_current
+        with pytest.raises(InvalidParameter, match="'z_windw' is neither a rule parameter"):
+            view.set_rule(z_windw=5)
+        with pytest.raises(InvalidParameter, match="reset_z"):
+            view.set_rule(reset_z=2.0)  # above z_entry 1.0
+        assert view.rule.z_window == 10 and view.options.reset_z == 0.5  # a refused change changes nothing
+        await session.stop()
+
+    asyncio.run(go())
+
+
+def test_a_default_exit_follows_the_entry_level_and_a_given_one_is_kept():
+    rule = Rule(z_entry=2.0)
+    assert rule.with_(z_entry=0.4).z_exit == 0.2  # the default for an entry at or below 0.5
+    assert rule.with_(z_entry=3.0).z_exit == 0.5
+    given = Rule(z_entry=2.0, z_exit=1.0)
+    assert given.with_(z_entry=3.0).z_exit == 1.0
+    with pytest.raises(InvalidParameter, match="z_exit"):
+        given.with_(z_entry=0.8)
+    assert rule.same_signals(rule.with_(fee_bps=9.0, z_exit=0.1)) and not rule.same_signals(rule.with_(z_window=61))
+    assert not rule.same_signals(rule.with_(z_entry=2.1))

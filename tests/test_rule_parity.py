@@ -64,7 +64,7 @@ def record(db, source, rule: Rule, paper: dict | None = None, start_ms: int | No
 
     async def go():
         async with Session(source=source, db=db, timeframes=("1s",), retain_bars=100_000) as session:
-            view = session.pair(*PAIR, "1s", params=rule.pair_params(), rule=AlertRule.of(rule))
+            view = session.pair(*PAIR, "1s", rule)
             desk = PaperDesk(session, flush_s=0.2)
             book = await desk.follow(view, FUNDING, start_ms, **paper) if paper is not None else None
             await session.wait_source()
@@ -235,7 +235,7 @@ def test_a_live_view_priced_at_the_mid_equals_the_backtest_of_the_stored_quote_b
 
     async def go():
         async with Session(source=Replay(files, progress=False), db=db, timeframes=("1s",)) as session:
-            view = session.pair(*pair, "1s", params=rule.pair_params(), rule=AlertRule.of(rule))
+            view = session.pair(*pair, "1s", rule)
             await session.wait_source()
             await session.flush()
             return session.alerts(), view.arrays(), view.unquoted

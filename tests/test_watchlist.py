@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from statarb_kit import InvalidParameter, Session
-from statarb_kit.alerts import AlertRule
-from statarb_kit.analytics import PairParams, half_life
+from statarb_kit.analytics import half_life
+from statarb_kit.rule import Rule
 from statarb_kit.sources import SyntheticGroups
 from statarb_kit.watchlist import Watchlist, parse_pairs, read_watchlist
 from statarb_kit.widgets.traffic import Traffic
@@ -40,8 +40,8 @@ def test_the_table_is_the_views_and_the_page_sends_only_what_changed():
         src = SyntheticGroups(n_groups=4, group_size=4, realtime=False, start_ms=1_700_000_000_000, max_ticks=60_000,
                               rate=3.0)
         session = Session(source=src, timeframes=("1s",)).start()
-        params = PairParams(hedge_window=60, z_window=30, corr_window=30)
-        watch = Watchlist(session, src.pairs(), "1s", params, AlertRule(1.5, -1.0))
+        watch = Watchlist(session, src.pairs(), "1s", Rule(hedge_window=60, z_window=30, corr_window=30, z_entry=1.5,
+                                                           corr_min=-1.0))
         with pytest.raises(InvalidParameter, match="does not record"):
             Watchlist(session, [("BTCUSDT", "G00A00USDT")], "1s")
         with Traffic() as traffic:
@@ -99,11 +99,10 @@ def test_the_synthetic_groups_show_their_planted_structure_on_the_page_windows()
         src = SyntheticGroups(n_groups=3, group_size=3, realtime=False, start_ms=1_700_000_000_000,
                               max_ticks=9 * 2 * 1_200)
         session = Session(source=src, timeframes=("1s",)).start()
-        params = PairParams(hedge_window=120, z_window=60, corr_window=60)
+        rule = Rule(hedge_window=120, z_window=60, corr_window=60)
         g = src.groups()
-        inside = Watchlist(session, src.pairs(), "1s", params, AlertRule())
-        across = Watchlist(session, [(g[0][0], g[1][0]), (g[1][1], g[2][1]), (g[0][2], g[2][2])], "1s", params,
-                           AlertRule())
+        inside = Watchlist(session, src.pairs(), "1s", rule)
+        across = Watchlist(session, [(g[0][0], g[1][0]), (g[1][1], g[2][1]), (g[0][2], g[2][2])], "1s", rule)
         await session.wait_source()
         await session.flush()
         out = [(w.table(), [v.summary().fit.r2 for v in w.views]) for w in (inside, across)]

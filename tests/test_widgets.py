@@ -9,21 +9,20 @@ import pandas as pd
 import pytest
 
 from statarb_kit import Session
-from statarb_kit.alerts import AlertRule
-from statarb_kit.analytics import PairParams
+from statarb_kit.rule import Rule
 from statarb_kit.widgets import Dashboard
 from statarb_kit.widgets.segments import SegmentedLine, thin
 from statarb_kit.widgets.traffic import Traffic
 from tests.conftest import QueueSource
 from tests.test_pair_view import synthetic_batches
 
-PARAMS = PairParams(hedge_window=40, z_window=20, corr_window=20)
+RULE = Rule(hedge_window=40, z_window=20, corr_window=20)
 
 
-async def dashboard_with(batches, rule=AlertRule(), params=PARAMS, **kw):
+async def dashboard_with(batches, rule=RULE, **kw):
     src = QueueSource()
     session = Session(source=src, flush_interval_s=0.01).start()
-    dash = Dashboard(session, timeframe="1s", params=params, rule=rule, refresh_s=3600, **kw)  # refresh by hand
+    dash = Dashboard(session, timeframe="1s", rule=rule, refresh_s=3600, **kw)  # refresh by hand
     for b in batches:
         await src.put(b)
     await session.flush()
@@ -59,7 +58,7 @@ def test_charts_follow_the_view_and_only_new_rows_are_appended():
 
 def test_warming_up_message_until_the_z_window_is_full():
     async def go():
-        session, dash, _ = await dashboard_with(synthetic_batches(40), params=PairParams(hedge_window=100, z_window=60))
+        session, dash, _ = await dashboard_with(synthetic_batches(40), rule=Rule(hedge_window=100, z_window=60))
         title = dash.z.figure.title
         assert re.search(r"warming up: \d+ of 161 bars", title), title  # hedge 100 + z 60 + the bar itself
         assert "warming up" in dash.hedge.widget.value
@@ -70,7 +69,7 @@ def test_warming_up_message_until_the_z_window_is_full():
 
 def test_controls_change_the_view_and_redraw():
     async def go():
-        session, dash, _ = await dashboard_with(synthetic_batches(300), rule=AlertRule(50.0, 0.0))
+        session, dash, _ = await dashboard_with(synthetic_batches(300), rule=RULE.with_(z_entry=50.0, corr_min=0.0))
         z_before = np.asarray(dash.z.lines[0][1].live.y).copy()
         dash.controls.z_window.value = 40
         assert dash.view.params.z_window == 40 and "window 40" in dash.z.figure.title
@@ -108,7 +107,7 @@ def test_adf_runs_in_the_background_and_shows_results():
 
 def test_alert_log_and_markers_show_alerts_newest_first():
     async def go():
-        session, dash, _ = await dashboard_with(synthetic_batches(300), rule=AlertRule(1.0, -1.0))
+        session, dash, _ = await dashboard_with(synthetic_batches(300), rule=RULE.with_(z_entry=1.0, corr_min=-1.0))
         out = dash.alert_log.table.value, dash.alert_log.count.value, list(session.alert_log)
         markers = len(dash.z.long.x) + len(dash.z.short.x)
         rings = sorted(np.asarray(dash.z.events.x).astype("datetime64[ms]").astype(np.int64))
@@ -128,7 +127,7 @@ def test_markers_are_every_bar_of_the_line_drawn_that_meets_the_rule_and_its_eve
     window drawn that meets the rule (by hand: |z| >= 1, corr >= -1), each alert the session
     fired on that line among them; a ring on each event the session fired on it, every ring a
     bar that meets the rule after a calm one or a published event; the log counts the line's."""
-    rule = AlertRule(1.0, -1.0)
+    rule = RULE.with_(z_entry=1.0, corr_min=-1.0)
 
     def by_hand(dash):
         c = dash.view.arrays()
@@ -171,7 +170,7 @@ def test_export_produces_csv_files_with_header_and_rows(tmp_path):
     from statarb_kit.export import export_csv
 
     async def go():
-        session, dash, _ = await dashboard_with(synthetic_batches(200), rule=AlertRule(1.0, -1.0))
+        session, dash, _ = await dashboard_with(synthetic_batches(200), rule=RULE.with_(z_entry=1.0, corr_min=-1.0))
         dash.export.prepare()
         files = export_csv(session, dash.view, tmp_path)
         html = dash.export.links.value
@@ -235,7 +234,7 @@ def test_a_failing_refresh_is_reported_and_the_feed_goes_on():
     async def go():
         src = QueueSource()
         session = Session(source=src, flush_interval_s=0.01).start()
-        dash = Dashboard(session, timeframe="1s", params=PARAMS, refresh_s=0.02)
+        dash = Dashboard(session, timeframe="1s", rule=RULE, refresh_s=0.02)
         dash.hedge.update = lambda *a: (_ for _ in ()).throw(RuntimeError("draw failed"))
         for b in synthetic_batches(100):
             await src.put(b)
@@ -257,10 +256,10 @@ def test_app_settings_from_query_string_and_environment():
     s = AppSettings.parse("?symbols=ethusdt,btcusdt&timeframe=1m&z_entry=2.5&z_window=30&hedge_mode=kalman",
                           {"STATARB_TIMEFRAME": "5m", "STATARB_CORR_MIN": "0.3"})
     assert s.symbols == ("ETHUSDT", "BTCUSDT") and s.timeframe == "1m" and s.z_entry == 2.5 and s.corr_min == 0.3
-    assert s.params().hedge_mode == "kalman"
+    assert s.trading_rule().hedge_mode == "kalman"
     old = AppSettings.parse("?z=2.5&hedge=fixed", {"STATARB_CORR": "0.3"})  # the old short names still work
     assert (old.z_entry, old.corr_min, old.hedge_mode) == (2.5, 0.3, "fixed")
-    assert s.params().z_window == 30 and s.rule().z_entry == 2.5
+    assert s.trading_rule().z_window == 30 and s.trading_rule().z_entry == 2.5
     for bad, words in [("timeframe=7q", "not one of"), ("z=-1", "z_entry"), ("symbols=btcusdt", "two different"),
                        ("z_window=abc", "not a valid int"), ("colour=red", "unknown setting"),
                        ("source=kraken", "not available"), ("z_window=1", "z_window"),

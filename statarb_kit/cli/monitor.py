@@ -11,7 +11,6 @@ import secrets
 import signal
 import sys
 
-from ..alerts import AlertRule
 from ..config import MonitorConfig, SessionConfig
 from ..errors import InvalidParameter
 from ..monitor import DEFAULT_PORT, is_loopback
@@ -109,8 +108,8 @@ async def run(args: argparse.Namespace) -> int:
     from ..monitor.service import Monitor
 
     logging.getLogger("statarb_kit").setLevel(logging.INFO)
-    trading = rule_from_args(args)
-    if trading.price == "mid" and not (args.source == "live" and args.quotes):
+    rule = rule_from_args(args)
+    if rule.price == "mid" and not (args.source == "live" and args.quotes):
         raise InvalidParameter("--price mid needs the quotes: --source live --quotes (the views price at the quote "
                                "mid at each close)")
     check_ports(args.host, [args.port, args.port + 1, args.port + 2])  # before a tick is recorded
@@ -118,18 +117,17 @@ async def run(args: argparse.Namespace) -> int:
     token = _token(args)
     urls = args.notify or os.environ.get(NOTIFY_ENV, "").replace(",", " ").split()
     notifier = Notifier(urls) if urls else None
-    params, rule = trading.pair_params(), AlertRule.of(trading)
     config = MonitorConfig(host=args.host, port=args.port, token=token, viewer_queue=args.viewer_queue)
     session = Session(source=_source(args, pairs, groups), db=args.db,
                       config=SessionConfig(retain_bars=RETAIN_BARS, retain_ticks=2_000))
-    monitor = Monitor(session, pairs, args.timeframe, params, rule, notifier, config)
+    monitor = Monitor(session, pairs, args.timeframe, rule, notifier=notifier, config=config)
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, main_task.cancel)
     await monitor.start()
     if args.paper:  # every pair's rule on paper, in the file (continued after a restart)
-        await monitor.watchlist.trade_on_paper(**trading.trading())
+        await monitor.watchlist.trade_on_paper()
     print(f"statarb monitor: {len(pairs)} pairs on {args.timeframe} bars into {args.db}; viewers: statarb dashboard "
           f"--monitor {args.host}:{args.port}; health: http://{args.host}:{args.port}/health", file=sys.stderr,
           flush=True)

@@ -36,16 +36,17 @@ import pandas as pd
 import zmq
 import zmq.asyncio
 
-from ..alerts import Alert, AlertRule, alerts_frame
-from ..analytics import PairParams
+from ..alerts import Alert, alerts_frame
 from ..bars import BAR_DTYPE, bars_frame
 from ..errors import InvalidParameter, SessionStateError, StatarbError
 from ..pair import MirrorView, PairView
+from ..rule import Rule
 from ..event_log import EventLog
 from ..sources.base import SourceInfo
 from ..status import SessionStatus
 from ..tasks import Tasks
 from ..ticks import normalize_symbol
+from ..view_options import ViewOptions
 from . import wire
 
 log = logging.getLogger(__name__)
@@ -489,12 +490,14 @@ class RemoteSession(EventLog):
         return [tuple(p) for p in self._config["pairs"]]
 
     @property
-    def params(self) -> PairParams:
-        return wire.params_of(self._config["params"])
+    def rule(self) -> Rule:
+        """The rule of the monitor's views."""
+        return wire.rule_of(self._config["rule"])
 
     @property
-    def rule(self) -> AlertRule:
-        return wire.rule_of(self._config["rule"])
+    def options(self) -> ViewOptions:
+        """The options of the monitor's views."""
+        return wire.options_of(self._config["options"])
 
     def source_info(self) -> SourceInfo:
         """The monitor's source as it describes it; not real time while the monitor is not heard
@@ -582,16 +585,17 @@ class RemoteSession(EventLog):
             raise SessionStateError(f"every() needs a running viewer, this one is {self._state}")
         return self._tasks.every(interval_s, fn, name)
 
-    def pair(self, x: str, y: str, timeframe: str | None = None, params: PairParams | None = None,
-             rule: AlertRule | None = None, **changes: object) -> PairView:
+    def pair(self, x: str, y: str, timeframe: str | None = None, rule: Rule | None = None,
+             options: ViewOptions | None = None, **changes: object) -> PairView:
         """The monitor's view of ``x``/``y`` (a MirrorView) when it watches that pair on that
-        timeframe with these parameters; otherwise a view computed here on the monitor's bars."""
+        timeframe with the same analytics (None: the monitor's rule and options); otherwise a
+        view computed here on the monitor's bars."""
         timeframe = timeframe or self.timeframe
-        params = (params or self.params).with_(**changes) if changes else (params or self.params)
-        rule = rule or self.rule
+        theirs = self.options.params(self.rule)
+        rule, options = (options or self.options).apply(rule or self.rule, changes)
         name = f"{normalize_symbol(x)}/{normalize_symbol(y)}"
-        if timeframe == self.timeframe and params == self.params and tuple(name.split("/")) in self.pairs:
-            view: PairView = MirrorView(self, x, y, timeframe, params, rule, np.empty(0, dtype=wire.ROW_DTYPE), 0,
+        if timeframe == self.timeframe and options.params(rule) == theirs and tuple(name.split("/")) in self.pairs:
+            view: PairView = MirrorView(self, x, y, timeframe, rule, options, np.empty(0, dtype=wire.ROW_DTYPE), 0,
                                         max_rows=self.rows_kept or self.retained_bars(timeframe),
                                         on_close=self._forget)
             self._mirrors.setdefault(name, []).append(view)
@@ -599,7 +603,7 @@ class RemoteSession(EventLog):
             self._loading.add(task)
             task.add_done_callback(self._loading.discard)
         else:
-            view = PairView(self, x, y, timeframe, params, rule, on_close=self._forget)
+            view = PairView(self, x, y, timeframe, rule, options, on_close=self._forget)
         self._views.append(view)
         return view
 

@@ -42,15 +42,16 @@ import orjson
 import pandas as pd
 import zmq
 
-from ..alerts import Alert, AlertRule, EventState, alerts_frame
-from ..analytics import PairParams
+from ..alerts import Alert, EventState, alerts_frame
 from ..bars import timeframe_ms
 from ..config import MonitorConfig
 from ..errors import InvalidParameter, StatarbError
 from ..notify import Notifier
 from ..pair import PairView
+from ..rule import DEFAULT, Rule
 from ..session import Session
 from ..store import TickStore
+from ..view_options import ViewOptions
 from ..watchlist import Watchlist
 from . import wire
 
@@ -75,14 +76,14 @@ class Monitor:
     """
 
     def __init__(self, session: Session, pairs: list[tuple[str, str]], timeframe: str = "1s",
-                 params: PairParams | None = None, rule: AlertRule | None = None, notifier: Notifier | None = None,
+                 rule: Rule | None = None, options: ViewOptions | None = None, notifier: Notifier | None = None,
                  config: MonitorConfig | None = None, **settings: Any) -> None:
         self.settings = c = MonitorConfig.of(config, **settings)
         if session.in_memory:
             raise InvalidParameter("a monitor records into a DuckDB file (it restores its events from it): give --db")
         self.session = session
         self.pairs, self.timeframe = pairs, timeframe
-        self.params, self.rule = params or PairParams(), rule or AlertRule()
+        self.rule, self.options = rule or DEFAULT, options or ViewOptions()
         self.notifier = notifier
         self.host, self.port, self.token = c.host, c.port, c.token
         self.run_id = uuid.uuid4().hex[:12]
@@ -126,7 +127,7 @@ class Monitor:
         self._loop = asyncio.get_running_loop()
         s = self.session.start()
         try:
-            self.watchlist = Watchlist(s, self.pairs, self.timeframe, self.params, self.rule)
+            self.watchlist = Watchlist(s, self.pairs, self.timeframe, self.rule, self.options)
             self._unsubscribe = [s.subscribe_alerts(self._alerts.append), s.subscribe_events(self._on_event),
                                  *(v.subscribe(self._on_view) for v in self.watchlist.views),
                                  s.subscribe_bars(self._on_bars)]  # after the views: their rows are in
@@ -404,8 +405,8 @@ class Monitor:
         s = self.session
         info = s.source_info()
         return {"symbols": list(s.symbols), "timeframes": list(s.timeframes), "timeframe": self.timeframe,
-                "pairs": [list(p) for p in self.pairs], "params": wire.params_dict(self.params),
-                "rule": wire.rule_dict(self.rule), "retained": s.retained_bars(self.timeframe),
+                "pairs": [list(p) for p in self.pairs], "rule": wire.rule_dict(self.rule),
+                "options": wire.options_dict(self.options), "retained": s.retained_bars(self.timeframe),
                 "source": {"name": info.name, "realtime": bool(info.realtime), "truth": info.truth,
                            "planted_hedge": info.planted_hedge}}
 

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import orjson
 
-from ..alerts import ALERT_COLUMNS, Alert, AlertRule
-from ..analytics import PairParams
-from ..analytics.hedge import KalmanParams
+from ..alerts import ALERT_COLUMNS, Alert
 from ..bars import BAR_DTYPE
 from ..errors import StatarbError
+from ..rule import Rule
+from ..view_options import ViewOptions
 
 VERSION = 1
 #: One row of a pair view (``PairView.arrays``), as sent.
@@ -105,17 +105,17 @@ def alert_of(fields: dict[str, Any]) -> Alert:
         raise WireError(f"malformed alert in a monitor message: {exc}") from None
 
 
-def params_dict(params: PairParams) -> dict[str, Any]:
-    return dataclasses.asdict(params)
+def rule_dict(rule: Rule) -> dict[str, Any]:
+    return rule.as_dict()
 
 
-def params_of(fields: dict[str, Any]) -> PairParams:
-    return PairParams(**{**fields, "kalman": KalmanParams(**fields["kalman"])})
+def rule_of(fields: dict[str, Any]) -> Rule:
+    return Rule(**fields)
 
 
-def rule_dict(rule: AlertRule) -> dict[str, Any]:
-    return dict(rule.__dict__)
+def options_dict(options: ViewOptions) -> dict[str, Any]:
+    return dataclasses.asdict(options)
 
 
-def rule_of(fields: dict[str, Any]) -> AlertRule:
-    return AlertRule(**fields)
+def options_of(fields: dict[str, Any]) -> ViewOptions:
+    return ViewOptions(**fields)

@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from ..errors import InvalidParameter
+from ..exchange.binance.endpoints import REST_URL, WS_URL
 from ..store import TickStore
 from ..ticks import normalize_symbol
-from ..exchange.binance.live import BinanceConfig, BinanceLive
-from ..exchange.binance.rest import refuse_unlisted
 from .replay import Replay
+
+if TYPE_CHECKING:
+    from ..exchange.binance.live import BinanceLive
 
 #: Environment variable of the Binance API key (optional: the public streams need none).
 API_KEY_ENV = "STATARB_BINANCE_API_KEY"
@@ -21,14 +25,18 @@ API_KEY_HELP = (f"live: a Binance API key (or set {API_KEY_ENV}): gaps past the 
                 "trade by trade from historicalTrades; without one, from aggregates (sizes averaged within them)")
 
 
-def live_source(symbols: tuple[str, ...] | list[str], ws_url: str = BinanceConfig.ws_url, ws_path: str | None = None,
-                rest_url: str = BinanceConfig.rest_url, db: str | Path | None = None,
+def live_source(symbols: tuple[str, ...] | list[str], ws_url: str = WS_URL, ws_path: str | None = None,
+                rest_url: str = REST_URL, db: str | Path | None = None,
                 api_key: str | None = None, quotes: bool = False) -> BinanceLive:
     """The Binance client of ``symbols``; refuses symbols Binance does not list (InvalidParameter).
     ``db``: a recording file; the client then resumes after the trades stored in it (the outage
     is filled from REST). ``api_key`` (default: the ``STATARB_BINANCE_API_KEY`` variable) is sent
     as a header only, never in a URL or a log. ``quotes``: also record ``@bookTicker`` (table
-    ``quotes``)."""
+    ``quotes``). The live client (and its WebSocket library) is loaded here, not at import: a
+    command that records nothing live never loads it."""
+    from ..exchange.binance.live import BinanceConfig, BinanceLive
+    from ..exchange.binance.rest import refuse_unlisted
+
     symbols = tuple(normalize_symbol(s) for s in symbols)
     config = BinanceConfig(ws_url=ws_url, ws_path=ws_path or None, rest_url=rest_url,
                            api_key=api_key or os.environ.get(API_KEY_ENV) or None, quotes=quotes)

@@ -14,13 +14,13 @@ import time
 import ipywidgets as w
 import numpy as np
 
-from ..alerts import Alert, AlertRule
-from ..analytics import PairParams
+from ..alerts import Alert
 from ..errors import StatarbError
 from ..export import alerts_csv, bars_csv, frame_csv
 from ..pair import PairView
 from ..paper import PaperBook, PaperDesk
-from ..rule import DEFAULT, Rule
+from ..rule import Rule
+from ..view_options import ViewOptions
 from ..api import SessionAPI
 from ..exchange.binance.mark_price import net_funding_per_day
 from ..ticks import now_ms
@@ -42,18 +42,18 @@ class Dashboard:
     generated data a banner says so (``source_note_shown=False``: a page that shows it already)."""
 
     def __init__(self, session: SessionAPI, x: str | None = None, y: str | None = None, timeframe: str = "1m",
-                 params: PairParams | None = None, rule: AlertRule | None = None, refresh_s: float = 0.5,
+                 rule: Rule | None = None, options: ViewOptions | None = None, refresh_s: float = 0.5,
                  max_points: int = 4_000, title: str = "statarb_kit", source_note_shown: bool = True,
-                 trading: Rule | None = None, paper: bool = False) -> None:
-        """``trading``: how paper trading trades the page's rule (z_exit, costs, ...: the Rule's
-        trading fields; its windows and entry levels are the page's); ``paper``: start at once."""
+                 paper: bool = False) -> None:
+        """``rule``: the page's rule (None: the defaults): its analytics, its alerts' entry levels
+        and how the page's backtest and paper trading trade it; ``options``: the view's own
+        settings; ``paper``: start paper trading at once."""
         self.session = session
         self.max_points = max_points
-        params, rule = params or PairParams(), rule or AlertRule()
         x, y = x or session.symbols[0], y or session.symbols[1]
-        self.view: PairView = session.pair(x, y, timeframe, params=params, rule=rule)
+        self.view: PairView = session.pair(x, y, timeframe, rule, options)
         self.controls = Controls(session.symbols, session.timeframes, self.view.symbols[0],
-                                 self.view.symbols[1], timeframe, params, rule.z_entry, rule.corr_min,
+                                 self.view.symbols[1], timeframe, self.view.rule,
                                  self._on_control)
         self.status = StatusBar()
         self.hedge = HedgePanel()
@@ -62,8 +62,7 @@ class Dashboard:
         self.alert_log = AlertLog()
         self.export = ExportPanel(self.export_files)
         self.backtest = BacktestPanel(self.run_backtest)
-        self.trading = trading or DEFAULT
-        self.paper = PaperPanel(self.start_paper, self.trading)
+        self.paper = PaperPanel(self.start_paper, self.view.rule)
         self.desk: PaperDesk | None = None  # made when paper trading starts (a viewer has none)
         self.book: PaperBook | None = None
         self.title = w.HTML()
@@ -134,7 +133,7 @@ class Dashboard:
                 if x == y:
                     raise StatarbError("x and y must be different symbols")
                 old = self.view
-                new = self.session.pair(x, y, tf, params=old.params, rule=old.rule)
+                new = self.session.pair(x, y, tf, old.rule, old.options)
                 self._unsub_view()
                 old.close()
                 self.price.close()
@@ -145,9 +144,9 @@ class Dashboard:
                 self.tests.clear()  # the results were of the old pair or timeframe
                 self._distribution_at = self._quoted_at = 0.0  # the new view's histogram and spreads at the next refresh
                 self.book = None  # a book trades one pair: the page starts a new one on request
-                self.paper.clear(self.trading)
+                self.paper.clear(new.rule)
             elif name in _PARAM_CONTROLS:
-                self.view.set_params(**{name: value})
+                self.view.set_rule(**{name: value})
                 self.tests.clear()
                 self._distribution_at = 0.0
             elif name == "z_entry":
@@ -297,14 +296,11 @@ class Dashboard:
 
     async def _backtest(self) -> None:
         from ..backtest.data import PairBars, backtest_bars
-        from ..rule import Rule
-
         v = self.view
         cols = v.arrays()
         try:
-            params = Rule.of(v.params, v.rule)
             bars = PairBars(v.symbols, v.timeframe, cols["time"], cols["price_x"], cols["price_y"], "the view's bars")
-            result = await asyncio.to_thread(backtest_bars, bars, params)
+            result = await asyncio.to_thread(backtest_bars, bars, v.rule)
         except StatarbError as exc:
             self.backtest.failed(str(exc))
             return
@@ -319,7 +315,7 @@ class Dashboard:
     async def _start_paper(self) -> None:
         try:
             self.desk = self.desk or PaperDesk(self.session)
-            self.book = await self.desk.follow(self.view, **self.trading.trading())
+            self.book = await self.desk.follow(self.view)
         except StatarbError as exc:
             self.paper.failed(str(exc))
             return

@@ -12,7 +12,7 @@ import ipywidgets as w
 import pandas as pd
 
 from ..alerts import Alert
-from ..analytics import PairParams
+from ..rule import Rule
 from ..analytics.hedge import HEDGE_MODES
 from ..pair import PairSummary, StationarityReport
 from ..exchange.binance.mark_price import FundingNow
@@ -69,21 +69,20 @@ class Controls:
     """Pair, timeframe, windows, thresholds and hedge mode. ``on_change(name, value)``."""
 
     def __init__(self, symbols: tuple[str, ...], timeframes: tuple[str, ...], x: str, y: str, timeframe: str,
-                 params: PairParams, z_entry: float, corr_min: float,
-                 on_change: Callable[[str, object], None]) -> None:
+                 rule: Rule, on_change: Callable[[str, object], None]) -> None:
         box = {"style": {"description_width": "100px"}, "layout": w.Layout(width="320px")}
         slider = {**box, "continuous_update": False}
         self.x = w.Dropdown(options=symbols, value=x, description="x (long)", **box)
         self.y = w.Dropdown(options=symbols, value=y, description="y (hedge)", **box)
         self.timeframe = w.ToggleButtons(options=timeframes, value=timeframe, description="timeframe",
                                          style={"description_width": "100px", "button_width": "60px"})
-        self.hedge_mode = w.Dropdown(options=HEDGE_MODES, value=params.hedge_mode, description="hedge", **box)
-        self.hedge_window = window_slider(params.hedge_window, 10, "hedge window", **slider)
-        self.z_window = window_slider(params.z_window, 5, "z window", **slider)
-        self.corr_window = window_slider(params.corr_window, 5, "corr window", **slider)
-        self.z_entry = w.FloatSlider(value=z_entry, min=0.0, max=5.0, step=0.1, description="z entry",
+        self.hedge_mode = w.Dropdown(options=HEDGE_MODES, value=rule.hedge_mode, description="hedge", **box)
+        self.hedge_window = window_slider(rule.hedge_window, 10, "hedge window", **slider)
+        self.z_window = window_slider(rule.z_window, 5, "z window", **slider)
+        self.corr_window = window_slider(rule.corr_window, 5, "corr window", **slider)
+        self.z_entry = w.FloatSlider(value=rule.z_entry, min=0.0, max=5.0, step=0.1, description="z entry",
                                          readout_format=".1f", **slider)
-        self.corr_min = w.FloatSlider(value=corr_min, min=-1.0, max=1.0, step=0.05,
+        self.corr_min = w.FloatSlider(value=rule.corr_min, min=-1.0, max=1.0, step=0.05,
                                             description="corr min", readout_format=".2f", **slider)
         self.error = w.HTML()
         names = ("x", "y", "timeframe", "hedge_mode", "hedge_window", "z_window", "corr_window", "z_entry",

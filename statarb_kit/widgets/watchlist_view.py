@@ -14,7 +14,6 @@ import math
 
 import ipywidgets as w
 
-from ..rule import DEFAULT, Rule
 from ..api import SessionAPI
 from ..ticks import now_ms
 from ..watchlist import Watchlist
@@ -62,12 +61,9 @@ def row_html(r: dict, need: int) -> str:
 class WatchlistView:
     """Display ``view.widget``; it refreshes itself (a task the session owns) until ``close()``."""
 
-    def __init__(self, session: SessionAPI, watchlist: Watchlist, refresh_s: float = 0.5, sort: str = "|z|",
-                 trading: Rule | None = None) -> None:
-        """``trading``: how paper trading trades the watchlist's rule (``start_paper``) and an
-        opened pair's page."""
+    def __init__(self, session: SessionAPI, watchlist: Watchlist, refresh_s: float = 0.5, sort: str = "|z|") -> None:
+        """Paper trading (``start_paper``) and an opened pair's page trade the watchlist's rule."""
         self.session, self.watchlist = session, watchlist
-        self.trading = trading or DEFAULT
         k = len(watchlist)
         self.rows = [w.HTML(layout=w.Layout(width="1010px", flex="0 0 1010px")) for _ in range(k)]
         self.opens = [w.Button(description="open", layout=w.Layout(width="60px", height="22px"),
@@ -128,7 +124,7 @@ class WatchlistView:
     def start_paper(self) -> None:
         """Follow every pair's rule on paper (the table's "paper" column)."""
         self.paper.disabled, self.paper.description = True, "paper trading"
-        self.session.spawn(self.watchlist.trade_on_paper(**self.trading.trading()), "watchlist paper trading")
+        self.session.spawn(self.watchlist.trade_on_paper(), "watchlist paper trading")
 
     def ranked(self) -> list[str]:
         """The pairs' names in the order shown."""
@@ -140,8 +136,8 @@ class WatchlistView:
         if self.dashboard is not None:
             self.dashboard.close()
         self.dashboard = Dashboard(self.session, *v.symbols, timeframe=self.watchlist.timeframe,
-                                   params=self.watchlist.params, rule=self.watchlist.rule, title="watchlist",
-                                   source_note_shown=False, trading=self.trading)
+                                   rule=self.watchlist.rule, options=self.watchlist.options, title="watchlist",
+                                   source_note_shown=False)
         self.detail.children = [self.dashboard.widget]
 
     def close(self) -> None:
