@@ -126,6 +126,7 @@ SLOW = ("test_monitor.py", "test_live_tape.py", "test_benchmarks.py", "test_view
         "test_portfolio.py::test_dask_workers")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items) -> None:
     """Mark each test by tier (``pytest -m "not slow and not browser"`` is the everyday check); a
     notebook run (nbval) is an integration test, and slow, its cells one xdist group."""

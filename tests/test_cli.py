@@ -11,8 +11,9 @@ from statarb_kit import TickStore
 @pytest.mark.skipif(shutil.which("statarb") is None, reason="package not installed with pip")
 def test_record_prints_live_bars_and_stores_ticks(tmp_path):
     db = tmp_path / "rec.duckdb"
-    out = subprocess.run(["statarb", "record", "--db", str(db), "--duration", "4", "--every", "0.5"],
-                         capture_output=True, text=True, timeout=60)
+    # 10 s: a loaded machine spends seconds generating the warm-up history before both symbols have bars
+    out = subprocess.run(["statarb", "record", "--db", str(db), "--duration", "10", "--every", "0.5"],
+                         capture_output=True, text=True, timeout=90)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("recording BTCUSDT, ETHUSDT from synthetic")
