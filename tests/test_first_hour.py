@@ -170,7 +170,8 @@ def test_a_run_that_stores_nothing_new_says_so(tmp_path):
 
 def test_a_pair_page_backtests_the_rule_it_shows_on_its_bars():
     """The dashboard's backtest button runs the rule of its controls on the view's bars: the same
-    trades and figures as backtest_bars on those bars with those parameters."""
+    trades and figures as backtest_bars on those bars with those parameters, and the page's costs
+    (the view carries its Rule: before, the button traded the default costs whatever the URL said)."""
     from statarb_kit import Session, SyntheticPair
     from statarb_kit.rule import Rule
     from statarb_kit.backtest import BacktestParams
@@ -181,7 +182,8 @@ def test_a_pair_page_backtests_the_rule_it_shows_on_its_bars():
         src = SyntheticPair(realtime=False, start_ms=1_700_000_000_000, max_ticks=150_000, seed=3)
         session = Session(source=src).start()
         dash = Dashboard(session, timeframe="1s", rule=Rule(hedge_window=60, z_window=30, corr_window=30, z_entry=1.5,
-                                                            corr_min=0.0), refresh_s=3600)
+                                                            corr_min=0.0, fee_bps=7.0, slippage_bps=0.5),
+                         refresh_s=3600)
         await session.wait_source()
         await session.flush()
         dash.run_backtest()
@@ -192,7 +194,8 @@ def test_a_pair_page_backtests_the_rule_it_shows_on_its_bars():
         v = dash.view
         cols = v.arrays()
         want = backtest_bars(PairBars(v.symbols, "1s", cols["time"], cols["price_x"], cols["price_y"], "x"),
-                             BacktestParams(z_entry=1.5, corr_min=0.0, z_window=30, corr_window=30, hedge_window=60))
+                             BacktestParams(z_entry=1.5, corr_min=0.0, z_window=30, corr_window=30, hedge_window=60,
+                                            fee_bps=7.0, slippage_bps=0.5))
         shown = dash.backtest.note.value, len(dash.backtest.result.children)
         dash.close()
         await session.stop()
