@@ -184,6 +184,7 @@ def test_a_pair_page_backtests_the_rule_it_shows_on_its_bars():
         dash = Dashboard(session, timeframe="1s", rule=Rule(hedge_window=60, z_window=30, corr_window=30, z_entry=1.5,
                                                             corr_min=0.0, fee_bps=7.0, slippage_bps=0.5),
                          refresh_s=3600)
+        assert "Fees 7 bps and slippage 0.5 bp per leg" in dash.backtest.note.value  # says what it trades
         await session.wait_source()
         await session.flush()
         dash.run_backtest()

@@ -178,10 +178,12 @@ def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px", fmt: 
 
 class BacktestPanel:
     """A button that backtests the rule shown on the bars shown (``on_run`` starts it, off the
-    event loop), then its figures: what a pair's page offers before a full backtest notebook."""
+    event loop), then its figures: what a pair's page offers before a full backtest notebook.
+    ``trading``: the rule it trades (its costs and fill lag are said under the button)."""
 
-    def __init__(self, on_run: Callable[[], None], label: str = "Backtest this rule on the bars shown") -> None:
-        self.label = label
+    def __init__(self, on_run: Callable[[], None], trading: BacktestParams,
+                 label: str = "Backtest this rule on the bars shown") -> None:
+        self.label, self.trading = label, trading
         self.button = w.Button(description=label, icon="line-chart", layout=w.Layout(width="320px"))
         self.button.on_click(lambda _: on_run())
         self.result = w.VBox()
@@ -194,7 +196,7 @@ class BacktestPanel:
         for child in self.result.children:
             child.close()
         self.result.children = []
-        p = BacktestParams()  # what the buttons trade with
+        p = self.trading
         self.note.value = (f"<span class='sak-muted'>Fees {p.fee_bps:g} bps and slippage {p.slippage_bps:g} bp per leg "
                            f"and fill; a signal fills {p.lag} bar after it, at that bar's close.</span>")
 

@@ -61,7 +61,7 @@ class Dashboard:
         self.tests = TestsPanel(self.run_tests)
         self.alert_log = AlertLog()
         self.export = ExportPanel(self.export_files)
-        self.backtest = BacktestPanel(self.run_backtest)
+        self.backtest = BacktestPanel(self.run_backtest, self.view.rule)
         self.paper = PaperPanel(self.start_paper, self.view.rule)
         self.desk: PaperDesk | None = None  # made when paper trading starts (a viewer has none)
         self.book: PaperBook | None = None

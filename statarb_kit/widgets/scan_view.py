@@ -68,7 +68,7 @@ class ScanExplorer:
         self.title = w.HTML()
         self.price, self.spread, self.z = PriceChart("x", "y"), SpreadChart(), ZChart(2.0)
         self.heatmap = self._heatmap(heatmap_symbols)
-        self.backtest = BacktestPanel(self.run_backtest, "Backtest this pair on the validation bars")
+        self.backtest = BacktestPanel(self.run_backtest, self.rule, "Backtest this pair on the validation bars")
         self._pair: tuple[str, str] | None = None
         validation = results.attrs.get("validation")  # (first, last, bars) of the bars after the formation
         self._validation_ms = int(pd.Timestamp(validation[0]).value // 1_000_000) if validation else None
