@@ -391,8 +391,12 @@ class PairView:
         """Change the rule's parameters or the view's options (validated, see
         ``ViewOptions.apply``): a change of the analytics recomputes the frame once; one of the
         entry levels or the alerts' options applies from the next bar."""
+        self._change(*self.options.apply(self.rule, changes))
+
+    def _change(self, rule: Rule, options: ViewOptions) -> None:
+        """Use ``rule`` and ``options`` (validated) from now on; recompute if the analytics changed."""
         before = self.params
-        self._use(*self.options.apply(self.rule, changes))
+        self._use(rule, options)
         if self.params != before:
             self.max_rows = max(self.max_rows, self.params.history + 1)
             self.reload()
@@ -548,9 +552,8 @@ class MirrorView(PairView):
         if added:
             self._notify(added)
 
-    def set_rule(self, **changes: object) -> None:
+    def _change(self, rule: Rule, options: ViewOptions) -> None:
         """Other analytics than the monitor's: computed here from the monitor's bars from now on."""
-        rule, options = self.options.apply(self.rule, changes)
         if self.mirrored and options.params(rule) != self.params:
             self.mirrored = False
-        super().set_rule(**changes)
+        super()._change(rule, options)

@@ -591,10 +591,11 @@ class RemoteSession(EventLog):
         timeframe with the same analytics (None: the monitor's rule and options); otherwise a
         view computed here on the monitor's bars."""
         timeframe = timeframe or self.timeframe
-        theirs = self.options.params(self.rule)
-        rule, options = (options or self.options).apply(rule or self.rule, changes)
+        their_rule, their_options = self.rule, self.options
+        rule, options = (options or their_options).apply(rule or their_rule, changes)
         name = f"{normalize_symbol(x)}/{normalize_symbol(y)}"
-        if timeframe == self.timeframe and options.params(rule) == theirs and tuple(name.split("/")) in self.pairs:
+        same = options.params(rule) == their_options.params(their_rule)  # the monitor computes these rows
+        if timeframe == self.timeframe and same and tuple(name.split("/")) in self.pairs:
             view: PairView = MirrorView(self, x, y, timeframe, rule, options, np.empty(0, dtype=wire.ROW_DTYPE), 0,
                                         max_rows=self.rows_kept or self.retained_bars(timeframe),
                                         on_close=self._forget)
