@@ -198,13 +198,22 @@ def test_a_pair_page_backtests_the_rule_it_shows_on_its_bars():
                              BacktestParams(z_entry=1.5, corr_min=0.0, z_window=30, corr_window=30, hedge_window=60,
                                             fee_bps=7.0, slippage_bps=0.5))
         shown = dash.backtest.note.value, len(dash.backtest.result.children)
+        # a control changes the rule: the old rule's backtest goes, and both buttons say what they
+        # now trade (the default exit follows an entry at or below 0.5: half of it)
+        paper_before = dash.paper.result.value
+        dash.controls.z_entry.value = 0.4
+        after = (dash.backtest.note.value, len(dash.backtest.result.children), dash.paper.result.value,
+                 dash.view.rule.z_exit, dash.backtest.button.disabled)
         dash.close()
         await session.stop()
-        return shown, want
+        return shown, want, paper_before, after
 
-    (note, figures), want = asyncio.run(go())
+    (note, figures), want, paper_before, after = asyncio.run(go())
     assert want.metrics.trades > 0 and f"{want.metrics.trades} trades" in note
     assert f"total {want.metrics.total_return:+.3%}" in note and figures == 3  # equity, drawdown, trade PnL
+    note, figures, paper, z_exit, disabled = after
+    assert "Fees 7 bps and slippage 0.5 bp per leg" in note and "trades, total" not in note and figures == 0
+    assert "exit at z +0.5" in paper_before and "exit at z +0.2" in paper and z_exit == 0.2 and not disabled
 
 
 def test_a_scan_row_backtests_on_the_bars_after_its_formation_and_links_only_market_data():

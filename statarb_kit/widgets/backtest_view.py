@@ -179,24 +179,27 @@ def heatmap_figure(table: pd.DataFrame, title: str, height: str = "340px", fmt: 
 class BacktestPanel:
     """A button that backtests the rule shown on the bars shown (``on_run`` starts it, off the
     event loop), then its figures: what a pair's page offers before a full backtest notebook.
-    ``trading``: the rule it trades (its costs and fill lag are said under the button)."""
+    ``trading``: the rule it trades (its costs and fill lag are said under the button; ``clear``
+    with the new one when the page's rule changes)."""
 
     def __init__(self, on_run: Callable[[], None], trading: BacktestParams,
                  label: str = "Backtest this rule on the bars shown") -> None:
-        self.label, self.trading = label, trading
+        self.label = label
         self.button = w.Button(description=label, icon="line-chart", layout=w.Layout(width="320px"))
         self.button.on_click(lambda _: on_run())
         self.result = w.VBox()
         self.note = w.HTML()
         self.widget = w.VBox([self.button, self.note])
-        self.clear()
+        self.clear(trading)
 
-    def clear(self) -> None:
-        """Forget the result shown (the page now shows another pair or rule)."""
+    def clear(self, trading: BacktestParams) -> None:
+        """Forget the result shown (the page now shows another pair or rule); say the costs and
+        fill lag of ``trading``, the rule the button now trades."""
+        self.button.disabled, self.button.description = False, self.label
         for child in self.result.children:
             child.close()
         self.result.children = []
-        p = self.trading
+        p = trading
         self.note.value = (f"<span class='sak-muted'>Fees {p.fee_bps:g} bps and slippage {p.slippage_bps:g} bp per leg "
                            f"and fill; a signal fills {p.lag} bar after it, at that bar's close.</span>")
 

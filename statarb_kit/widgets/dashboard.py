@@ -140,27 +140,37 @@ class Dashboard:
                 self.price = PriceChart(*new.symbols, max_points=self.max_points, mid=new.params.price == "mid")
                 self._bind(new)
                 self._top_row.children = [self.price.figure, self.spread.figure]
-                self.backtest.clear()
                 self.tests.clear()  # the results were of the old pair or timeframe
                 self._distribution_at = self._quoted_at = 0.0  # the new view's histogram and spreads at the next refresh
                 self.book = None  # a book trades one pair: the page starts a new one on request
-                self.paper.clear(new.rule)
+                self._rule_shown()
             elif name in _PARAM_CONTROLS:
                 self.view.set_rule(**{name: value})
                 self.tests.clear()
                 self._distribution_at = 0.0
+                self._rule_shown()
             elif name == "z_entry":
                 self.view.set_rule(z_entry=float(value))
                 self.z.set_threshold(float(value))
                 self._alerts_dirty = True
+                self._rule_shown()
             elif name == "corr_min":
                 self.view.set_rule(corr_min=float(value))
                 self.corr.set_threshold(float(value))
                 self._alerts_dirty = True
+                self._rule_shown()
             self.controls.show_error("")
         except StatarbError as exc:
             self.controls.show_error(str(exc))
         self.refresh()
+
+    def _rule_shown(self) -> None:
+        """The page's rule or pair changed: a backtest of the old one is no longer shown, and the
+        buttons say what they now trade (the exit follows a default exit's entry level). A running
+        paper book keeps its own rule (it pauses, see ``PaperBook.update``) and its panel."""
+        self.backtest.clear(self.view.rule)
+        if self.book is None:
+            self.paper.clear(self.view.rule)
 
     # ---- drawing -----------------------------------------------------------------------
 
@@ -296,13 +306,16 @@ class Dashboard:
 
     async def _backtest(self) -> None:
         from ..backtest.data import PairBars, backtest_bars
-        v = self.view
+        v, rule = self.view, self.view.rule
         cols = v.arrays()
         try:
             bars = PairBars(v.symbols, v.timeframe, cols["time"], cols["price_x"], cols["price_y"], "the view's bars")
-            result = await asyncio.to_thread(backtest_bars, bars, v.rule)
+            result = await asyncio.to_thread(backtest_bars, bars, rule)
         except StatarbError as exc:
             self.backtest.failed(str(exc))
+            return
+        if self.view is not v or v.rule != rule:  # the page changed while it ran: not the rule shown now
+            self.backtest.clear(self.view.rule)
             return
         self.backtest.show(result, f"{v.name}, {len(bars):,} {v.timeframe} bars shown")
 

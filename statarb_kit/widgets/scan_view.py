@@ -135,7 +135,7 @@ class ScanExplorer:
     def show(self, x: str, y: str) -> None:
         """The pair's prices, spread and z (the live analytics under the explorer's rule) over the scanned closes."""
         self._pair = (x, y)
-        self.backtest.clear()
+        self.backtest.clear(self.rule)
         pair = self.closes[[x, y]].dropna()
         t = pair.index.as_unit("ms").asi8
         f = pair_frame(t, pair[x].to_numpy(), pair[y].to_numpy(), self.rule.pair_params())
