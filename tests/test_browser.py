@@ -6,7 +6,9 @@ $STATARB_SCREENSHOTS (default: the test's temporary directory).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import re
 import socket
 import subprocess
@@ -42,6 +44,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_ports(n: int) -> int:
+    """A port p with p .. p + n - 1 free to listen on (a monitor's HTTP, updates and requests),
+    taken below the kernel's ephemeral range: there, a port found free can be taken a moment later
+    as the source port of any outgoing connection (a monitor's second port, next to one from
+    bind(0) near 60,000, was lost that way on two workers)."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32_768
+    while True:
+        port = random.randrange(10_000, low - n)
+        try:
+            with contextlib.ExitStack() as held:
+                for k in range(n):
+                    s = held.enter_context(socket.socket())
+                    s.bind(("127.0.0.1", port + k))
+            return port
+        except OSError:
+            continue
 
 
 def serve(cmd: list[str], port: int, env: dict, log: Path):

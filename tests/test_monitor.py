@@ -32,7 +32,7 @@ from statarb_kit.errors import InvalidParameter
 from statarb_kit.monitor import wire
 from statarb_kit.monitor.remote import MonitorError, RemoteSession
 from statarb_kit.store import TickStore
-from tests.test_browser import free_port
+from tests.test_browser import free_port, free_ports
 from tests.test_notify import Receiver
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,9 +65,7 @@ class Hook(Receiver):
 def monitor(tmp: Path, *args: str, name: str = "monitor"):
     """``statarb monitor`` on a free port until /health answers; yields (process, port, log path).
     Stopped with SIGTERM (it must exit 0) unless the test ended it."""
-    port = free_port()
-    while any(_busy(port + k) for k in (1, 2)):
-        port = free_port()
+    port = free_ports(3)
     log = tmp / f"{name}.log"
     out = open(log, "a")
     proc = subprocess.Popen([sys.executable, "-m", "statarb_kit.cli", "monitor", "--port", str(port), "--every", "2",
@@ -83,13 +81,6 @@ def monitor(tmp: Path, *args: str, name: str = "monitor"):
             except subprocess.TimeoutExpired:
                 proc.kill()
         out.close()
-
-
-def _busy(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_health(port: int, proc: subprocess.Popen, log: Path, timeout_s: float = 120.0) -> dict:

@@ -15,7 +15,7 @@ from statarb_kit.monitor.service import Monitor
 from statarb_kit.session import Session
 from statarb_kit.sources import SyntheticPair
 from statarb_kit.ticks import now_ms
-from tests.test_browser import free_port
+from tests.test_browser import free_ports
 from tests.test_monitor import monitor
 
 #: A stall this long would be the viewer waiting on a socket (a request's timeout is seconds); a
@@ -71,7 +71,7 @@ def test_a_viewer_in_the_monitors_own_process_is_answered(tmp_path):
     which the monitor's request thread gives while its loop is held; then both run on."""
 
     async def go():
-        port = free_port()
+        port = free_ports(3)
         session = Session(source=SyntheticPair(start_ms=now_ms() - 120_000), db=tmp_path / "same.duckdb")
         async with Monitor(session, [("BTCUSDT", "ETHUSDT")], port=port) as mon:
             t0 = time.monotonic()
